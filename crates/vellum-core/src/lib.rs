@@ -1,0 +1,22 @@
+//! Vellum's pure core: the domain types, their validation rules and the encodings that other
+//! layers rely on.
+//!
+//! **Invariant:** nothing in this crate performs I/O, reads a clock, draws randomness or is
+//! `async`. Time and randomness are passed in by the caller, which is what makes every rule here
+//! testable with plain unit tests and shareable between storage backends.
+
+pub mod api_key;
+pub mod id;
+pub mod organization;
+pub mod pagination;
+pub mod timestamp;
+pub mod validation;
+
+pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
+pub use id::{ApiKeyId, OrganizationDomainId, OrganizationId};
+pub use organization::{
+    DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate,
+};
+pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};
+pub use timestamp::Timestamp;
+pub use validation::{FieldError, ValidationErrors};

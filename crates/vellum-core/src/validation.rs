@@ -1,0 +1,62 @@
+//! Field-level validation errors, collected rather than returned one at a time, so that a client
+//! learns everything wrong with a request in one round trip.
+
+use std::fmt;
+
+/// One problem with one field of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Where the problem is, as a dotted path (`name`, `domain_data.1.domain`).
+    pub field: String,
+    /// A stable, machine-readable code (`required`, `invalid_type`, `too_long`, ...).
+    pub code: &'static str,
+    /// A sentence for people.
+    pub message: String,
+}
+
+/// Every problem found with one request; never empty when returned as an error.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ValidationErrors(Vec<FieldError>);
+
+impl ValidationErrors {
+    /// Starts an empty collection.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a problem with a field.
+    pub fn push(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
+        self.0.push(FieldError { field: field.into(), code, message: message.into() });
+    }
+
+    /// Returns true when no problem was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Returns the recorded problems in the order they were found.
+    pub fn errors(&self) -> &[FieldError] {
+        &self.0
+    }
+
+    /// Returns `Ok(value)` when nothing was recorded, and the collection otherwise.
+    pub fn into_result<T>(self, value: T) -> Result<T, Self> {
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
+    }
+}
+
+impl fmt::Display for ValidationErrors {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for error in &self.0 {
+            if !first {
+                formatter.write_str("; ")?;
+            }
+            first = false;
+            write!(formatter, "{}: {}", error.field, error.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ValidationErrors {}

@@ -1,0 +1,341 @@
+//! The embedded store: one SQLite database file in the data directory.
+//!
+//! # Write path: one writer thread, group commit
+//!
+//! SQLite allows one writer at a time, and a durable commit costs an fsync. So every write from
+//! every request goes to one thread that owns the only write connection. That thread takes
+//! whatever jobs are queued (up to [`SqliteConfig::max_batch`]), runs each in its own `SAVEPOINT`
+//! inside one transaction, commits once, and only then answers every job. Under load one fsync
+//! therefore acknowledges many requests; a job that fails rolls back to its savepoint alone and
+//! does not disturb the others in the batch.
+//!
+//! # Read path
+//!
+//! Reads run on a small pool of separate connections in `spawn_blocking`; WAL mode lets them
+//! proceed while the writer commits.
+
+mod api_keys;
+mod migrations;
+mod organizations;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::Semaphore;
+use vellum_core::{
+    ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, NewOrganization, Organization, OrganizationId,
+    OrganizationUpdate, Page, PageRequest,
+};
+
+pub use migrations::{LATEST_SCHEMA_VERSION, migrate};
+use writer::Writer;
+
+use crate::ids::IdGenerator;
+use crate::{OrganizationFilter, Store, StoreError};
+
+/// The database file's name inside the data directory.
+pub const DATABASE_FILE_NAME: &str = "vellum.sqlite3";
+
+/// How the embedded store is set up.
+#[derive(Clone, Debug)]
+pub struct SqliteConfig {
+    /// The data directory; created if missing.
+    pub data_dir: PathBuf,
+    /// How many read connections to keep.
+    pub read_connections: usize,
+    /// The most write jobs committed together.
+    pub max_batch: usize,
+}
+
+impl SqliteConfig {
+    /// The defaults for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self { data_dir: data_dir.into(), read_connections: 4, max_batch: 1024 }
+    }
+
+    /// Returns the path of the database file.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join(DATABASE_FILE_NAME)
+    }
+}
+
+/// The SQLite-backed [`Store`].
+#[derive(Debug)]
+pub struct SqliteStore {
+    writer: Writer,
+    readers: Arc<ReadPool>,
+    ids: Arc<IdGenerator>,
+}
+
+#[derive(Debug)]
+struct ReadPool {
+    connections: Mutex<Vec<Connection>>,
+    permits: Semaphore,
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(error: rusqlite::Error) -> Self {
+        match &error {
+            rusqlite::Error::SqliteFailure(failure, _)
+                if matches!(
+                    failure.code,
+                    rusqlite::ErrorCode::DatabaseBusy
+                        | rusqlite::ErrorCode::DatabaseLocked
+                        | rusqlite::ErrorCode::CannotOpen
+                        | rusqlite::ErrorCode::DiskFull
+                        | rusqlite::ErrorCode::SystemIoFailure
+                ) =>
+            {
+                Self::Unavailable(error.to_string())
+            }
+            _ => Self::Internal(error.to_string()),
+        }
+    }
+}
+
+/// Opens a connection with the settings every connection shares.
+fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    let flags = if read_only {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let connection = Connection::open_with_flags(path, flags)
+        .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
+    // Another process (the CLI next to a running server) may hold the write lock briefly.
+    connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    connection.pragma_update(None, "foreign_keys", true)?;
+    if !read_only {
+        // WAL lets readers run during commits; FULL makes every commit durable on return.
+        let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            return Err(StoreError::Internal(format!("cannot switch to WAL mode (got {mode})")));
+        }
+        connection.pragma_update(None, "synchronous", "FULL")?;
+    }
+    Ok(connection)
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) and migrates the store in the configured data directory.
+    pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|error| {
+            StoreError::Unavailable(format!(
+                "cannot create data directory {}: {error}",
+                config.data_dir.display()
+            ))
+        })?;
+        let path = config.database_path();
+        let mut write_connection = open_connection(&path, false)?;
+        migrate(&mut write_connection)?;
+
+        let mut read_connections = Vec::with_capacity(config.read_connections);
+        for _ in 0..config.read_connections.max(1) {
+            read_connections.push(open_connection(&path, true)?);
+        }
+        let readers = ReadPool {
+            permits: Semaphore::new(read_connections.len()),
+            connections: Mutex::new(read_connections),
+        };
+        Ok(Self {
+            writer: Writer::start(write_connection, config.max_batch.max(1))?,
+            readers: Arc::new(readers),
+            ids: Arc::new(IdGenerator::default()),
+        })
+    }
+
+    /// Runs `work` on a read connection without blocking the async runtime.
+    async fn read<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let permit = self
+            .readers
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Unavailable("the store is closed".into()))?;
+        let readers = Arc::clone(&self.readers);
+        let result = tokio::task::spawn_blocking(move || {
+            let connection = readers
+                .connections
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .pop()
+                .expect("a permit guarantees a free connection");
+            let result = work(&connection);
+            readers
+                .connections
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(connection);
+            result
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("read task failed: {error}")))?;
+        drop(permit);
+        result
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.writer.check_alive()?;
+        self.read(|connection| {
+            connection.query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |transaction| organizations::insert(transaction, &ids, request))
+            .await
+    }
+
+    async fn get_organization(&self, id: OrganizationId) -> Result<Organization, StoreError> {
+        self.read(move |connection| {
+            organizations::get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))
+        })
+        .await
+    }
+
+    async fn get_organization_by_external_id(&self, external_id: &str) -> Result<Organization, StoreError> {
+        let external_id = external_id.to_owned();
+        self.read(move |connection| {
+            organizations::get_by_external_id(connection, &external_id)?
+                .ok_or_else(|| StoreError::not_found("Organization", &external_id))
+        })
+        .await
+    }
+
+    async fn list_organizations(
+        &self,
+        filter: OrganizationFilter,
+        page: PageRequest<OrganizationId>,
+    ) -> Result<Page<Organization, OrganizationId>, StoreError> {
+        self.read(move |connection| organizations::list(connection, &filter, &page)).await
+    }
+
+    async fn update_organization(
+        &self,
+        id: OrganizationId,
+        update: OrganizationUpdate,
+    ) -> Result<Organization, StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |transaction| organizations::update(transaction, &ids, id, update))
+            .await
+    }
+
+    async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
+        self.writer.write(move |transaction| organizations::delete(transaction, id)).await
+    }
+
+    async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |transaction| api_keys::insert(transaction, &ids, name, &secret))
+            .await
+    }
+
+    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |transaction| api_keys::ensure(transaction, &ids, name, &secret))
+            .await
+    }
+
+    async fn find_api_key(&self, hash: ApiKeyHash) -> Result<Option<ApiKey>, StoreError> {
+        self.read(move |connection| api_keys::find_by_hash(connection, &hash)).await
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(api_keys::list).await
+    }
+
+    async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError> {
+        self.writer.write(move |transaction| api_keys::revoke(transaction, id)).await
+    }
+
+    async fn close(&self) -> Result<(), StoreError> {
+        self.writer.close().await?;
+        self.readers.permits.close();
+        Ok(())
+    }
+}
+
+/// Converts a stored 16-byte id back into a ULID.
+fn ulid_from_blob(bytes: &[u8]) -> Result<ulid::Ulid, StoreError> {
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Internal(format!("stored id has {} bytes, not 16", bytes.len())))?;
+    Ok(ulid::Ulid::from_bytes(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct TempStore {
+        _dir: tempfile::TempDir,
+    }
+
+    async fn open_temp() -> (SqliteStore, TempStore) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path())).expect("open store");
+        (store, TempStore { _dir: dir })
+    }
+
+    crate::store_conformance_suite!(open_temp);
+
+    #[tokio::test]
+    async fn reopening_keeps_committed_rows_and_migrations_are_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::new(dir.path());
+        let created = {
+            let store = SqliteStore::open(&config).unwrap();
+            let created = store
+                .create_organization(crate::conformance::new_organization("Reopened"))
+                .await
+                .unwrap();
+            store.close().await.unwrap();
+            created
+        };
+        let store = SqliteStore::open(&config).unwrap();
+        assert_eq!(store.get_organization(created.id).await.unwrap(), created);
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_refuses_writes_and_reads() {
+        let (store, _dir) = open_temp().await;
+        store.close().await.unwrap();
+        let error = store.create_organization(crate::conformance::new_organization("Late")).await;
+        assert!(matches!(error, Err(StoreError::Unavailable(_))), "{error:?}");
+        assert!(matches!(store.list_api_keys().await, Err(StoreError::Unavailable(_))));
+        assert!(store.check_ready().await.is_err());
+    }
+
+    #[tokio::test]
+    async fn refuses_a_database_from_a_newer_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::new(dir.path());
+        SqliteStore::open(&config).unwrap().close().await.unwrap();
+        let connection = Connection::open(config.database_path()).unwrap();
+        connection
+            .execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)", [])
+            .unwrap();
+        drop(connection);
+        let error = SqliteStore::open(&config).unwrap_err().to_string();
+        assert!(error.contains("newer"), "{error}");
+    }
+}

@@ -1,0 +1,232 @@
+//! The single writer thread and its group commit (see the module docs of `sqlite`).
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::StoreError;
+
+/// What a job leaves behind after it ran inside the open transaction: whether it succeeded, and
+/// how to answer its caller once the commit outcome is known (`None` = committed).
+struct Ran {
+    succeeded: bool,
+    answer: Box<dyn FnOnce(Option<&str>) + Send>,
+}
+
+/// One caller's write, queued for the next group commit.
+trait Job: Send {
+    /// Runs the write inside the open transaction.
+    fn run(self: Box<Self>, connection: &Connection) -> Ran;
+    /// Answers the caller without running, because no transaction could be started.
+    fn refuse(self: Box<Self>, reason: &str);
+}
+
+struct WriteJob<T, F> {
+    work: F,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for WriteJob<T, F>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+{
+    fn run(self: Box<Self>, connection: &Connection) -> Ran {
+        let Self { work, reply } = *self;
+        let outcome = work(connection);
+        Ran {
+            succeeded: outcome.is_ok(),
+            answer: Box::new(move |commit_error| {
+                let result = match commit_error {
+                    None => outcome,
+                    Some(message) => Err(StoreError::Unavailable(format!("commit failed: {message}"))),
+                };
+                // The caller may have gone away (client disconnected); the write stands.
+                let _ = reply.send(result);
+            }),
+        }
+    }
+
+    fn refuse(self: Box<Self>, reason: &str) {
+        let _ = self.reply.send(Err(StoreError::Unavailable(reason.to_owned())));
+    }
+}
+
+enum Message {
+    Job(Box<dyn Job>),
+    Close(oneshot::Sender<()>),
+}
+
+/// A handle to the writer thread.
+#[derive(Debug)]
+pub(super) struct Writer {
+    sender: Mutex<Option<mpsc::Sender<Message>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    closed_reason: Arc<Mutex<Option<String>>>,
+}
+
+impl Writer {
+    pub(super) fn start(connection: Connection, max_batch: usize) -> Result<Self, StoreError> {
+        let (sender, receiver) = mpsc::channel::<Message>();
+        let closed_reason = Arc::new(Mutex::new(None));
+        let thread_closed_reason = Arc::clone(&closed_reason);
+        let thread = std::thread::Builder::new()
+            .name("vellum-sqlite-writer".into())
+            .spawn(move || run(connection, &receiver, max_batch, &thread_closed_reason))
+            .map_err(|error| StoreError::Internal(format!("cannot start writer thread: {error}")))?;
+        Ok(Self {
+            sender: Mutex::new(Some(sender)),
+            thread: Mutex::new(Some(thread)),
+            closed_reason,
+        })
+    }
+
+    fn unavailable(&self) -> StoreError {
+        let reason = self.closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        StoreError::Unavailable(reason.unwrap_or_else(|| "the store is closed".into()))
+    }
+
+    pub(super) fn check_alive(&self) -> Result<(), StoreError> {
+        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sender.is_some() && self.closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none() {
+            Ok(())
+        } else {
+            Err(self.unavailable())
+        }
+    }
+
+    /// Runs `work` in the next group commit and returns its result once that commit is durable.
+    pub(super) async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Box<dyn Job> = Box::new(WriteJob { work, reply });
+        {
+            let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let Some(sender) = sender.as_ref() else {
+                return Err(self.unavailable());
+            };
+            sender.send(Message::Job(job)).map_err(|_| self.unavailable())?;
+        }
+        answer.await.map_err(|_| self.unavailable())?
+    }
+
+    /// Lets queued jobs finish, stops the thread and checkpoints the WAL.
+    pub(super) async fn close(&self) -> Result<(), StoreError> {
+        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let Some(sender) = sender else {
+            return Ok(());
+        };
+        let (done, finished) = oneshot::channel();
+        if sender.send(Message::Close(done)).is_ok() {
+            let _ = finished.await;
+        }
+        drop(sender);
+        let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            tokio::task::spawn_blocking(move || thread.join())
+                .await
+                .map_err(|error| StoreError::Internal(error.to_string()))?
+                .map_err(|_| StoreError::Internal("the writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+}
+
+fn run(connection: Connection, receiver: &mpsc::Receiver<Message>, max_batch: usize, closed_reason: &Mutex<Option<String>>) {
+    let mut close_reply = None;
+    while close_reply.is_none() {
+        let Ok(first) = receiver.recv() else {
+            break;
+        };
+        let mut jobs = Vec::new();
+        match first {
+            Message::Job(job) => jobs.push(job),
+            Message::Close(reply) => close_reply = Some(reply),
+        }
+        while close_reply.is_none() && jobs.len() < max_batch {
+            match receiver.try_recv() {
+                Ok(Message::Job(job)) => jobs.push(job),
+                Ok(Message::Close(reply)) => close_reply = Some(reply),
+                Err(_) => break,
+            }
+        }
+        if !jobs.is_empty() {
+            if let Err(fatal) = commit_batch(&connection, jobs) {
+                tracing::error!(error = %fatal, "the sqlite writer stopped after a failed commit");
+                *closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fatal);
+                // Answer everything still queued rather than leaving callers waiting.
+                while let Ok(message) = receiver.try_recv() {
+                    if let Message::Close(reply) = message {
+                        close_reply = Some(reply);
+                    }
+                }
+                break;
+            }
+        }
+    }
+    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+        tracing::warn!(%error, "wal checkpoint at close failed");
+    }
+    drop(connection);
+    if let Some(reply) = close_reply {
+        let _ = reply.send(());
+    }
+}
+
+/// Runs a batch of jobs in one transaction. Returns `Err` only when the database can no longer
+/// be written; every job has been answered either way.
+fn commit_batch(connection: &Connection, jobs: Vec<Box<dyn Job>>) -> Result<(), String> {
+    if let Err(error) = connection.execute_batch("BEGIN IMMEDIATE") {
+        // Another process may hold the write lock past the busy timeout: refuse this batch and
+        // keep the writer alive for the next one.
+        let reason = format!("cannot start a write transaction: {error}");
+        tracing::warn!(error = %reason, "write batch refused");
+        for job in jobs {
+            job.refuse(&reason);
+        }
+        return Ok(());
+    }
+    let mut answers: Vec<Box<dyn FnOnce(Option<&str>) + Send>> = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if let Err(error) = connection.execute_batch("SAVEPOINT job") {
+            let _ = connection.execute_batch("ROLLBACK");
+            return Err(format!("savepoint failed: {error}"));
+        }
+        let ran = job.run(connection);
+        let closing = if ran.succeeded { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        if let Err(error) = connection.execute_batch(closing) {
+            let _ = connection.execute_batch("ROLLBACK");
+            (ran.answer)(Some(&error.to_string()));
+            for answer in answers {
+                answer(Some("the batch was rolled back"));
+            }
+            return Err(format!("closing a savepoint failed: {error}"));
+        }
+        answers.push(ran.answer);
+    }
+    match connection.execute_batch("COMMIT") {
+        Ok(()) => {
+            for answer in answers {
+                answer(None);
+            }
+            Ok(())
+        }
+        Err(error) => {
+            let message = error.to_string();
+            let _ = connection.execute_batch("ROLLBACK");
+            for answer in answers {
+                answer(Some(&message));
+            }
+            // A failed COMMIT (disk full, I/O error) is reported to callers; the writer stays up
+            // and the next batch tries again.
+            tracing::error!(error = %message, "group commit failed");
+            Ok(())
+        }
+    }
+}
