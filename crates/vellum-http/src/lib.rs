@@ -1,1 +1,114 @@
+//! Vellum's HTTP layer: the axum router, the WorkOS wire shapes, authentication and the one
+//! place where errors become responses.
+//!
+//! **Invariant:** this is the only crate that knows JSON wire shapes. Handlers parse requests
+//! into core types, call the [`Store`], and render core types back; they hold no business rules
+//! of their own beyond what the wire needs.
 
+mod auth;
+mod error;
+mod extract;
+mod health;
+mod organizations;
+mod wire;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderName, Request, header};
+use axum::routing::get;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
+use vellum_store::Store;
+
+pub use error::ApiError;
+
+/// The response header that carries the request id.
+pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Settings of the HTTP layer.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        // A batch of 1,000 events of ~1 KB fits with room to spare.
+        Self { max_body_bytes: 4 * 1024 * 1024 }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// The HTTP settings.
+    pub config: Arc<HttpConfig>,
+}
+
+/// Builds the whole router: health probes, the authenticated API, and JSON fallbacks.
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .merge(organizations::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+
+    let max_body_bytes = state.config.max_body_bytes;
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .merge(api)
+        .fallback(error::route_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeVellumRequestId))
+                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(|request: &Request<_>| {
+                            let request_id = request
+                                .headers()
+                                .get(REQUEST_ID_HEADER)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or_default();
+                            tracing::info_span!(
+                                "request",
+                                method = %request.method(),
+                                path = %request.uri().path(),
+                                request_id = %request_id,
+                            )
+                        })
+                        .on_request(())
+                        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(
+                            tower_http::LatencyUnit::Micros,
+                        )),
+                )
+                .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(CatchPanicLayer::custom(error::panic_response)),
+        )
+        .with_state(state)
+}
+
+/// Request ids: the client's own `X-Request-ID` when it sent one, else `req_` + a ULID.
+#[derive(Clone, Copy, Debug)]
+struct MakeVellumRequestId;
+
+impl MakeRequestId for MakeVellumRequestId {
+    fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
+        let id = format!("req_{}", ulid::Ulid::generate());
+        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+    }
+}
+
+/// How long a graceful shutdown waits for in-flight requests by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -1,1 +1,9 @@
+//! The `vellum` binary's library: configuration, start-up and shutdown, and the CLI.
+//!
+//! The binary (`main.rs`) only calls [`cli::run`]. Tests start the same [`startup::Application`]
+//! the binary does, on `127.0.0.1:0`, so they exercise the real server.
 
+pub mod cli;
+pub mod config;
+pub mod startup;
+pub mod telemetry;

@@ -1,1 +1,5 @@
-fn main(){}
+//! `vellum`: see `vellum --help`.
+
+fn main() -> std::process::ExitCode {
+    vellum::cli::run()
+}

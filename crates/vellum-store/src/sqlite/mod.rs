@@ -121,6 +121,11 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     Ok(connection)
 }
 
+/// Opens a write connection with the store's settings, for `vellum migrate`.
+pub fn open_for_migration(path: &Path) -> Result<Connection, StoreError> {
+    open_connection(path, false)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the store in the configured data directory.
     pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {

@@ -1,0 +1,172 @@
+//! The one mapping from errors to responses. Every error body is JSON with at least `message`,
+//! plus `code` and `errors` where WorkOS has them, so the official SDKs raise their typed errors.
+
+use std::any::Any;
+
+use axum::Json;
+use axum::http::{Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use vellum_core::ValidationErrors;
+use vellum_store::StoreError;
+
+/// An error a handler returns.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400: a request that cannot be read (malformed JSON, bad query string).
+    BadRequest {
+        /// For people.
+        message: String,
+        /// Machine-readable.
+        code: &'static str,
+    },
+    /// 401: no API key, or one that is not valid.
+    Unauthorized {
+        /// Why, machine-readable.
+        code: &'static str,
+    },
+    /// 404: the object does not exist.
+    NotFound {
+        /// WorkOS-style: `Organization not found: 'org_…'.`
+        message: String,
+    },
+    /// 405: the path exists but not with this method.
+    MethodNotAllowed {
+        /// The method used.
+        method: Method,
+        /// The path requested.
+        path: String,
+    },
+    /// 409: the request conflicts with stored state.
+    Conflict {
+        /// For people.
+        message: String,
+    },
+    /// 413: the body is larger than allowed.
+    PayloadTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// 415: the body is not JSON.
+    UnsupportedMediaType,
+    /// 422: the request is well-formed but some fields are not acceptable.
+    Validation(ValidationErrors),
+    /// 503: the store cannot serve requests now.
+    Unavailable,
+    /// 500: anything else. The cause is logged, never sent.
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 for one field.
+    pub fn invalid_field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+        let mut errors = ValidationErrors::new();
+        errors.push(field, code, message);
+        Self::Validation(errors)
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn body(&self) -> Value {
+        match self {
+            Self::BadRequest { message, code } => json!({ "message": message, "code": code }),
+            Self::Unauthorized { code } => json!({ "message": "Unauthorized", "code": code }),
+            Self::NotFound { message } => json!({ "message": message, "code": "entity_not_found" }),
+            Self::MethodNotAllowed { method, path } => json!({
+                "message": format!("Cannot {method} {path}"),
+                "code": "method_not_allowed",
+            }),
+            Self::Conflict { message } => json!({ "message": message, "code": "conflict" }),
+            Self::PayloadTooLarge { limit } => json!({
+                "message": format!("The request body is larger than the limit of {limit} bytes."),
+                "code": "payload_too_large",
+            }),
+            Self::UnsupportedMediaType => json!({
+                "message": "Expected a JSON body with `Content-Type: application/json`.",
+                "code": "unsupported_media_type",
+            }),
+            Self::Validation(errors) => json!({
+                "message": "Validation failed.",
+                "code": "validation_failed",
+                "errors": errors.errors().iter().map(|error| json!({
+                    "field": error.field,
+                    "code": error.code,
+                    "message": error.message,
+                })).collect::<Vec<_>>(),
+            }),
+            Self::Unavailable => json!({
+                "message": "The service is temporarily unavailable; retry shortly.",
+                "code": "service_unavailable",
+            }),
+            Self::Internal(_) => json!({ "message": "Internal server error.", "code": "internal_error" }),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(cause) => tracing::error!(error = %cause, "request failed"),
+            Self::Unavailable => tracing::warn!("request refused: store unavailable"),
+            _ => {}
+        }
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if matches!(self, Self::Unauthorized { .. }) {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { kind, id } => Self::NotFound { message: format!("{kind} not found: '{id}'.") },
+            StoreError::Conflict(message) => Self::Conflict { message },
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                Self::Unavailable
+            }
+            StoreError::Internal(cause) => Self::Internal(cause),
+        }
+    }
+}
+
+impl From<ValidationErrors> for ApiError {
+    fn from(errors: ValidationErrors) -> Self {
+        Self::Validation(errors)
+    }
+}
+
+/// The fallback for paths no route serves (NestJS-style message, as WorkOS answers).
+pub(crate) async fn route_not_found(method: Method, uri: Uri) -> ApiError {
+    ApiError::NotFound { message: format!("Cannot {method} {}", uri.path()) }
+}
+
+/// The fallback for a path served under other methods.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::MethodNotAllowed { method, path: uri.path().to_owned() }
+}
+
+/// Turns a panic in a handler into a JSON 500 (the panic message is logged, not sent).
+pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+        .unwrap_or_else(|| "unknown panic".to_owned());
+    ApiError::Internal(format!("handler panicked: {detail}")).into_response()
+}

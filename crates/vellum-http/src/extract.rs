@@ -1,0 +1,128 @@
+//! Extractors that keep every rejection in Vellum's error shape.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// A JSON request body, parsed into `T`.
+///
+/// Malformed JSON is a 400 (`invalid_json`); JSON of the wrong shape is a 422 naming the field
+/// (`domain_data[0].state`); a body over the limit is a 413; a non-JSON content type is a 415.
+/// Unknown fields are ignored, so newer SDKs that send more than Vellum knows keep working.
+pub(crate) struct WireJson<T>(pub(crate) T);
+
+fn is_json_content_type(parts_headers: &axum::http::HeaderMap) -> bool {
+    let Some(value) = parts_headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl<T> FromRequest<AppState> for WireJson<T>
+where
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        if !is_json_content_type(request.headers()) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
+            BytesRejection::FailedToBufferBody(failure) if failure.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::PayloadTooLarge { limit: state.config.max_body_bytes }
+            }
+            other => ApiError::BadRequest { message: format!("Could not read the request body: {other}."), code: "invalid_body" },
+        })?;
+        parse_json(&bytes).map(WireJson)
+    }
+}
+
+/// Parses a JSON document into `T` with the error mapping of [`WireJson`].
+pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data => {
+                let field = if path == "." { "body".to_owned() } else { path };
+                ApiError::invalid_field(field, "invalid_type", strip_position(&inner.to_string()))
+            }
+            _ => ApiError::BadRequest {
+                message: format!("The request body is not valid JSON: {inner}."),
+                code: "invalid_json",
+            },
+        }
+    })?;
+    deserializer.end().map_err(|error| ApiError::BadRequest {
+        message: format!("The request body is not valid JSON: {error}."),
+        code: "invalid_json",
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 17" to data errors; the field path says more.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+/// The query string as ordered `(key, value)` pairs, so that handlers can accept the several
+/// array spellings SDKs use (`domains=a,b`, `domains=a&domains=b`, `domains[]=a`).
+pub(crate) struct QueryPairs(pub(crate) Vec<(String, String)>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or_default();
+        serde_urlencoded_pairs(query).map(QueryPairs)
+    }
+}
+
+fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
+        &format!("/?{query}").parse().map_err(|_| bad_query())?,
+    )
+    .map(|axum::extract::Query(pairs)| pairs)
+    .map_err(|_| bad_query())
+}
+
+fn bad_query() -> ApiError {
+    ApiError::BadRequest { message: "The query string is malformed.".into(), code: "invalid_query" }
+}
+
+impl QueryPairs {
+    /// The single value of a parameter; a repeated parameter is a 422.
+    pub(crate) fn single(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::invalid_field(name, "repeated", format!("`{name}` may be given only once")));
+        }
+        Ok(first)
+    }
+
+    /// Every value of an array parameter, in any of the spellings SDKs use, split on commas.
+    pub(crate) fn list(&self, name: &str) -> Vec<String> {
+        let bracketed = format!("{name}[]");
+        self.0
+            .iter()
+            .filter(|(key, _)| *key == name || *key == bracketed)
+            .flat_map(|(_, value)| value.split(','))
+            .map(str::trim)
+            .filter(|value| !value.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}

@@ -1,0 +1,97 @@
+//! Shared wire shapes: the list envelope, pagination parameters and timestamps.
+
+use serde::{Deserialize, Deserializer, Serialize};
+use vellum_core::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
+use vellum_core::{Cursor, Order, Page, PageRequest, ValidationErrors};
+
+use crate::extract::QueryPairs;
+
+/// WorkOS's list envelope: `{"object": "list", "data": [...], "list_metadata": {...}}`.
+#[derive(Serialize)]
+pub(crate) struct ListResponse<T> {
+    object: &'static str,
+    data: Vec<T>,
+    list_metadata: ListMetadataResponse,
+}
+
+#[derive(Serialize)]
+struct ListMetadataResponse {
+    before: Option<String>,
+    after: Option<String>,
+}
+
+impl<T> ListResponse<T> {
+    /// Renders a page, turning each item and each cursor key into its wire form.
+    pub(crate) fn from_page<I, K: ToString>(page: Page<I, K>, render: impl Fn(I) -> T) -> Self {
+        Self {
+            object: "list",
+            data: page.data.into_iter().map(render).collect(),
+            list_metadata: ListMetadataResponse {
+                before: page.list_metadata.before.map(|key| key.to_string()),
+                after: page.list_metadata.after.map(|key| key.to_string()),
+            },
+        }
+    }
+}
+
+/// Reads `limit`, `order`, `before` and `after`, recording problems in `errors`.
+/// `parse_key` turns a cursor into a key, or says why it cannot.
+pub(crate) fn page_request<K>(
+    query: &QueryPairs,
+    errors: &mut ValidationErrors,
+    parse_key: impl Fn(&str) -> Result<K, String>,
+) -> PageRequest<K> {
+    let mut request = PageRequest::default();
+    match query.single("limit") {
+        Ok(None) => {}
+        Ok(Some(text)) => match text.parse::<u32>() {
+            Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => request.limit = limit,
+            _ => errors.push("limit", "invalid", format!("limit must be an integer from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})")),
+        },
+        Err(_) => errors.push("limit", "repeated", "limit may be given only once"),
+    }
+    match query.single("order") {
+        Ok(None) => {}
+        Ok(Some(text)) => match Order::parse(text) {
+            Some(order) => request.order = order,
+            None => errors.push("order", "invalid", "order must be one of `asc`, `desc` or `normal`"),
+        },
+        Err(_) => errors.push("order", "repeated", "order may be given only once"),
+    }
+    let mut cursor = |name: &str| match query.single(name) {
+        Ok(Some(text)) if !text.is_empty() => match parse_key(text) {
+            Ok(key) => Some(key),
+            Err(message) => {
+                errors.push(name, "invalid_cursor", message);
+                None
+            }
+        },
+        Ok(_) => None,
+        Err(_) => {
+            errors.push(name, "repeated", format!("{name} may be given only once"));
+            None
+        }
+    };
+    let before = cursor("before");
+    let after = cursor("after");
+    request.cursor = match (before, after) {
+        (Some(_), Some(_)) => {
+            errors.push("before", "conflict", "give either `before` or `after`, not both");
+            None
+        }
+        (Some(key), None) => Some(Cursor::Before(key)),
+        (None, Some(key)) => Some(Cursor::After(key)),
+        (None, None) => None,
+    };
+    request
+}
+
+/// Deserialises a field that distinguishes "absent" (`None`) from "null" (`Some(None)`).
+/// Use with `#[serde(default, deserialize_with = "double_option")]`.
+pub(crate) fn double_option<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}

@@ -1,0 +1,241 @@
+//! The `vellum` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use vellum_core::{ApiKeyId, NewOrganization, PageRequest};
+use vellum_store::{OrganizationFilter, SqliteConfig};
+
+use crate::config::{FileConfig, LogFormat, Overrides, Settings};
+use crate::startup::{Application, open_store, shutdown_signal};
+
+/// Vellum: a self-hosted, tamper-evident audit log that speaks the WorkOS Audit Logs API.
+#[derive(Debug, Parser)]
+#[command(name = "vellum", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+
+    /// A TOML configuration file (flags and VELLUM_* variables override it).
+    #[arg(long, env = "VELLUM_CONFIG", global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Where the embedded store keeps its files [default: ./vellum-data].
+    #[arg(long, env = "VELLUM_DATA_DIR", global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// A PostgreSQL URL to use instead of the embedded store.
+    #[arg(long, env = "VELLUM_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    database_url: Option<String>,
+
+    /// How logs are written to standard error [default: text].
+    #[arg(long, env = "VELLUM_LOG_FORMAT", global = true, value_enum)]
+    log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the HTTP server.
+    Serve(ServeArgs),
+    /// Applies pending schema migrations to the store, then exits.
+    Migrate,
+    /// Creates, lists and revokes API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+    /// Creates and lists organizations.
+    #[command(subcommand)]
+    Organizations(OrganizationsCommand),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, env = "VELLUM_LISTEN", value_name = "HOST:PORT")]
+    listen: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum ApiKeysCommand {
+    /// Creates a key and prints its secret (once, as the last line).
+    Create {
+        /// A name to tell the key apart.
+        #[arg(long)]
+        name: String,
+    },
+    /// Lists keys (never their secrets).
+    List,
+    /// Revokes a key: requests with it are refused from then on.
+    Revoke {
+        /// The key's id (`key_…`).
+        id: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OrganizationsCommand {
+    /// Creates an organization and prints its id as the last line.
+    Create {
+        /// The organization's name.
+        #[arg(long)]
+        name: String,
+        /// The application's own id for it.
+        #[arg(long)]
+        external_id: Option<String>,
+    },
+    /// Lists the newest organizations.
+    List {
+        /// How many (1-100).
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+}
+
+/// Parses the command line, runs the command and returns the process's exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn settings(cli: &Cli, listen: Option<String>) -> anyhow::Result<Settings> {
+    let file = match &cli.config {
+        Some(path) => FileConfig::load(path)?,
+        None => FileConfig::default(),
+    };
+    let overrides = Overrides {
+        listen,
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+        api_key: std::env::var("VELLUM_API_KEY").ok(),
+        log_format: cli.log_format,
+    };
+    Settings::resolve(overrides, file)
+}
+
+fn execute(cli: Cli) -> anyhow::Result<()> {
+    let listen = match &cli.command {
+        Command::Serve(args) => args.listen.clone(),
+        _ => None,
+    };
+    let settings = settings(&cli, listen)?;
+    crate::telemetry::init(settings.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve(_) => serve(settings).await,
+            Command::Migrate => migrate(&settings),
+            Command::ApiKeys(command) => api_keys(&settings, command).await,
+            Command::Organizations(command) => organizations(&settings, command).await,
+        }
+    })
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let application = Application::build(settings).await?;
+    // One plain line on standard output, for people and for scripts that started us on port 0.
+    println!("vellum listening on http://{}", application.local_addr());
+    tracing::info!(address = %application.local_addr(), "listening");
+    application.run_until_stopped(shutdown_signal()).await
+}
+
+fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    if settings.database_url.is_some() {
+        anyhow::bail!("this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL");
+    }
+    let config = SqliteConfig::new(&settings.data_dir);
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
+    let mut connection = vellum_store::sqlite::open_for_migration(&config.database_path())?;
+    let applied = vellum_store::sqlite::migrate(&mut connection)?;
+    if applied.is_empty() {
+        println!("schema is up to date (version {})", vellum_store::sqlite::LATEST_SCHEMA_VERSION);
+    } else {
+        println!("applied migrations {applied:?}; schema is at version {}", vellum_store::sqlite::LATEST_SCHEMA_VERSION);
+    }
+    Ok(())
+}
+
+async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Result<()> {
+    let store = open_store(settings)?;
+    let outcome = async {
+        match command {
+            ApiKeysCommand::Create { name } => {
+                vellum_core::api_key::validate_api_key_name(&name).map_err(anyhow::Error::msg)?;
+                let secret = vellum_store::generate_api_key_secret().context("cannot draw random bytes")?;
+                let key = store.create_api_key(name.trim().to_owned(), secret.clone()).await?;
+                println!("created API key {} ({}); the secret is shown only now:", key.id, key.name);
+                println!("{}", secret.expose());
+            }
+            ApiKeysCommand::List => {
+                println!("{:<32}  {:<10}  {:<24}  {:<8}  NAME", "ID", "SECRET", "CREATED", "STATUS");
+                for key in store.list_api_keys().await? {
+                    let status = if key.is_active() { "active" } else { "revoked" };
+                    println!("{:<32}  {:<10}  {:<24}  {:<8}  {}", key.id, key.redacted_secret, key.created_at, status, key.name);
+                }
+            }
+            ApiKeysCommand::Revoke { id } => {
+                let id = ApiKeyId::parse(&id).map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
+                let key = store.revoke_api_key(id).await?;
+                println!("revoked API key {} ({})", key.id, key.name);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    outcome
+}
+
+async fn organizations(settings: &Settings, command: OrganizationsCommand) -> anyhow::Result<()> {
+    let store = open_store(settings)?;
+    let outcome = async {
+        match command {
+            OrganizationsCommand::Create { name, external_id } => {
+                let mut errors = vellum_core::ValidationErrors::new();
+                let name = vellum_core::organization::validate_name(&name, "name", &mut errors);
+                let external_id = external_id
+                    .and_then(|value| vellum_core::organization::validate_identifier(&value, "external_id", &mut errors));
+                let Some(name) = name.filter(|_| errors.is_empty()) else {
+                    anyhow::bail!("{errors}");
+                };
+                let request = NewOrganization {
+                    name,
+                    external_id,
+                    metadata: Default::default(),
+                    domains: Vec::new(),
+                    allow_profiles_outside_organization: false,
+                };
+                let organization = store.create_organization(request).await?;
+                println!("created organization {} ({})", organization.id, organization.name);
+                println!("{}", organization.id);
+            }
+            OrganizationsCommand::List { limit } => {
+                anyhow::ensure!((1..=100).contains(&limit), "--limit must be from 1 to 100");
+                let page = store
+                    .list_organizations(OrganizationFilter::default(), PageRequest { limit, ..PageRequest::default() })
+                    .await?;
+                println!("{:<30}  {:<24}  {:<20}  NAME", "ID", "CREATED", "EXTERNAL ID");
+                for organization in page.data {
+                    println!(
+                        "{:<30}  {:<24}  {:<20}  {}",
+                        organization.id,
+                        organization.created_at,
+                        organization.external_id.unwrap_or_default(),
+                        organization.name
+                    );
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    outcome
+}

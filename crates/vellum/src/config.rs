@@ -1,0 +1,199 @@
+//! Layered configuration: command-line flags, then `VELLUM_*` environment variables, then an
+//! optional TOML file (`--config` / `VELLUM_CONFIG`), then defaults. The first layer that sets a
+//! value wins.
+//!
+//! Flags and environment variables are both read by clap (a flag beats its variable); this
+//! module merges the result with the file and the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use vellum_core::ApiKeySecret;
+
+/// The default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default data directory.
+pub const DEFAULT_DATA_DIR: &str = "./vellum-data";
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// What the configuration file may contain. Every key is optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// See [`Settings::listen`].
+    pub listen: Option<String>,
+    /// See [`Settings::data_dir`].
+    pub data_dir: Option<PathBuf>,
+    /// See [`Settings::database_url`].
+    pub database_url: Option<String>,
+    /// See [`Settings::api_key`].
+    pub api_key: Option<String>,
+    /// See [`Settings::log_format`].
+    pub log_format: Option<LogFormat>,
+    /// See [`Settings::max_body_bytes`].
+    pub max_body_bytes: Option<usize>,
+    /// See [`Settings::shutdown_grace`], in seconds.
+    pub shutdown_grace_seconds: Option<u64>,
+}
+
+impl FileConfig {
+    /// Reads and parses a configuration file.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// Values from flags and environment variables (clap has already applied flag > env).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--listen` / `VELLUM_LISTEN`.
+    pub listen: Option<String>,
+    /// `--data-dir` / `VELLUM_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--database-url` / `VELLUM_DATABASE_URL`.
+    pub database_url: Option<String>,
+    /// `VELLUM_API_KEY` (no flag: a secret on the command line shows in `ps`).
+    pub api_key: Option<String>,
+    /// `--log-format` / `VELLUM_LOG_FORMAT`.
+    pub log_format: Option<LogFormat>,
+}
+
+/// The resolved settings of a `vellum` process.
+#[derive(Clone)]
+pub struct Settings {
+    /// Where `vellum serve` listens.
+    pub listen: SocketAddr,
+    /// Where the embedded store keeps its files.
+    pub data_dir: PathBuf,
+    /// A PostgreSQL URL; when set, it replaces the embedded store.
+    pub database_url: Option<String>,
+    /// A secret that `vellum serve` makes sure exists as an active API key.
+    pub api_key: Option<ApiKeySecret>,
+    /// How logs are written.
+    pub log_format: LogFormat,
+    /// The largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("api_key", &self.api_key)
+            .field("log_format", &self.log_format)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .finish()
+    }
+}
+
+impl Settings {
+    /// Merges flags and environment (first), the file (second) and defaults (last).
+    pub fn resolve(overrides: Overrides, file: FileConfig) -> anyhow::Result<Self> {
+        let listen_text = overrides.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text
+            .parse()
+            .with_context(|| format!("invalid listen address `{listen_text}` (expected host:port, e.g. 127.0.0.1:8080)"))?;
+        let api_key = match overrides.api_key.or(file.api_key).filter(|key| !key.is_empty()) {
+            Some(text) => Some(
+                ApiKeySecret::parse(&text).map_err(|error| anyhow::anyhow!("invalid VELLUM_API_KEY: {error}"))?,
+            ),
+            None => None,
+        };
+        let max_body_bytes = file.max_body_bytes.unwrap_or_else(|| vellum_http::HttpConfig::default().max_body_bytes);
+        anyhow::ensure!(max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        Ok(Self {
+            listen,
+            data_dir: overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: overrides.database_url.or(file.database_url).filter(|url| !url.is_empty()),
+            api_key,
+            log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
+            max_body_bytes,
+            shutdown_grace: file
+                .shutdown_grace_seconds
+                .map_or(vellum_http::DEFAULT_SHUTDOWN_GRACE, Duration::from_secs),
+        })
+    }
+
+    /// Settings for a test: a fresh data directory, an ephemeral port on loopback.
+    pub fn for_tests(data_dir: impl Into<PathBuf>, api_key: ApiKeySecret) -> Self {
+        Self {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            data_dir: data_dir.into(),
+            database_url: None,
+            api_key: Some(api_key),
+            log_format: LogFormat::Text,
+            max_body_bytes: vellum_http::HttpConfig::default().max_body_bytes,
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> FileConfig {
+        toml::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn flags_and_env_beat_the_file_which_beats_defaults() {
+        let from_file = file("listen = \"127.0.0.3:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"");
+        let settings = Settings::resolve(
+            Overrides { listen: Some("127.0.0.1:7000".into()), ..Overrides::default() },
+            from_file,
+        )
+        .unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(settings.data_dir, PathBuf::from("/from/file"));
+        assert_eq!(settings.log_format, LogFormat::Json);
+
+        let defaults = Settings::resolve(Overrides::default(), FileConfig::default()).unwrap();
+        assert_eq!(defaults.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(defaults.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(defaults.api_key.is_none() && defaults.database_url.is_none());
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        assert!(toml::from_str::<FileConfig>("lsiten = \"x\"").is_err());
+        assert!(Settings::resolve(Overrides { listen: Some("nope".into()), ..Overrides::default() }, FileConfig::default()).is_err());
+        assert!(Settings::resolve(Overrides { api_key: Some("pk_123".into()), ..Overrides::default() }, FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn debug_hides_secrets() {
+        let settings = Settings::resolve(
+            Overrides {
+                api_key: Some("sk_test_supersecretvalue1234".into()),
+                database_url: Some("postgres://user:hunter2@db/vellum".into()),
+                ..Overrides::default()
+            },
+            FileConfig::default(),
+        )
+        .unwrap();
+        let debug = format!("{settings:?}");
+        assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
+    }
+}

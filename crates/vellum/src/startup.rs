@@ -1,0 +1,123 @@
+//! Start-up and shutdown of `vellum serve`.
+//!
+//! [`Application::build`] opens the store, applies the `VELLUM_API_KEY` bootstrap and binds the
+//! listener; [`Application::run_until_stopped`] serves until the shutdown future completes, lets
+//! in-flight requests finish (for at most the grace period), then closes the store, which
+//! commits every write it accepted before returning.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use vellum_http::{AppState, HttpConfig};
+use vellum_store::{SqliteConfig, SqliteStore, Store};
+
+use crate::config::Settings;
+
+/// Opens the store the settings name.
+pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if settings.database_url.is_some() {
+        anyhow::bail!(
+            "VELLUM_DATABASE_URL is set, but this build of vellum has no PostgreSQL backend yet; \
+             unset it to use the embedded store in --data-dir"
+        );
+    }
+    let store = SqliteStore::open(&SqliteConfig::new(&settings.data_dir))
+        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))?;
+    Ok(Arc::new(store))
+}
+
+/// A server that is bound and ready to run.
+pub struct Application {
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    store: Arc<dyn Store>,
+    settings: Settings,
+}
+
+impl Application {
+    /// Opens the store, makes sure the bootstrap key exists, and binds the listen address.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let store = open_store(&settings)?;
+        if let Some(secret) = &settings.api_key {
+            let (key, changed) = store
+                .ensure_api_key("VELLUM_API_KEY".into(), secret.clone())
+                .await
+                .context("cannot store the VELLUM_API_KEY key")?;
+            if changed {
+                tracing::info!(key_id = %key.id, key = %key.redacted_secret, "api key from VELLUM_API_KEY is active");
+            }
+        }
+        let listener = TcpListener::bind(settings.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", settings.listen))?;
+        let local_addr = listener.local_addr()?;
+        Ok(Self { listener, local_addr, store, settings })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes the store.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = AppState {
+            store: Arc::clone(&self.store),
+            config: Arc::new(HttpConfig { max_body_bytes: self.settings.max_body_bytes }),
+        };
+        let router = vellum_http::router(state);
+        let stopping = Arc::new(tokio::sync::Notify::new());
+        let signal_stopping = Arc::clone(&stopping);
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+            signal_stopping.notify_waiters();
+        });
+        let grace = self.settings.shutdown_grace;
+        let mut server = std::pin::pin!(server.into_future());
+        let outcome = tokio::select! {
+            outcome = &mut server => outcome,
+            () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!(grace_seconds = grace.as_secs(), "in-flight requests did not finish in time");
+                Ok(())
+            }
+        };
+        // Whatever happened to the listener, commit what the store accepted.
+        let closed = self.store.close().await;
+        outcome.context("the HTTP server failed")?;
+        closed.context("closing the store failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for ctrl-c");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}
