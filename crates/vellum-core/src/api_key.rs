@@ -43,7 +43,10 @@ impl ApiKeySecret {
         if !(MIN_SECRET_LEN..=MAX_SECRET_LEN).contains(&text.len()) {
             return Err(ApiKeySecretError::BadLength);
         }
-        if !text.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-') {
+        if !text
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-')
+        {
             return Err(ApiKeySecretError::BadCharacters);
         }
         Ok(Self(text.to_owned()))
@@ -152,7 +155,10 @@ mod tests {
         let secret = ApiKeySecret::from_random_bytes([0xab; 32]);
         assert_eq!(secret.expose().len(), 67);
         assert_eq!(ApiKeySecret::parse(secret.expose()), Ok(secret.clone()));
-        assert_eq!(secret.hash(), ApiKeySecret::parse(secret.expose()).unwrap().hash());
+        assert_eq!(
+            secret.hash(),
+            ApiKeySecret::parse(secret.expose()).unwrap().hash()
+        );
         assert_eq!(secret.redacted(), "sk_…abab");
     }
 
@@ -166,9 +172,18 @@ mod tests {
 
     #[test]
     fn rejects_malformed_secrets() {
-        assert_eq!(ApiKeySecret::parse("pk_0123456789abcdef"), Err(ApiKeySecretError::MissingPrefix));
-        assert_eq!(ApiKeySecret::parse("sk_short"), Err(ApiKeySecretError::BadLength));
-        assert_eq!(ApiKeySecret::parse(&format!("sk_{}", "a".repeat(300))), Err(ApiKeySecretError::BadLength));
+        assert_eq!(
+            ApiKeySecret::parse("pk_0123456789abcdef"),
+            Err(ApiKeySecretError::MissingPrefix)
+        );
+        assert_eq!(
+            ApiKeySecret::parse("sk_short"),
+            Err(ApiKeySecretError::BadLength)
+        );
+        assert_eq!(
+            ApiKeySecret::parse(&format!("sk_{}", "a".repeat(300))),
+            Err(ApiKeySecretError::BadLength)
+        );
         assert_eq!(
             ApiKeySecret::parse("sk_0123456789 abcdef"),
             Err(ApiKeySecretError::BadCharacters)

@@ -118,7 +118,9 @@ mod tests {
     fn rejects_wrong_prefix_and_bad_ulids() {
         assert_eq!(
             OrganizationId::parse("key_01EHWNCE74X7JSDV0X3SZ3KJNY"),
-            Err(IdParseError::WrongPrefix { expected_prefix: "org_" })
+            Err(IdParseError::WrongPrefix {
+                expected_prefix: "org_"
+            })
         );
         for bad in [
             "org_",
@@ -128,7 +130,10 @@ mod tests {
             "org_01EHWNCE74X7JSDV0X3SZ3KJNU",
             "org_81EHWNCE74X7JSDV0X3SZ3KJNY",
         ] {
-            assert!(OrganizationId::parse(bad).is_err(), "{bad} should not parse");
+            assert!(
+                OrganizationId::parse(bad).is_err(),
+                "{bad} should not parse"
+            );
         }
     }
 

@@ -186,7 +186,10 @@ impl Organization {
         if let Some(inputs) = update.domains {
             let mut domains = Vec::with_capacity(inputs.len());
             for input in inputs {
-                let existing = self.domains.iter().find(|domain| domain.domain == input.domain);
+                let existing = self
+                    .domains
+                    .iter()
+                    .find(|domain| domain.domain == input.domain);
                 let domain = match existing {
                     Some(existing) if existing.state == input.state => existing.clone(),
                     Some(existing) => OrganizationDomain {
@@ -218,7 +221,11 @@ pub fn validate_name(name: &str, field: &str, errors: &mut ValidationErrors) -> 
         return None;
     }
     if trimmed.chars().count() > MAX_NAME_CHARS {
-        errors.push(field, "too_long", format!("name is at most {MAX_NAME_CHARS} characters long"));
+        errors.push(
+            field,
+            "too_long",
+            format!("name is at most {MAX_NAME_CHARS} characters long"),
+        );
         return None;
     }
     if trimmed.chars().any(char::is_control) {
@@ -229,17 +236,33 @@ pub fn validate_name(name: &str, field: &str, errors: &mut ValidationErrors) -> 
 }
 
 /// Checks an optional identifier-like string (external id, Stripe customer id).
-pub fn validate_identifier(value: &str, field: &str, errors: &mut ValidationErrors) -> Option<String> {
+pub fn validate_identifier(
+    value: &str,
+    field: &str,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
     if value.is_empty() {
-        errors.push(field, "invalid", format!("{field} must not be empty; send null to remove it"));
+        errors.push(
+            field,
+            "invalid",
+            format!("{field} must not be empty; send null to remove it"),
+        );
         return None;
     }
     if value.chars().count() > MAX_EXTERNAL_ID_CHARS {
-        errors.push(field, "too_long", format!("{field} is at most {MAX_EXTERNAL_ID_CHARS} characters long"));
+        errors.push(
+            field,
+            "too_long",
+            format!("{field} is at most {MAX_EXTERNAL_ID_CHARS} characters long"),
+        );
         return None;
     }
     if value.chars().any(char::is_control) {
-        errors.push(field, "invalid", format!("{field} must not contain control characters"));
+        errors.push(
+            field,
+            "invalid",
+            format!("{field} must not contain control characters"),
+        );
         return None;
     }
     Some(value.to_owned())
@@ -254,7 +277,11 @@ pub fn validate_metadata(
 ) -> Option<BTreeMap<String, String>> {
     let errors_before = errors.errors().len();
     if metadata.len() > MAX_METADATA_KEYS {
-        errors.push(field, "too_many_keys", format!("metadata has at most {MAX_METADATA_KEYS} keys"));
+        errors.push(
+            field,
+            "too_many_keys",
+            format!("metadata has at most {MAX_METADATA_KEYS} keys"),
+        );
     }
     for (key, value) in &metadata {
         let key_field = format!("{field}.{key}");
@@ -287,10 +314,16 @@ pub fn validate_domain(domain: &str, field: &str, errors: &mut ValidationErrors)
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+                && label
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
         });
     if !valid {
-        errors.push(field, "invalid_domain", format!("`{domain}` is not a valid domain name"));
+        errors.push(
+            field,
+            "invalid_domain",
+            format!("`{domain}` is not a valid domain name"),
+        );
         return None;
     }
     Some(normalised)
@@ -303,7 +336,11 @@ pub fn validate_domains(
     errors: &mut ValidationErrors,
 ) -> Option<Vec<DomainInput>> {
     if inputs.len() > MAX_DOMAINS {
-        errors.push(field, "too_many", format!("an organization has at most {MAX_DOMAINS} domains"));
+        errors.push(
+            field,
+            "too_many",
+            format!("an organization has at most {MAX_DOMAINS} domains"),
+        );
         return None;
     }
     let errors_before = errors.errors().len();
@@ -314,10 +351,17 @@ pub fn validate_domains(
             continue;
         };
         if domains.iter().any(|existing| existing.domain == domain) {
-            errors.push(item_field, "duplicate", format!("`{domain}` is listed more than once"));
+            errors.push(
+                item_field,
+                "duplicate",
+                format!("`{domain}` is listed more than once"),
+            );
             continue;
         }
-        domains.push(DomainInput { domain, state: state.unwrap_or(DomainState::Pending) });
+        domains.push(DomainInput {
+            domain,
+            state: state.unwrap_or(DomainState::Pending),
+        });
     }
     (errors.errors().len() == errors_before).then_some(domains)
 }
@@ -343,7 +387,10 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_bounded() {
         let mut errors = ValidationErrors::new();
-        assert_eq!(validate_name("  Acme  ", "name", &mut errors).as_deref(), Some("Acme"));
+        assert_eq!(
+            validate_name("  Acme  ", "name", &mut errors).as_deref(),
+            Some("Acme")
+        );
         assert!(validate_name("   ", "name", &mut errors).is_none());
         assert!(validate_name(&"x".repeat(MAX_NAME_CHARS + 1), "name", &mut errors).is_none());
         assert!(validate_name("a\u{0}b", "name", &mut errors).is_none());
@@ -358,11 +405,22 @@ mod tests {
             validate_domain("Foo-Corp.COM.", "d", &mut errors).as_deref(),
             Some("foo-corp.com")
         );
-        for bad in ["localhost", "-a.com", "a-.com", "a..com", "a b.com", "exa_mple.com", ""] {
+        for bad in [
+            "localhost",
+            "-a.com",
+            "a-.com",
+            "a..com",
+            "a b.com",
+            "exa_mple.com",
+            "",
+        ] {
             assert!(validate_domain(bad, "d", &mut errors).is_none(), "{bad}");
         }
         let domains = validate_domains(
-            vec![("a.com".into(), None), ("A.com".into(), Some(DomainState::Verified))],
+            vec![
+                ("a.com".into(), None),
+                ("A.com".into(), Some(DomainState::Verified)),
+            ],
             "domain_data",
             &mut ValidationErrors::new(),
         );
@@ -374,7 +432,9 @@ mod tests {
         let mut errors = ValidationErrors::new();
         let ok: BTreeMap<_, _> = [("tier".to_owned(), "gold".to_owned())].into();
         assert!(validate_metadata(ok, "metadata", &mut errors).is_some());
-        let too_many: BTreeMap<_, _> = (0..=MAX_METADATA_KEYS).map(|n| (format!("k{n}"), String::new())).collect();
+        let too_many: BTreeMap<_, _> = (0..=MAX_METADATA_KEYS)
+            .map(|n| (format!("k{n}"), String::new()))
+            .collect();
         assert!(validate_metadata(too_many, "metadata", &mut errors).is_none());
         let long_key: BTreeMap<_, _> = [("k".repeat(41), String::new())].into();
         assert!(validate_metadata(long_key, "metadata", &mut errors).is_none());
@@ -391,8 +451,14 @@ mod tests {
             external_id: None,
             metadata: BTreeMap::new(),
             domains: vec![
-                DomainInput { domain: "a.com".into(), state: DomainState::Pending },
-                DomainInput { domain: "b.com".into(), state: DomainState::Pending },
+                DomainInput {
+                    domain: "a.com".into(),
+                    state: DomainState::Pending,
+                },
+                DomainInput {
+                    domain: "b.com".into(),
+                    state: DomainState::Pending,
+                },
             ],
             allow_profiles_outside_organization: false,
         };
@@ -403,8 +469,14 @@ mod tests {
         organization.apply(
             OrganizationUpdate {
                 domains: Some(vec![
-                    DomainInput { domain: "b.com".into(), state: DomainState::Verified },
-                    DomainInput { domain: "c.com".into(), state: DomainState::Pending },
+                    DomainInput {
+                        domain: "b.com".into(),
+                        state: DomainState::Verified,
+                    },
+                    DomainInput {
+                        domain: "c.com".into(),
+                        state: DomainState::Pending,
+                    },
                 ]),
                 external_id: Some(Some("ext".into())),
                 ..OrganizationUpdate::default()

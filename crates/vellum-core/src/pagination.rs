@@ -60,7 +60,11 @@ pub struct PageRequest<K> {
 
 impl<K> Default for PageRequest<K> {
     fn default() -> Self {
-        Self { limit: DEFAULT_LIMIT, order: Order::Desc, cursor: None }
+        Self {
+            limit: DEFAULT_LIMIT,
+            order: Order::Desc,
+            cursor: None,
+        }
     }
 }
 
@@ -112,9 +116,11 @@ impl<K: Clone> PageRequest<K> {
         let displayed_ascending = self.displayed_ascending();
         let fetch = self.limit + 1;
         match self.movement() {
-            (Movement::First, _) | (_, None) => {
-                ScanPlan { ascending: displayed_ascending, bound: None, fetch }
-            }
+            (Movement::First, _) | (_, None) => ScanPlan {
+                ascending: displayed_ascending,
+                bound: None,
+                fetch,
+            },
             (Movement::Forward, Some(key)) => ScanPlan {
                 ascending: displayed_ascending,
                 bound: Some(if displayed_ascending {
@@ -151,15 +157,30 @@ impl<K: Clone> PageRequest<K> {
                 (true, read_more_than_a_page)
             }
         };
-        let forward_cursor = if more_forward { rows.last().map(&key_of) } else { None };
-        let backward_cursor = if more_backward { rows.first().map(&key_of) } else { None };
-        let list_metadata = match self.order {
-            Order::Asc | Order::Desc => {
-                ListMetadata { before: backward_cursor, after: forward_cursor }
-            }
-            Order::Normal => ListMetadata { before: forward_cursor, after: backward_cursor },
+        let forward_cursor = if more_forward {
+            rows.last().map(&key_of)
+        } else {
+            None
         };
-        Page { data: rows, list_metadata }
+        let backward_cursor = if more_backward {
+            rows.first().map(&key_of)
+        } else {
+            None
+        };
+        let list_metadata = match self.order {
+            Order::Asc | Order::Desc => ListMetadata {
+                before: backward_cursor,
+                after: forward_cursor,
+            },
+            Order::Normal => ListMetadata {
+                before: forward_cursor,
+                after: backward_cursor,
+            },
+        };
+        Page {
+            data: rows,
+            list_metadata,
+        }
     }
 }
 
@@ -204,15 +225,26 @@ mod tests {
 
     fn walk(order: Order, count: u32, limit: u32, follow_before: bool) -> Vec<Vec<u32>> {
         let mut pages = Vec::new();
-        let mut request = PageRequest { limit, order, cursor: None };
+        let mut request = PageRequest {
+            limit,
+            order,
+            cursor: None,
+        };
         loop {
             let page = read(&request, count);
-            let next = if follow_before { page.list_metadata.before } else { page.list_metadata.after };
+            let next = if follow_before {
+                page.list_metadata.before
+            } else {
+                page.list_metadata.after
+            };
             pages.push(page.data);
             match next {
                 Some(key) => {
-                    request.cursor =
-                        Some(if follow_before { Cursor::Before(key) } else { Cursor::After(key) });
+                    request.cursor = Some(if follow_before {
+                        Cursor::Before(key)
+                    } else {
+                        Cursor::After(key)
+                    });
                 }
                 None => return pages,
             }
@@ -221,54 +253,107 @@ mod tests {
 
     #[test]
     fn desc_walks_newest_to_oldest_by_after() {
-        assert_eq!(walk(Order::Desc, 7, 3, false), [vec![6, 5, 4], vec![3, 2, 1], vec![0]]);
+        assert_eq!(
+            walk(Order::Desc, 7, 3, false),
+            [vec![6, 5, 4], vec![3, 2, 1], vec![0]]
+        );
     }
 
     #[test]
     fn asc_walks_oldest_to_newest_by_after() {
-        assert_eq!(walk(Order::Asc, 7, 3, false), [vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
+        assert_eq!(
+            walk(Order::Asc, 7, 3, false),
+            [vec![0, 1, 2], vec![3, 4, 5], vec![6]]
+        );
     }
 
     #[test]
     fn normal_walks_newest_to_oldest_by_before() {
-        assert_eq!(walk(Order::Normal, 7, 3, true), [vec![6, 5, 4], vec![3, 2, 1], vec![0]]);
+        assert_eq!(
+            walk(Order::Normal, 7, 3, true),
+            [vec![6, 5, 4], vec![3, 2, 1], vec![0]]
+        );
     }
 
     #[test]
     fn exact_multiple_of_the_limit_ends_without_an_empty_page() {
-        assert_eq!(walk(Order::Desc, 6, 3, false), [vec![5, 4, 3], vec![2, 1, 0]]);
+        assert_eq!(
+            walk(Order::Desc, 6, 3, false),
+            [vec![5, 4, 3], vec![2, 1, 0]]
+        );
         assert_eq!(walk(Order::Desc, 0, 3, false), [Vec::<u32>::new()]);
     }
 
     #[test]
     fn before_returns_the_page_nearest_the_cursor_in_display_order() {
-        let request = PageRequest { limit: 2, order: Order::Desc, cursor: Some(Cursor::Before(2)) };
+        let request = PageRequest {
+            limit: 2,
+            order: Order::Desc,
+            cursor: Some(Cursor::Before(2)),
+        };
         let page = read(&request, 7);
         assert_eq!(page.data, [4, 3]);
-        assert_eq!(page.list_metadata, ListMetadata { before: Some(4), after: Some(3) });
+        assert_eq!(
+            page.list_metadata,
+            ListMetadata {
+                before: Some(4),
+                after: Some(3)
+            }
+        );
 
-        let request = PageRequest { limit: 2, order: Order::Asc, cursor: Some(Cursor::Before(5)) };
+        let request = PageRequest {
+            limit: 2,
+            order: Order::Asc,
+            cursor: Some(Cursor::Before(5)),
+        };
         let page = read(&request, 7);
         assert_eq!(page.data, [3, 4]);
-        assert_eq!(page.list_metadata, ListMetadata { before: Some(3), after: Some(4) });
+        assert_eq!(
+            page.list_metadata,
+            ListMetadata {
+                before: Some(3),
+                after: Some(4)
+            }
+        );
 
-        let request = PageRequest { limit: 5, order: Order::Desc, cursor: Some(Cursor::Before(4)) };
+        let request = PageRequest {
+            limit: 5,
+            order: Order::Desc,
+            cursor: Some(Cursor::Before(4)),
+        };
         let page = read(&request, 7);
         assert_eq!(page.data, [6, 5]);
-        assert_eq!(page.list_metadata.before, None, "the newest object has nothing before it");
+        assert_eq!(
+            page.list_metadata.before, None,
+            "the newest object has nothing before it"
+        );
     }
 
     #[test]
     fn normal_after_moves_to_newer_objects() {
-        let request = PageRequest { limit: 2, order: Order::Normal, cursor: Some(Cursor::After(2)) };
+        let request = PageRequest {
+            limit: 2,
+            order: Order::Normal,
+            cursor: Some(Cursor::After(2)),
+        };
         let page = read(&request, 7);
         assert_eq!(page.data, [4, 3]);
-        assert_eq!(page.list_metadata, ListMetadata { before: Some(3), after: Some(4) });
+        assert_eq!(
+            page.list_metadata,
+            ListMetadata {
+                before: Some(3),
+                after: Some(4)
+            }
+        );
     }
 
     #[test]
     fn walking_back_with_before_retraces_the_pages() {
-        let mut request = PageRequest { limit: 3, order: Order::Desc, cursor: Some(Cursor::After(1)) };
+        let mut request = PageRequest {
+            limit: 3,
+            order: Order::Desc,
+            cursor: Some(Cursor::After(1)),
+        };
         let last = read(&request, 7);
         assert_eq!(last.data, [0]);
         request.cursor = last.list_metadata.before.map(Cursor::Before);

@@ -23,7 +23,9 @@ impl Timestamp {
     /// Builds a timestamp from milliseconds since the Unix epoch, if it renders as a
     /// four-digit year.
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        (MIN_MILLIS..=MAX_MILLIS).contains(&millis).then_some(Self(millis))
+        (MIN_MILLIS..=MAX_MILLIS)
+            .contains(&millis)
+            .then_some(Self(millis))
     }
 
     /// Truncates an instant to milliseconds and normalises it to UTC.
@@ -82,8 +84,7 @@ mod tests {
 
     #[test]
     fn normalises_offsets_and_truncates_to_milliseconds() {
-        let stamp =
-            Timestamp::from_datetime(datetime!(2022-08-29 21:47:52.336999 +02:00)).unwrap();
+        let stamp = Timestamp::from_datetime(datetime!(2022-08-29 21:47:52.336999 +02:00)).unwrap();
         assert_eq!(stamp.to_wire(), "2022-08-29T19:47:52.336Z");
     }
 

@@ -19,10 +19,13 @@ pub(crate) async fn require_api_key(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header_value = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .ok_or(ApiError::Unauthorized { code: "missing_api_key" })?;
+    let header_value =
+        request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .ok_or(ApiError::Unauthorized {
+                code: "missing_api_key",
+            })?;
     let token = header_value
         .to_str()
         .ok()
@@ -30,15 +33,21 @@ pub(crate) async fn require_api_key(
             let (scheme, token) = value.trim().split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         })
-        .ok_or(ApiError::Unauthorized { code: "invalid_authorization_header" })?;
-    let secret = ApiKeySecret::parse(token).map_err(|_| ApiError::Unauthorized { code: "invalid_api_key" })?;
+        .ok_or(ApiError::Unauthorized {
+            code: "invalid_authorization_header",
+        })?;
+    let secret = ApiKeySecret::parse(token).map_err(|_| ApiError::Unauthorized {
+        code: "invalid_api_key",
+    })?;
     let presented = secret.hash();
     let key = state
         .store
         .find_api_key(presented)
         .await?
         .filter(|key| key.secret_hash.constant_time_eq(&presented) && key.is_active())
-        .ok_or(ApiError::Unauthorized { code: "invalid_api_key" })?;
+        .ok_or(ApiError::Unauthorized {
+            code: "invalid_api_key",
+        })?;
     request.extensions_mut().insert(Authenticated(key));
     Ok(next.run(request).await)
 }

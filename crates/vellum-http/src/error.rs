@@ -59,7 +59,11 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 422 for one field.
-    pub fn invalid_field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
+    pub fn invalid_field(
+        field: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Self {
         let mut errors = ValidationErrors::new();
         errors.push(field, code, message);
         Self::Validation(errors)
@@ -111,7 +115,9 @@ impl ApiError {
                 "message": "The service is temporarily unavailable; retry shortly.",
                 "code": "service_unavailable",
             }),
-            Self::Internal(_) => json!({ "message": "Internal server error.", "code": "internal_error" }),
+            Self::Internal(_) => {
+                json!({ "message": "Internal server error.", "code": "internal_error" })
+            }
         }
     }
 }
@@ -125,7 +131,10 @@ impl IntoResponse for ApiError {
         }
         let mut response = (self.status(), Json(self.body())).into_response();
         if matches!(self, Self::Unauthorized { .. }) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
         }
         response
     }
@@ -134,7 +143,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::NotFound { kind, id } => Self::NotFound { message: format!("{kind} not found: '{id}'.") },
+            StoreError::NotFound { kind, id } => Self::NotFound {
+                message: format!("{kind} not found: '{id}'."),
+            },
             StoreError::Conflict(message) => Self::Conflict { message },
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
@@ -153,15 +164,21 @@ impl From<ValidationErrors> for ApiError {
 
 /// The fallback for paths no route serves (NestJS-style message, as WorkOS answers).
 pub(crate) async fn route_not_found(method: Method, uri: Uri) -> ApiError {
-    ApiError::NotFound { message: format!("Cannot {method} {}", uri.path()) }
+    ApiError::NotFound {
+        message: format!("Cannot {method} {}", uri.path()),
+    }
 }
 
 /// The fallback for a path served under other methods.
 pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
-    ApiError::MethodNotAllowed { method, path: uri.path().to_owned() }
+    ApiError::MethodNotAllowed {
+        method,
+        path: uri.path().to_owned(),
+    }
 }
 
 /// Turns a panic in a handler into a JSON 500 (the panic message is logged, not sent).
+#[allow(clippy::needless_pass_by_value)] // the signature CatchPanicLayer requires
 pub(crate) fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     let detail = panic
         .downcast_ref::<String>()

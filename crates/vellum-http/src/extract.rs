@@ -18,11 +18,20 @@ use crate::error::ApiError;
 pub(crate) struct WireJson<T>(pub(crate) T);
 
 fn is_json_content_type(parts_headers: &axum::http::HeaderMap) -> bool {
-    let Some(value) = parts_headers.get(header::CONTENT_TYPE).and_then(|value| value.to_str().ok()) else {
+    let Some(value) = parts_headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T> FromRequest<AppState> for WireJson<T>
@@ -35,12 +44,22 @@ where
         if !is_json_content_type(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes = Bytes::from_request(request, state).await.map_err(|rejection| match rejection {
-            BytesRejection::FailedToBufferBody(failure) if failure.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                ApiError::PayloadTooLarge { limit: state.config.max_body_bytes }
-            }
-            other => ApiError::BadRequest { message: format!("Could not read the request body: {other}."), code: "invalid_body" },
-        })?;
+        let bytes =
+            Bytes::from_request(request, state)
+                .await
+                .map_err(|rejection| match rejection {
+                    BytesRejection::FailedToBufferBody(failure)
+                        if failure.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+                    {
+                        ApiError::PayloadTooLarge {
+                            limit: state.config.max_body_bytes,
+                        }
+                    }
+                    other => ApiError::BadRequest {
+                        message: format!("Could not read the request body: {other}."),
+                        code: "invalid_body",
+                    },
+                })?;
         parse_json(&bytes).map(WireJson)
     }
 }
@@ -99,16 +118,27 @@ fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError
 }
 
 fn bad_query() -> ApiError {
-    ApiError::BadRequest { message: "The query string is malformed.".into(), code: "invalid_query" }
+    ApiError::BadRequest {
+        message: "The query string is malformed.".into(),
+        code: "invalid_query",
+    }
 }
 
 impl QueryPairs {
     /// The single value of a parameter; a repeated parameter is a 422.
     pub(crate) fn single(&self, name: &str) -> Result<Option<&str>, ApiError> {
-        let mut values = self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str());
+        let mut values = self
+            .0
+            .iter()
+            .filter(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str());
         let first = values.next();
         if values.next().is_some() {
-            return Err(ApiError::invalid_field(name, "repeated", format!("`{name}` may be given only once")));
+            return Err(ApiError::invalid_field(
+                name,
+                "repeated",
+                format!("`{name}` may be given only once"),
+            ));
         }
         Ok(first)
     }

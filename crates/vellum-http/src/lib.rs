@@ -21,7 +21,9 @@ use axum::http::{HeaderName, Request, header};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
@@ -42,7 +44,9 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         // A batch of 1,000 events of ~1 KB fits with room to spare.
-        Self { max_body_bytes: 4 * 1024 * 1024 }
+        Self {
+            max_body_bytes: 4 * 1024 * 1024,
+        }
     }
 }
 
@@ -57,9 +61,9 @@ pub struct AppState {
 
 /// Builds the whole router: health probes, the authenticated API, and JSON fallbacks.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(organizations::routes())
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key));
+    let api = Router::new().merge(organizations::routes()).route_layer(
+        axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key),
+    );
 
     let max_body_bytes = state.config.max_body_bytes;
     Router::new()
@@ -71,8 +75,14 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeVellumRequestId))
-                .layer(SetSensitiveRequestHeadersLayer::new([header::AUTHORIZATION, header::COOKIE]))
+                .layer(SetRequestIdLayer::new(
+                    REQUEST_ID_HEADER,
+                    MakeVellumRequestId,
+                ))
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    header::AUTHORIZATION,
+                    header::COOKIE,
+                ]))
                 .layer(
                     TraceLayer::new_for_http()
                         .make_span_with(|request: &Request<_>| {
@@ -89,9 +99,11 @@ pub fn router(state: AppState) -> Router {
                             )
                         })
                         .on_request(())
-                        .on_response(DefaultOnResponse::new().level(Level::INFO).latency_unit(
-                            tower_http::LatencyUnit::Micros,
-                        )),
+                        .on_response(
+                            DefaultOnResponse::new()
+                                .level(Level::INFO)
+                                .latency_unit(tower_http::LatencyUnit::Micros),
+                        ),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(CatchPanicLayer::custom(error::panic_response)),
@@ -106,7 +118,9 @@ struct MakeVellumRequestId;
 impl MakeRequestId for MakeVellumRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let id = format!("req_{}", ulid::Ulid::generate());
-        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
     }
 }
 

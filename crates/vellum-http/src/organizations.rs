@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use vellum_core::organization::{
     DomainState, validate_domains, validate_identifier, validate_metadata, validate_name,
 };
-use vellum_core::{NewOrganization, Organization, OrganizationId, OrganizationUpdate, ValidationErrors};
+use vellum_core::{
+    NewOrganization, Organization, OrganizationId, OrganizationUpdate, ValidationErrors,
+};
 use vellum_store::OrganizationFilter;
 
 use crate::AppState;
@@ -20,12 +22,20 @@ use crate::wire::{ListResponse, double_option, page_request};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route("/organizations", get(list_organizations).post(create_organization))
+        .route(
+            "/organizations",
+            get(list_organizations).post(create_organization),
+        )
         .route(
             "/organizations/{id}",
-            get(get_organization).put(update_organization).delete(delete_organization),
+            get(get_organization)
+                .put(update_organization)
+                .delete(delete_organization),
         )
-        .route("/organizations/external_id/{external_id}", get(get_organization_by_external_id))
+        .route(
+            "/organizations/external_id/{external_id}",
+            get(get_organization_by_external_id),
+        )
 }
 
 /// The wire form of an organization, as the official SDKs parse it.
@@ -109,16 +119,25 @@ struct OrganizationBody {
 }
 
 impl OrganizationBody {
-    fn domains(&mut self, errors: &mut ValidationErrors) -> Option<Vec<vellum_core::organization::DomainInput>> {
+    fn domains(
+        &mut self,
+        errors: &mut ValidationErrors,
+    ) -> Option<Vec<vellum_core::organization::DomainInput>> {
         match (self.domains.take(), self.domain_data.take()) {
             (None, None) => None,
             (Some(_), Some(_)) => {
-                errors.push("domains", "conflict", "give either `domains` or `domain_data`, not both");
+                errors.push(
+                    "domains",
+                    "conflict",
+                    "give either `domains` or `domain_data`, not both",
+                );
                 None
             }
-            (Some(domains), None) => {
-                validate_domains(domains.into_iter().map(|domain| (domain, None)).collect(), "domains", errors)
-            }
+            (Some(domains), None) => validate_domains(
+                domains.into_iter().map(|domain| (domain, None)).collect(),
+                "domains",
+                errors,
+            ),
             (None, Some(data)) => {
                 let mut inputs = Vec::with_capacity(data.len());
                 for (index, item) in data.into_iter().enumerate() {
@@ -138,7 +157,11 @@ impl OrganizationBody {
                     };
                     match item.domain {
                         Some(domain) => inputs.push((domain, state)),
-                        None => errors.push(format!("domain_data.{index}.domain"), "required", "domain is required"),
+                        None => errors.push(
+                            format!("domain_data.{index}.domain"),
+                            "required",
+                            "domain is required",
+                        ),
                     }
                 }
                 validate_domains(inputs, "domain_data", errors)
@@ -149,7 +172,9 @@ impl OrganizationBody {
 
 fn parse_organization_id(text: &str) -> Result<OrganizationId, ApiError> {
     // An id that cannot exist names no organization: answer as WorkOS does, with a 404.
-    OrganizationId::parse(text).map_err(|_| ApiError::NotFound { message: format!("Organization not found: '{text}'.") })
+    OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+        message: format!("Organization not found: '{text}'."),
+    })
 }
 
 async fn create_organization(
@@ -169,7 +194,11 @@ async fn create_organization(
         Some(external_id) => validate_identifier(&external_id, "external_id", &mut errors),
         None => None,
     };
-    let metadata = validate_metadata(body.metadata.flatten().unwrap_or_default(), "metadata", &mut errors);
+    let metadata = validate_metadata(
+        body.metadata.flatten().unwrap_or_default(),
+        "metadata",
+        &mut errors,
+    );
     let (Some(name), Some(metadata)) = (name, metadata) else {
         return Err(errors.into());
     };
@@ -181,7 +210,9 @@ async fn create_organization(
         external_id,
         metadata,
         domains,
-        allow_profiles_outside_organization: body.allow_profiles_outside_organization.unwrap_or(false),
+        allow_profiles_outside_organization: body
+            .allow_profiles_outside_organization
+            .unwrap_or(false),
     };
     let organization = state.store.create_organization(request).await?;
     Ok((StatusCode::CREATED, Json(organization.into())))
@@ -199,7 +230,13 @@ async fn get_organization_by_external_id(
     State(state): State<AppState>,
     Path(external_id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
-    Ok(Json(state.store.get_organization_by_external_id(&external_id).await?.into()))
+    Ok(Json(
+        state
+            .store
+            .get_organization_by_external_id(&external_id)
+            .await?
+            .into(),
+    ))
 }
 
 async fn list_organizations(
@@ -210,7 +247,11 @@ async fn list_organizations(
     let page = page_request(&query, &mut errors, |text| {
         OrganizationId::parse(text).map_err(|error| format!("not an organization id: {error}"))
     });
-    let domains = query.list("domains").into_iter().map(|domain| domain.to_ascii_lowercase()).collect();
+    let domains = query
+        .list("domains")
+        .into_iter()
+        .map(|domain| domain.to_ascii_lowercase())
+        .collect();
     let search = match query.single("search") {
         Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
         Err(_) => {
@@ -221,8 +262,14 @@ async fn list_organizations(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let page = state.store.list_organizations(OrganizationFilter { domains, search }, page).await?;
-    Ok(Json(ListResponse::from_page(page, OrganizationResponse::from)))
+    let page = state
+        .store
+        .list_organizations(OrganizationFilter { domains, search }, page)
+        .await?;
+    Ok(Json(ListResponse::from_page(
+        page,
+        OrganizationResponse::from,
+    )))
 }
 
 async fn update_organization(
@@ -243,12 +290,16 @@ async fn update_organization(
     update.external_id = match body.external_id {
         None => None,
         Some(None) => Some(None),
-        Some(Some(external_id)) => validate_identifier(&external_id, "external_id", &mut errors).map(Some),
+        Some(Some(external_id)) => {
+            validate_identifier(&external_id, "external_id", &mut errors).map(Some)
+        }
     };
     update.stripe_customer_id = match body.stripe_customer_id {
         None => None,
         Some(None) => Some(None),
-        Some(Some(customer)) => validate_identifier(&customer, "stripe_customer_id", &mut errors).map(Some),
+        Some(Some(customer)) => {
+            validate_identifier(&customer, "stripe_customer_id", &mut errors).map(Some)
+        }
     };
     update.metadata = match body.metadata {
         None => None,
@@ -257,7 +308,9 @@ async fn update_organization(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    Ok(Json(state.store.update_organization(id, update).await?.into()))
+    Ok(Json(
+        state.store.update_organization(id, update).await?.into(),
+    ))
 }
 
 async fn delete_organization(

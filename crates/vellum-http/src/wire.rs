@@ -46,7 +46,11 @@ pub(crate) fn page_request<K>(
         Ok(None) => {}
         Ok(Some(text)) => match text.parse::<u32>() {
             Ok(limit) if (1..=MAX_LIMIT).contains(&limit) => request.limit = limit,
-            _ => errors.push("limit", "invalid", format!("limit must be an integer from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})")),
+            _ => errors.push(
+                "limit",
+                "invalid",
+                format!("limit must be an integer from 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})"),
+            ),
         },
         Err(_) => errors.push("limit", "repeated", "limit may be given only once"),
     }
@@ -54,7 +58,11 @@ pub(crate) fn page_request<K>(
         Ok(None) => {}
         Ok(Some(text)) => match Order::parse(text) {
             Some(order) => request.order = order,
-            None => errors.push("order", "invalid", "order must be one of `asc`, `desc` or `normal`"),
+            None => errors.push(
+                "order",
+                "invalid",
+                "order must be one of `asc`, `desc` or `normal`",
+            ),
         },
         Err(_) => errors.push("order", "repeated", "order may be given only once"),
     }
@@ -76,7 +84,11 @@ pub(crate) fn page_request<K>(
     let after = cursor("after");
     request.cursor = match (before, after) {
         (Some(_), Some(_)) => {
-            errors.push("before", "conflict", "give either `before` or `after`, not both");
+            errors.push(
+                "before",
+                "conflict",
+                "give either `before` or `after`, not both",
+            );
             None
         }
         (Some(key), None) => Some(Cursor::Before(key)),

@@ -44,8 +44,11 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn not_found(kind: &'static str, id: impl ToString) -> Self {
-        Self::NotFound { kind, id: id.to_string() }
+    pub(crate) fn not_found(kind: &'static str, id: impl std::fmt::Display) -> Self {
+        Self::NotFound {
+            kind,
+            id: id.to_string(),
+        }
     }
 }
 
@@ -66,13 +69,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates an organization with a fresh id. Fails with `Conflict` when another live
     /// organization has the same external id.
-    async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError>;
+    async fn create_organization(
+        &self,
+        request: NewOrganization,
+    ) -> Result<Organization, StoreError>;
 
     /// Returns a live organization.
     async fn get_organization(&self, id: OrganizationId) -> Result<Organization, StoreError>;
 
     /// Returns the live organization with this external id.
-    async fn get_organization_by_external_id(&self, external_id: &str) -> Result<Organization, StoreError>;
+    async fn get_organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Organization, StoreError>;
 
     /// Lists live organizations, newest first unless the request says otherwise.
     async fn list_organizations(
@@ -93,11 +102,19 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError>;
 
     /// Stores a new API key under the hash of its secret.
-    async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError>;
+    async fn create_api_key(
+        &self,
+        name: String,
+        secret: ApiKeySecret,
+    ) -> Result<ApiKey, StoreError>;
 
     /// Makes sure an active key with exactly this secret exists: creates it, or reactivates it
     /// if it was revoked. Returns the key and whether anything changed.
-    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError>;
+    async fn ensure_api_key(
+        &self,
+        name: String,
+        secret: ApiKeySecret,
+    ) -> Result<(ApiKey, bool), StoreError>;
 
     /// Finds a key (active or revoked) by the hash of its secret.
     async fn find_api_key(&self, hash: ApiKeyHash) -> Result<Option<ApiKey>, StoreError>;

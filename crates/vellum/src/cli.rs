@@ -27,7 +27,13 @@ pub struct Cli {
     data_dir: Option<PathBuf>,
 
     /// A PostgreSQL URL to use instead of the embedded store.
-    #[arg(long, env = "VELLUM_DATABASE_URL", global = true, value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "VELLUM_DATABASE_URL",
+        global = true,
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
 
     /// How logs are written to standard error [default: text].
@@ -126,7 +132,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     };
     let settings = settings(&cli, listen)?;
     crate::telemetry::init(settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => serve(settings).await,
@@ -147,7 +155,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
     if settings.database_url.is_some() {
-        anyhow::bail!("this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL");
+        anyhow::bail!(
+            "this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL"
+        );
     }
     let config = SqliteConfig::new(&settings.data_dir);
     std::fs::create_dir_all(&settings.data_dir)
@@ -155,9 +165,15 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let mut connection = vellum_store::sqlite::open_for_migration(&config.database_path())?;
     let applied = vellum_store::sqlite::migrate(&mut connection)?;
     if applied.is_empty() {
-        println!("schema is up to date (version {})", vellum_store::sqlite::LATEST_SCHEMA_VERSION);
+        println!(
+            "schema is up to date (version {})",
+            vellum_store::sqlite::LATEST_SCHEMA_VERSION
+        );
     } else {
-        println!("applied migrations {applied:?}; schema is at version {}", vellum_store::sqlite::LATEST_SCHEMA_VERSION);
+        println!(
+            "applied migrations {applied:?}; schema is at version {}",
+            vellum_store::sqlite::LATEST_SCHEMA_VERSION
+        );
     }
     Ok(())
 }
@@ -168,20 +184,33 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
         match command {
             ApiKeysCommand::Create { name } => {
                 vellum_core::api_key::validate_api_key_name(&name).map_err(anyhow::Error::msg)?;
-                let secret = vellum_store::generate_api_key_secret().context("cannot draw random bytes")?;
-                let key = store.create_api_key(name.trim().to_owned(), secret.clone()).await?;
-                println!("created API key {} ({}); the secret is shown only now:", key.id, key.name);
+                let secret =
+                    vellum_store::generate_api_key_secret().context("cannot draw random bytes")?;
+                let key = store
+                    .create_api_key(name.trim().to_owned(), secret.clone())
+                    .await?;
+                println!(
+                    "created API key {} ({}); the secret is shown only now:",
+                    key.id, key.name
+                );
                 println!("{}", secret.expose());
             }
             ApiKeysCommand::List => {
-                println!("{:<32}  {:<10}  {:<24}  {:<8}  NAME", "ID", "SECRET", "CREATED", "STATUS");
+                println!(
+                    "{:<32}  {:<10}  {:<24}  {:<8}  NAME",
+                    "ID", "SECRET", "CREATED", "STATUS"
+                );
                 for key in store.list_api_keys().await? {
                     let status = if key.is_active() { "active" } else { "revoked" };
-                    println!("{:<32}  {:<10}  {:<24}  {:<8}  {}", key.id, key.redacted_secret, key.created_at, status, key.name);
+                    println!(
+                        "{:<32}  {:<10}  {:<24}  {:<8}  {}",
+                        key.id, key.redacted_secret, key.created_at, status, key.name
+                    );
                 }
             }
             ApiKeysCommand::Revoke { id } => {
-                let id = ApiKeyId::parse(&id).map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
+                let id = ApiKeyId::parse(&id)
+                    .map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
                 let key = store.revoke_api_key(id).await?;
                 println!("revoked API key {} ({})", key.id, key.name);
             }
@@ -200,8 +229,13 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
             OrganizationsCommand::Create { name, external_id } => {
                 let mut errors = vellum_core::ValidationErrors::new();
                 let name = vellum_core::organization::validate_name(&name, "name", &mut errors);
-                let external_id = external_id
-                    .and_then(|value| vellum_core::organization::validate_identifier(&value, "external_id", &mut errors));
+                let external_id = external_id.and_then(|value| {
+                    vellum_core::organization::validate_identifier(
+                        &value,
+                        "external_id",
+                        &mut errors,
+                    )
+                });
                 let Some(name) = name.filter(|_| errors.is_empty()) else {
                     anyhow::bail!("{errors}");
                 };
@@ -213,15 +247,27 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                     allow_profiles_outside_organization: false,
                 };
                 let organization = store.create_organization(request).await?;
-                println!("created organization {} ({})", organization.id, organization.name);
+                println!(
+                    "created organization {} ({})",
+                    organization.id, organization.name
+                );
                 println!("{}", organization.id);
             }
             OrganizationsCommand::List { limit } => {
                 anyhow::ensure!((1..=100).contains(&limit), "--limit must be from 1 to 100");
                 let page = store
-                    .list_organizations(OrganizationFilter::default(), PageRequest { limit, ..PageRequest::default() })
+                    .list_organizations(
+                        OrganizationFilter::default(),
+                        PageRequest {
+                            limit,
+                            ..PageRequest::default()
+                        },
+                    )
                     .await?;
-                println!("{:<30}  {:<24}  {:<20}  NAME", "ID", "CREATED", "EXTERNAL ID");
+                println!(
+                    "{:<30}  {:<24}  {:<20}  NAME",
+                    "ID", "CREATED", "EXTERNAL ID"
+                );
                 for organization in page.data {
                     println!(
                         "{:<30}  {:<24}  {:<20}  {}",

@@ -110,22 +110,43 @@ impl std::fmt::Debug for Settings {
 impl Settings {
     /// Merges flags and environment (first), the file (second) and defaults (last).
     pub fn resolve(overrides: Overrides, file: FileConfig) -> anyhow::Result<Self> {
-        let listen_text = overrides.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_text
-            .parse()
-            .with_context(|| format!("invalid listen address `{listen_text}` (expected host:port, e.g. 127.0.0.1:8080)"))?;
-        let api_key = match overrides.api_key.or(file.api_key).filter(|key| !key.is_empty()) {
+        let listen_text = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen_text.parse().with_context(|| {
+            format!(
+                "invalid listen address `{listen_text}` (expected host:port, e.g. 127.0.0.1:8080)"
+            )
+        })?;
+        let api_key = match overrides
+            .api_key
+            .or(file.api_key)
+            .filter(|key| !key.is_empty())
+        {
             Some(text) => Some(
-                ApiKeySecret::parse(&text).map_err(|error| anyhow::anyhow!("invalid VELLUM_API_KEY: {error}"))?,
+                ApiKeySecret::parse(&text)
+                    .map_err(|error| anyhow::anyhow!("invalid VELLUM_API_KEY: {error}"))?,
             ),
             None => None,
         };
-        let max_body_bytes = file.max_body_bytes.unwrap_or_else(|| vellum_http::HttpConfig::default().max_body_bytes);
-        anyhow::ensure!(max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        let max_body_bytes = file
+            .max_body_bytes
+            .unwrap_or_else(|| vellum_http::HttpConfig::default().max_body_bytes);
+        anyhow::ensure!(
+            max_body_bytes >= 1024,
+            "max_body_bytes must be at least 1024"
+        );
         Ok(Self {
             listen,
-            data_dir: overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
-            database_url: overrides.database_url.or(file.database_url).filter(|url| !url.is_empty()),
+            data_dir: overrides
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            database_url: overrides
+                .database_url
+                .or(file.database_url)
+                .filter(|url| !url.is_empty()),
             api_key,
             log_format: overrides.log_format.or(file.log_format).unwrap_or_default(),
             max_body_bytes,
@@ -159,9 +180,13 @@ mod tests {
 
     #[test]
     fn flags_and_env_beat_the_file_which_beats_defaults() {
-        let from_file = file("listen = \"127.0.0.3:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"");
+        let from_file =
+            file("listen = \"127.0.0.3:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"");
         let settings = Settings::resolve(
-            Overrides { listen: Some("127.0.0.1:7000".into()), ..Overrides::default() },
+            Overrides {
+                listen: Some("127.0.0.1:7000".into()),
+                ..Overrides::default()
+            },
             from_file,
         )
         .unwrap();
@@ -178,8 +203,26 @@ mod tests {
     #[test]
     fn rejects_unknown_keys_and_bad_values() {
         assert!(toml::from_str::<FileConfig>("lsiten = \"x\"").is_err());
-        assert!(Settings::resolve(Overrides { listen: Some("nope".into()), ..Overrides::default() }, FileConfig::default()).is_err());
-        assert!(Settings::resolve(Overrides { api_key: Some("pk_123".into()), ..Overrides::default() }, FileConfig::default()).is_err());
+        assert!(
+            Settings::resolve(
+                Overrides {
+                    listen: Some("nope".into()),
+                    ..Overrides::default()
+                },
+                FileConfig::default()
+            )
+            .is_err()
+        );
+        assert!(
+            Settings::resolve(
+                Overrides {
+                    api_key: Some("pk_123".into()),
+                    ..Overrides::default()
+                },
+                FileConfig::default()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -194,6 +237,9 @@ mod tests {
         )
         .unwrap();
         let debug = format!("{settings:?}");
-        assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
+        assert!(
+            !debug.contains("supersecret") && !debug.contains("hunter2"),
+            "{debug}"
+        );
     }
 }

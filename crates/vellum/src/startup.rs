@@ -54,7 +54,12 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
-        Ok(Self { listener, local_addr, store, settings })
+        Ok(Self {
+            listener,
+            local_addr,
+            store,
+            settings,
+        })
     }
 
     /// The address actually bound (useful with port 0).
@@ -63,10 +68,15 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains and closes the store.
-    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until_stopped(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let state = AppState {
             store: Arc::clone(&self.store),
-            config: Arc::new(HttpConfig { max_body_bytes: self.settings.max_body_bytes }),
+            config: Arc::new(HttpConfig {
+                max_body_bytes: self.settings.max_body_bytes,
+            }),
         };
         let router = vellum_http::router(state);
         let stopping = Arc::new(tokio::sync::Notify::new());

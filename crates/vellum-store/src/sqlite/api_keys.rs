@@ -4,8 +4,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use vellum_core::{ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Timestamp};
 
 use super::ulid_from_blob;
-use crate::ids::IdGenerator;
 use crate::StoreError;
+use crate::ids::IdGenerator;
 
 const COLUMNS: &str = "id, name, secret_hash, redacted_secret, created_at, revoked_at";
 
@@ -35,7 +35,9 @@ pub(super) fn insert(
             ],
         )
         .map_err(|error| match &error {
-            rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ErrorCode::ConstraintViolation => {
+            rusqlite::Error::SqliteFailure(failure, _)
+                if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
                 StoreError::Conflict("an API key with this secret already exists".into())
             }
             _ => StoreError::from(error),
@@ -56,19 +58,34 @@ pub(super) fn ensure(
                 "update api_keys set revoked_at = null where id = ?1",
                 [key.id.ulid().to_bytes().as_slice()],
             )?;
-            Ok((ApiKey { revoked_at: None, ..key }, true))
+            Ok((
+                ApiKey {
+                    revoked_at: None,
+                    ..key
+                },
+                true,
+            ))
         }
         None => Ok((insert(connection, ids, name, secret)?, true)),
     }
 }
 
-pub(super) fn find_by_hash(connection: &Connection, hash: &ApiKeyHash) -> Result<Option<ApiKey>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!("select {COLUMNS} from api_keys where secret_hash = ?1"))?;
-    statement.query_row([hash.0.as_slice()], read_row).optional()?.transpose()
+pub(super) fn find_by_hash(
+    connection: &Connection,
+    hash: &ApiKeyHash,
+) -> Result<Option<ApiKey>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!(
+        "select {COLUMNS} from api_keys where secret_hash = ?1"
+    ))?;
+    statement
+        .query_row([hash.0.as_slice()], read_row)
+        .optional()?
+        .transpose()
 }
 
 pub(super) fn list(connection: &Connection) -> Result<Vec<ApiKey>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!("select {COLUMNS} from api_keys order by id"))?;
+    let mut statement =
+        connection.prepare_cached(&format!("select {COLUMNS} from api_keys order by id"))?;
     statement
         .query_map([], read_row)?
         .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
@@ -82,7 +99,11 @@ pub(super) fn revoke(connection: &Connection, id: ApiKeyId) -> Result<ApiKey, St
         params![blob.as_slice(), crate::now().unix_millis()],
     )?;
     connection
-        .query_row(&format!("select {COLUMNS} from api_keys where id = ?1"), [blob.as_slice()], read_row)
+        .query_row(
+            &format!("select {COLUMNS} from api_keys where id = ?1"),
+            [blob.as_slice()],
+            read_row,
+        )
         .optional()?
         .transpose()?
         .ok_or_else(|| StoreError::not_found("API key", id))

@@ -53,7 +53,11 @@ pub struct SqliteConfig {
 impl SqliteConfig {
     /// The defaults for a data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
-        Self { data_dir: data_dir.into(), read_connections: 4, max_batch: 1024 }
+        Self {
+            data_dir: data_dir.into(),
+            read_connections: 4,
+            max_batch: 1024,
+        }
     }
 
     /// Returns the path of the database file.
@@ -105,16 +109,20 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let connection = Connection::open_with_flags(path, flags)
-        .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
+    let connection = Connection::open_with_flags(path, flags).map_err(|error| {
+        StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
+    })?;
     // Another process (the CLI next to a running server) may hold the write lock briefly.
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "foreign_keys", true)?;
     if !read_only {
         // WAL lets readers run during commits; FULL makes every commit durable on return.
-        let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        let mode: String =
+            connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!("cannot switch to WAL mode (got {mode})")));
+            return Err(StoreError::Internal(format!(
+                "cannot switch to WAL mode (got {mode})"
+            )));
         }
         connection.pragma_update(None, "synchronous", "FULL")?;
     }
@@ -200,7 +208,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError> {
+    async fn create_organization(
+        &self,
+        request: NewOrganization,
+    ) -> Result<Organization, StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |transaction| organizations::insert(transaction, &ids, request))
@@ -209,12 +220,16 @@ impl Store for SqliteStore {
 
     async fn get_organization(&self, id: OrganizationId) -> Result<Organization, StoreError> {
         self.read(move |connection| {
-            organizations::get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))
+            organizations::get(connection, id)?
+                .ok_or_else(|| StoreError::not_found("Organization", id))
         })
         .await
     }
 
-    async fn get_organization_by_external_id(&self, external_id: &str) -> Result<Organization, StoreError> {
+    async fn get_organization_by_external_id(
+        &self,
+        external_id: &str,
+    ) -> Result<Organization, StoreError> {
         let external_id = external_id.to_owned();
         self.read(move |connection| {
             organizations::get_by_external_id(connection, &external_id)?
@@ -228,7 +243,8 @@ impl Store for SqliteStore {
         filter: OrganizationFilter,
         page: PageRequest<OrganizationId>,
     ) -> Result<Page<Organization, OrganizationId>, StoreError> {
-        self.read(move |connection| organizations::list(connection, &filter, &page)).await
+        self.read(move |connection| organizations::list(connection, &filter, &page))
+            .await
     }
 
     async fn update_organization(
@@ -243,17 +259,27 @@ impl Store for SqliteStore {
     }
 
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError> {
-        self.writer.write(move |transaction| organizations::delete(transaction, id)).await
+        self.writer
+            .write(move |transaction| organizations::delete(transaction, id))
+            .await
     }
 
-    async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError> {
+    async fn create_api_key(
+        &self,
+        name: String,
+        secret: ApiKeySecret,
+    ) -> Result<ApiKey, StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |transaction| api_keys::insert(transaction, &ids, name, &secret))
             .await
     }
 
-    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError> {
+    async fn ensure_api_key(
+        &self,
+        name: String,
+        secret: ApiKeySecret,
+    ) -> Result<(ApiKey, bool), StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |transaction| api_keys::ensure(transaction, &ids, name, &secret))
@@ -261,7 +287,8 @@ impl Store for SqliteStore {
     }
 
     async fn find_api_key(&self, hash: ApiKeyHash) -> Result<Option<ApiKey>, StoreError> {
-        self.read(move |connection| api_keys::find_by_hash(connection, &hash)).await
+        self.read(move |connection| api_keys::find_by_hash(connection, &hash))
+            .await
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
@@ -269,7 +296,9 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError> {
-        self.writer.write(move |transaction| api_keys::revoke(transaction, id)).await
+        self.writer
+            .write(move |transaction| api_keys::revoke(transaction, id))
+            .await
     }
 
     async fn close(&self) -> Result<(), StoreError> {
@@ -281,9 +310,9 @@ impl Store for SqliteStore {
 
 /// Converts a stored 16-byte id back into a ULID.
 fn ulid_from_blob(bytes: &[u8]) -> Result<ulid::Ulid, StoreError> {
-    let bytes: [u8; 16] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Internal(format!("stored id has {} bytes, not 16", bytes.len())))?;
+    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
+        StoreError::Internal(format!("stored id has {} bytes, not 16", bytes.len()))
+    })?;
     Ok(ulid::Ulid::from_bytes(bytes))
 }
 
@@ -324,9 +353,17 @@ mod tests {
     async fn a_closed_store_refuses_writes_and_reads() {
         let (store, _dir) = open_temp().await;
         store.close().await.unwrap();
-        let error = store.create_organization(crate::conformance::new_organization("Late")).await;
-        assert!(matches!(error, Err(StoreError::Unavailable(_))), "{error:?}");
-        assert!(matches!(store.list_api_keys().await, Err(StoreError::Unavailable(_))));
+        let error = store
+            .create_organization(crate::conformance::new_organization("Late"))
+            .await;
+        assert!(
+            matches!(error, Err(StoreError::Unavailable(_))),
+            "{error:?}"
+        );
+        assert!(matches!(
+            store.list_api_keys().await,
+            Err(StoreError::Unavailable(_))
+        ));
         assert!(store.check_ready().await.is_err());
     }
 

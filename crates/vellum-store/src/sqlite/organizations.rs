@@ -26,10 +26,14 @@ pub(super) fn insert(
 ) -> Result<Organization, StoreError> {
     let now = crate::now();
     let id = OrganizationId::from_ulid(ids.next());
-    let organization = Organization::create(id, request, now, || OrganizationDomainId::from_ulid(ids.next()));
+    let organization = Organization::create(id, request, now, || {
+        OrganizationDomainId::from_ulid(ids.next())
+    });
     connection
         .execute(
-            &format!("insert into organizations ({COLUMNS}) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
+            &format!(
+                "insert into organizations ({COLUMNS}) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
             params![
                 id.ulid().to_bytes().as_slice(),
                 organization.name,
@@ -46,7 +50,10 @@ pub(super) fn insert(
     Ok(organization)
 }
 
-pub(super) fn get(connection: &Connection, id: OrganizationId) -> Result<Option<Organization>, StoreError> {
+pub(super) fn get(
+    connection: &Connection,
+    id: OrganizationId,
+) -> Result<Option<Organization>, StoreError> {
     connection
         .query_row(
             &format!("select {COLUMNS} from organizations where id = ?1 and deleted_at is null"),
@@ -63,7 +70,9 @@ pub(super) fn get_by_external_id(
 ) -> Result<Option<Organization>, StoreError> {
     connection
         .query_row(
-            &format!("select {COLUMNS} from organizations where external_id = ?1 and deleted_at is null"),
+            &format!(
+                "select {COLUMNS} from organizations where external_id = ?1 and deleted_at is null"
+            ),
             [external_id],
             read_row,
         )
@@ -102,7 +111,11 @@ pub(super) fn list(
         ));
         values.extend(filter.domains.iter().cloned().map(Value::Text));
     }
-    sql.push_str(if plan.ascending { " order by id asc" } else { " order by id desc" });
+    sql.push_str(if plan.ascending {
+        " order by id asc"
+    } else {
+        " order by id desc"
+    });
     sql.push_str(" limit ?");
     values.push(Value::Integer(i64::from(plan.fetch)));
 
@@ -120,8 +133,11 @@ pub(super) fn update(
     id: OrganizationId,
     update: OrganizationUpdate,
 ) -> Result<Organization, StoreError> {
-    let mut organization = get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))?;
-    organization.apply(update, crate::now(), || OrganizationDomainId::from_ulid(ids.next()));
+    let mut organization =
+        get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))?;
+    organization.apply(update, crate::now(), || {
+        OrganizationDomainId::from_ulid(ids.next())
+    });
     connection
         .execute(
             "update organizations set name = ?2, external_id = ?3, metadata = ?4, domains = ?5,
@@ -205,10 +221,16 @@ fn timestamp(millis: i64, what: &str) -> Result<Timestamp, StoreError> {
 }
 
 fn decode_domains(text: &str) -> Result<Vec<OrganizationDomain>, StoreError> {
-    let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|_| corrupt("domains"))?;
+    let values: Vec<serde_json::Value> =
+        serde_json::from_str(text).map_err(|_| corrupt("domains"))?;
     let mut domains = Vec::with_capacity(values.len());
     for value in values {
-        let text_field = |name: &str| value.get(name).and_then(serde_json::Value::as_str).ok_or_else(|| corrupt("domain"));
+        let text_field = |name: &str| {
+            value
+                .get(name)
+                .and_then(serde_json::Value::as_str)
+                .ok_or_else(|| corrupt("domain"))
+        };
         let millis_field = |name: &str| {
             value
                 .get(name)
@@ -219,7 +241,8 @@ fn decode_domains(text: &str) -> Result<Vec<OrganizationDomain>, StoreError> {
         domains.push(OrganizationDomain {
             id: OrganizationDomainId::parse(text_field("id")?).map_err(|_| corrupt("domain id"))?,
             domain: text_field("domain")?.to_owned(),
-            state: DomainState::parse(text_field("state")?).ok_or_else(|| corrupt("domain state"))?,
+            state: DomainState::parse(text_field("state")?)
+                .ok_or_else(|| corrupt("domain state"))?,
             created_at: millis_field("created_at")?,
             updated_at: millis_field("updated_at")?,
         });

@@ -13,8 +13,11 @@ use crate::StoreError;
 /// how to answer its caller once the commit outcome is known (`None` = committed).
 struct Ran {
     succeeded: bool,
-    answer: Box<dyn FnOnce(Option<&str>) + Send>,
+    answer: Answer,
 }
+
+/// Tells a job's caller the outcome of the commit: `None` when it committed, else why not.
+type Answer = Box<dyn FnOnce(Option<&str>) + Send>;
 
 /// One caller's write, queued for the next group commit.
 trait Job: Send {
@@ -42,7 +45,9 @@ where
             answer: Box::new(move |commit_error| {
                 let result = match commit_error {
                     None => outcome,
-                    Some(message) => Err(StoreError::Unavailable(format!("commit failed: {message}"))),
+                    Some(message) => {
+                        Err(StoreError::Unavailable(format!("commit failed: {message}")))
+                    }
                 };
                 // The caller may have gone away (client disconnected); the write stands.
                 let _ = reply.send(result);
@@ -51,7 +56,9 @@ where
     }
 
     fn refuse(self: Box<Self>, reason: &str) {
-        let _ = self.reply.send(Err(StoreError::Unavailable(reason.to_owned())));
+        let _ = self
+            .reply
+            .send(Err(StoreError::Unavailable(reason.to_owned())));
     }
 }
 
@@ -76,7 +83,9 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("vellum-sqlite-writer".into())
             .spawn(move || run(connection, &receiver, max_batch, &thread_closed_reason))
-            .map_err(|error| StoreError::Internal(format!("cannot start writer thread: {error}")))?;
+            .map_err(|error| {
+                StoreError::Internal(format!("cannot start writer thread: {error}"))
+            })?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
@@ -85,13 +94,26 @@ impl Writer {
     }
 
     fn unavailable(&self) -> StoreError {
-        let reason = self.closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let reason = self
+            .closed_reason
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         StoreError::Unavailable(reason.unwrap_or_else(|| "the store is closed".into()))
     }
 
     pub(super) fn check_alive(&self) -> Result<(), StoreError> {
-        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if sender.is_some() && self.closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner).is_none() {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if sender.is_some()
+            && self
+                .closed_reason
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .is_none()
+        {
             Ok(())
         } else {
             Err(self.unavailable())
@@ -107,18 +129,27 @@ impl Writer {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
         let job: Box<dyn Job> = Box::new(WriteJob { work, reply });
         {
-            let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let sender = self
+                .sender
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(sender) = sender.as_ref() else {
                 return Err(self.unavailable());
             };
-            sender.send(Message::Job(job)).map_err(|_| self.unavailable())?;
+            sender
+                .send(Message::Job(job))
+                .map_err(|_| self.unavailable())?;
         }
         answer.await.map_err(|_| self.unavailable())?
     }
 
     /// Lets queued jobs finish, stops the thread and checkpoints the WAL.
     pub(super) async fn close(&self) -> Result<(), StoreError> {
-        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         let Some(sender) = sender else {
             return Ok(());
         };
@@ -127,7 +158,11 @@ impl Writer {
             let _ = finished.await;
         }
         drop(sender);
-        let thread = self.thread.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
         if let Some(thread) = thread {
             tokio::task::spawn_blocking(move || thread.join())
                 .await
@@ -138,7 +173,12 @@ impl Writer {
     }
 }
 
-fn run(connection: Connection, receiver: &mpsc::Receiver<Message>, max_batch: usize, closed_reason: &Mutex<Option<String>>) {
+fn run(
+    connection: Connection,
+    receiver: &mpsc::Receiver<Message>,
+    max_batch: usize,
+    closed_reason: &Mutex<Option<String>>,
+) {
     let mut close_reply = None;
     while close_reply.is_none() {
         let Ok(first) = receiver.recv() else {
@@ -156,18 +196,21 @@ fn run(connection: Connection, receiver: &mpsc::Receiver<Message>, max_batch: us
                 Err(_) => break,
             }
         }
-        if !jobs.is_empty() {
-            if let Err(fatal) = commit_batch(&connection, jobs) {
-                tracing::error!(error = %fatal, "the sqlite writer stopped after a failed commit");
-                *closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fatal);
-                // Answer everything still queued rather than leaving callers waiting.
-                while let Ok(message) = receiver.try_recv() {
-                    if let Message::Close(reply) = message {
-                        close_reply = Some(reply);
-                    }
+        if !jobs.is_empty()
+            && let Err(fatal) = commit_batch(&connection, jobs)
+        {
+            tracing::error!(error = %fatal, "the sqlite writer stopped after a failed commit");
+            *closed_reason
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fatal.clone());
+            // Answer everything still queued rather than leaving callers waiting.
+            while let Ok(message) = receiver.try_recv() {
+                match message {
+                    Message::Job(job) => job.refuse(&fatal),
+                    Message::Close(reply) => close_reply = Some(reply),
                 }
-                break;
             }
+            break;
         }
     }
     if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
@@ -192,14 +235,18 @@ fn commit_batch(connection: &Connection, jobs: Vec<Box<dyn Job>>) -> Result<(), 
         }
         return Ok(());
     }
-    let mut answers: Vec<Box<dyn FnOnce(Option<&str>) + Send>> = Vec::with_capacity(jobs.len());
+    let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
     for job in jobs {
         if let Err(error) = connection.execute_batch("SAVEPOINT job") {
             let _ = connection.execute_batch("ROLLBACK");
             return Err(format!("savepoint failed: {error}"));
         }
         let ran = job.run(connection);
-        let closing = if ran.succeeded { "RELEASE job" } else { "ROLLBACK TO job; RELEASE job" };
+        let closing = if ran.succeeded {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
         if let Err(error) = connection.execute_batch(closing) {
             let _ = connection.execute_batch("ROLLBACK");
             (ran.answer)(Some(&error.to_string()));
