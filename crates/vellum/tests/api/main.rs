@@ -1,0 +1,15 @@
+//! Black-box tests: the real server on `127.0.0.1:0` with a fresh store, driven over HTTP the
+//! way clients drive it. One test binary, one module per area.
+
+// Helpers are shared between modules of this one binary; nothing here is a public API.
+#![allow(unreachable_pub)]
+
+mod auth;
+mod cli;
+mod crash;
+mod errors;
+mod health;
+mod helpers;
+mod organizations;
+mod sdk_python;
+mod shutdown;
