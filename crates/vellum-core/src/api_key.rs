@@ -155,10 +155,7 @@ mod tests {
         let secret = ApiKeySecret::from_random_bytes([0xab; 32]);
         assert_eq!(secret.expose().len(), 67);
         assert_eq!(ApiKeySecret::parse(secret.expose()), Ok(secret.clone()));
-        assert_eq!(
-            secret.hash(),
-            ApiKeySecret::parse(secret.expose()).unwrap().hash()
-        );
+        assert_eq!(secret.hash(), ApiKeySecret::parse(secret.expose()).unwrap().hash());
         assert_eq!(secret.redacted(), "sk_…abab");
     }
 
@@ -176,10 +173,7 @@ mod tests {
             ApiKeySecret::parse("pk_0123456789abcdef"),
             Err(ApiKeySecretError::MissingPrefix)
         );
-        assert_eq!(
-            ApiKeySecret::parse("sk_short"),
-            Err(ApiKeySecretError::BadLength)
-        );
+        assert_eq!(ApiKeySecret::parse("sk_short"), Err(ApiKeySecretError::BadLength));
         assert_eq!(
             ApiKeySecret::parse(&format!("sk_{}", "a".repeat(300))),
             Err(ApiKeySecretError::BadLength)

@@ -101,6 +101,22 @@ prefixed_id!(
     "key_"
 );
 
+prefixed_id!(
+    /// Identifies an audit log event: `audit_log_event_` + ULID.
+    EventId,
+    "audit_log_event_"
+);
+prefixed_id!(
+    /// Identifies an action, used as its list cursor: `ala_` + ULID.
+    ActionId,
+    "ala_"
+);
+prefixed_id!(
+    /// Identifies one schema version, used as its list cursor: `als_` + ULID.
+    SchemaId,
+    "als_"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,10 +146,7 @@ mod tests {
             "org_01EHWNCE74X7JSDV0X3SZ3KJNU",
             "org_81EHWNCE74X7JSDV0X3SZ3KJNY",
         ] {
-            assert!(
-                OrganizationId::parse(bad).is_err(),
-                "{bad} should not parse"
-            );
+            assert!(OrganizationId::parse(bad).is_err(), "{bad} should not parse");
         }
     }
 

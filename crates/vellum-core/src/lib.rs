@@ -6,17 +6,19 @@
 //! testable with plain unit tests and shareable between storage backends.
 
 pub mod api_key;
+pub mod event;
 pub mod id;
 pub mod organization;
 pub mod pagination;
+pub mod retention;
+pub mod schema;
 pub mod timestamp;
 pub mod validation;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
-pub use id::{ApiKeyId, OrganizationDomainId, OrganizationId};
-pub use organization::{
-    DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate,
-};
+pub use event::{Event, EventInput};
+pub use id::{ActionId, ApiKeyId, EventId, OrganizationDomainId, OrganizationId, SchemaId};
+pub use organization::{DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate};
 pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};
 pub use timestamp::Timestamp;
 pub use validation::{FieldError, ValidationErrors};

@@ -186,10 +186,7 @@ impl Organization {
         if let Some(inputs) = update.domains {
             let mut domains = Vec::with_capacity(inputs.len());
             for input in inputs {
-                let existing = self
-                    .domains
-                    .iter()
-                    .find(|domain| domain.domain == input.domain);
+                let existing = self.domains.iter().find(|domain| domain.domain == input.domain);
                 let domain = match existing {
                     Some(existing) if existing.state == input.state => existing.clone(),
                     Some(existing) => OrganizationDomain {
@@ -236,11 +233,7 @@ pub fn validate_name(name: &str, field: &str, errors: &mut ValidationErrors) -> 
 }
 
 /// Checks an optional identifier-like string (external id, Stripe customer id).
-pub fn validate_identifier(
-    value: &str,
-    field: &str,
-    errors: &mut ValidationErrors,
-) -> Option<String> {
+pub fn validate_identifier(value: &str, field: &str, errors: &mut ValidationErrors) -> Option<String> {
     if value.is_empty() {
         errors.push(
             field,
@@ -258,11 +251,7 @@ pub fn validate_identifier(
         return None;
     }
     if value.chars().any(char::is_control) {
-        errors.push(
-            field,
-            "invalid",
-            format!("{field} must not contain control characters"),
-        );
+        errors.push(field, "invalid", format!("{field} must not contain control characters"));
         return None;
     }
     Some(value.to_owned())
@@ -314,9 +303,7 @@ pub fn validate_domain(domain: &str, field: &str, errors: &mut ValidationErrors)
                 && label.len() <= 63
                 && !label.starts_with('-')
                 && !label.ends_with('-')
-                && label
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
+                && label.bytes().all(|byte| byte.is_ascii_alphanumeric() || byte == b'-')
         });
     if !valid {
         errors.push(
@@ -351,11 +338,7 @@ pub fn validate_domains(
             continue;
         };
         if domains.iter().any(|existing| existing.domain == domain) {
-            errors.push(
-                item_field,
-                "duplicate",
-                format!("`{domain}` is listed more than once"),
-            );
+            errors.push(item_field, "duplicate", format!("`{domain}` is listed more than once"));
             continue;
         }
         domains.push(DomainInput {
@@ -387,10 +370,7 @@ mod tests {
     #[test]
     fn names_are_trimmed_and_bounded() {
         let mut errors = ValidationErrors::new();
-        assert_eq!(
-            validate_name("  Acme  ", "name", &mut errors).as_deref(),
-            Some("Acme")
-        );
+        assert_eq!(validate_name("  Acme  ", "name", &mut errors).as_deref(), Some("Acme"));
         assert!(validate_name("   ", "name", &mut errors).is_none());
         assert!(validate_name(&"x".repeat(MAX_NAME_CHARS + 1), "name", &mut errors).is_none());
         assert!(validate_name("a\u{0}b", "name", &mut errors).is_none());
@@ -405,22 +385,11 @@ mod tests {
             validate_domain("Foo-Corp.COM.", "d", &mut errors).as_deref(),
             Some("foo-corp.com")
         );
-        for bad in [
-            "localhost",
-            "-a.com",
-            "a-.com",
-            "a..com",
-            "a b.com",
-            "exa_mple.com",
-            "",
-        ] {
+        for bad in ["localhost", "-a.com", "a-.com", "a..com", "a b.com", "exa_mple.com", ""] {
             assert!(validate_domain(bad, "d", &mut errors).is_none(), "{bad}");
         }
         let domains = validate_domains(
-            vec![
-                ("a.com".into(), None),
-                ("A.com".into(), Some(DomainState::Verified)),
-            ],
+            vec![("a.com".into(), None), ("A.com".into(), Some(DomainState::Verified))],
             "domain_data",
             &mut ValidationErrors::new(),
         );

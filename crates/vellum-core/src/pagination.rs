@@ -104,10 +104,12 @@ impl<K: Clone> PageRequest<K> {
     fn movement(&self) -> (Movement, Option<&K>) {
         match (&self.cursor, self.order) {
             (None, _) => (Movement::First, None),
-            (Some(Cursor::After(key)), Order::Asc | Order::Desc)
-            | (Some(Cursor::Before(key)), Order::Normal) => (Movement::Forward, Some(key)),
-            (Some(Cursor::Before(key)), Order::Asc | Order::Desc)
-            | (Some(Cursor::After(key)), Order::Normal) => (Movement::Backward, Some(key)),
+            (Some(Cursor::After(key)), Order::Asc | Order::Desc) | (Some(Cursor::Before(key)), Order::Normal) => {
+                (Movement::Forward, Some(key))
+            }
+            (Some(Cursor::Before(key)), Order::Asc | Order::Desc) | (Some(Cursor::After(key)), Order::Normal) => {
+                (Movement::Backward, Some(key))
+            }
         }
     }
 
@@ -157,16 +159,8 @@ impl<K: Clone> PageRequest<K> {
                 (true, read_more_than_a_page)
             }
         };
-        let forward_cursor = if more_forward {
-            rows.last().map(&key_of)
-        } else {
-            None
-        };
-        let backward_cursor = if more_backward {
-            rows.first().map(&key_of)
-        } else {
-            None
-        };
+        let forward_cursor = if more_forward { rows.last().map(&key_of) } else { None };
+        let backward_cursor = if more_backward { rows.first().map(&key_of) } else { None };
         let list_metadata = match self.order {
             Order::Asc | Order::Desc => ListMetadata {
                 before: backward_cursor,
@@ -253,34 +247,22 @@ mod tests {
 
     #[test]
     fn desc_walks_newest_to_oldest_by_after() {
-        assert_eq!(
-            walk(Order::Desc, 7, 3, false),
-            [vec![6, 5, 4], vec![3, 2, 1], vec![0]]
-        );
+        assert_eq!(walk(Order::Desc, 7, 3, false), [vec![6, 5, 4], vec![3, 2, 1], vec![0]]);
     }
 
     #[test]
     fn asc_walks_oldest_to_newest_by_after() {
-        assert_eq!(
-            walk(Order::Asc, 7, 3, false),
-            [vec![0, 1, 2], vec![3, 4, 5], vec![6]]
-        );
+        assert_eq!(walk(Order::Asc, 7, 3, false), [vec![0, 1, 2], vec![3, 4, 5], vec![6]]);
     }
 
     #[test]
     fn normal_walks_newest_to_oldest_by_before() {
-        assert_eq!(
-            walk(Order::Normal, 7, 3, true),
-            [vec![6, 5, 4], vec![3, 2, 1], vec![0]]
-        );
+        assert_eq!(walk(Order::Normal, 7, 3, true), [vec![6, 5, 4], vec![3, 2, 1], vec![0]]);
     }
 
     #[test]
     fn exact_multiple_of_the_limit_ends_without_an_empty_page() {
-        assert_eq!(
-            walk(Order::Desc, 6, 3, false),
-            [vec![5, 4, 3], vec![2, 1, 0]]
-        );
+        assert_eq!(walk(Order::Desc, 6, 3, false), [vec![5, 4, 3], vec![2, 1, 0]]);
         assert_eq!(walk(Order::Desc, 0, 3, false), [Vec::<u32>::new()]);
     }
 

@@ -23,9 +23,7 @@ impl Timestamp {
     /// Builds a timestamp from milliseconds since the Unix epoch, if it renders as a
     /// four-digit year.
     pub fn from_unix_millis(millis: i64) -> Option<Self> {
-        (MIN_MILLIS..=MAX_MILLIS)
-            .contains(&millis)
-            .then_some(Self(millis))
+        (MIN_MILLIS..=MAX_MILLIS).contains(&millis).then_some(Self(millis))
     }
 
     /// Truncates an instant to milliseconds and normalises it to UTC.
@@ -47,9 +45,7 @@ impl Timestamp {
 
     /// Renders the WorkOS wire form, `YYYY-MM-DDTHH:MM:SS.mmmZ`.
     pub fn to_wire(self) -> String {
-        let format = format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
+        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
         self.to_datetime()
             .format(&format)
             .expect("a four-digit-year UTC timestamp always formats")

@@ -25,12 +25,7 @@ impl ValidationErrors {
     }
 
     /// Records a problem with a field.
-    pub fn push(
-        &mut self,
-        field: impl Into<String>,
-        code: &'static str,
-        message: impl Into<String>,
-    ) {
+    pub fn push(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
             code,
@@ -50,11 +45,7 @@ impl ValidationErrors {
 
     /// Returns `Ok(value)` when nothing was recorded, and the collection otherwise.
     pub fn into_result<T>(self, value: T) -> Result<T, Self> {
-        if self.0.is_empty() {
-            Ok(value)
-        } else {
-            Err(self)
-        }
+        if self.0.is_empty() { Ok(value) } else { Err(self) }
     }
 }
 

@@ -11,7 +11,7 @@ use crate::error::ApiError;
 
 /// The key that authenticated a request, for handlers that want to know.
 #[derive(Clone, Debug)]
-pub(crate) struct Authenticated(#[allow(dead_code)] pub(crate) ApiKey);
+pub(crate) struct Authenticated(pub(crate) ApiKey);
 
 /// Refuses requests without a valid, active API key.
 pub(crate) async fn require_api_key(
@@ -19,13 +19,12 @@ pub(crate) async fn require_api_key(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let header_value =
-        request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .ok_or(ApiError::Unauthorized {
-                code: "missing_api_key",
-            })?;
+    let header_value = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or(ApiError::Unauthorized {
+            code: "missing_api_key",
+        })?;
     let token = header_value
         .to_str()
         .ok()

@@ -8,6 +8,7 @@ use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use vellum_core::ValidationErrors;
+use vellum_core::schema::SchemaViolation;
 use vellum_store::StoreError;
 
 /// An error a handler returns.
@@ -41,6 +42,15 @@ pub enum ApiError {
     Conflict {
         /// For people.
         message: String,
+        /// Machine-readable.
+        code: &'static str,
+    },
+    /// 400: an event that does not match its action's schema (WorkOS's Ajv-style shape).
+    InvalidEvent(Vec<SchemaViolation>),
+    /// 429: the API key used up its request budget.
+    RateLimited {
+        /// Seconds until a request will be accepted again.
+        retry_after_seconds: u64,
     },
     /// 413: the body is larger than allowed.
     PayloadTooLarge {
@@ -59,23 +69,21 @@ pub enum ApiError {
 
 impl ApiError {
     /// A 422 for one field.
-    pub fn invalid_field(
-        field: impl Into<String>,
-        code: &'static str,
-        message: impl Into<String>,
-    ) -> Self {
+    pub fn invalid_field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {
         let mut errors = ValidationErrors::new();
         errors.push(field, code, message);
         Self::Validation(errors)
     }
 
-    fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -84,7 +92,7 @@ impl ApiError {
         }
     }
 
-    fn body(&self) -> Value {
+    pub(crate) fn body(&self) -> Value {
         match self {
             Self::BadRequest { message, code } => json!({ "message": message, "code": code }),
             Self::Unauthorized { code } => json!({ "message": "Unauthorized", "code": code }),
@@ -93,7 +101,16 @@ impl ApiError {
                 "message": format!("Cannot {method} {path}"),
                 "code": "method_not_allowed",
             }),
-            Self::Conflict { message } => json!({ "message": message, "code": "conflict" }),
+            Self::Conflict { message, code } => json!({ "message": message, "code": code }),
+            Self::InvalidEvent(violations) => json!({
+                "message": "Invalid Audit Log event.",
+                "code": "invalid_audit_log_event",
+                "errors": violations.iter().map(|violation| json!({
+                    "instancePath": violation.instance_path,
+                    "message": violation.message,
+                })).collect::<Vec<_>>(),
+            }),
+            Self::RateLimited { .. } => json!({ "message": "Too many requests.", "code": "rate_limit_exceeded" }),
             Self::PayloadTooLarge { limit } => json!({
                 "message": format!("The request body is larger than the limit of {limit} bytes."),
                 "code": "payload_too_large",
@@ -130,11 +147,15 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::RateLimited { retry_after_seconds } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_seconds));
+        }
         if matches!(self, Self::Unauthorized { .. }) {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
         }
         response
     }
@@ -146,7 +167,11 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound { kind, id } => Self::NotFound {
                 message: format!("{kind} not found: '{id}'."),
             },
-            StoreError::Conflict(message) => Self::Conflict { message },
+            StoreError::Conflict(message) => Self::Conflict {
+                message,
+                code: "conflict",
+            },
+            StoreError::InvalidInput { field, message } => Self::invalid_field(field, "invalid", message),
             StoreError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "store unavailable");
                 Self::Unavailable

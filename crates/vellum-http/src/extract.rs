@@ -24,14 +24,8 @@ fn is_json_content_type(parts_headers: &axum::http::HeaderMap) -> bool {
     else {
         return false;
     };
-    let essence = value
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json"
-        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 impl<T> FromRequest<AppState> for WireJson<T>
@@ -41,26 +35,38 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let JsonBytes(bytes) = JsonBytes::from_request(request, state).await?;
+        parse_json(&bytes).map(WireJson)
+    }
+}
+
+/// The raw bytes of a JSON request body, after the content-type and size checks of
+/// [`WireJson`]; for handlers that also hash the body (idempotency).
+pub(crate) struct JsonBytes(pub(crate) Bytes);
+
+impl FromRequest<AppState> for JsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         if !is_json_content_type(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection| match rejection {
-                    BytesRejection::FailedToBufferBody(failure)
-                        if failure.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
-                    {
-                        ApiError::PayloadTooLarge {
-                            limit: state.config.max_body_bytes,
-                        }
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| match rejection {
+                BytesRejection::FailedToBufferBody(failure)
+                    if failure.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::PayloadTooLarge {
+                        limit: state.config.max_body_bytes,
                     }
-                    other => ApiError::BadRequest {
-                        message: format!("Could not read the request body: {other}."),
-                        code: "invalid_body",
-                    },
-                })?;
-        parse_json(&bytes).map(WireJson)
+                }
+                other => ApiError::BadRequest {
+                    message: format!("Could not read the request body: {other}."),
+                    code: "invalid_body",
+                },
+            })?;
+        Ok(JsonBytes(bytes))
     }
 }
 
@@ -72,7 +78,12 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
         let inner = error.into_inner();
         match inner.classify() {
             serde_json::error::Category::Data => {
-                let field = if path == "." { "body".to_owned() } else { path };
+                // `event.targets[0].type` → `event.targets.0.type`, the form validation uses.
+                let field = if path == "." {
+                    "body".to_owned()
+                } else {
+                    path.replace('[', ".").replace(']', "")
+                };
                 ApiError::invalid_field(field, "invalid_type", strip_position(&inner.to_string()))
             }
             _ => ApiError::BadRequest {
@@ -110,11 +121,9 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryPairs {
 }
 
 fn serde_urlencoded_pairs(query: &str) -> Result<Vec<(String, String)>, ApiError> {
-    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(
-        &format!("/?{query}").parse().map_err(|_| bad_query())?,
-    )
-    .map(|axum::extract::Query(pairs)| pairs)
-    .map_err(|_| bad_query())
+    axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&format!("/?{query}").parse().map_err(|_| bad_query())?)
+        .map(|axum::extract::Query(pairs)| pairs)
+        .map_err(|_| bad_query())
 }
 
 fn bad_query() -> ApiError {
@@ -141,6 +150,18 @@ impl QueryPairs {
             ));
         }
         Ok(first)
+    }
+
+    /// Every value of an array parameter, as `name=a&name=b` or `name[]=a&name[]=b`; values are
+    /// taken whole (an actor name may contain a comma).
+    pub(crate) fn list_exact(&self, name: &str) -> Vec<String> {
+        let bracketed = format!("{name}[]");
+        self.0
+            .iter()
+            .filter(|(key, _)| *key == name || *key == bracketed)
+            .map(|(_, value)| value.clone())
+            .filter(|value| !value.is_empty())
+            .collect()
     }
 
     /// Every value of an array parameter, in any of the spellings SDKs use, split on commas.

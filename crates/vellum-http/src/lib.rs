@@ -7,9 +7,13 @@
 
 mod auth;
 mod error;
+mod events;
 mod extract;
 mod health;
 mod organizations;
+mod ratelimit;
+mod retention;
+mod schemas;
 mod wire;
 
 use std::sync::Arc;
@@ -21,15 +25,15 @@ use axum::http::{HeaderName, Request, header};
 use axum::routing::get;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{
-    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
-};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vellum_store::Store;
 
 pub use error::ApiError;
+pub use events::MAX_BATCH_EVENTS;
+pub use ratelimit::RateLimit;
 
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -39,6 +43,8 @@ pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id"
 pub struct HttpConfig {
     /// The largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// A per-API-key request budget; `None` means unlimited.
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for HttpConfig {
@@ -46,6 +52,7 @@ impl Default for HttpConfig {
         // A batch of 1,000 events of ~1 KB fits with room to spare.
         Self {
             max_body_bytes: 4 * 1024 * 1024,
+            rate_limit: None,
         }
     }
 }
@@ -53,17 +60,40 @@ impl Default for HttpConfig {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// The store.
-    pub store: Arc<dyn Store>,
-    /// The HTTP settings.
-    pub config: Arc<HttpConfig>,
+    store: Arc<dyn Store>,
+    config: Arc<HttpConfig>,
+    schemas: Arc<schemas::SchemaRegistry>,
+    rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
+}
+
+impl AppState {
+    /// Builds the shared state of the router.
+    pub fn new(store: Arc<dyn Store>, config: HttpConfig) -> Self {
+        Self {
+            store,
+            rate_limiter: config
+                .rate_limit
+                .map(|limit| Arc::new(ratelimit::RateLimiter::new(limit))),
+            config: Arc::new(config),
+            schemas: Arc::default(),
+        }
+    }
 }
 
 /// Builds the whole router: health probes, the authenticated API, and JSON fallbacks.
 pub fn router(state: AppState) -> Router {
-    let api = Router::new().merge(organizations::routes()).route_layer(
-        axum::middleware::from_fn_with_state(state.clone(), auth::require_api_key),
-    );
+    // Layers run outside-in in the reverse order they are added: authentication first, then the
+    // rate limit of the key it found.
+    let api = Router::new()
+        .merge(organizations::routes())
+        .merge(retention::routes())
+        .merge(schemas::routes())
+        .merge(events::routes())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ));
 
     let max_body_bytes = state.config.max_body_bytes;
     Router::new()
@@ -75,10 +105,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::new(
-                    REQUEST_ID_HEADER,
-                    MakeVellumRequestId,
-                ))
+                .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeVellumRequestId))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
                     header::COOKIE,
@@ -118,9 +145,7 @@ struct MakeVellumRequestId;
 impl MakeRequestId for MakeVellumRequestId {
     fn make_request_id<B>(&mut self, _request: &Request<B>) -> Option<RequestId> {
         let id = format!("req_{}", ulid::Ulid::generate());
-        axum::http::HeaderValue::from_str(&id)
-            .ok()
-            .map(RequestId::new)
+        axum::http::HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
 

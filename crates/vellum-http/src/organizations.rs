@@ -7,12 +7,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use vellum_core::organization::{
-    DomainState, validate_domains, validate_identifier, validate_metadata, validate_name,
-};
-use vellum_core::{
-    NewOrganization, Organization, OrganizationId, OrganizationUpdate, ValidationErrors,
-};
+use vellum_core::organization::{DomainState, validate_domains, validate_identifier, validate_metadata, validate_name};
+use vellum_core::{NewOrganization, Organization, OrganizationId, OrganizationUpdate, ValidationErrors};
 use vellum_store::OrganizationFilter;
 
 use crate::AppState;
@@ -22,10 +18,7 @@ use crate::wire::{ListResponse, double_option, page_request};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
-        .route(
-            "/organizations",
-            get(list_organizations).post(create_organization),
-        )
+        .route("/organizations", get(list_organizations).post(create_organization))
         .route(
             "/organizations/{id}",
             get(get_organization)
@@ -119,10 +112,7 @@ struct OrganizationBody {
 }
 
 impl OrganizationBody {
-    fn domains(
-        &mut self,
-        errors: &mut ValidationErrors,
-    ) -> Option<Vec<vellum_core::organization::DomainInput>> {
+    fn domains(&mut self, errors: &mut ValidationErrors) -> Option<Vec<vellum_core::organization::DomainInput>> {
         match (self.domains.take(), self.domain_data.take()) {
             (None, None) => None,
             (Some(_), Some(_)) => {
@@ -157,11 +147,7 @@ impl OrganizationBody {
                     };
                     match item.domain {
                         Some(domain) => inputs.push((domain, state)),
-                        None => errors.push(
-                            format!("domain_data.{index}.domain"),
-                            "required",
-                            "domain is required",
-                        ),
+                        None => errors.push(format!("domain_data.{index}.domain"), "required", "domain is required"),
                     }
                 }
                 validate_domains(inputs, "domain_data", errors)
@@ -194,11 +180,7 @@ async fn create_organization(
         Some(external_id) => validate_identifier(&external_id, "external_id", &mut errors),
         None => None,
     };
-    let metadata = validate_metadata(
-        body.metadata.flatten().unwrap_or_default(),
-        "metadata",
-        &mut errors,
-    );
+    let metadata = validate_metadata(body.metadata.flatten().unwrap_or_default(), "metadata", &mut errors);
     let (Some(name), Some(metadata)) = (name, metadata) else {
         return Err(errors.into());
     };
@@ -210,9 +192,7 @@ async fn create_organization(
         external_id,
         metadata,
         domains,
-        allow_profiles_outside_organization: body
-            .allow_profiles_outside_organization
-            .unwrap_or(false),
+        allow_profiles_outside_organization: body.allow_profiles_outside_organization.unwrap_or(false),
     };
     let organization = state.store.create_organization(request).await?;
     Ok((StatusCode::CREATED, Json(organization.into())))
@@ -231,11 +211,7 @@ async fn get_organization_by_external_id(
     Path(external_id): Path<String>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     Ok(Json(
-        state
-            .store
-            .get_organization_by_external_id(&external_id)
-            .await?
-            .into(),
+        state.store.get_organization_by_external_id(&external_id).await?.into(),
     ))
 }
 
@@ -266,10 +242,7 @@ async fn list_organizations(
         .store
         .list_organizations(OrganizationFilter { domains, search }, page)
         .await?;
-    Ok(Json(ListResponse::from_page(
-        page,
-        OrganizationResponse::from,
-    )))
+    Ok(Json(ListResponse::from_page(page, OrganizationResponse::from)))
 }
 
 async fn update_organization(
@@ -290,16 +263,12 @@ async fn update_organization(
     update.external_id = match body.external_id {
         None => None,
         Some(None) => Some(None),
-        Some(Some(external_id)) => {
-            validate_identifier(&external_id, "external_id", &mut errors).map(Some)
-        }
+        Some(Some(external_id)) => validate_identifier(&external_id, "external_id", &mut errors).map(Some),
     };
     update.stripe_customer_id = match body.stripe_customer_id {
         None => None,
         Some(None) => Some(None),
-        Some(Some(customer)) => {
-            validate_identifier(&customer, "stripe_customer_id", &mut errors).map(Some)
-        }
+        Some(Some(customer)) => validate_identifier(&customer, "stripe_customer_id", &mut errors).map(Some),
     };
     update.metadata = match body.metadata {
         None => None,
@@ -308,15 +277,10 @@ async fn update_organization(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    Ok(Json(
-        state.store.update_organization(id, update).await?.into(),
-    ))
+    Ok(Json(state.store.update_organization(id, update).await?.into()))
 }
 
-async fn delete_organization(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+async fn delete_organization(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     let id = parse_organization_id(&id)?;
     state.store.delete_organization(id).await?;
     Ok(StatusCode::NO_CONTENT)

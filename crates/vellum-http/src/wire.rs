@@ -58,11 +58,7 @@ pub(crate) fn page_request<K>(
         Ok(None) => {}
         Ok(Some(text)) => match Order::parse(text) {
             Some(order) => request.order = order,
-            None => errors.push(
-                "order",
-                "invalid",
-                "order must be one of `asc`, `desc` or `normal`",
-            ),
+            None => errors.push("order", "invalid", "order must be one of `asc`, `desc` or `normal`"),
         },
         Err(_) => errors.push("order", "repeated", "order may be given only once"),
     }
@@ -84,11 +80,7 @@ pub(crate) fn page_request<K>(
     let after = cursor("after");
     request.cursor = match (before, after) {
         (Some(_), Some(_)) => {
-            errors.push(
-                "before",
-                "conflict",
-                "give either `before` or `after`, not both",
-            );
+            errors.push("before", "conflict", "give either `before` or `after`, not both");
             None
         }
         (Some(key), None) => Some(Cursor::Before(key)),

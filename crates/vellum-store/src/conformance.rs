@@ -10,12 +10,18 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde_json::json;
+use vellum_core::event::{Actor, Context, MetadataValue, Target};
 use vellum_core::organization::{DomainInput, DomainState};
+use vellum_core::schema::{SchemaDefinition, TargetSchema};
 use vellum_core::{
-    Cursor, NewOrganization, Order, OrganizationId, OrganizationUpdate, PageRequest,
+    Cursor, EventId, EventInput, NewOrganization, Order, OrganizationId, OrganizationUpdate, PageRequest, Timestamp,
 };
 
-use crate::{OrganizationFilter, Store, StoreError, generate_api_key_secret};
+use crate::{
+    AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, OrganizationFilter, Store, StoreError,
+    generate_api_key_secret,
+};
 
 /// Expands to one `#[tokio::test]` per conformance check, each on a fresh store from `$open`.
 #[macro_export]
@@ -29,6 +35,12 @@ macro_rules! store_conformance_suite {
             api_keys_lifecycle,
             concurrent_writes_are_all_durable_and_distinct,
             a_failing_write_does_not_disturb_its_batch,
+            schemas_are_versioned_per_action,
+            events_append_in_log_order_and_list_by_occurrence,
+            events_filter_by_every_field,
+            idempotency_keys_replay_and_refuse,
+            concurrent_identical_claims_store_once,
+            retention_is_per_organization,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -118,11 +130,7 @@ pub async fn external_ids_are_unique_among_live_organizations(store: Arc<impl St
     request.external_id = Some("shared".into());
     let first = store.create_organization(request.clone()).await.unwrap();
     assert_eq!(
-        store
-            .get_organization_by_external_id("shared")
-            .await
-            .unwrap()
-            .id,
+        store.get_organization_by_external_id("shared").await.unwrap().id,
         first.id
     );
     assert!(matches!(
@@ -130,10 +138,7 @@ pub async fn external_ids_are_unique_among_live_organizations(store: Arc<impl St
         Err(StoreError::Conflict(_))
     ));
 
-    let second = store
-        .create_organization(new_organization("Second"))
-        .await
-        .unwrap();
+    let second = store.create_organization(new_organization("Second")).await.unwrap();
     let taken = store
         .update_organization(
             second.id,
@@ -157,11 +162,7 @@ pub async fn external_ids_are_unique_among_live_organizations(store: Arc<impl St
     ));
     let third = store.create_organization(request).await.unwrap();
     assert_eq!(
-        store
-            .get_organization_by_external_id("shared")
-            .await
-            .unwrap()
-            .id,
+        store.get_organization_by_external_id("shared").await.unwrap().id,
         third.id
     );
 }
@@ -183,11 +184,7 @@ pub async fn organizations_page_in_every_order(store: Arc<impl Store>) {
         assert!(window[0] < window[1], "ids grow in creation order");
     }
 
-    for (order, follow_before) in [
-        (Order::Desc, false),
-        (Order::Asc, false),
-        (Order::Normal, true),
-    ] {
+    for (order, follow_before) in [(Order::Desc, false), (Order::Asc, false), (Order::Normal, true)] {
         let mut seen = Vec::new();
         let mut request = PageRequest {
             limit: 5,
@@ -253,10 +250,7 @@ pub async fn organizations_filter_by_domain_and_name(store: Arc<impl Store>) {
     let mut request = new_organization("Beta 100%_done");
     request.domains = vec![domain("beta.com")];
     let beta = store.create_organization(request).await.unwrap();
-    store
-        .create_organization(new_organization("Gamma"))
-        .await
-        .unwrap();
+    store.create_organization(new_organization("Gamma")).await.unwrap();
 
     let list = |filter: OrganizationFilter| {
         let store = Arc::clone(&store);
@@ -324,16 +318,10 @@ pub async fn organizations_filter_by_domain_and_name(store: Arc<impl Store>) {
 /// Keys are created, found by hash, listed, revoked and ensured.
 pub async fn api_keys_lifecycle(store: Arc<impl Store>) {
     let secret = generate_api_key_secret().unwrap();
-    let key = store
-        .create_api_key("ci".into(), secret.clone())
-        .await
-        .unwrap();
+    let key = store.create_api_key("ci".into(), secret.clone()).await.unwrap();
     assert!(key.is_active());
     assert_eq!(key.redacted_secret, secret.redacted());
-    assert_eq!(
-        store.find_api_key(secret.hash()).await.unwrap(),
-        Some(key.clone())
-    );
+    assert_eq!(store.find_api_key(secret.hash()).await.unwrap(), Some(key.clone()));
     assert!(matches!(
         store.create_api_key("again".into(), secret.clone()).await,
         Err(StoreError::Conflict(_))
@@ -349,31 +337,15 @@ pub async fn api_keys_lifecycle(store: Arc<impl Store>) {
         revoked_again.revoked_at, revoked.revoked_at,
         "revoking twice keeps the first time"
     );
-    assert!(
-        !store
-            .find_api_key(secret.hash())
-            .await
-            .unwrap()
-            .unwrap()
-            .is_active()
-    );
+    assert!(!store.find_api_key(secret.hash()).await.unwrap().unwrap().is_active());
 
-    let (reactivated, changed) = store
-        .ensure_api_key("bootstrap".into(), secret.clone())
-        .await
-        .unwrap();
+    let (reactivated, changed) = store.ensure_api_key("bootstrap".into(), secret.clone()).await.unwrap();
     assert!(changed && reactivated.is_active());
     assert_eq!(reactivated.id, key.id);
-    let (same, changed) = store
-        .ensure_api_key("bootstrap".into(), secret)
-        .await
-        .unwrap();
+    let (same, changed) = store.ensure_api_key("bootstrap".into(), secret).await.unwrap();
     assert!(!changed);
     assert_eq!(same.id, key.id);
-    let (created, changed) = store
-        .ensure_api_key("bootstrap".into(), other)
-        .await
-        .unwrap();
+    let (created, changed) = store.ensure_api_key("bootstrap".into(), other).await.unwrap();
     assert!(changed && created.is_active());
 
     let listed: Vec<_> = store
@@ -463,4 +435,554 @@ pub async fn a_failing_write_does_not_disturb_its_batch(store: Arc<impl Store>) 
         .await
         .unwrap();
     assert_eq!(page.data.len(), 4, "refused writes left nothing behind");
+}
+
+fn schema(types: &[&str]) -> SchemaDefinition {
+    SchemaDefinition {
+        targets: types
+            .iter()
+            .map(|name| TargetSchema {
+                target_type: (*name).to_owned(),
+                metadata: None,
+            })
+            .collect(),
+        actor_metadata: Some(json!({"type": "object", "properties": {}})),
+        metadata: None,
+    }
+}
+
+/// Schema versions count up per action; the latest is the default.
+pub async fn schemas_are_versioned_per_action(store: Arc<impl Store>) {
+    let first = store
+        .create_schema("user.signed_in".into(), schema(&["team"]))
+        .await
+        .unwrap();
+    let second = store
+        .create_schema("user.signed_in".into(), schema(&["team", "user"]))
+        .await
+        .unwrap();
+    let other = store
+        .create_schema("invoice.paid".into(), schema(&["invoice"]))
+        .await
+        .unwrap();
+    assert_eq!((first.version, second.version, other.version), (1, 2, 1));
+    assert_eq!(
+        store.get_schema("user.signed_in", None).await.unwrap(),
+        Some(second.clone())
+    );
+    assert_eq!(
+        store.get_schema("user.signed_in", Some(1)).await.unwrap(),
+        Some(first.clone())
+    );
+    assert_eq!(store.get_schema("user.signed_in", Some(3)).await.unwrap(), None);
+    assert_eq!(store.get_schema("nope", None).await.unwrap(), None);
+
+    let versions = store
+        .list_schemas(
+            "user.signed_in",
+            PageRequest {
+                limit: 1,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(versions.data, std::slice::from_ref(&second), "newest version first");
+    let older = store
+        .list_schemas(
+            "user.signed_in",
+            PageRequest {
+                limit: 1,
+                cursor: versions.list_metadata.after.map(Cursor::After),
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(older.data, [first]);
+    assert_eq!(older.list_metadata.after, None);
+    assert!(matches!(
+        store.list_schemas("nope", PageRequest::default()).await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    let actions = store.list_actions(PageRequest::default()).await.unwrap();
+    let names: Vec<_> = actions.data.iter().map(|action| action.name.as_str()).collect();
+    assert_eq!(names, ["invoice.paid", "user.signed_in"], "newest action first");
+    assert_eq!(actions.data[1].latest, second);
+    assert!(actions.data[1].updated_at >= actions.data[1].created_at);
+}
+
+fn event_at(millis: i64, action: &str, actor: &str, targets: &[(&str, &str)]) -> NewEvent {
+    NewEvent {
+        input: EventInput {
+            action: action.to_owned(),
+            occurred_at: Timestamp::from_unix_millis(millis).unwrap(),
+            version: None,
+            actor: Actor {
+                id: actor.to_owned(),
+                actor_type: "user".into(),
+                name: Some(format!("Name of {actor}")),
+                metadata: Some([("role".to_owned(), MetadataValue::String("admin".into()))].into()),
+            },
+            targets: targets
+                .iter()
+                .map(|(target_type, id)| Target {
+                    id: (*id).to_owned(),
+                    target_type: (*target_type).to_owned(),
+                    name: None,
+                    metadata: None,
+                })
+                .collect(),
+            context: Context {
+                location: "192.0.2.7".into(),
+                user_agent: Some("test-agent".into()),
+            },
+            metadata: Some(
+                [
+                    ("flag".to_owned(), MetadataValue::Bool(true)),
+                    ("n".to_owned(), MetadataValue::Number(7.into())),
+                ]
+                .into(),
+            ),
+        },
+        schema_version: 1,
+    }
+}
+
+async fn appended(store: &impl Store, organization: OrganizationId, events: Vec<NewEvent>) -> Vec<vellum_core::Event> {
+    match store.append_events(organization, events, None).await.unwrap() {
+        AppendOutcome::Appended(events) => events,
+        other => panic!("expected an append, got {other:?}"),
+    }
+}
+
+async fn list_ids(
+    store: &impl Store,
+    organization: OrganizationId,
+    filter: EventFilter,
+    page: PageRequest<EventId>,
+) -> Vec<EventId> {
+    store
+        .list_events(organization, filter, page)
+        .await
+        .unwrap()
+        .data
+        .into_iter()
+        .map(|event| event.id)
+        .collect()
+}
+
+/// Events get consecutive log indexes in append order and list by occurrence time.
+pub async fn events_append_in_log_order_and_list_by_occurrence(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Events")).await.unwrap().id;
+    let other = store.create_organization(new_organization("Other")).await.unwrap().id;
+    // Appended out of occurrence order, with two events in the same millisecond.
+    let first = appended(
+        &*store,
+        organization,
+        vec![event_at(3_000, "a", "u1", &[]), event_at(1_000, "b", "u2", &[])],
+    )
+    .await;
+    let second = appended(
+        &*store,
+        organization,
+        vec![event_at(3_000, "c", "u3", &[("team", "t1")])],
+    )
+    .await;
+    appended(&*store, other, vec![event_at(2_000, "x", "u9", &[])]).await;
+    let log: Vec<u64> = first.iter().chain(&second).map(|event| event.log_index).collect();
+    assert_eq!(log, [0, 1, 2]);
+    assert_eq!(
+        first[0].input.actor.metadata,
+        event_at(0, "a", "u1", &[]).input.actor.metadata
+    );
+
+    let stored = store.get_event(second[0].id).await.unwrap();
+    assert_eq!(stored, second[0], "get returns exactly what append returned");
+    assert_eq!(stored.organization_id, organization);
+
+    let newest_first = list_ids(&*store, organization, EventFilter::default(), PageRequest::default()).await;
+    assert_eq!(
+        newest_first,
+        [second[0].id, first[0].id, first[1].id],
+        "ties on occurred_at break by arrival"
+    );
+
+    // Pages of one cross the tie in both directions.
+    let mut walked = Vec::new();
+    let mut request = PageRequest {
+        limit: 1,
+        ..PageRequest::default()
+    };
+    loop {
+        let page = store
+            .list_events(organization, EventFilter::default(), request.clone())
+            .await
+            .unwrap();
+        walked.extend(page.data.iter().map(|event| event.id));
+        let Some(after) = page.list_metadata.after else { break };
+        request.cursor = Some(Cursor::After(after));
+    }
+    assert_eq!(walked, newest_first);
+    let back = list_ids(
+        &*store,
+        organization,
+        EventFilter::default(),
+        PageRequest {
+            limit: 1,
+            cursor: Some(Cursor::Before(first[0].id)),
+            ..PageRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(back, [second[0].id]);
+    let ascending = list_ids(
+        &*store,
+        organization,
+        EventFilter::default(),
+        PageRequest {
+            order: Order::Asc,
+            ..PageRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(ascending, [first[1].id, first[0].id, second[0].id]);
+
+    let foreign_cursor = store
+        .list_events(
+            other,
+            EventFilter::default(),
+            PageRequest {
+                cursor: Some(Cursor::After(first[0].id)),
+                ..PageRequest::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(foreign_cursor, Err(StoreError::InvalidInput { .. })),
+        "{foreign_cursor:?}"
+    );
+
+    let missing = OrganizationId::from_ulid(ulid::Ulid::from_parts(1, 1));
+    assert!(matches!(
+        store
+            .append_events(missing, vec![event_at(1, "a", "u", &[])], None)
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_event(EventId::from_ulid(ulid::Ulid::from_parts(1, 1))).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    store.delete_organization(other).await.unwrap();
+    assert!(matches!(
+        store.append_events(other, vec![event_at(1, "a", "u", &[])], None).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store
+            .list_events(other, EventFilter::default(), PageRequest::default())
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// Every filter, alone and combined.
+pub async fn events_filter_by_every_field(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Filters")).await.unwrap().id;
+    let events = appended(
+        &*store,
+        organization,
+        vec![
+            event_at(1_000, "user.signed_in", "alice", &[("team", "t1")]),
+            event_at(2_000, "user.signed_out", "bob", &[("team", "t2"), ("repo", "r1")]),
+            event_at(3_000, "invoice.paid", "alice", &[("invoice", "i1"), ("invoice", "i2")]),
+            event_at(4_000, "user.signed_in", "carol", &[]),
+        ],
+    )
+    .await;
+    let ids: Vec<EventId> = events.iter().map(|event| event.id).collect();
+    let check = |filter: EventFilter, expected: Vec<EventId>| {
+        let store = Arc::clone(&store);
+        async move {
+            let found = list_ids(&*store, organization, filter.clone(), PageRequest::default()).await;
+            assert_eq!(found, expected, "{filter:?}");
+        }
+    };
+    check(
+        EventFilter {
+            actions: vec!["user.signed_in".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[3], ids[0]],
+    )
+    .await;
+    check(
+        EventFilter {
+            actor_ids: vec!["alice".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[2], ids[0]],
+    )
+    .await;
+    check(
+        EventFilter {
+            actor_names: vec!["Name of bob".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[1]],
+    )
+    .await;
+    check(
+        EventFilter {
+            target_types: vec!["team".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[1], ids[0]],
+    )
+    .await;
+    check(
+        EventFilter {
+            target_types: vec!["invoice".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[2]],
+    )
+    .await;
+    check(
+        EventFilter {
+            target_ids: vec!["r1".into(), "i2".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[2], ids[1]],
+    )
+    .await;
+    check(
+        EventFilter {
+            target_types: vec!["team".into()],
+            target_ids: vec!["r1".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[1]],
+    )
+    .await;
+    check(
+        EventFilter {
+            range_start: Timestamp::from_unix_millis(2_000),
+            range_end: Timestamp::from_unix_millis(4_000),
+            ..EventFilter::default()
+        },
+        vec![ids[2], ids[1]],
+    )
+    .await;
+    check(
+        EventFilter {
+            search: Some("SIGNED_OUT".into()),
+            ..EventFilter::default()
+        },
+        vec![ids[1]],
+    )
+    .await;
+    check(
+        EventFilter {
+            search: Some("carol".into()),
+            ..EventFilter::default()
+        },
+        vec![ids[3]],
+    )
+    .await;
+    check(
+        EventFilter {
+            search: Some("i2".into()),
+            ..EventFilter::default()
+        },
+        vec![ids[2]],
+    )
+    .await;
+    check(
+        EventFilter {
+            search: Some("%".into()),
+            ..EventFilter::default()
+        },
+        vec![],
+    )
+    .await;
+    check(
+        EventFilter {
+            actions: vec!["user.signed_in".into()],
+            actor_ids: vec!["alice".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[0]],
+    )
+    .await;
+    check(
+        EventFilter {
+            target_types: vec!["team".into()],
+            actions: vec!["user.signed_in".into()],
+            ..EventFilter::default()
+        },
+        vec![ids[0]],
+    )
+    .await;
+    // A target-driven listing pages with cursors too.
+    let page = store
+        .list_events(
+            organization,
+            EventFilter {
+                target_types: vec!["team".into()],
+                ..EventFilter::default()
+            },
+            PageRequest {
+                limit: 1,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.data[0].id, ids[1]);
+    let next = list_ids(
+        &*store,
+        organization,
+        EventFilter {
+            target_types: vec!["team".into()],
+            ..EventFilter::default()
+        },
+        PageRequest {
+            limit: 1,
+            cursor: page.list_metadata.after.map(Cursor::After),
+            ..PageRequest::default()
+        },
+    )
+    .await;
+    assert_eq!(next, [ids[0]]);
+}
+
+fn claim(key: u8, request: u8) -> IdempotencyClaim {
+    IdempotencyClaim {
+        key_hash: [key; 16],
+        request_hash: [request; 16],
+        response: None,
+    }
+}
+
+async fn count_events(store: &impl Store, organization: OrganizationId) -> usize {
+    store
+        .list_events(
+            organization,
+            EventFilter::default(),
+            PageRequest {
+                limit: 100,
+                ..PageRequest::default()
+            },
+        )
+        .await
+        .unwrap()
+        .data
+        .len()
+}
+
+/// A claimed key replays for the same request, refuses another, and is scoped per organization.
+pub async fn idempotency_keys_replay_and_refuse(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Idem")).await.unwrap().id;
+    let other = store.create_organization(new_organization("Other")).await.unwrap().id;
+    let event = || vec![event_at(1_000, "a", "u", &[])];
+
+    let mut with_response = claim(1, 1);
+    with_response.response = Some(Arc::new(|events: &[vellum_core::Event]| {
+        format!("{{\"stored\":{}}}", events.len())
+    }));
+    assert!(matches!(
+        store
+            .append_events(organization, event(), Some(with_response.clone()))
+            .await
+            .unwrap(),
+        AppendOutcome::Appended(_)
+    ));
+    assert_eq!(
+        store
+            .append_events(organization, event(), Some(with_response))
+            .await
+            .unwrap(),
+        AppendOutcome::Replayed {
+            response: Some("{\"stored\":1}".into())
+        }
+    );
+    assert_eq!(
+        store
+            .append_events(organization, event(), Some(claim(1, 2)))
+            .await
+            .unwrap(),
+        AppendOutcome::KeyReused
+    );
+    assert_eq!(
+        count_events(&*store, organization).await,
+        1,
+        "replays and refusals store nothing"
+    );
+
+    assert!(matches!(
+        store.append_events(other, event(), Some(claim(1, 1))).await.unwrap(),
+        AppendOutcome::Appended(_)
+    ));
+
+    // Forgotten keys start over.
+    let removed = store
+        .purge_idempotency_keys(Timestamp::from_unix_millis(i64::MAX / 1_000_000).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(matches!(
+        store
+            .append_events(organization, event(), Some(claim(1, 2)))
+            .await
+            .unwrap(),
+        AppendOutcome::Appended(_)
+    ));
+    assert_eq!(count_events(&*store, organization).await, 2);
+}
+
+/// Twenty concurrent requests with one key store one event.
+pub async fn concurrent_identical_claims_store_once(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Race")).await.unwrap().id;
+    let mut tasks = Vec::new();
+    for _ in 0..20 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            store
+                .append_events(organization, vec![event_at(5, "a", "u", &[])], Some(claim(9, 9)))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut appended_count = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            AppendOutcome::Appended(_) => appended_count += 1,
+            AppendOutcome::Replayed { response: None } => {}
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert_eq!(appended_count, 1);
+    assert_eq!(count_events(&*store, organization).await, 1);
+}
+
+/// Retention is unset until set, per organization.
+pub async fn retention_is_per_organization(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Keep")).await.unwrap().id;
+    let other = store.create_organization(new_organization("Other")).await.unwrap().id;
+    assert_eq!(store.get_retention(organization).await.unwrap(), None);
+    store.set_retention(organization, 365).await.unwrap();
+    assert_eq!(store.get_retention(organization).await.unwrap(), Some(365));
+    assert_eq!(store.get_retention(other).await.unwrap(), None);
+    let missing = OrganizationId::from_ulid(ulid::Ulid::from_parts(1, 1));
+    assert!(matches!(
+        store.get_retention(missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.set_retention(missing, 30).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }

@@ -24,10 +24,7 @@ pub(crate) struct IdGenerator {
 
 impl IdGenerator {
     pub(crate) fn next(&self) -> Ulid {
-        let mut generator = self
-            .generator
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut generator = self.generator.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // Overflow needs 2^80 ids in one millisecond; fall back to a fresh random id regardless.
         generator.generate().unwrap_or_else(|_| Ulid::generate())
     }

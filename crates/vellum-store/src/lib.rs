@@ -7,10 +7,13 @@
 //! **Invariant:** a write method returns `Ok` only once the change is durable (committed and,
 //! for the embedded store, fsynced). Callers may acknowledge a client as soon as it returns.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use vellum_core::schema::SchemaDefinition;
 use vellum_core::{
-    ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, NewOrganization, Organization, OrganizationId,
-    OrganizationUpdate, Page, PageRequest,
+    ActionId, ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Event, EventId, EventInput, NewOrganization, Organization,
+    OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
 };
 
 #[cfg(any(test, feature = "conformance"))]
@@ -38,6 +41,14 @@ pub enum StoreError {
     /// The store cannot serve requests now (closed, or the database is unreachable).
     #[error("store unavailable: {0}")]
     Unavailable(String),
+    /// A request parameter names something that does not fit (a cursor from another list).
+    #[error("{field}: {message}")]
+    InvalidInput {
+        /// The parameter.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
     /// Anything else; the message is for logs, never for clients.
     #[error("store error: {0}")]
     Internal(String),
@@ -61,6 +72,109 @@ pub struct OrganizationFilter {
     pub search: Option<String>,
 }
 
+/// One stored schema version of an action.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredSchema {
+    /// The version's id (its list cursor).
+    pub id: SchemaId,
+    /// The action it belongs to.
+    pub action: String,
+    /// 1, 2, 3, ... per action.
+    pub version: u32,
+    /// What the version says.
+    pub definition: SchemaDefinition,
+    /// When the version was created.
+    pub created_at: Timestamp,
+}
+
+/// An action with its latest schema version.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActionSummary {
+    /// The action's id (its list cursor).
+    pub id: ActionId,
+    /// The action's name.
+    pub name: String,
+    /// Its newest schema version.
+    pub latest: StoredSchema,
+    /// When the action was first created.
+    pub created_at: Timestamp,
+    /// When its latest version was created.
+    pub updated_at: Timestamp,
+}
+
+/// An event to append, with the schema version it was validated against.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewEvent {
+    /// The validated event.
+    pub input: EventInput,
+    /// The schema version that accepted it.
+    pub schema_version: u32,
+}
+
+/// Renders the response body to remember for a replay, from the events just appended.
+pub type ResponseRecorder = Arc<dyn Fn(&[Event]) -> String + Send + Sync>;
+
+/// An `Idempotency-Key` to claim together with an append.
+#[derive(Clone)]
+pub struct IdempotencyClaim {
+    /// The first 16 bytes of the SHA-256 of the key.
+    pub key_hash: [u8; 16],
+    /// The first 16 bytes of the SHA-256 of the request (path and body).
+    pub request_hash: [u8; 16],
+    /// Renders the response body to replay; `None` means `{"success": true}`.
+    pub response: Option<ResponseRecorder>,
+}
+
+impl std::fmt::Debug for IdempotencyClaim {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("IdempotencyClaim")
+            .field("key_hash", &self.key_hash)
+            .field("request_hash", &self.request_hash)
+            .field("records_response", &self.response.is_some())
+            .finish()
+    }
+}
+
+/// How long an idempotency key is remembered.
+pub const IDEMPOTENCY_WINDOW_MILLIS: i64 = 24 * 60 * 60 * 1000;
+
+/// What an append did.
+#[derive(Clone, Debug, PartialEq)]
+pub enum AppendOutcome {
+    /// The events were stored, in this order.
+    Appended(Vec<Event>),
+    /// The key was claimed within 24 hours by the same request: nothing was stored.
+    Replayed {
+        /// The stored response body, when it is not `{"success": true}`.
+        response: Option<String>,
+    },
+    /// The key was claimed within 24 hours by a different request: nothing was stored.
+    KeyReused,
+}
+
+/// Filters for listing events. Each non-empty list matches any of its values; filters combine
+/// with AND.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Actions.
+    pub actions: Vec<String>,
+    /// Actor ids.
+    pub actor_ids: Vec<String>,
+    /// Actor names.
+    pub actor_names: Vec<String>,
+    /// Target types.
+    pub target_types: Vec<String>,
+    /// Target ids.
+    pub target_ids: Vec<String>,
+    /// Only events that occurred at or after this instant.
+    pub range_start: Option<Timestamp>,
+    /// Only events that occurred before this instant.
+    pub range_end: Option<Timestamp>,
+    /// Case-insensitive text that must appear in the action, actor, targets, context or metadata.
+    pub search: Option<String>,
+}
+
 /// The storage interface. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -69,19 +183,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Creates an organization with a fresh id. Fails with `Conflict` when another live
     /// organization has the same external id.
-    async fn create_organization(
-        &self,
-        request: NewOrganization,
-    ) -> Result<Organization, StoreError>;
+    async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError>;
 
     /// Returns a live organization.
     async fn get_organization(&self, id: OrganizationId) -> Result<Organization, StoreError>;
 
     /// Returns the live organization with this external id.
-    async fn get_organization_by_external_id(
-        &self,
-        external_id: &str,
-    ) -> Result<Organization, StoreError>;
+    async fn get_organization_by_external_id(&self, external_id: &str) -> Result<Organization, StoreError>;
 
     /// Lists live organizations, newest first unless the request says otherwise.
     async fn list_organizations(
@@ -102,19 +210,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError>;
 
     /// Stores a new API key under the hash of its secret.
-    async fn create_api_key(
-        &self,
-        name: String,
-        secret: ApiKeySecret,
-    ) -> Result<ApiKey, StoreError>;
+    async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError>;
 
     /// Makes sure an active key with exactly this secret exists: creates it, or reactivates it
     /// if it was revoked. Returns the key and whether anything changed.
-    async fn ensure_api_key(
-        &self,
-        name: String,
-        secret: ApiKeySecret,
-    ) -> Result<(ApiKey, bool), StoreError>;
+    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError>;
 
     /// Finds a key (active or revoked) by the hash of its secret.
     async fn find_api_key(&self, hash: ApiKeyHash) -> Result<Option<ApiKey>, StoreError>;
@@ -124,6 +224,52 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes a key; revoking a revoked key changes nothing and succeeds.
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError>;
+
+    /// Creates the next schema version of an action, creating the action if it is new.
+    async fn create_schema(&self, action: String, definition: SchemaDefinition) -> Result<StoredSchema, StoreError>;
+
+    /// Returns one version of an action's schema, or its latest when `version` is `None`.
+    async fn get_schema(&self, action: &str, version: Option<u32>) -> Result<Option<StoredSchema>, StoreError>;
+
+    /// Lists actions with their latest schema, newest first unless the request says otherwise.
+    async fn list_actions(&self, page: PageRequest<ActionId>) -> Result<Page<ActionSummary, ActionId>, StoreError>;
+
+    /// Lists the schema versions of an action. `NotFound` when the action does not exist.
+    async fn list_schemas(
+        &self,
+        action: &str,
+        page: PageRequest<SchemaId>,
+    ) -> Result<Page<StoredSchema, SchemaId>, StoreError>;
+
+    /// Appends events to a live organization's log, all or none, claiming the idempotency key
+    /// (if any) in the same commit.
+    async fn append_events(
+        &self,
+        organization_id: OrganizationId,
+        events: Vec<NewEvent>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<AppendOutcome, StoreError>;
+
+    /// Lists a live organization's events by `(occurred_at, id)`, newest first unless the
+    /// request says otherwise. Cursors are event ids of this organization.
+    async fn list_events(
+        &self,
+        organization_id: OrganizationId,
+        filter: EventFilter,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<Event, EventId>, StoreError>;
+
+    /// Returns one event.
+    async fn get_event(&self, id: EventId) -> Result<Event, StoreError>;
+
+    /// Returns a live organization's retention period in days (`None`: not set).
+    async fn get_retention(&self, organization_id: OrganizationId) -> Result<Option<u32>, StoreError>;
+
+    /// Sets a live organization's retention period in days.
+    async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError>;
+
+    /// Forgets idempotency keys claimed before `before`. Returns how many were removed.
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Finishes every accepted write, makes it durable and releases the store. Later calls fail
     /// with `Unavailable`.

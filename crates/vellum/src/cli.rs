@@ -60,6 +60,10 @@ struct ServeArgs {
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "VELLUM_LISTEN", value_name = "HOST:PORT")]
     listen: Option<String>,
+
+    /// A per-API-key request budget, REQUESTS/SECONDS (e.g. 6000/60) [default: unlimited].
+    #[arg(long, env = "VELLUM_RATE_LIMIT", value_name = "N/SECONDS")]
+    rate_limit: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,13 +114,14 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn settings(cli: &Cli, listen: Option<String>) -> anyhow::Result<Settings> {
+fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
     let file = match &cli.config {
         Some(path) => FileConfig::load(path)?,
         None => FileConfig::default(),
     };
     let overrides = Overrides {
-        listen,
+        listen: serve.and_then(|args| args.listen.clone()),
+        rate_limit: serve.and_then(|args| args.rate_limit.clone()),
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
         api_key: std::env::var("VELLUM_API_KEY").ok(),
@@ -126,15 +131,13 @@ fn settings(cli: &Cli, listen: Option<String>) -> anyhow::Result<Settings> {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
-    let listen = match &cli.command {
-        Command::Serve(args) => args.listen.clone(),
+    let serve_args = match &cli.command {
+        Command::Serve(args) => Some(args),
         _ => None,
     };
-    let settings = settings(&cli, listen)?;
+    let settings = settings(&cli, serve_args)?;
     crate::telemetry::init(settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => serve(settings).await,
@@ -155,9 +158,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {
     if settings.database_url.is_some() {
-        anyhow::bail!(
-            "this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL"
-        );
+        anyhow::bail!("this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL");
     }
     let config = SqliteConfig::new(&settings.data_dir);
     std::fs::create_dir_all(&settings.data_dir)
@@ -184,11 +185,8 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
         match command {
             ApiKeysCommand::Create { name } => {
                 vellum_core::api_key::validate_api_key_name(&name).map_err(anyhow::Error::msg)?;
-                let secret =
-                    vellum_store::generate_api_key_secret().context("cannot draw random bytes")?;
-                let key = store
-                    .create_api_key(name.trim().to_owned(), secret.clone())
-                    .await?;
+                let secret = vellum_store::generate_api_key_secret().context("cannot draw random bytes")?;
+                let key = store.create_api_key(name.trim().to_owned(), secret.clone()).await?;
                 println!(
                     "created API key {} ({}); the secret is shown only now:",
                     key.id, key.name
@@ -209,8 +207,8 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
                 }
             }
             ApiKeysCommand::Revoke { id } => {
-                let id = ApiKeyId::parse(&id)
-                    .map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
+                let id =
+                    ApiKeyId::parse(&id).map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
                 let key = store.revoke_api_key(id).await?;
                 println!("revoked API key {} ({})", key.id, key.name);
             }
@@ -230,11 +228,7 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                 let mut errors = vellum_core::ValidationErrors::new();
                 let name = vellum_core::organization::validate_name(&name, "name", &mut errors);
                 let external_id = external_id.and_then(|value| {
-                    vellum_core::organization::validate_identifier(
-                        &value,
-                        "external_id",
-                        &mut errors,
-                    )
+                    vellum_core::organization::validate_identifier(&value, "external_id", &mut errors)
                 });
                 let Some(name) = name.filter(|_| errors.is_empty()) else {
                     anyhow::bail!("{errors}");
@@ -247,10 +241,7 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                     allow_profiles_outside_organization: false,
                 };
                 let organization = store.create_organization(request).await?;
-                println!(
-                    "created organization {} ({})",
-                    organization.id, organization.name
-                );
+                println!("created organization {} ({})", organization.id, organization.name);
                 println!("{}", organization.id);
             }
             OrganizationsCommand::List { limit } => {
@@ -264,10 +255,7 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                         },
                     )
                     .await?;
-                println!(
-                    "{:<30}  {:<24}  {:<20}  NAME",
-                    "ID", "CREATED", "EXTERNAL ID"
-                );
+                println!("{:<30}  {:<24}  {:<20}  NAME", "ID", "CREATED", "EXTERNAL ID");
                 for organization in page.data {
                     println!(
                         "{:<30}  {:<24}  {:<20}  {}",

@@ -47,13 +47,15 @@ pub struct FileConfig {
     pub max_body_bytes: Option<usize>,
     /// See [`Settings::shutdown_grace`], in seconds.
     pub shutdown_grace_seconds: Option<u64>,
+    /// See [`Settings::rate_limit`], as `REQUESTS/SECONDS`.
+    pub rate_limit: Option<String>,
 }
 
 impl FileConfig {
     /// Reads and parses a configuration file.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
     }
 }
@@ -71,6 +73,8 @@ pub struct Overrides {
     pub api_key: Option<String>,
     /// `--log-format` / `VELLUM_LOG_FORMAT`.
     pub log_format: Option<LogFormat>,
+    /// `--rate-limit` / `VELLUM_RATE_LIMIT`.
+    pub rate_limit: Option<String>,
 }
 
 /// The resolved settings of a `vellum` process.
@@ -90,6 +94,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// A per-API-key request budget; `None` means unlimited.
+    pub rate_limit: Option<vellum_http::RateLimit>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -103,6 +109,7 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
+            .field("rate_limit", &self.rate_limit)
             .finish()
     }
 }
@@ -115,29 +122,27 @@ impl Settings {
             .or(file.listen)
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen = listen_text.parse().with_context(|| {
-            format!(
-                "invalid listen address `{listen_text}` (expected host:port, e.g. 127.0.0.1:8080)"
-            )
+            format!("invalid listen address `{listen_text}` (expected host:port, e.g. 127.0.0.1:8080)")
         })?;
-        let api_key = match overrides
-            .api_key
-            .or(file.api_key)
-            .filter(|key| !key.is_empty())
-        {
-            Some(text) => Some(
-                ApiKeySecret::parse(&text)
-                    .map_err(|error| anyhow::anyhow!("invalid VELLUM_API_KEY: {error}"))?,
-            ),
+        let api_key = match overrides.api_key.or(file.api_key).filter(|key| !key.is_empty()) {
+            Some(text) => {
+                Some(ApiKeySecret::parse(&text).map_err(|error| anyhow::anyhow!("invalid VELLUM_API_KEY: {error}"))?)
+            }
             None => None,
         };
         let max_body_bytes = file
             .max_body_bytes
             .unwrap_or_else(|| vellum_http::HttpConfig::default().max_body_bytes);
-        anyhow::ensure!(
-            max_body_bytes >= 1024,
-            "max_body_bytes must be at least 1024"
-        );
+        anyhow::ensure!(max_body_bytes >= 1024, "max_body_bytes must be at least 1024");
+        let rate_limit =
+            match overrides.rate_limit.or(file.rate_limit).filter(|text| !text.is_empty()) {
+                Some(text) => Some(vellum_http::RateLimit::parse(&text).with_context(|| {
+                    format!("invalid rate limit `{text}` (expected REQUESTS/SECONDS, e.g. 6000/60)")
+                })?),
+                None => None,
+            };
         Ok(Self {
+            rate_limit,
             listen,
             data_dir: overrides
                 .data_dir
@@ -166,6 +171,7 @@ impl Settings {
             log_format: LogFormat::Text,
             max_body_bytes: vellum_http::HttpConfig::default().max_body_bytes,
             shutdown_grace: Duration::from_secs(5),
+            rate_limit: None,
         }
     }
 }
@@ -180,8 +186,7 @@ mod tests {
 
     #[test]
     fn flags_and_env_beat_the_file_which_beats_defaults() {
-        let from_file =
-            file("listen = \"127.0.0.3:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"");
+        let from_file = file("listen = \"127.0.0.3:9000\"\ndata_dir = \"/from/file\"\nlog_format = \"json\"");
         let settings = Settings::resolve(
             Overrides {
                 listen: Some("127.0.0.1:7000".into()),
@@ -237,9 +242,6 @@ mod tests {
         )
         .unwrap();
         let debug = format!("{settings:?}");
-        assert!(
-            !debug.contains("supersecret") && !debug.contains("hunter2"),
-            "{debug}"
-        );
+        assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
     }
 }

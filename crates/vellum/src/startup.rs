@@ -68,16 +68,14 @@ impl Application {
     }
 
     /// Serves until `shutdown` completes, then drains and closes the store.
-    pub async fn run_until_stopped(
-        self,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
-        let state = AppState {
-            store: Arc::clone(&self.store),
-            config: Arc::new(HttpConfig {
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let state = AppState::new(
+            Arc::clone(&self.store),
+            HttpConfig {
                 max_body_bytes: self.settings.max_body_bytes,
-            }),
-        };
+                rate_limit: self.settings.rate_limit,
+            },
+        );
         let router = vellum_http::router(state);
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);

@@ -35,9 +35,7 @@ pub(super) fn insert(
             ],
         )
         .map_err(|error| match &error {
-            rusqlite::Error::SqliteFailure(failure, _)
-                if failure.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
+            rusqlite::Error::SqliteFailure(failure, _) if failure.code == rusqlite::ErrorCode::ConstraintViolation => {
                 StoreError::Conflict("an API key with this secret already exists".into())
             }
             _ => StoreError::from(error),
@@ -70,13 +68,8 @@ pub(super) fn ensure(
     }
 }
 
-pub(super) fn find_by_hash(
-    connection: &Connection,
-    hash: &ApiKeyHash,
-) -> Result<Option<ApiKey>, StoreError> {
-    let mut statement = connection.prepare_cached(&format!(
-        "select {COLUMNS} from api_keys where secret_hash = ?1"
-    ))?;
+pub(super) fn find_by_hash(connection: &Connection, hash: &ApiKeyHash) -> Result<Option<ApiKey>, StoreError> {
+    let mut statement = connection.prepare_cached(&format!("select {COLUMNS} from api_keys where secret_hash = ?1"))?;
     statement
         .query_row([hash.0.as_slice()], read_row)
         .optional()?
@@ -84,8 +77,7 @@ pub(super) fn find_by_hash(
 }
 
 pub(super) fn list(connection: &Connection) -> Result<Vec<ApiKey>, StoreError> {
-    let mut statement =
-        connection.prepare_cached(&format!("select {COLUMNS} from api_keys order by id"))?;
+    let mut statement = connection.prepare_cached(&format!("select {COLUMNS} from api_keys order by id"))?;
     statement
         .query_map([], read_row)?
         .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))

@@ -16,19 +16,25 @@ struct Migration {
     sql: &'static str,
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "organizations_and_api_keys",
-    sql: include_str!("../../migrations/sqlite/0001_organizations_and_api_keys.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "organizations_and_api_keys",
+        sql: include_str!("../../migrations/sqlite/0001_organizations_and_api_keys.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "schemas_and_events",
+        sql: include_str!("../../migrations/sqlite/0002_schemas_and_events.sql"),
+    },
+];
 
 /// The schema version this binary writes.
 pub const LATEST_SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Applies every migration the database has not seen. Returns the versions applied.
 pub fn migrate(connection: &mut Connection) -> Result<Vec<i64>, StoreError> {
-    let transaction =
-        connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     transaction.execute_batch(
         "create table if not exists schema_migrations (
              version integer primary key not null,
@@ -36,11 +42,9 @@ pub fn migrate(connection: &mut Connection) -> Result<Vec<i64>, StoreError> {
              applied_at integer not null
          ) strict",
     )?;
-    let current: i64 = transaction.query_row(
-        "select coalesce(max(version), 0) from schema_migrations",
-        [],
-        |row| row.get(0),
-    )?;
+    let current: i64 = transaction.query_row("select coalesce(max(version), 0) from schema_migrations", [], |row| {
+        row.get(0)
+    })?;
     if current > LATEST_SCHEMA_VERSION {
         return Err(StoreError::Unavailable(format!(
             "the database is at schema version {current}, newer than this binary's {LATEST_SCHEMA_VERSION}; \
@@ -48,10 +52,7 @@ pub fn migrate(connection: &mut Connection) -> Result<Vec<i64>, StoreError> {
         )));
     }
     let mut applied = Vec::new();
-    for migration in MIGRATIONS
-        .iter()
-        .filter(|migration| migration.version > current)
-    {
+    for migration in MIGRATIONS.iter().filter(|migration| migration.version > current) {
         transaction.execute_batch(migration.sql).map_err(|error| {
             StoreError::Internal(format!(
                 "migration {} ({}) failed: {error}",
@@ -60,11 +61,7 @@ pub fn migrate(connection: &mut Connection) -> Result<Vec<i64>, StoreError> {
         })?;
         transaction.execute(
             "insert into schema_migrations (version, name, applied_at) values (?1, ?2, ?3)",
-            rusqlite::params![
-                migration.version,
-                migration.name,
-                crate::now().unix_millis()
-            ],
+            rusqlite::params![migration.version, migration.name, crate::now().unix_millis()],
         )?;
         applied.push(migration.version);
     }
@@ -90,7 +87,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

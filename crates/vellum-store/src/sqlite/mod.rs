@@ -15,8 +15,10 @@
 //! proceed while the writer commits.
 
 mod api_keys;
+mod events;
 mod migrations;
 mod organizations;
+mod schemas;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -25,16 +27,20 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OpenFlags};
 use tokio::sync::Semaphore;
+use vellum_core::schema::SchemaDefinition;
 use vellum_core::{
-    ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, NewOrganization, Organization, OrganizationId,
-    OrganizationUpdate, Page, PageRequest,
+    ActionId, ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Event, EventId, NewOrganization, Organization,
+    OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
 };
 
 pub use migrations::{LATEST_SCHEMA_VERSION, migrate};
 use writer::Writer;
 
 use crate::ids::IdGenerator;
-use crate::{OrganizationFilter, Store, StoreError};
+use crate::{
+    ActionSummary, AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, OrganizationFilter, Store, StoreError,
+    StoredSchema,
+};
 
 /// The database file's name inside the data directory.
 pub const DATABASE_FILE_NAME: &str = "vellum.sqlite3";
@@ -105,24 +111,18 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
-        OpenFlags::SQLITE_OPEN_READ_WRITE
-            | OpenFlags::SQLITE_OPEN_CREATE
-            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let connection = Connection::open_with_flags(path, flags).map_err(|error| {
-        StoreError::Unavailable(format!("cannot open {}: {error}", path.display()))
-    })?;
+    let connection = Connection::open_with_flags(path, flags)
+        .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
     // Another process (the CLI next to a running server) may hold the write lock briefly.
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "foreign_keys", true)?;
     if !read_only {
         // WAL lets readers run during commits; FULL makes every commit durable on return.
-        let mode: String =
-            connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
+        let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Internal(format!(
-                "cannot switch to WAL mode (got {mode})"
-            )));
+            return Err(StoreError::Internal(format!("cannot switch to WAL mode (got {mode})")));
         }
         connection.pragma_update(None, "synchronous", "FULL")?;
     }
@@ -208,10 +208,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_organization(
-        &self,
-        request: NewOrganization,
-    ) -> Result<Organization, StoreError> {
+    async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |transaction| organizations::insert(transaction, &ids, request))
@@ -220,16 +217,12 @@ impl Store for SqliteStore {
 
     async fn get_organization(&self, id: OrganizationId) -> Result<Organization, StoreError> {
         self.read(move |connection| {
-            organizations::get(connection, id)?
-                .ok_or_else(|| StoreError::not_found("Organization", id))
+            organizations::get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))
         })
         .await
     }
 
-    async fn get_organization_by_external_id(
-        &self,
-        external_id: &str,
-    ) -> Result<Organization, StoreError> {
+    async fn get_organization_by_external_id(&self, external_id: &str) -> Result<Organization, StoreError> {
         let external_id = external_id.to_owned();
         self.read(move |connection| {
             organizations::get_by_external_id(connection, &external_id)?
@@ -264,22 +257,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_api_key(
-        &self,
-        name: String,
-        secret: ApiKeySecret,
-    ) -> Result<ApiKey, StoreError> {
+    async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |transaction| api_keys::insert(transaction, &ids, name, &secret))
             .await
     }
 
-    async fn ensure_api_key(
-        &self,
-        name: String,
-        secret: ApiKeySecret,
-    ) -> Result<(ApiKey, bool), StoreError> {
+    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |transaction| api_keys::ensure(transaction, &ids, name, &secret))
@@ -301,6 +286,77 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn create_schema(&self, action: String, definition: SchemaDefinition) -> Result<StoredSchema, StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |connection| schemas::create(connection, &ids, action, definition))
+            .await
+    }
+
+    async fn get_schema(&self, action: &str, version: Option<u32>) -> Result<Option<StoredSchema>, StoreError> {
+        let action = action.to_owned();
+        self.read(move |connection| schemas::get(connection, &action, version))
+            .await
+    }
+
+    async fn list_actions(&self, page: PageRequest<ActionId>) -> Result<Page<ActionSummary, ActionId>, StoreError> {
+        self.read(move |connection| schemas::list_actions(connection, &page))
+            .await
+    }
+
+    async fn list_schemas(
+        &self,
+        action: &str,
+        page: PageRequest<SchemaId>,
+    ) -> Result<Page<StoredSchema, SchemaId>, StoreError> {
+        let action = action.to_owned();
+        self.read(move |connection| schemas::list_schemas(connection, &action, &page))
+            .await
+    }
+
+    async fn append_events(
+        &self,
+        organization_id: OrganizationId,
+        events: Vec<NewEvent>,
+        idempotency: Option<IdempotencyClaim>,
+    ) -> Result<AppendOutcome, StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |connection| events::append(connection, &ids, organization_id, events, idempotency))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        organization_id: OrganizationId,
+        filter: EventFilter,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<Event, EventId>, StoreError> {
+        self.read(move |connection| events::list(connection, organization_id, &filter, &page))
+            .await
+    }
+
+    async fn get_event(&self, id: EventId) -> Result<Event, StoreError> {
+        self.read(move |connection| events::get(connection, id)).await
+    }
+
+    async fn get_retention(&self, organization_id: OrganizationId) -> Result<Option<u32>, StoreError> {
+        self.read(move |connection| organizations::get_retention(connection, organization_id))
+            .await
+    }
+
+    async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| organizations::set_retention(connection, organization_id, days))
+            .await
+    }
+
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |connection| events::purge_idempotency_keys(connection, before))
+            .await
+    }
+
     async fn close(&self) -> Result<(), StoreError> {
         self.writer.close().await?;
         self.readers.permits.close();
@@ -310,9 +366,9 @@ impl Store for SqliteStore {
 
 /// Converts a stored 16-byte id back into a ULID.
 fn ulid_from_blob(bytes: &[u8]) -> Result<ulid::Ulid, StoreError> {
-    let bytes: [u8; 16] = bytes.try_into().map_err(|_| {
-        StoreError::Internal(format!("stored id has {} bytes, not 16", bytes.len()))
-    })?;
+    let bytes: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Internal(format!("stored id has {} bytes, not 16", bytes.len())))?;
     Ok(ulid::Ulid::from_bytes(bytes))
 }
 
@@ -356,14 +412,8 @@ mod tests {
         let error = store
             .create_organization(crate::conformance::new_organization("Late"))
             .await;
-        assert!(
-            matches!(error, Err(StoreError::Unavailable(_))),
-            "{error:?}"
-        );
-        assert!(matches!(
-            store.list_api_keys().await,
-            Err(StoreError::Unavailable(_))
-        ));
+        assert!(matches!(error, Err(StoreError::Unavailable(_))), "{error:?}");
+        assert!(matches!(store.list_api_keys().await, Err(StoreError::Unavailable(_))));
         assert!(store.check_ready().await.is_err());
     }
 
@@ -374,7 +424,10 @@ mod tests {
         SqliteStore::open(&config).unwrap().close().await.unwrap();
         let connection = Connection::open(config.database_path()).unwrap();
         connection
-            .execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)", [])
+            .execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 0)",
+                [],
+            )
             .unwrap();
         drop(connection);
         let error = SqliteStore::open(&config).unwrap_err().to_string();

@@ -8,8 +8,8 @@ use serde_json::json;
 use vellum_core::organization::DomainState;
 use vellum_core::pagination::KeyBound;
 use vellum_core::{
-    NewOrganization, Organization, OrganizationDomain, OrganizationDomainId, OrganizationId,
-    OrganizationUpdate, Page, PageRequest, Timestamp,
+    NewOrganization, Organization, OrganizationDomain, OrganizationDomainId, OrganizationId, OrganizationUpdate, Page,
+    PageRequest, Timestamp,
 };
 
 use super::ulid_from_blob;
@@ -26,14 +26,10 @@ pub(super) fn insert(
 ) -> Result<Organization, StoreError> {
     let now = crate::now();
     let id = OrganizationId::from_ulid(ids.next());
-    let organization = Organization::create(id, request, now, || {
-        OrganizationDomainId::from_ulid(ids.next())
-    });
+    let organization = Organization::create(id, request, now, || OrganizationDomainId::from_ulid(ids.next()));
     connection
         .execute(
-            &format!(
-                "insert into organizations ({COLUMNS}) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
-            ),
+            &format!("insert into organizations ({COLUMNS}) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"),
             params![
                 id.ulid().to_bytes().as_slice(),
                 organization.name,
@@ -50,10 +46,7 @@ pub(super) fn insert(
     Ok(organization)
 }
 
-pub(super) fn get(
-    connection: &Connection,
-    id: OrganizationId,
-) -> Result<Option<Organization>, StoreError> {
+pub(super) fn get(connection: &Connection, id: OrganizationId) -> Result<Option<Organization>, StoreError> {
     connection
         .query_row(
             &format!("select {COLUMNS} from organizations where id = ?1 and deleted_at is null"),
@@ -70,9 +63,7 @@ pub(super) fn get_by_external_id(
 ) -> Result<Option<Organization>, StoreError> {
     connection
         .query_row(
-            &format!(
-                "select {COLUMNS} from organizations where external_id = ?1 and deleted_at is null"
-            ),
+            &format!("select {COLUMNS} from organizations where external_id = ?1 and deleted_at is null"),
             [external_id],
             read_row,
         )
@@ -133,11 +124,8 @@ pub(super) fn update(
     id: OrganizationId,
     update: OrganizationUpdate,
 ) -> Result<Organization, StoreError> {
-    let mut organization =
-        get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))?;
-    organization.apply(update, crate::now(), || {
-        OrganizationDomainId::from_ulid(ids.next())
-    });
+    let mut organization = get(connection, id)?.ok_or_else(|| StoreError::not_found("Organization", id))?;
+    organization.apply(update, crate::now(), || OrganizationDomainId::from_ulid(ids.next()));
     connection
         .execute(
             "update organizations set name = ?2, external_id = ?3, metadata = ?4, domains = ?5,
@@ -162,6 +150,31 @@ pub(super) fn delete(connection: &Connection, id: OrganizationId) -> Result<(), 
     let changed = connection.execute(
         "update organizations set deleted_at = ?2 where id = ?1 and deleted_at is null",
         params![id.ulid().to_bytes().as_slice(), crate::now().unix_millis()],
+    )?;
+    if changed == 0 {
+        return Err(StoreError::not_found("Organization", id));
+    }
+    Ok(())
+}
+
+pub(super) fn get_retention(connection: &Connection, id: OrganizationId) -> Result<Option<u32>, StoreError> {
+    let days: Option<Option<i64>> = connection
+        .query_row(
+            "select retention_period_in_days from organizations where id = ?1 and deleted_at is null",
+            [id.ulid().to_bytes().as_slice()],
+            |row| row.get(0),
+        )
+        .optional()?;
+    match days {
+        None => Err(StoreError::not_found("Organization", id)),
+        Some(days) => Ok(days.and_then(|days| u32::try_from(days).ok())),
+    }
+}
+
+pub(super) fn set_retention(connection: &Connection, id: OrganizationId, days: u32) -> Result<(), StoreError> {
+    let changed = connection.execute(
+        "update organizations set retention_period_in_days = ?2, updated_at = ?3 where id = ?1 and deleted_at is null",
+        params![id.ulid().to_bytes().as_slice(), days, crate::now().unix_millis()],
     )?;
     if changed == 0 {
         return Err(StoreError::not_found("Organization", id));
@@ -221,8 +234,7 @@ fn timestamp(millis: i64, what: &str) -> Result<Timestamp, StoreError> {
 }
 
 fn decode_domains(text: &str) -> Result<Vec<OrganizationDomain>, StoreError> {
-    let values: Vec<serde_json::Value> =
-        serde_json::from_str(text).map_err(|_| corrupt("domains"))?;
+    let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|_| corrupt("domains"))?;
     let mut domains = Vec::with_capacity(values.len());
     for value in values {
         let text_field = |name: &str| {
@@ -241,8 +253,7 @@ fn decode_domains(text: &str) -> Result<Vec<OrganizationDomain>, StoreError> {
         domains.push(OrganizationDomain {
             id: OrganizationDomainId::parse(text_field("id")?).map_err(|_| corrupt("domain id"))?,
             domain: text_field("domain")?.to_owned(),
-            state: DomainState::parse(text_field("state")?)
-                .ok_or_else(|| corrupt("domain state"))?,
+            state: DomainState::parse(text_field("state")?).ok_or_else(|| corrupt("domain state"))?,
             created_at: millis_field("created_at")?,
             updated_at: millis_field("updated_at")?,
         });

@@ -45,9 +45,7 @@ where
             answer: Box::new(move |commit_error| {
                 let result = match commit_error {
                     None => outcome,
-                    Some(message) => {
-                        Err(StoreError::Unavailable(format!("commit failed: {message}")))
-                    }
+                    Some(message) => Err(StoreError::Unavailable(format!("commit failed: {message}"))),
                 };
                 // The caller may have gone away (client disconnected); the write stands.
                 let _ = reply.send(result);
@@ -56,9 +54,7 @@ where
     }
 
     fn refuse(self: Box<Self>, reason: &str) {
-        let _ = self
-            .reply
-            .send(Err(StoreError::Unavailable(reason.to_owned())));
+        let _ = self.reply.send(Err(StoreError::Unavailable(reason.to_owned())));
     }
 }
 
@@ -83,9 +79,7 @@ impl Writer {
         let thread = std::thread::Builder::new()
             .name("vellum-sqlite-writer".into())
             .spawn(move || run(connection, &receiver, max_batch, &thread_closed_reason))
-            .map_err(|error| {
-                StoreError::Internal(format!("cannot start writer thread: {error}"))
-            })?;
+            .map_err(|error| StoreError::Internal(format!("cannot start writer thread: {error}")))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
             thread: Mutex::new(Some(thread)),
@@ -103,10 +97,7 @@ impl Writer {
     }
 
     pub(super) fn check_alive(&self) -> Result<(), StoreError> {
-        let sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if sender.is_some()
             && self
                 .closed_reason
@@ -129,16 +120,11 @@ impl Writer {
         let (reply, answer) = oneshot::channel::<Result<T, StoreError>>();
         let job: Box<dyn Job> = Box::new(WriteJob { work, reply });
         {
-            let sender = self
-                .sender
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             let Some(sender) = sender.as_ref() else {
                 return Err(self.unavailable());
             };
-            sender
-                .send(Message::Job(job))
-                .map_err(|_| self.unavailable())?;
+            sender.send(Message::Job(job)).map_err(|_| self.unavailable())?;
         }
         answer.await.map_err(|_| self.unavailable())?
     }
@@ -200,9 +186,7 @@ fn run(
             && let Err(fatal) = commit_batch(&connection, jobs)
         {
             tracing::error!(error = %fatal, "the sqlite writer stopped after a failed commit");
-            *closed_reason
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fatal.clone());
+            *closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fatal.clone());
             // Answer everything still queued rather than leaving callers waiting.
             while let Ok(message) = receiver.try_recv() {
                 match message {

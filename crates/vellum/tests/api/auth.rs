@@ -20,11 +20,7 @@ async fn api_routes_need_a_valid_bearer_key() {
     let app = TestApp::spawn().await;
     let url = app.url("/organizations");
 
-    assert_unauthorized(
-        app.client.get(&url).send().await.unwrap(),
-        "missing_api_key",
-    )
-    .await;
+    assert_unauthorized(app.client.get(&url).send().await.unwrap(), "missing_api_key").await;
     assert_unauthorized(
         app.client
             .get(&url)
@@ -36,12 +32,7 @@ async fn api_routes_need_a_valid_bearer_key() {
     )
     .await;
     assert_unauthorized(
-        app.client
-            .get(&url)
-            .bearer_auth("sk_short")
-            .send()
-            .await
-            .unwrap(),
+        app.client.get(&url).bearer_auth("sk_short").send().await.unwrap(),
         "invalid_api_key",
     )
     .await;
@@ -85,11 +76,7 @@ async fn api_routes_need_a_valid_bearer_key() {
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        ok.status(),
-        StatusCode::OK,
-        "the scheme is case-insensitive"
-    );
+    assert_eq!(ok.status(), StatusCode::OK, "the scheme is case-insensitive");
     app.stop().await.unwrap();
 }
 
@@ -111,16 +98,10 @@ fn run_cli(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) 
 #[tokio::test]
 async fn keys_created_and_revoked_by_the_cli_take_effect_on_a_running_server() {
     let app = TestApp::spawn().await;
-    let (ok, stdout, stderr) = run_cli(
-        app.data_dir.path(),
-        &["api-keys", "create", "--name", "deploy bot"],
-    );
+    let (ok, stdout, stderr) = run_cli(app.data_dir.path(), &["api-keys", "create", "--name", "deploy bot"]);
     assert!(ok, "{stderr}");
     let secret = stdout.lines().last().unwrap().trim().to_owned();
-    assert!(
-        secret.starts_with("sk_"),
-        "the secret is the last line: {stdout}"
-    );
+    assert!(secret.starts_with("sk_"), "the secret is the last line: {stdout}");
     let key_id = stdout
         .split_whitespace()
         .find(|word| word.starts_with("key_"))
@@ -128,32 +109,19 @@ async fn keys_created_and_revoked_by_the_cli_take_effect_on_a_running_server() {
         .to_owned();
 
     let url = app.url("/organizations");
-    let response = app
-        .client
-        .get(&url)
-        .bearer_auth(&secret)
-        .send()
-        .await
-        .unwrap();
+    let response = app.client.get(&url).bearer_auth(&secret).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
     let (ok, listing, _) = run_cli(app.data_dir.path(), &["api-keys", "list"]);
     assert!(ok);
-    assert!(
-        listing.contains(&key_id) && listing.contains("deploy bot") && listing.contains("active")
-    );
+    assert!(listing.contains(&key_id) && listing.contains("deploy bot") && listing.contains("active"));
     assert!(!listing.contains(&secret), "list never shows secrets");
     assert!(!listing.contains(&app.api_key));
 
     let (ok, _, stderr) = run_cli(app.data_dir.path(), &["api-keys", "revoke", &key_id]);
     assert!(ok, "{stderr}");
     assert_unauthorized(
-        app.client
-            .get(&url)
-            .bearer_auth(&secret)
-            .send()
-            .await
-            .unwrap(),
+        app.client.get(&url).bearer_auth(&secret).send().await.unwrap(),
         "invalid_api_key",
     )
     .await;
@@ -206,15 +174,9 @@ async fn secrets_never_reach_the_logs() {
     }
     drop(server);
     let logs = std::fs::read_to_string(&log_file).unwrap();
-    assert!(
-        logs.contains("/organizations"),
-        "requests were logged at all: {logs}"
-    );
+    assert!(logs.contains("/organizations"), "requests were logged at all: {logs}");
     for key in [secret.expose(), wrong.expose()] {
         assert!(!logs.contains(key), "a secret leaked into the logs");
-        assert!(
-            !logs.contains(&key[3..20]),
-            "part of a secret leaked into the logs"
-        );
+        assert!(!logs.contains(&key[3..20]), "part of a secret leaked into the logs");
     }
 }

@@ -35,11 +35,8 @@ fn listen_address_precedence_is_flag_then_env_then_file_then_default() {
     );
     drop(server);
 
-    let server = ServerProcess::start_without_listen_flag(
-        &data,
-        &["--config", config],
-        &[("VELLUM_LISTEN", "127.0.0.2:0")],
-    );
+    let server =
+        ServerProcess::start_without_listen_flag(&data, &["--config", config], &[("VELLUM_LISTEN", "127.0.0.2:0")]);
     assert!(
         server.address.starts_with("http://127.0.0.2:"),
         "env beats file: {}",
@@ -66,11 +63,7 @@ type Case = (
 fn bad_configuration_fails_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [Case; 4] = [
-        (
-            &["serve", "--listen", "not-an-address"],
-            &[],
-            "invalid listen address",
-        ),
+        (&["serve", "--listen", "not-an-address"], &[], "invalid listen address"),
         (
             &["serve"],
             &[("VELLUM_API_KEY", "pk_wrong_prefix_123456")],
@@ -128,16 +121,10 @@ fn vellum_api_key_is_made_to_exist_exactly_once() {
         stream.read_to_string(&mut response).unwrap();
         assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     }
-    let output = vellum(dir.path())
-        .args(["api-keys", "list"])
-        .output()
-        .unwrap();
+    let output = vellum(dir.path()).args(["api-keys", "list"]).output().unwrap();
     let listing = String::from_utf8(output.stdout).unwrap();
     assert_eq!(
-        listing
-            .lines()
-            .filter(|line| line.starts_with("key_"))
-            .count(),
+        listing.lines().filter(|line| line.starts_with("key_")).count(),
         1,
         "{listing}"
     );
@@ -149,7 +136,7 @@ fn migrate_applies_once_and_reports_the_version() {
     let dir = tempfile::tempdir().unwrap();
     let first = vellum(dir.path()).arg("migrate").output().unwrap();
     assert!(first.status.success());
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migrations [1]"));
+    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migrations [1, 2]"));
     let second = vellum(dir.path()).arg("migrate").output().unwrap();
     assert!(second.status.success());
     assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));
@@ -159,28 +146,14 @@ fn migrate_applies_once_and_reports_the_version() {
 fn organizations_can_be_created_and_listed_from_the_cli() {
     let dir = tempfile::tempdir().unwrap();
     let created = vellum(dir.path())
-        .args([
-            "organizations",
-            "create",
-            "--name",
-            "Cli Corp",
-            "--external-id",
-            "c-1",
-        ])
+        .args(["organizations", "create", "--name", "Cli Corp", "--external-id", "c-1"])
         .output()
         .unwrap();
-    assert!(
-        created.status.success(),
-        "{}",
-        String::from_utf8_lossy(&created.stderr)
-    );
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
     let stdout = String::from_utf8(created.stdout).unwrap();
     let id = stdout.lines().last().unwrap().to_owned();
     assert!(id.starts_with("org_"), "{stdout}");
-    let listed = vellum(dir.path())
-        .args(["organizations", "list"])
-        .output()
-        .unwrap();
+    let listed = vellum(dir.path()).args(["organizations", "list"]).output().unwrap();
     let listing = String::from_utf8(listed.stdout).unwrap();
     assert!(
         listing.contains(&id) && listing.contains("Cli Corp") && listing.contains("c-1"),
@@ -188,14 +161,7 @@ fn organizations_can_be_created_and_listed_from_the_cli() {
     );
 
     let duplicate = vellum(dir.path())
-        .args([
-            "organizations",
-            "create",
-            "--name",
-            "Again",
-            "--external-id",
-            "c-1",
-        ])
+        .args(["organizations", "create", "--name", "Again", "--external-id", "c-1"])
         .output()
         .unwrap();
     assert!(!duplicate.status.success());

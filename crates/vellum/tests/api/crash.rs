@@ -17,8 +17,7 @@ const ACKNOWLEDGED_BEFORE_KILL: usize = 400;
 async fn kill_9_loses_no_acknowledged_organization() {
     let data_dir = tempfile::tempdir().unwrap();
     let secret = fresh_secret();
-    let mut server =
-        ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
+    let mut server = ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
     let url = server.url("/organizations");
 
     let acknowledged: Arc<Mutex<BTreeMap<String, String>>> = Arc::default();
@@ -99,11 +98,7 @@ async fn kill_9_loses_no_acknowledged_organization() {
         }
     }
     for (id, name) in &acknowledged {
-        assert_eq!(
-            stored.get(id),
-            Some(name),
-            "acknowledged organization {id} was lost"
-        );
+        assert_eq!(stored.get(id), Some(name), "acknowledged organization {id} was lost");
     }
     // Requests in flight at the kill may or may not have committed, but nothing else appears.
     assert!(

@@ -68,10 +68,7 @@ async fn oversized_bodies_are_refused_with_413() {
         .unwrap();
     let body = json_status(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     assert_eq!(body["code"], "payload_too_large");
-    assert!(
-        body["message"].as_str().unwrap().contains("4194304"),
-        "{body}"
-    );
+    assert!(body["message"].as_str().unwrap().contains("4194304"), "{body}");
     assert_eq!(app.count_organizations().await, 0);
     app.stop().await.unwrap();
 }
@@ -83,20 +80,12 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
     assert_eq!(body["message"], "Cannot GET /no/such/route");
     // Unknown routes answer 404 even without a key, so probing reveals nothing more.
     json_status(
-        app.client
-            .get(app.url("/no/such/route"))
-            .send()
-            .await
-            .unwrap(),
+        app.client.get(app.url("/no/such/route")).send().await.unwrap(),
         StatusCode::NOT_FOUND,
     )
     .await;
 
-    let response = app
-        .request(Method::PATCH, "/organizations")
-        .send()
-        .await
-        .unwrap();
+    let response = app.request(Method::PATCH, "/organizations").send().await.unwrap();
     let allow = response
         .headers()
         .get("allow")

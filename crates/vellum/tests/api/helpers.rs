@@ -65,17 +65,12 @@ impl TestApp {
 
     /// A request with the API key.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .bearer_auth(&self.api_key)
+        self.client.request(method, self.url(path)).bearer_auth(&self.api_key)
     }
 
     /// An authenticated GET.
     pub async fn get(&self, path: &str) -> Response {
-        self.request(Method::GET, path)
-            .send()
-            .await
-            .expect("request sent")
+        self.request(Method::GET, path).send().await.expect("request sent")
     }
 
     /// An authenticated request with a JSON body.
@@ -190,21 +185,12 @@ impl ServerProcess {
 
     /// Like [`Self::start`], but without the `--listen 127.0.0.1:0` flag the harness adds by
     /// default, so that the environment or a config file decides.
-    pub fn start_without_listen_flag(
-        data_dir: &Path,
-        args: &[&str],
-        envs: &[(&str, &str)],
-    ) -> Self {
+    pub fn start_without_listen_flag(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
         Self::spawn(data_dir, args, envs, None, false)
     }
 
     /// Like [`Self::start`], writing the server's standard error (its logs) to `log_file`.
-    pub fn start_logging_to(
-        data_dir: &Path,
-        args: &[&str],
-        envs: &[(&str, &str)],
-        log_file: Option<&Path>,
-    ) -> Self {
+    pub fn start_logging_to(data_dir: &Path, args: &[&str], envs: &[(&str, &str)], log_file: Option<&Path>) -> Self {
         Self::spawn(data_dir, args, envs, log_file, true)
     }
 

@@ -56,12 +56,7 @@ async fn create_returns_the_workos_shape_and_get_returns_the_same() {
     assert_eq!(domains[0]["state"], "verified");
     assert_eq!(domains[1]["state"], "pending");
     assert_eq!(domains[0]["organization_id"], id);
-    assert!(
-        domains[0]["id"]
-            .as_str()
-            .unwrap()
-            .starts_with("org_domain_")
-    );
+    assert!(domains[0]["id"].as_str().unwrap().starts_with("org_domain_"));
 
     let fetched = json_ok(app.get(&format!("/organizations/{id}")).await).await;
     assert_eq!(fetched, created);
@@ -71,11 +66,7 @@ async fn create_returns_the_workos_shape_and_get_returns_the_same() {
     let minimal = app
         .create_organization(&json!({"name": "Bare", "domains": ["bare.dev"]}))
         .await;
-    assert_eq!(
-        minimal["external_id"],
-        Value::Null,
-        "external_id is present and null"
-    );
+    assert_eq!(minimal["external_id"], Value::Null, "external_id is present and null");
     assert_eq!(minimal["metadata"], json!({}));
     assert_eq!(minimal["domains"][0]["domain"], "bare.dev");
     app.stop().await.unwrap();
@@ -84,8 +75,7 @@ async fn create_returns_the_workos_shape_and_get_returns_the_same() {
 #[tokio::test]
 async fn invalid_creations_name_the_field_and_store_nothing() {
     let app = TestApp::spawn().await;
-    let many_keys: serde_json::Map<String, Value> =
-        (0..51).map(|n| (format!("k{n}"), json!("v"))).collect();
+    let many_keys: serde_json::Map<String, Value> = (0..51).map(|n| (format!("k{n}"), json!("v"))).collect();
     let cases = [
         (json!({}), "name", "required"),
         (json!({"name": "   "}), "name", "required"),
@@ -116,16 +106,8 @@ async fn invalid_creations_name_the_field_and_store_nothing() {
             "domain_data.0.domain",
             "required",
         ),
-        (
-            json!({"name": "A", "external_id": ""}),
-            "external_id",
-            "invalid",
-        ),
-        (
-            json!({"name": "A", "metadata": {"k": 5}}),
-            "metadata.k",
-            "invalid_type",
-        ),
+        (json!({"name": "A", "external_id": ""}), "external_id", "invalid"),
+        (json!({"name": "A", "metadata": {"k": 5}}), "metadata.k", "invalid_type"),
         (
             json!({"name": "A", "metadata": {"k": "v".repeat(601)}}),
             "metadata.k",
@@ -136,19 +118,14 @@ async fn invalid_creations_name_the_field_and_store_nothing() {
             &format!("metadata.{}", "k".repeat(41)),
             "invalid_key",
         ),
-        (
-            json!({"name": "A", "metadata": many_keys}),
-            "metadata",
-            "too_many_keys",
-        ),
+        (json!({"name": "A", "metadata": many_keys}), "metadata", "too_many_keys"),
         (json!(["name"]), "body", "invalid_type"),
     ];
     for (body, field, code) in cases {
         assert_validation_error(app.post_json("/organizations", &body).await, field, code).await;
     }
     let both = assert_validation_error(
-        app.post_json("/organizations", &json!({"domains": ["bad"]}))
-            .await,
+        app.post_json("/organizations", &json!({"domains": ["bad"]})).await,
         "name",
         "required",
     )
@@ -169,18 +146,12 @@ async fn external_ids_are_unique_among_live_organizations() {
         .create_organization(&json!({"name": "One", "external_id": "ext-1"}))
         .await;
     let conflict = json_status(
-        app.post_json(
-            "/organizations",
-            &json!({"name": "Two", "external_id": "ext-1"}),
-        )
-        .await,
+        app.post_json("/organizations", &json!({"name": "Two", "external_id": "ext-1"}))
+            .await,
         StatusCode::CONFLICT,
     )
     .await;
-    assert!(
-        conflict["message"].as_str().unwrap().contains("ext-1"),
-        "{conflict}"
-    );
+    assert!(conflict["message"].as_str().unwrap().contains("ext-1"), "{conflict}");
     assert_eq!(app.count_organizations().await, 1);
 
     let second = app.create_organization(&json!({"name": "Two"})).await;
@@ -199,11 +170,7 @@ async fn external_ids_are_unique_among_live_organizations() {
 
     let first_path = format!("/organizations/{}", first["id"].as_str().unwrap());
     assert_eq!(
-        app.request(Method::DELETE, &first_path)
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        app.request(Method::DELETE, &first_path).send().await.unwrap().status(),
         StatusCode::NO_CONTENT
     );
     let reused = json_ok(
@@ -211,10 +178,7 @@ async fn external_ids_are_unique_among_live_organizations() {
             .await,
     )
     .await;
-    assert_eq!(
-        reused["external_id"], "ext-1",
-        "deleting frees the external id"
-    );
+    assert_eq!(reused["external_id"], "ext-1", "deleting frees the external id");
     app.stop().await.unwrap();
 }
 
@@ -231,11 +195,7 @@ async fn updates_change_only_what_they_name() {
         .await;
     let path = format!("/organizations/{}", created["id"].as_str().unwrap());
 
-    let renamed = json_ok(
-        app.send_json(Method::PUT, &path, &json!({"name": "Acme Inc"}))
-            .await,
-    )
-    .await;
+    let renamed = json_ok(app.send_json(Method::PUT, &path, &json!({"name": "Acme Inc"})).await).await;
     assert_eq!(renamed["name"], "Acme Inc");
     for field in ["external_id", "metadata", "domains", "created_at", "id"] {
         assert_eq!(renamed[field], created[field], "{field} unchanged");
@@ -268,8 +228,7 @@ async fn updates_change_only_what_they_name() {
     assert_eq!(json_ok(app.get(&path).await).await, changed);
 
     assert_validation_error(
-        app.send_json(Method::PUT, &path, &json!({"name": ""}))
-            .await,
+        app.send_json(Method::PUT, &path, &json!({"name": ""})).await,
         "name",
         "required",
     )
@@ -315,17 +274,12 @@ async fn deleted_organizations_answer_404_everywhere() {
     )
     .await;
     json_status(
-        app.send_json(Method::PUT, &path, &json!({"name": "Back"}))
-            .await,
+        app.send_json(Method::PUT, &path, &json!({"name": "Back"})).await,
         StatusCode::NOT_FOUND,
     )
     .await;
     assert_eq!(app.count_organizations().await, 0);
-    json_status(
-        app.get("/organizations/not-an-id").await,
-        StatusCode::NOT_FOUND,
-    )
-    .await;
+    json_status(app.get("/organizations/not-an-id").await, StatusCode::NOT_FOUND).await;
     app.stop().await.unwrap();
 }
 
@@ -357,11 +311,7 @@ async fn listing_pages_through_every_organization_in_every_order() {
     let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
 
     let (first, metadata) = page(&app, "").await;
-    assert_eq!(
-        first,
-        newest_first[..10],
-        "default: newest first, 10 per page"
-    );
+    assert_eq!(first, newest_first[..10], "default: newest first, 10 per page");
     assert_eq!(metadata["before"], Value::Null);
     assert_eq!(metadata["after"], newest_first[9]);
 
@@ -396,10 +346,7 @@ async fn listing_pages_through_every_organization_in_every_order() {
     assert_eq!(normal, newest_first[..5]);
     let (older, _) = page(
         &app,
-        &format!(
-            "order=normal&limit=5&before={}",
-            metadata["before"].as_str().unwrap()
-        ),
+        &format!("order=normal&limit=5&before={}", metadata["before"].as_str().unwrap()),
     )
     .await;
     assert_eq!(older, newest_first[5..10]);
@@ -419,10 +366,7 @@ async fn listing_filters_by_domain_and_name() {
     let alpha_id = alpha["id"].as_str().unwrap().to_owned();
     let beta_id = beta["id"].as_str().unwrap().to_owned();
 
-    assert_eq!(
-        page(&app, "domains=beta.io").await.0,
-        std::slice::from_ref(&beta_id)
-    );
+    assert_eq!(page(&app, "domains=beta.io").await.0, std::slice::from_ref(&beta_id));
     assert_eq!(
         page(&app, "domains=ALPHA.com,beta.com").await.0,
         [beta_id.clone(), alpha_id.clone()]

@@ -50,10 +50,7 @@ async fn the_official_python_sdk_manages_organizations() {
     .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{}{stderr}", String::from_utf8_lossy(&output.stdout));
-    assert!(
-        output.status.success(),
-        "the Python SDK suite failed:\n{stderr}"
-    );
+    assert!(output.status.success(), "the Python SDK suite failed:\n{stderr}");
     assert!(
         stderr.contains("OK") && !stderr.contains("Ran 0 tests"),
         "the suite ran no test:\n{stderr}"

@@ -13,8 +13,7 @@ async fn a_graceful_stop_keeps_everything_acknowledged() {
     let created = app.create_organization(&json!({"name": "Survivor"})).await;
     let data_dir = app.stop_keeping_data().await;
 
-    let store =
-        vellum_store::SqliteStore::open(&vellum_store::SqliteConfig::new(data_dir.path())).unwrap();
+    let store = vellum_store::SqliteStore::open(&vellum_store::SqliteConfig::new(data_dir.path())).unwrap();
     let id = vellum_core::OrganizationId::parse(created["id"].as_str().unwrap()).unwrap();
     assert_eq!(store.get_organization(id).await.unwrap().name, "Survivor");
     store.close().await.unwrap();
@@ -23,9 +22,7 @@ async fn a_graceful_stop_keeps_everything_acknowledged() {
 /// Sends a whole request on a fresh connection and returns the raw response.
 fn raw_request(host: &str, request: &str) -> String {
     let mut stream = TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     stream.write_all(request.as_bytes()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
@@ -36,17 +33,14 @@ fn raw_request(host: &str, request: &str) -> String {
 fn sigterm_lets_an_in_flight_request_finish_and_exits_cleanly() {
     let data_dir = tempfile::tempdir().unwrap();
     let secret = fresh_secret();
-    let mut server =
-        ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
+    let mut server = ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
     let host = server.address.trim_start_matches("http://").to_owned();
 
     // Start a request and send only half of its body.
     let body = json!({"name": "In flight"}).to_string();
     let (head, tail) = body.split_at(body.len() / 2);
     let mut stream = TcpStream::connect(&host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         stream,
         "POST /organizations HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {}\r\n\

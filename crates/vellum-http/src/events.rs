@@ -1,0 +1,489 @@
+//! `/audit_logs/events`: ingest (one event, exactly as WorkOS; or a batch of up to 1,000) and
+//! reading events back (Vellum's addition, in WorkOS's list conventions).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use vellum_core::event::{
+    Metadata, RawEvent, RawMetadata, RawParty, metadata_to_json, parse_occurred_at, validate_event,
+};
+use vellum_core::schema::SchemaViolation;
+use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
+use vellum_store::{AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, ResponseRecorder};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{JsonBytes, QueryPairs, parse_json};
+use crate::wire::{ListResponse, page_request};
+
+/// The most events in one batch request.
+pub const MAX_BATCH_EVENTS: usize = 1000;
+/// The longest `Idempotency-Key` accepted, in bytes.
+const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1024;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/audit_logs/events", post(create_event).get(list_events))
+        .route("/audit_logs/events/batch", post(create_events_batch))
+        .route("/audit_logs/events/{id}", get(get_event))
+}
+
+#[derive(Deserialize)]
+struct PartyBody {
+    id: Option<String>,
+    #[serde(rename = "type")]
+    party_type: Option<String>,
+    name: Option<String>,
+    metadata: Option<RawMetadata>,
+}
+
+impl From<PartyBody> for RawParty {
+    fn from(body: PartyBody) -> Self {
+        Self {
+            id: body.id,
+            party_type: body.party_type,
+            name: body.name,
+            metadata: body.metadata,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ContextBody {
+    location: Option<String>,
+    user_agent: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct EventBody {
+    action: Option<String>,
+    occurred_at: Option<String>,
+    version: Option<i64>,
+    actor: Option<PartyBody>,
+    targets: Option<Vec<PartyBody>>,
+    context: Option<ContextBody>,
+    metadata: Option<RawMetadata>,
+}
+
+impl From<EventBody> for RawEvent {
+    fn from(body: EventBody) -> Self {
+        Self {
+            action: body.action,
+            occurred_at: body.occurred_at,
+            version: body.version,
+            actor: body.actor.map(RawParty::from),
+            targets: body
+                .targets
+                .map(|targets| targets.into_iter().map(RawParty::from).collect()),
+            context: body.context.map(|context| (context.location, context.user_agent)),
+            metadata: body.metadata,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CreateEventBody {
+    organization_id: Option<String>,
+    event: Option<EventBody>,
+}
+
+#[derive(Deserialize)]
+struct BatchBody {
+    organization_id: Option<String>,
+    /// Kept as raw JSON so that one malformed event fails alone.
+    events: Option<Vec<Value>>,
+}
+
+/// Reads `organization_id`: missing is a 422; an id that cannot exist is a 404, as for any
+/// unknown organization.
+fn organization_id(value: Option<String>, errors: &mut ValidationErrors) -> Result<Option<OrganizationId>, ApiError> {
+    match value {
+        None => {
+            errors.push("organization_id", "required", "organization_id is required");
+            Ok(None)
+        }
+        Some(text) => OrganizationId::parse(&text).map(Some).map_err(|_| ApiError::NotFound {
+            message: format!("Organization not found: '{text}'."),
+        }),
+    }
+}
+
+/// Checks an event against its action's schema: the version it names, or the latest.
+async fn check_schema(state: &AppState, input: &EventInput) -> Result<Result<u32, Vec<SchemaViolation>>, ApiError> {
+    let resolved = state
+        .schemas
+        .resolve(&*state.store, &input.action, input.version)
+        .await?;
+    let Some((version, schema)) = resolved else {
+        let violation = match input.version {
+            Some(version) => SchemaViolation {
+                instance_path: "/version".into(),
+                message: format!("action `{}` has no schema version {version}", input.action),
+            },
+            None => SchemaViolation {
+                instance_path: "/action".into(),
+                message: format!(
+                    "action `{}` has no schema; create one with POST /audit_logs/actions/{}/schemas",
+                    input.action, input.action
+                ),
+            },
+        };
+        return Ok(Err(vec![violation]));
+    };
+    let violations = schema.check(input);
+    Ok(if violations.is_empty() {
+        Ok(version)
+    } else {
+        Err(violations)
+    })
+}
+
+/// Reads the `Idempotency-Key` header into a claim over this exact request.
+fn idempotency_claim(
+    headers: &HeaderMap,
+    path: &str,
+    body: &[u8],
+    response: Option<ResponseRecorder>,
+) -> Result<Option<IdempotencyClaim>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value.as_bytes();
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
+        return Err(ApiError::invalid_field(
+            "Idempotency-Key",
+            "invalid",
+            format!("an Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes long"),
+        ));
+    }
+    let mut key_hash = [0u8; 16];
+    key_hash.copy_from_slice(&Sha256::digest(key)[..16]);
+    let mut hasher = Sha256::new();
+    hasher.update(path.as_bytes());
+    hasher.update([0]);
+    hasher.update(body);
+    let mut request_hash = [0u8; 16];
+    request_hash.copy_from_slice(&hasher.finalize()[..16]);
+    Ok(Some(IdempotencyClaim {
+        key_hash,
+        request_hash,
+        response,
+    }))
+}
+
+fn key_reused() -> ApiError {
+    ApiError::Conflict {
+        message: "This Idempotency-Key was already used with a different request in the last 24 hours.".into(),
+        code: "idempotency_key_reused",
+    }
+}
+
+async fn create_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBytes(bytes): JsonBytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: CreateEventBody = parse_json(&bytes)?;
+    let mut errors = ValidationErrors::new();
+    let organization_id = organization_id(body.organization_id, &mut errors)?;
+    let input = match body.event {
+        None => {
+            errors.push("event", "required", "event is required");
+            None
+        }
+        Some(event) => validate_event(event.into(), "event", &mut errors),
+    };
+    let (Some(organization_id), Some(input)) = (organization_id, input) else {
+        return Err(errors.into());
+    };
+    let claim = idempotency_claim(&headers, "/audit_logs/events", &bytes, None)?;
+    let schema_version = check_schema(&state, &input).await?.map_err(ApiError::InvalidEvent)?;
+    let outcome = state
+        .store
+        .append_events(organization_id, vec![NewEvent { input, schema_version }], claim)
+        .await?;
+    match outcome {
+        AppendOutcome::Appended(_) | AppendOutcome::Replayed { .. } => Ok(Json(json!({ "success": true }))),
+        AppendOutcome::KeyReused => Err(key_reused()),
+    }
+}
+
+/// One item of a batch: accepted (and later stored), or refused with its error body.
+#[derive(Clone)]
+enum BatchItem {
+    Accepted,
+    Refused { status: u16, body: Value },
+}
+
+fn refused(error: &ApiError) -> BatchItem {
+    BatchItem::Refused {
+        status: error.status().as_u16(),
+        body: error.body(),
+    }
+}
+
+/// The batch response: one entry per submitted event, in order, with the ids of those stored.
+fn batch_response(items: &[BatchItem], stored: &[Event]) -> Value {
+    let mut stored = stored.iter();
+    let mut succeeded = 0;
+    let data: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(index, item)| match item {
+            BatchItem::Accepted => {
+                succeeded += 1;
+                let id = stored.next().map(|event| event.id.to_string());
+                json!({ "index": index, "success": true, "id": id })
+            }
+            BatchItem::Refused { status, body } => {
+                let mut entry = Map::new();
+                entry.insert("index".into(), json!(index));
+                entry.insert("success".into(), json!(false));
+                entry.insert("status".into(), json!(status));
+                if let Value::Object(fields) = body {
+                    entry.extend(fields.clone());
+                }
+                Value::Object(entry)
+            }
+        })
+        .collect();
+    json!({
+        "object": "audit_log_event_batch",
+        "succeeded": succeeded,
+        "failed": items.len() - succeeded,
+        "data": data,
+    })
+}
+
+async fn create_events_batch(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBytes(bytes): JsonBytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: BatchBody = parse_json(&bytes)?;
+    let mut errors = ValidationErrors::new();
+    let organization_id = organization_id(body.organization_id, &mut errors)?;
+    match &body.events {
+        None => errors.push("events", "required", "events is required: a list of 1 to 1000 events"),
+        Some(events) if events.is_empty() || events.len() > MAX_BATCH_EVENTS => {
+            errors.push(
+                "events",
+                "invalid",
+                format!("a batch holds 1 to {MAX_BATCH_EVENTS} events"),
+            );
+        }
+        Some(_) => {}
+    }
+    let (Some(organization_id), Some(raw_events), true) = (organization_id, body.events, errors.is_empty()) else {
+        return Err(errors.into());
+    };
+
+    let mut items = Vec::with_capacity(raw_events.len());
+    let mut accepted = Vec::new();
+    for (index, raw) in raw_events.into_iter().enumerate() {
+        let prefix = format!("events.{index}");
+        let event_body: EventBody = match serde_path_to_error::deserialize(raw) {
+            Ok(event_body) => event_body,
+            Err(error) => {
+                let path = error.path().to_string().replace('[', ".").replace(']', "");
+                let field = if path == "." {
+                    prefix.clone()
+                } else {
+                    format!("{prefix}.{path}")
+                };
+                items.push(refused(&ApiError::invalid_field(
+                    field,
+                    "invalid_type",
+                    error.into_inner().to_string(),
+                )));
+                continue;
+            }
+        };
+        let mut item_errors = ValidationErrors::new();
+        let Some(input) = validate_event(event_body.into(), &prefix, &mut item_errors) else {
+            items.push(refused(&ApiError::Validation(item_errors)));
+            continue;
+        };
+        match check_schema(&state, &input).await? {
+            Ok(schema_version) => {
+                items.push(BatchItem::Accepted);
+                accepted.push(NewEvent { input, schema_version });
+            }
+            Err(violations) => items.push(refused(&ApiError::InvalidEvent(violations))),
+        }
+    }
+    let items = Arc::new(items);
+    let recorder_items = Arc::clone(&items);
+    let recorder: ResponseRecorder = Arc::new(move |stored| batch_response(&recorder_items, stored).to_string());
+    let claim = idempotency_claim(&headers, "/audit_logs/events/batch", &bytes, Some(recorder))?;
+    if accepted.is_empty() && claim.is_none() {
+        return Ok(Json(batch_response(&items, &[])));
+    }
+    match state.store.append_events(organization_id, accepted, claim).await? {
+        AppendOutcome::Appended(stored) => Ok(Json(batch_response(&items, &stored))),
+        AppendOutcome::Replayed { response } => {
+            let replayed = response
+                .as_deref()
+                .map(serde_json::from_str)
+                .transpose()
+                .map_err(|error| ApiError::Internal(format!("stored batch response is not JSON: {error}")))?;
+            Ok(Json(replayed.unwrap_or_else(|| json!({ "success": true }))))
+        }
+        AppendOutcome::KeyReused => Err(key_reused()),
+    }
+}
+
+fn party_json(id: &str, party_type: &str, name: Option<&String>, metadata: Option<&Metadata>) -> Value {
+    let mut object = Map::new();
+    object.insert("id".into(), json!(id));
+    object.insert("type".into(), json!(party_type));
+    if let Some(name) = name {
+        object.insert("name".into(), json!(name));
+    }
+    if let Some(metadata) = metadata {
+        object.insert("metadata".into(), metadata_to_json(metadata));
+    }
+    Value::Object(object)
+}
+
+/// The wire form of a stored event.
+pub(crate) fn event_json(event: &Event) -> Value {
+    let input = &event.input;
+    let mut context = Map::new();
+    context.insert("location".into(), json!(input.context.location));
+    if let Some(user_agent) = &input.context.user_agent {
+        context.insert("user_agent".into(), json!(user_agent));
+    }
+    let mut object = Map::new();
+    object.insert("object".into(), json!("audit_log_event"));
+    object.insert("id".into(), json!(event.id.to_string()));
+    object.insert("organization_id".into(), json!(event.organization_id.to_string()));
+    object.insert("action".into(), json!(input.action));
+    object.insert("occurred_at".into(), json!(input.occurred_at.to_wire()));
+    object.insert("received_at".into(), json!(event.received_at.to_wire()));
+    object.insert("version".into(), json!(event.schema_version));
+    object.insert(
+        "actor".into(),
+        party_json(
+            &input.actor.id,
+            &input.actor.actor_type,
+            input.actor.name.as_ref(),
+            input.actor.metadata.as_ref(),
+        ),
+    );
+    object.insert(
+        "targets".into(),
+        input
+            .targets
+            .iter()
+            .map(|target| {
+                party_json(
+                    &target.id,
+                    &target.target_type,
+                    target.name.as_ref(),
+                    target.metadata.as_ref(),
+                )
+            })
+            .collect(),
+    );
+    object.insert("context".into(), Value::Object(context));
+    if let Some(metadata) = &input.metadata {
+        object.insert("metadata".into(), metadata_to_json(metadata));
+    }
+    Value::Object(object)
+}
+
+async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let organization = match query.single("organization_id") {
+        Ok(Some(text)) => Some(OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+            message: format!("Organization not found: '{text}'."),
+        })?),
+        Ok(None) => {
+            errors.push("organization_id", "required", "organization_id is required");
+            None
+        }
+        Err(_) => {
+            errors.push("organization_id", "repeated", "organization_id may be given only once");
+            None
+        }
+    };
+    let page = page_request(&query, &mut errors, |text| {
+        EventId::parse(text).map_err(|error| format!("not an event id: {error}"))
+    });
+    let mut time = |name: &'static str| match query.single(name) {
+        Ok(Some(text)) => match parse_occurred_at(text) {
+            Some(stamp) => Some(stamp),
+            None => {
+                errors.push(name, "invalid_date", format!("{name} must be an ISO 8601 date-time"));
+                None
+            }
+        },
+        Ok(None) => None,
+        Err(_) => {
+            errors.push(name, "repeated", format!("{name} may be given only once"));
+            None
+        }
+    };
+    let range_start = time("range_start");
+    let range_end = time("range_end");
+    if let (Some(start), Some(end)) = (range_start, range_end)
+        && start > end
+    {
+        errors.push("range_end", "invalid", "range_end must not be before range_start");
+    }
+    let search = match query.single("search") {
+        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Err(_) => {
+            errors.push("search", "repeated", "search may be given only once");
+            None
+        }
+    };
+    let filter = EventFilter {
+        actions: query.list_exact("actions"),
+        actor_ids: query.list_exact("actor_ids"),
+        actor_names: query.list_exact("actor_names"),
+        target_types: query.list_exact("targets"),
+        target_ids: query.list_exact("target_ids"),
+        range_start,
+        range_end,
+        search,
+    };
+    let Some(organization) = organization.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let cursor_parameter = match &page.cursor {
+        Some(vellum_core::Cursor::Before(_)) => "before",
+        _ => "after",
+    };
+    let page = state
+        .store
+        .list_events(organization, filter, page)
+        .await
+        .map_err(|error| cursor_error(error, cursor_parameter))?;
+    Ok(Json(ListResponse::from_page(page, |event| event_json(&event))))
+}
+
+/// A cursor from another organization's list is a 422 on the parameter that carried it.
+fn cursor_error(error: vellum_store::StoreError, parameter: &'static str) -> ApiError {
+    match error {
+        vellum_store::StoreError::InvalidInput {
+            field: "cursor",
+            message,
+        } => ApiError::invalid_field(parameter, "invalid_cursor", message),
+        other => other.into(),
+    }
+}
+
+async fn get_event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let event_id = EventId::parse(&id).map_err(|_| ApiError::NotFound {
+        message: format!("Audit log event not found: '{id}'."),
+    })?;
+    Ok(Json(event_json(&state.store.get_event(event_id).await?)))
+}

@@ -1,0 +1,107 @@
+//! Per-organization audit log settings, as WorkOS serves them:
+//! `GET`/`PUT /organizations/{id}/audit_logs_retention` and
+//! `GET /organizations/{id}/audit_log_configuration`.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use vellum_core::retention::{days_for_period, is_valid_days};
+use vellum_core::{OrganizationId, ValidationErrors};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::WireJson;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/organizations/{id}/audit_logs_retention",
+            get(get_retention).put(update_retention),
+        )
+        .route("/organizations/{id}/audit_log_configuration", get(get_configuration))
+}
+
+fn organization_id(text: &str) -> Result<OrganizationId, ApiError> {
+    OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+        message: format!("Organization not found: '{text}'."),
+    })
+}
+
+async fn get_retention(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let days = state.store.get_retention(organization_id(&id)?).await?;
+    Ok(Json(json!({ "retention_period_in_days": days })))
+}
+
+/// Either form WorkOS has accepted: `retention_period` (current) or `retention_period_in_days`
+/// (older SDKs). They are mutually exclusive.
+#[derive(Deserialize)]
+struct RetentionBody {
+    retention_period: Option<String>,
+    retention_period_in_days: Option<i64>,
+}
+
+async fn update_retention(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    WireJson(body): WireJson<RetentionBody>,
+) -> Result<Json<Value>, ApiError> {
+    let organization = organization_id(&id)?;
+    let mut errors = ValidationErrors::new();
+    let days = match (body.retention_period, body.retention_period_in_days) {
+        (Some(_), Some(_)) => {
+            errors.push(
+                "retention_period",
+                "conflict",
+                "give either retention_period or retention_period_in_days, not both",
+            );
+            None
+        }
+        (None, None) => {
+            errors.push(
+                "retention_period",
+                "required",
+                "retention_period (e.g. \"1_YEAR\") is required",
+            );
+            None
+        }
+        (Some(period), None) => {
+            let days = days_for_period(&period);
+            if days.is_none() {
+                errors.push(
+                    "retention_period",
+                    "invalid",
+                    format!("`{period}` is not a retention period: use 1_MONTH to 11_MONTHS or 1_YEAR to 10_YEARS"),
+                );
+            }
+            days
+        }
+        (None, Some(days)) if is_valid_days(days) => u32::try_from(days).ok(),
+        (None, Some(days)) => {
+            errors.push(
+                "retention_period_in_days",
+                "invalid",
+                format!("{days} is not allowed: use 30 to 330 in steps of 30, or 365 to 3650 in steps of 365"),
+            );
+            None
+        }
+    };
+    let Some(days) = days.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    state.store.set_retention(organization, days).await?;
+    Ok(Json(json!({ "retention_period_in_days": days })))
+}
+
+async fn get_configuration(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let organization = organization_id(&id)?;
+    let days = state.store.get_retention(organization).await?;
+    // Log streams are not built yet, so `log_stream` is absent, as WorkOS answers for an
+    // organization without one.
+    Ok(Json(json!({
+        "organization_id": organization.to_string(),
+        "retention_period_in_days": days,
+        "state": "active",
+    })))
+}

@@ -1,0 +1,220 @@
+//! `/audit_logs/actions`: actions and their immutable, versioned schemas, plus the cache of
+//! compiled schemas that event ingest validates against.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+use vellum_core::schema::{CompiledSchema, SchemaDefinition, TargetSchema, validate_action_name};
+use vellum_core::{ActionId, SchemaId, ValidationErrors};
+use vellum_store::{ActionSummary, Store, StoredSchema};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{QueryPairs, WireJson};
+use crate::wire::{ListResponse, page_request};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/audit_logs/actions", get(list_actions)).route(
+        "/audit_logs/actions/{action}/schemas",
+        get(list_schemas).post(create_schema),
+    )
+}
+
+/// How long "the latest version of an action" is trusted before asking the store again. A
+/// version created through this server is seen at once; one created by another process (the
+/// CLI, another node) within this delay.
+const LATEST_VERSION_TTL: Duration = Duration::from_secs(2);
+
+/// Compiled schemas by `(action, version)` (immutable, so cached for good) and the latest
+/// version number of each action (cached briefly).
+#[derive(Default)]
+pub(crate) struct SchemaRegistry {
+    versions: RwLock<HashMap<(String, u32), Arc<CompiledSchema>>>,
+    latest: RwLock<HashMap<String, (u32, Instant)>>,
+}
+
+impl SchemaRegistry {
+    fn remember(&self, stored: StoredSchema) -> Result<Arc<CompiledSchema>, ApiError> {
+        let compiled = Arc::new(CompiledSchema::compile(stored.definition).map_err(|errors| {
+            ApiError::Internal(format!(
+                "stored schema {} v{} no longer compiles: {errors}",
+                stored.action, stored.version
+            ))
+        })?);
+        self.versions
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((stored.action.clone(), stored.version), Arc::clone(&compiled));
+        let mut latest = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let entry = latest.entry(stored.action).or_insert((stored.version, Instant::now()));
+        if entry.0 <= stored.version {
+            *entry = (stored.version, Instant::now());
+        }
+        Ok(compiled)
+    }
+
+    /// Returns the version to validate against and its compiled schema: the named version, or
+    /// the latest when `version` is `None`. `None` when the action or the version does not exist.
+    pub(crate) async fn resolve(
+        &self,
+        store: &dyn Store,
+        action: &str,
+        version: Option<u32>,
+    ) -> Result<Option<(u32, Arc<CompiledSchema>)>, ApiError> {
+        let wanted = match version {
+            Some(version) => Some(version),
+            None => self
+                .latest
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(action)
+                .filter(|(_, checked)| checked.elapsed() < LATEST_VERSION_TTL)
+                .map(|(version, _)| *version),
+        };
+        if let Some(version) = wanted {
+            let cached = self
+                .versions
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&(action.to_owned(), version))
+                .cloned();
+            if let Some(compiled) = cached {
+                return Ok(Some((version, compiled)));
+            }
+        }
+        let Some(stored) = store.get_schema(action, wanted).await? else {
+            return Ok(None);
+        };
+        let version = stored.version;
+        Ok(Some((version, self.remember(stored)?)))
+    }
+}
+
+/// The wire form of a schema version.
+pub(crate) fn schema_json(schema: &StoredSchema) -> Value {
+    let mut object = Map::new();
+    object.insert("object".into(), json!("audit_log_schema"));
+    object.insert("version".into(), json!(schema.version));
+    let targets: Vec<Value> = schema
+        .definition
+        .targets
+        .iter()
+        .map(|target| match &target.metadata {
+            Some(metadata) => json!({"type": target.target_type, "metadata": metadata}),
+            None => json!({"type": target.target_type}),
+        })
+        .collect();
+    object.insert("targets".into(), targets.into());
+    if let Some(actor_metadata) = &schema.definition.actor_metadata {
+        object.insert("actor".into(), json!({"metadata": actor_metadata}));
+    }
+    if let Some(metadata) = &schema.definition.metadata {
+        object.insert("metadata".into(), metadata.clone());
+    }
+    object.insert("created_at".into(), json!(schema.created_at.to_wire()));
+    Value::Object(object)
+}
+
+fn action_json(action: &ActionSummary) -> Value {
+    json!({
+        "object": "audit_log_action",
+        "name": action.name,
+        "schema": schema_json(&action.latest),
+        "created_at": action.created_at.to_wire(),
+        "updated_at": action.updated_at.to_wire(),
+    })
+}
+
+#[derive(Deserialize)]
+struct TargetBody {
+    #[serde(rename = "type")]
+    target_type: Option<String>,
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct ActorBody {
+    metadata: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct CreateSchemaBody {
+    targets: Option<Vec<TargetBody>>,
+    actor: Option<ActorBody>,
+    metadata: Option<Value>,
+}
+
+async fn create_schema(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    WireJson(body): WireJson<CreateSchemaBody>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut errors = ValidationErrors::new();
+    validate_action_name(&action, &mut errors);
+    let Some(targets) = body.targets else {
+        errors.push(
+            "targets",
+            "required",
+            "targets is required: the target types this action allows",
+        );
+        return Err(errors.into());
+    };
+    let mut target_schemas = Vec::with_capacity(targets.len());
+    for (index, target) in targets.into_iter().enumerate() {
+        match target.target_type {
+            Some(target_type) => target_schemas.push(TargetSchema {
+                target_type,
+                metadata: target.metadata,
+            }),
+            None => errors.push(format!("targets.{index}.type"), "required", "each target needs a type"),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let definition = SchemaDefinition {
+        targets: target_schemas,
+        actor_metadata: body.actor.and_then(|actor| actor.metadata),
+        metadata: body.metadata,
+    };
+    // Compile before storing, so a schema that cannot be used is never stored.
+    CompiledSchema::compile(definition.clone())?;
+    let stored = state.store.create_schema(action, definition).await?;
+    state.schemas.remember(stored.clone())?;
+    Ok((StatusCode::CREATED, Json(schema_json(&stored))))
+}
+
+async fn list_actions(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let page = page_request(&query, &mut errors, |text| {
+        ActionId::parse(text).map_err(|error| format!("not an action cursor: {error}"))
+    });
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let page = state.store.list_actions(page).await?;
+    Ok(Json(ListResponse::from_page(page, |action| action_json(&action))))
+}
+
+async fn list_schemas(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    query: QueryPairs,
+) -> Result<Json<ListResponse<Value>>, ApiError> {
+    let mut errors = ValidationErrors::new();
+    let page = page_request(&query, &mut errors, |text| {
+        SchemaId::parse(text).map_err(|error| format!("not a schema cursor: {error}"))
+    });
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let page = state.store.list_schemas(&action, page).await?;
+    Ok(Json(ListResponse::from_page(page, |schema| schema_json(&schema))))
+}

@@ -1,0 +1,473 @@
+//! Events: appended in group commits, listed by `(occurred_at, seq)` with keyset cursors.
+
+use rusqlite::types::Value;
+use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
+use serde_json::{Map, json};
+use vellum_core::event::{Actor, Context, Metadata, MetadataValue, Target, metadata_to_json};
+use vellum_core::pagination::KeyBound;
+use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
+
+use super::ulid_from_blob;
+use crate::ids::IdGenerator;
+use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, NewEvent, StoreError};
+
+/// Returns the internal key of a live organization.
+pub(super) fn live_organization_seq(connection: &Connection, id: OrganizationId) -> Result<i64, StoreError> {
+    let mut statement =
+        connection.prepare_cached("select seq from organizations where id = ?1 and deleted_at is null")?;
+    statement
+        .query_row([id.ulid().to_bytes().as_slice()], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", id))
+}
+
+pub(super) fn append(
+    connection: &Connection,
+    ids: &IdGenerator,
+    organization_id: OrganizationId,
+    events: Vec<NewEvent>,
+    idempotency: Option<IdempotencyClaim>,
+) -> Result<AppendOutcome, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let now = crate::now();
+    if let Some(claim) = &idempotency {
+        let mut statement = connection.prepare_cached(
+            "select request_hash, response, created_at from idempotency_keys
+             where organization_seq = ?1 and key_hash = ?2",
+        )?;
+        let existing: Option<(Vec<u8>, Option<String>, i64)> = statement
+            .query_row(params![organization_seq, claim.key_hash.as_slice()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
+            .optional()?;
+        if let Some((request_hash, response, created_at)) = existing {
+            if created_at > now.unix_millis() - IDEMPOTENCY_WINDOW_MILLIS {
+                return Ok(if request_hash == claim.request_hash {
+                    AppendOutcome::Replayed { response }
+                } else {
+                    AppendOutcome::KeyReused
+                });
+            }
+            // Expired: the key starts over.
+            connection
+                .prepare_cached("delete from idempotency_keys where organization_seq = ?1 and key_hash = ?2")?
+                .execute(params![organization_seq, claim.key_hash.as_slice()])?;
+        }
+    }
+
+    let first_log_index: i64 = connection
+        .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
+        .query_row([organization_seq], |row| row.get(0))?;
+    let mut insert_event = connection.prepare_cached(
+        "insert into events (id, organization_seq, log_index, occurred_at, received_at, action, actor_id,
+                             actor_name, schema_version, payload)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    let mut insert_target = connection.prepare_cached(
+        "insert into event_targets (organization_seq, target_type, target_id, occurred_at, event_seq, position)
+         values (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut stored = Vec::with_capacity(events.len());
+    for (log_index, new_event) in (first_log_index..).zip(events) {
+        let id = EventId::from_ulid(ids.next());
+        let input = new_event.input;
+        insert_event.execute(params![
+            id.ulid().to_bytes().as_slice(),
+            organization_seq,
+            log_index,
+            input.occurred_at.unix_millis(),
+            now.unix_millis(),
+            input.action,
+            input.actor.id,
+            input.actor.name,
+            new_event.schema_version,
+            encode_payload(&input),
+        ])?;
+        let event_seq = connection.last_insert_rowid();
+        for (position, target) in input.targets.iter().enumerate() {
+            insert_target.execute(params![
+                organization_seq,
+                target.target_type,
+                target.id,
+                input.occurred_at.unix_millis(),
+                event_seq,
+                i64::try_from(position).unwrap_or(i64::MAX),
+            ])?;
+        }
+        stored.push(Event {
+            id,
+            organization_id,
+            log_index: u64::try_from(log_index).unwrap_or_default(),
+            received_at: now,
+            schema_version: new_event.schema_version,
+            input: EventInput {
+                version: Some(new_event.schema_version),
+                ..input
+            },
+        });
+    }
+    if let Some(claim) = idempotency {
+        connection
+            .prepare_cached(
+                "insert into idempotency_keys (organization_seq, key_hash, request_hash, response, created_at)
+                 values (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![
+                organization_seq,
+                claim.key_hash.as_slice(),
+                claim.request_hash.as_slice(),
+                claim.response.map(|render| render(&stored)),
+                now.unix_millis()
+            ])?;
+    }
+    Ok(AppendOutcome::Appended(stored))
+}
+
+pub(super) fn purge_idempotency_keys(connection: &Connection, before: Timestamp) -> Result<u64, StoreError> {
+    let removed = connection.execute(
+        "delete from idempotency_keys where created_at < ?1",
+        [before.unix_millis()],
+    )?;
+    Ok(u64::try_from(removed).unwrap_or_default())
+}
+
+const EVENT_COLUMNS: &str =
+    "e.seq, e.id, e.log_index, e.occurred_at, e.received_at, e.action, e.schema_version, e.payload";
+
+/// The position of an event in the listing order, for cursors.
+fn cursor_position(connection: &Connection, organization_seq: i64, id: EventId) -> Result<(i64, i64), StoreError> {
+    connection
+        .prepare_cached("select occurred_at, seq from events where id = ?1 and organization_seq = ?2")?
+        .query_row(params![id.ulid().to_bytes().as_slice(), organization_seq], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::InvalidInput {
+            field: "cursor",
+            message: format!("{id} is not an event of this organization"),
+        })
+}
+
+fn placeholders(count: usize) -> String {
+    vec!["?"; count].join(", ")
+}
+
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len() + 2);
+    escaped.push('%');
+    for character in text.chars() {
+        if matches!(character, '%' | '_' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(character);
+    }
+    escaped.push('%');
+    escaped
+}
+
+pub(super) fn list(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    filter: &EventFilter,
+    page: &PageRequest<EventId>,
+) -> Result<Page<Event, EventId>, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let plan = page.plan();
+    let bound = match &plan.bound {
+        None => None,
+        Some(KeyBound::Above(id)) => Some((true, cursor_position(connection, organization_seq, *id)?)),
+        Some(KeyBound::Below(id)) => Some((false, cursor_position(connection, organization_seq, *id)?)),
+    };
+    let direction = if plan.ascending { "asc" } else { "desc" };
+
+    // Target filters are answered from `event_targets`, whose primary key and index lead with
+    // (organization, target type or id, occurred_at): the newest matching events come first
+    // without reading any other event. Everything else is answered from `events` itself.
+    let driver_is_targets = !filter.target_types.is_empty() || !filter.target_ids.is_empty();
+    let (time_column, seq_column) = if driver_is_targets {
+        ("t.occurred_at", "t.event_seq")
+    } else {
+        ("e.occurred_at", "e.seq")
+    };
+    let mut sql = if driver_is_targets {
+        "select distinct t.occurred_at, t.event_seq from event_targets t join events e on e.seq = t.event_seq \
+         where t.organization_seq = ?"
+            .to_owned()
+    } else {
+        format!("select {EVENT_COLUMNS} from events e where e.organization_seq = ?")
+    };
+    let mut values = vec![Value::Integer(organization_seq)];
+    let push_in = |sql: &mut String, values: &mut Vec<Value>, column: &str, items: &[String]| {
+        if !items.is_empty() {
+            sql.push_str(&format!(" and {column} in ({})", placeholders(items.len())));
+            values.extend(items.iter().cloned().map(Value::Text));
+        }
+    };
+    if !filter.target_types.is_empty() {
+        push_in(&mut sql, &mut values, "t.target_type", &filter.target_types);
+        if !filter.target_ids.is_empty() {
+            sql.push_str(&format!(
+                " and exists (select 1 from event_targets t2 where t2.organization_seq = t.organization_seq \
+                   and t2.target_id in ({}) and t2.occurred_at = t.occurred_at and t2.event_seq = t.event_seq)",
+                placeholders(filter.target_ids.len())
+            ));
+            values.extend(filter.target_ids.iter().cloned().map(Value::Text));
+        }
+    } else if !filter.target_ids.is_empty() {
+        push_in(&mut sql, &mut values, "t.target_id", &filter.target_ids);
+    }
+    push_in(&mut sql, &mut values, "e.action", &filter.actions);
+    push_in(&mut sql, &mut values, "e.actor_id", &filter.actor_ids);
+    push_in(&mut sql, &mut values, "e.actor_name", &filter.actor_names);
+    if let Some(start) = filter.range_start {
+        sql.push_str(&format!(" and {time_column} >= ?"));
+        values.push(Value::Integer(start.unix_millis()));
+    }
+    if let Some(end) = filter.range_end {
+        sql.push_str(&format!(" and {time_column} < ?"));
+        values.push(Value::Integer(end.unix_millis()));
+    }
+    if let Some(search) = &filter.search {
+        sql.push_str(r" and (e.action like ? escape '\' or e.payload like ? escape '\')");
+        let pattern = escape_like(search);
+        values.push(Value::Text(pattern.clone()));
+        values.push(Value::Text(pattern));
+    }
+    // Keyset: `(occurred_at, seq)` strictly past the cursor, written so that the index range on
+    // occurred_at does the work and only the boundary millisecond is filtered row by row.
+    if let Some((above, (occurred_at, seq))) = bound {
+        let (range, strict, tie) = if above { (">=", ">", ">") } else { ("<=", "<", "<") };
+        sql.push_str(&format!(
+            " and {time_column} {range} ? and ({time_column} {strict} ? or {seq_column} {tie} ?)"
+        ));
+        values.extend([
+            Value::Integer(occurred_at),
+            Value::Integer(occurred_at),
+            Value::Integer(seq),
+        ]);
+    }
+    sql.push_str(&format!(
+        " order by {time_column} {direction}, {seq_column} {direction} limit ?"
+    ));
+    values.push(Value::Integer(i64::from(plan.fetch)));
+
+    let rows = if driver_is_targets {
+        let mut statement = connection.prepare_cached(&sql)?;
+        let seqs = statement
+            .query_map(params_from_iter(values), |row| row.get::<_, i64>(1))?
+            .collect::<Result<Vec<_>, _>>()?;
+        events_by_seq(connection, organization_id, &seqs)?
+    } else {
+        let mut statement = connection.prepare_cached(&sql)?;
+        statement
+            .query_map(params_from_iter(values), |row| read_event(row, organization_id))?
+            .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(page.finish(rows, |event| event.id))
+}
+
+/// Loads events by `seq`, in the order given.
+fn events_by_seq(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    seqs: &[i64],
+) -> Result<Vec<Event>, StoreError> {
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events e where e.seq in ({})",
+        placeholders(seqs.len())
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let mut loaded = statement
+        .query_map(params_from_iter(seqs.iter().copied().map(Value::Integer)), |row| {
+            let seq: i64 = row.get(0)?;
+            Ok(read_event(row, organization_id)?.map(|event| (seq, event)))
+        })?
+        .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
+        .collect::<Result<std::collections::HashMap<_, _>, _>>()?;
+    seqs.iter()
+        .map(|seq| {
+            loaded
+                .remove(seq)
+                .ok_or_else(|| StoreError::Internal(format!("event {seq} vanished while listing")))
+        })
+        .collect()
+}
+
+pub(super) fn get(connection: &Connection, id: EventId) -> Result<Event, StoreError> {
+    let sql = format!(
+        "select {EVENT_COLUMNS}, o.id from events e join organizations o on o.seq = e.organization_seq
+         where e.id = ?1 and o.deleted_at is null"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    statement
+        .query_row([id.ulid().to_bytes().as_slice()], |row| {
+            let organization: Vec<u8> = row.get(8)?;
+            Ok(ulid_from_blob(&organization)
+                .map(OrganizationId::from_ulid)
+                .and_then(|organization_id| {
+                    read_event(row, organization_id)
+                        .map_err(StoreError::from)
+                        .and_then(|decoded| decoded)
+                }))
+        })
+        .optional()?
+        .transpose()?
+        .ok_or_else(|| StoreError::not_found("Audit log event", id))
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("stored event has an invalid {what}"))
+}
+
+fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Result<Result<Event, StoreError>> {
+    let id: Vec<u8> = row.get(1)?;
+    let log_index: i64 = row.get(2)?;
+    let occurred_at: i64 = row.get(3)?;
+    let received_at: i64 = row.get(4)?;
+    let action: String = row.get(5)?;
+    let schema_version: i64 = row.get(6)?;
+    let payload: String = row.get(7)?;
+    Ok((|| {
+        let schema_version = u32::try_from(schema_version).map_err(|_| corrupt("schema version"))?;
+        let (actor, targets, context, metadata) = decode_payload(&payload)?;
+        Ok(Event {
+            id: EventId::from_ulid(ulid_from_blob(&id)?),
+            organization_id,
+            log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
+            received_at: Timestamp::from_unix_millis(received_at).ok_or_else(|| corrupt("received_at"))?,
+            schema_version,
+            input: EventInput {
+                action,
+                occurred_at: Timestamp::from_unix_millis(occurred_at).ok_or_else(|| corrupt("occurred_at"))?,
+                version: Some(schema_version),
+                actor,
+                targets,
+                context,
+                metadata,
+            },
+        })
+    })())
+}
+
+fn party_json(id: &str, party_type: &str, name: Option<&String>, metadata: Option<&Metadata>) -> serde_json::Value {
+    let mut object = Map::new();
+    object.insert("id".into(), json!(id));
+    object.insert("type".into(), json!(party_type));
+    if let Some(name) = name {
+        object.insert("name".into(), json!(name));
+    }
+    if let Some(metadata) = metadata {
+        object.insert("metadata".into(), metadata_to_json(metadata));
+    }
+    serde_json::Value::Object(object)
+}
+
+fn encode_payload(input: &EventInput) -> String {
+    let mut payload = Map::new();
+    payload.insert(
+        "actor".into(),
+        party_json(
+            &input.actor.id,
+            &input.actor.actor_type,
+            input.actor.name.as_ref(),
+            input.actor.metadata.as_ref(),
+        ),
+    );
+    payload.insert(
+        "targets".into(),
+        input
+            .targets
+            .iter()
+            .map(|target| {
+                party_json(
+                    &target.id,
+                    &target.target_type,
+                    target.name.as_ref(),
+                    target.metadata.as_ref(),
+                )
+            })
+            .collect(),
+    );
+    let mut context = Map::new();
+    context.insert("location".into(), json!(input.context.location));
+    if let Some(user_agent) = &input.context.user_agent {
+        context.insert("user_agent".into(), json!(user_agent));
+    }
+    payload.insert("context".into(), serde_json::Value::Object(context));
+    if let Some(metadata) = &input.metadata {
+        payload.insert("metadata".into(), metadata_to_json(metadata));
+    }
+    serde_json::Value::Object(payload).to_string()
+}
+
+type Decoded = (Actor, Vec<Target>, Context, Option<Metadata>);
+
+fn decode_metadata(value: Option<&serde_json::Value>) -> Result<Option<Metadata>, StoreError> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let object = value.as_object().ok_or_else(|| corrupt("metadata"))?;
+    let mut metadata = Metadata::new();
+    for (key, value) in object {
+        let value = match value {
+            serde_json::Value::String(text) => MetadataValue::String(text.clone()),
+            serde_json::Value::Number(number) => MetadataValue::Number(number.clone()),
+            serde_json::Value::Bool(flag) => MetadataValue::Bool(*flag),
+            _ => return Err(corrupt("metadata value")),
+        };
+        metadata.insert(key.clone(), value);
+    }
+    Ok(Some(metadata))
+}
+
+fn decode_party(value: &serde_json::Value) -> Result<(String, String, Option<String>, Option<Metadata>), StoreError> {
+    let text = |name: &str| value.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+    Ok((
+        text("id").ok_or_else(|| corrupt("party id"))?,
+        text("type").ok_or_else(|| corrupt("party type"))?,
+        text("name"),
+        decode_metadata(value.get("metadata"))?,
+    ))
+}
+
+fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
+    let value: serde_json::Value = serde_json::from_str(payload).map_err(|_| corrupt("payload"))?;
+    let (id, actor_type, name, metadata) = decode_party(value.get("actor").ok_or_else(|| corrupt("actor"))?)?;
+    let actor = Actor {
+        id,
+        actor_type,
+        name,
+        metadata,
+    };
+    let targets = value
+        .get("targets")
+        .and_then(serde_json::Value::as_array)
+        .ok_or_else(|| corrupt("targets"))?
+        .iter()
+        .map(|target| {
+            decode_party(target).map(|(id, target_type, name, metadata)| Target {
+                id,
+                target_type,
+                name,
+                metadata,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let context_value = value.get("context").ok_or_else(|| corrupt("context"))?;
+    let context = Context {
+        location: context_value
+            .get("location")
+            .and_then(serde_json::Value::as_str)
+            .ok_or_else(|| corrupt("location"))?
+            .to_owned(),
+        user_agent: context_value
+            .get("user_agent")
+            .and_then(serde_json::Value::as_str)
+            .map(str::to_owned),
+    };
+    Ok((actor, targets, context, decode_metadata(value.get("metadata"))?))
+}
