@@ -353,7 +353,7 @@ fn party_json(id: &str, party_type: &str, name: Option<&String>, metadata: Optio
 }
 
 /// The wire form of a stored event.
-pub(crate) fn event_json(event: &Event) -> Value {
+pub fn event_json(event: &Event) -> Value {
     let input = &event.input;
     let mut context = Map::new();
     context.insert("location".into(), json!(input.context.location));

@@ -32,8 +32,9 @@ use tracing::Level;
 use vellum_store::Store;
 
 pub use error::ApiError;
-pub use events::MAX_BATCH_EVENTS;
+pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use ratelimit::RateLimit;
+pub use schemas::{schema_definition_from_json, schema_json};
 
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");

@@ -98,7 +98,7 @@ impl SchemaRegistry {
 }
 
 /// The wire form of a schema version.
-pub(crate) fn schema_json(schema: &StoredSchema) -> Value {
+pub fn schema_json(schema: &StoredSchema) -> Value {
     let mut object = Map::new();
     object.insert("object".into(), json!("audit_log_schema"));
     object.insert("version".into(), json!(schema.version));
@@ -151,20 +151,27 @@ struct CreateSchemaBody {
     metadata: Option<Value>,
 }
 
-async fn create_schema(
-    State(state): State<AppState>,
-    Path(action): Path<String>,
-    WireJson(body): WireJson<CreateSchemaBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+/// Reads a schema definition in its wire form (`{targets, actor?, metadata?}`), checks it and
+/// compiles it. Shared by the API and the CLI.
+pub fn schema_definition_from_json(value: Value) -> Result<SchemaDefinition, ValidationErrors> {
+    let body: CreateSchemaBody = serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string().replace('[', ".").replace(']', "");
+        let mut errors = ValidationErrors::new();
+        errors.push(
+            if path == "." { "body".to_owned() } else { path },
+            "invalid_type",
+            error.into_inner().to_string(),
+        );
+        errors
+    })?;
     let mut errors = ValidationErrors::new();
-    validate_action_name(&action, &mut errors);
     let Some(targets) = body.targets else {
         errors.push(
             "targets",
             "required",
             "targets is required: the target types this action allows",
         );
-        return Err(errors.into());
+        return Err(errors);
     };
     let mut target_schemas = Vec::with_capacity(targets.len());
     for (index, target) in targets.into_iter().enumerate() {
@@ -177,15 +184,32 @@ async fn create_schema(
         }
     }
     if !errors.is_empty() {
-        return Err(errors.into());
+        return Err(errors);
     }
     let definition = SchemaDefinition {
         targets: target_schemas,
         actor_metadata: body.actor.and_then(|actor| actor.metadata),
         metadata: body.metadata,
     };
-    // Compile before storing, so a schema that cannot be used is never stored.
+    // Compile before anything is stored, so a schema that cannot be used never is.
     CompiledSchema::compile(definition.clone())?;
+    Ok(definition)
+}
+
+async fn create_schema(
+    State(state): State<AppState>,
+    Path(action): Path<String>,
+    WireJson(body): WireJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let mut errors = ValidationErrors::new();
+    validate_action_name(&action, &mut errors);
+    if !body.is_object() {
+        errors.push("body", "invalid_type", "the body is a JSON object");
+    }
+    if !errors.is_empty() {
+        return Err(errors.into());
+    }
+    let definition = schema_definition_from_json(body)?;
     let stored = state.store.create_schema(action, definition).await?;
     state.schemas.remember(stored.clone())?;
     Ok((StatusCode::CREATED, Json(schema_json(&stored))))

@@ -53,6 +53,78 @@ enum Command {
     /// Creates and lists organizations.
     #[command(subcommand)]
     Organizations(OrganizationsCommand),
+    /// Creates and lists event schemas (actions and their versions).
+    #[command(subcommand)]
+    Schemas(SchemasCommand),
+    /// Reads events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemasCommand {
+    /// Creates the next schema version of an action (creating the action if it is new).
+    Create {
+        /// The action, e.g. `user.signed_in`.
+        action: String,
+        /// A JSON file with the schema, as the API takes it: {"targets": [{"type": ...}], ...}.
+        #[arg(long, value_name = "FILE", conflicts_with = "target")]
+        file: Option<PathBuf>,
+        /// An allowed target type, without metadata schemas (repeat for several).
+        #[arg(long = "target", value_name = "TYPE")]
+        target: Vec<String>,
+    },
+    /// Lists actions with their latest version, or the versions of one action.
+    List {
+        /// Only this action's versions.
+        action: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// Lists an organization's events, newest first.
+    List(EventsListArgs),
+}
+
+#[derive(Debug, Args)]
+struct EventsListArgs {
+    /// The organization (`org_…`).
+    #[arg(long)]
+    organization: String,
+    /// Only these actions (repeatable).
+    #[arg(long = "action")]
+    actions: Vec<String>,
+    /// Only these actor ids (repeatable).
+    #[arg(long = "actor-id")]
+    actor_ids: Vec<String>,
+    /// Only these actor names (repeatable).
+    #[arg(long = "actor-name")]
+    actor_names: Vec<String>,
+    /// Only events with a target of these types (repeatable).
+    #[arg(long = "target-type")]
+    target_types: Vec<String>,
+    /// Only events with a target of these ids (repeatable).
+    #[arg(long = "target-id")]
+    target_ids: Vec<String>,
+    /// Only events that occurred at or after this time (RFC 3339).
+    #[arg(long)]
+    since: Option<String>,
+    /// Only events that occurred before this time (RFC 3339).
+    #[arg(long)]
+    until: Option<String>,
+    /// Only events containing this text.
+    #[arg(long)]
+    search: Option<String>,
+    /// How many (1-100).
+    #[arg(long, default_value_t = 20)]
+    limit: u32,
+    /// Continue after this event id (the `after` cursor printed by the previous page).
+    #[arg(long)]
+    after: Option<String>,
+    /// Print one JSON object per line (the API's event form) instead of a table.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +216,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Migrate => migrate(&settings),
             Command::ApiKeys(command) => api_keys(&settings, command).await,
             Command::Organizations(command) => organizations(&settings, command).await,
+            Command::Schemas(command) => schemas(&settings, command).await,
+            Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
         }
     })
 }
@@ -266,6 +340,155 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                     );
                 }
             }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    outcome
+}
+
+async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result<()> {
+    let store = open_store(settings)?;
+    let outcome = async {
+        match command {
+            SchemasCommand::Create { action, file, target } => {
+                let mut errors = vellum_core::ValidationErrors::new();
+                if !vellum_core::schema::validate_action_name(&action, &mut errors) {
+                    anyhow::bail!("{errors}");
+                }
+                let body: serde_json::Value = match file {
+                    Some(path) => {
+                        let text = std::fs::read_to_string(&path)
+                            .with_context(|| format!("cannot read {}", path.display()))?;
+                        serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))?
+                    }
+                    None => serde_json::json!({
+                        "targets": target.iter().map(|name| serde_json::json!({"type": name})).collect::<Vec<_>>(),
+                    }),
+                };
+                let definition =
+                    vellum_http::schema_definition_from_json(body).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+                let stored = store.create_schema(action, definition).await?;
+                println!("created {} version {}", stored.action, stored.version);
+            }
+            SchemasCommand::List { action: None } => {
+                let page = store
+                    .list_actions(PageRequest {
+                        limit: 100,
+                        ..PageRequest::default()
+                    })
+                    .await?;
+                println!("{:<40}  {:>7}  {:<24}  TARGETS", "ACTION", "VERSION", "UPDATED");
+                for action in page.data {
+                    let targets: Vec<_> = action
+                        .latest
+                        .definition
+                        .targets
+                        .iter()
+                        .map(|target| target.target_type.as_str())
+                        .collect();
+                    println!(
+                        "{:<40}  {:>7}  {:<24}  {}",
+                        action.name,
+                        action.latest.version,
+                        action.updated_at,
+                        targets.join(",")
+                    );
+                }
+            }
+            SchemasCommand::List { action: Some(action) } => {
+                let page = store
+                    .list_schemas(
+                        &action,
+                        PageRequest {
+                            limit: 100,
+                            ..PageRequest::default()
+                        },
+                    )
+                    .await?;
+                for schema in page.data {
+                    println!("{}", vellum_http::schema_json(&schema));
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    outcome
+}
+
+fn parse_time(text: Option<&str>, flag: &str) -> anyhow::Result<Option<vellum_core::Timestamp>> {
+    text.map(|text| {
+        vellum_core::event::parse_occurred_at(text)
+            .ok_or_else(|| anyhow::anyhow!("--{flag} `{text}` is not an RFC 3339 date-time"))
+    })
+    .transpose()
+}
+
+async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Result<()> {
+    let organization = vellum_core::OrganizationId::parse(&args.organization)
+        .map_err(|error| anyhow::anyhow!("`{}` is not an organization id: {error}", args.organization))?;
+    anyhow::ensure!((1..=100).contains(&args.limit), "--limit must be from 1 to 100");
+    let cursor = match &args.after {
+        Some(text) => Some(vellum_core::Cursor::After(
+            vellum_core::EventId::parse(text).map_err(|error| anyhow::anyhow!("--after: {error}"))?,
+        )),
+        None => None,
+    };
+    let filter = vellum_store::EventFilter {
+        actions: args.actions,
+        actor_ids: args.actor_ids,
+        actor_names: args.actor_names,
+        target_types: args.target_types,
+        target_ids: args.target_ids,
+        range_start: parse_time(args.since.as_deref(), "since")?,
+        range_end: parse_time(args.until.as_deref(), "until")?,
+        search: args.search,
+    };
+    let store = open_store(settings)?;
+    let outcome = async {
+        let page = store
+            .list_events(
+                organization,
+                filter,
+                PageRequest {
+                    limit: args.limit,
+                    cursor,
+                    ..PageRequest::default()
+                },
+            )
+            .await?;
+        if args.json {
+            for event in &page.data {
+                println!("{}", vellum_http::event_json(event));
+            }
+        } else {
+            println!(
+                "{:<24}  {:<40}  {:<24}  {:<24}  TARGETS",
+                "OCCURRED", "ACTION", "ACTOR", "LOCATION"
+            );
+            for event in &page.data {
+                let input = &event.input;
+                let actor = input.actor.name.clone().unwrap_or_else(|| input.actor.id.clone());
+                let targets: Vec<_> = input
+                    .targets
+                    .iter()
+                    .map(|target| format!("{}:{}", target.target_type, target.id))
+                    .collect();
+                println!(
+                    "{:<24}  {:<40}  {:<24}  {:<24}  {}",
+                    input.occurred_at,
+                    input.action,
+                    actor,
+                    input.context.location,
+                    targets.join(" ")
+                );
+            }
+        }
+        if let Some(after) = page.list_metadata.after {
+            eprintln!("more: --after {after}");
         }
         anyhow::Ok(())
     }

@@ -77,6 +77,7 @@ impl Application {
             },
         );
         let router = vellum_http::router(state);
+        let housekeeping = tokio::spawn(forget_expired_idempotency_keys(Arc::clone(&self.store)));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
@@ -93,12 +94,33 @@ impl Application {
                 Ok(())
             }
         };
+        housekeeping.abort();
         // Whatever happened to the listener, commit what the store accepted.
         let closed = self.store.close().await;
         outcome.context("the HTTP server failed")?;
         closed.context("closing the store failed")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// How often idempotency keys older than 24 hours are deleted. (Expired keys are already
+/// ignored when they are looked up; this only reclaims their space.)
+const IDEMPOTENCY_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+async fn forget_expired_idempotency_keys(store: Arc<dyn Store>) {
+    let mut interval = tokio::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
+    loop {
+        interval.tick().await;
+        let cutoff = vellum_core::Timestamp::from_unix_millis(
+            vellum_store::now().unix_millis() - vellum_store::IDEMPOTENCY_WINDOW_MILLIS,
+        );
+        let Some(cutoff) = cutoff else { continue };
+        match store.purge_idempotency_keys(cutoff).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::debug!(removed, "forgot expired idempotency keys"),
+            Err(error) => tracing::warn!(%error, "could not forget expired idempotency keys"),
+        }
     }
 }
 

@@ -38,10 +38,16 @@ pub struct TestApp {
 impl TestApp {
     /// Starts a server on a fresh store with one API key.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts a server on a fresh store with one API key, after `configure` adjusts its settings.
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
         LazyLock::force(&TRACING);
         let data_dir = tempfile::tempdir().expect("temp dir");
         let secret = vellum_store::generate_api_key_secret().expect("random secret");
-        let settings = Settings::for_tests(data_dir.path(), secret.clone());
+        let mut settings = Settings::for_tests(data_dir.path(), secret.clone());
+        configure(&mut settings);
         let application = Application::build(settings).await.expect("server builds");
         let address = format!("http://{}", application.local_addr());
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -108,6 +114,40 @@ impl TestApp {
             match page["list_metadata"]["after"].as_str() {
                 Some(cursor) => after = Some(cursor.to_owned()),
                 None => return count,
+            }
+        }
+    }
+
+    /// Creates an organization and returns its id.
+    pub async fn organization(&self, name: &str) -> String {
+        self.create_organization(&serde_json::json!({ "name": name })).await["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    /// Creates a schema version and returns it, asserting success.
+    pub async fn create_schema(&self, action: &str, body: &Value) -> Value {
+        let response = self
+            .post_json(&format!("/audit_logs/actions/{action}/schemas"), body)
+            .await;
+        json_status(response, StatusCode::CREATED).await
+    }
+
+    /// Every event of an organization, newest first, by walking all pages.
+    pub async fn all_events(&self, organization_id: &str) -> Vec<Value> {
+        let mut events = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut path = format!("/audit_logs/events?organization_id={organization_id}&limit=100");
+            if let Some(cursor) = &after {
+                path.push_str(&format!("&after={cursor}"));
+            }
+            let page = json_ok(self.get(&path).await).await;
+            events.extend(page["data"].as_array().expect("data array").iter().cloned());
+            match page["list_metadata"]["after"].as_str() {
+                Some(cursor) => after = Some(cursor.to_owned()),
+                None => return events,
             }
         }
     }
