@@ -16,5 +16,6 @@ mod organizations;
 mod rate_limit;
 mod retention;
 mod schemas;
+mod sdk_node;
 mod sdk_python;
 mod shutdown;

@@ -1,0 +1,51 @@
+// Shared by the suites of this folder: the SDK client pointed at the server under test, and
+// plain-HTTP reads of what the server stored (the SDK has no method to list events).
+//
+// The Rust test `sdk_node` starts the server and sets VELLUM_BASE_URL and VELLUM_API_KEY.
+
+import { randomUUID } from 'node:crypto';
+import { WorkOS } from '@workos-inc/node';
+
+export const BASE_URL = process.env.VELLUM_BASE_URL;
+export const API_KEY = process.env.VELLUM_API_KEY;
+if (!BASE_URL || !API_KEY) {
+  throw new Error('VELLUM_BASE_URL and VELLUM_API_KEY must be set: run these suites through `cargo test -p vellum --test api sdk_node`');
+}
+
+export const UNKNOWN_ORGANIZATION = 'org_01EHWNCE74X7JSDV0X3SZ3KJNY';
+
+/** The SDK used exactly as an application would, changing only where it connects. */
+export function client(apiKey = API_KEY) {
+  const url = new URL(BASE_URL);
+  return new WorkOS(apiKey, {
+    apiHostname: url.hostname,
+    port: Number(url.port),
+    https: url.protocol === 'https:',
+    maxRetries: 0,
+  });
+}
+
+/** A random suffix, so that suites sharing one server never touch each other's data. */
+export function uniqueTag() {
+  return randomUUID().replaceAll('-', '').slice(0, 10);
+}
+
+/** The events stored for one organization and action, newest first. */
+export async function storedEvents(organizationId, action) {
+  const query = new URLSearchParams([
+    ['organization_id', organizationId],
+    ['actions[]', action],
+    ['limit', '100'],
+  ]);
+  const response = await fetch(`${BASE_URL}/audit_logs/events?${query}`, {
+    headers: { Authorization: `Bearer ${API_KEY}`, Accept: 'application/json' },
+  });
+  if (!response.ok) {
+    throw new Error(`GET /audit_logs/events answered ${response.status}: ${await response.text()}`);
+  }
+  const body = await response.json();
+  if (body.object !== 'list' || body.list_metadata.after !== null) {
+    throw new Error(`expected one page of events, got ${JSON.stringify(body.list_metadata)}`);
+  }
+  return body.data;
+}
