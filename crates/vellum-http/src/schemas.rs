@@ -210,9 +210,11 @@ async fn create_schema(
         return Err(errors.into());
     }
     let definition = schema_definition_from_json(body)?;
-    let stored = state.store.create_schema(action, definition).await?;
+    let (stored, created) = state.store.create_schema(action, definition).await?;
     state.schemas.remember(stored.clone())?;
-    Ok((StatusCode::CREATED, Json(schema_json(&stored))))
+    // A definition equal to the latest version's creates nothing and answers with that version.
+    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
+    Ok((status, Json(schema_json(&stored))))
 }
 
 async fn list_actions(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {

@@ -453,46 +453,65 @@ fn schema(types: &[&str]) -> SchemaDefinition {
 
 /// Schema versions count up per action; the latest is the default.
 pub async fn schemas_are_versioned_per_action(store: Arc<impl Store>) {
-    let first = store
+    let (first, created) = store
         .create_schema("user.signed_in".into(), schema(&["team"]))
         .await
         .unwrap();
-    let second = store
+    assert!(created);
+    let (second, _) = store
         .create_schema("user.signed_in".into(), schema(&["team", "user"]))
         .await
         .unwrap();
-    let other = store
+    let (other, _) = store
         .create_schema("invoice.paid".into(), schema(&["invoice"]))
         .await
         .unwrap();
+    let (unchanged, created) = store
+        .create_schema("user.signed_in".into(), schema(&["team", "user"]))
+        .await
+        .unwrap();
+    assert!(!created, "an identical definition creates no version");
+    assert_eq!(unchanged, second);
+    let (third, created) = store
+        .create_schema("user.signed_in".into(), schema(&["team"]))
+        .await
+        .unwrap();
+    assert!(
+        created && third.version == 3,
+        "an older definition again is a new version"
+    );
     assert_eq!((first.version, second.version, other.version), (1, 2, 1));
     assert_eq!(
         store.get_schema("user.signed_in", None).await.unwrap(),
+        Some(third.clone())
+    );
+    assert_eq!(
+        store.get_schema("user.signed_in", Some(2)).await.unwrap(),
         Some(second.clone())
     );
     assert_eq!(
         store.get_schema("user.signed_in", Some(1)).await.unwrap(),
         Some(first.clone())
     );
-    assert_eq!(store.get_schema("user.signed_in", Some(3)).await.unwrap(), None);
+    assert_eq!(store.get_schema("user.signed_in", Some(4)).await.unwrap(), None);
     assert_eq!(store.get_schema("nope", None).await.unwrap(), None);
 
     let versions = store
         .list_schemas(
             "user.signed_in",
             PageRequest {
-                limit: 1,
+                limit: 2,
                 ..PageRequest::default()
             },
         )
         .await
         .unwrap();
-    assert_eq!(versions.data, std::slice::from_ref(&second), "newest version first");
+    assert_eq!(versions.data, [third.clone(), second.clone()], "newest version first");
     let older = store
         .list_schemas(
             "user.signed_in",
             PageRequest {
-                limit: 1,
+                limit: 2,
                 cursor: versions.list_metadata.after.map(Cursor::After),
                 ..PageRequest::default()
             },
@@ -509,7 +528,7 @@ pub async fn schemas_are_versioned_per_action(store: Arc<impl Store>) {
     let actions = store.list_actions(PageRequest::default()).await.unwrap();
     let names: Vec<_> = actions.data.iter().map(|action| action.name.as_str()).collect();
     assert_eq!(names, ["invoice.paid", "user.signed_in"], "newest action first");
-    assert_eq!(actions.data[1].latest, second);
+    assert_eq!(actions.data[1].latest, third);
     assert!(actions.data[1].updated_at >= actions.data[1].created_at);
 }
 

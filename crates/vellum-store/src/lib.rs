@@ -225,8 +225,14 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a key; revoking a revoked key changes nothing and succeeds.
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError>;
 
-    /// Creates the next schema version of an action, creating the action if it is new.
-    async fn create_schema(&self, action: String, definition: SchemaDefinition) -> Result<StoredSchema, StoreError>;
+    /// Creates the next schema version of an action, creating the action if it is new. When the
+    /// definition equals the latest version's, nothing is created and the latest is returned
+    /// (as WorkOS does); the flag says whether a version was created.
+    async fn create_schema(
+        &self,
+        action: String,
+        definition: SchemaDefinition,
+    ) -> Result<(StoredSchema, bool), StoreError>;
 
     /// Returns one version of an action's schema, or its latest when `version` is `None`.
     async fn get_schema(&self, action: &str, version: Option<u32>) -> Result<Option<StoredSchema>, StoreError>;

@@ -369,8 +369,15 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
                 };
                 let definition =
                     vellum_http::schema_definition_from_json(body).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-                let stored = store.create_schema(action, definition).await?;
-                println!("created {} version {}", stored.action, stored.version);
+                let (stored, created) = store.create_schema(action, definition).await?;
+                if created {
+                    println!("created {} version {}", stored.action, stored.version);
+                } else {
+                    println!(
+                        "{} version {} already says this; nothing created",
+                        stored.action, stored.version
+                    );
+                }
             }
             SchemasCommand::List { action: None } => {
                 let page = store

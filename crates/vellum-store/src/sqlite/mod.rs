@@ -286,7 +286,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_schema(&self, action: String, definition: SchemaDefinition) -> Result<StoredSchema, StoreError> {
+    async fn create_schema(
+        &self,
+        action: String,
+        definition: SchemaDefinition,
+    ) -> Result<(StoredSchema, bool), StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
             .write(move |connection| schemas::create(connection, &ids, action, definition))

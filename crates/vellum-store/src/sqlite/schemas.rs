@@ -16,7 +16,12 @@ pub(super) fn create(
     ids: &IdGenerator,
     action: String,
     definition: SchemaDefinition,
-) -> Result<StoredSchema, StoreError> {
+) -> Result<(StoredSchema, bool), StoreError> {
+    if let Some(latest) = get(connection, &action, None)?
+        && latest.definition == definition
+    {
+        return Ok((latest, false));
+    }
     let now = crate::now();
     let existing: Option<(i64, i64)> = connection
         .query_row(
@@ -54,13 +59,16 @@ pub(super) fn create(
         ],
     )?;
     let version = u32::try_from(version).map_err(|_| StoreError::Internal("schema version overflow".into()))?;
-    Ok(StoredSchema {
-        id,
-        action,
-        version,
-        definition,
-        created_at: now,
-    })
+    Ok((
+        StoredSchema {
+            id,
+            action,
+            version,
+            definition,
+            created_at: now,
+        },
+        true,
+    ))
 }
 
 const SCHEMA_COLUMNS: &str = "s.id, a.name, s.version, s.definition, s.created_at";

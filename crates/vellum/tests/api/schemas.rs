@@ -31,6 +31,17 @@ async fn schemas_are_created_as_numbered_immutable_versions() {
         )
         .await;
     assert_eq!(second["version"], 2);
+    let unchanged = app
+        .post_json(
+            "/audit_logs/actions/user.signed_in/schemas",
+            &json!({"targets": [{"type": "team"}, {"type": "user"}]}),
+        )
+        .await;
+    assert_eq!(
+        json_status(unchanged, StatusCode::OK).await,
+        second,
+        "the same definition again creates nothing"
+    );
     assert!(
         second.get("actor").is_none() && second.get("metadata").is_none(),
         "{second}"
@@ -63,8 +74,8 @@ async fn schemas_are_created_as_numbered_immutable_versions() {
 #[tokio::test]
 async fn schema_lists_page_with_cursors() {
     let app = TestApp::spawn().await;
-    for _ in 0..7 {
-        app.create_schema("doc.edited", &json!({"targets": [{"type": "doc"}]}))
+    for version in 0..7 {
+        app.create_schema("doc.edited", &json!({"targets": [{"type": format!("doc{version}")}]}))
             .await;
     }
     for index in 0..4 {
