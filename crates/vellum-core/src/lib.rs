@@ -6,8 +6,11 @@
 //! testable with plain unit tests and shareable between storage backends.
 
 pub mod api_key;
+pub mod canonical;
+pub mod checkpoint;
 pub mod event;
 pub mod id;
+pub mod merkle;
 pub mod organization;
 pub mod pagination;
 pub mod retention;
