@@ -167,9 +167,9 @@ pub struct NoteVerifier {
 impl NoteVerifier {
     /// Parses a C2SP verifier key string.
     pub fn parse(text: &str) -> Result<Self, CheckpointError> {
-        let mut parts = text.trim().split('+');
-        let (Some(name), Some(id_hex), Some(key_b64), None) = (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
+        // The base64 key may itself contain '+': split at the first two only.
+        let mut parts = text.trim().splitn(3, '+');
+        let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(CheckpointError::BadKey("expected <name>+<hex key id>+<base64 key>"));
         };
         if !is_valid_key_name(name) {
@@ -265,6 +265,15 @@ mod tests {
 
         let verifier = NoteVerifier::parse(&signer().verifier_key()).unwrap();
         assert_eq!(verifier.verify(&note).unwrap(), checkpoint());
+        // Keys whose base64 holds a '+' parse too.
+        for seed in 0..64u8 {
+            let other = NoteSigner::new("vellum.example", &[seed; 32]).unwrap();
+            assert!(
+                NoteVerifier::parse(&other.verifier_key()).is_ok(),
+                "seed {seed}: {}",
+                other.verifier_key()
+            );
+        }
         let raw = NoteVerifier::from_public_key("vellum.example", &signer().public_key()).unwrap();
         assert_eq!(raw, verifier);
     }

@@ -6,6 +6,7 @@
 //! testable with plain unit tests and shareable between storage backends.
 
 pub mod api_key;
+pub mod audit;
 pub mod canonical;
 pub mod checkpoint;
 pub mod event;

@@ -52,6 +52,52 @@ pub fn root_of(leaves: &[Hash]) -> Hash {
     }
 }
 
+/// A log's right edge: the roots of its complete subtrees, largest first. Enough to compute the
+/// root as leaves arrive, in O(log n) memory, however long the log.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Frontier {
+    nodes: Vec<(u32, Hash)>,
+    size: u64,
+}
+
+impl Frontier {
+    /// An empty log.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many leaves were pushed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Appends a leaf hash.
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (0u32, leaf);
+        while let Some(&(level, left)) = self.nodes.last() {
+            if level != node.0 {
+                break;
+            }
+            self.nodes.pop();
+            node = (level + 1, node_hash(&left, &node.1));
+        }
+        self.nodes.push(node);
+        self.size += 1;
+    }
+
+    /// The root of the leaves pushed so far.
+    pub fn root(&self) -> Hash {
+        let mut nodes = self.nodes.iter().rev();
+        let Some(&(_, mut root)) = nodes.next() else {
+            return empty_root();
+        };
+        for (_, left) in nodes {
+            root = node_hash(left, &root);
+        }
+        root
+    }
+}
+
 /// The complete subtrees a log of `size` leaves stores, as `(level, index)`: the node at `level`
 /// covers leaves `[index << level, (index + 1) << level)`. Appending the leaf that makes the log
 /// `size` long completes exactly the nodes [`nodes_completed_by`] returns.
@@ -316,6 +362,18 @@ mod tests {
         let hashes: Vec<Hash> = data.iter().map(|leaf| leaf_hash(leaf)).collect();
         assert_eq!(root_of(&hashes[..1]), hashes[0]);
         assert_eq!(root_of(&hashes), oracle(&data).root().as_bytes().as_slice());
+    }
+
+    #[test]
+    fn the_frontier_tracks_the_root() {
+        let hashes: Vec<Hash> = leaves(300).iter().map(|leaf| leaf_hash(leaf)).collect();
+        let mut frontier = Frontier::new();
+        assert_eq!(frontier.root(), empty_root());
+        for (index, hash) in hashes.iter().enumerate() {
+            frontier.push(*hash);
+            assert_eq!(frontier.root(), root_of(&hashes[..=index]), "size {}", index + 1);
+        }
+        assert_eq!(frontier.size(), 300);
     }
 
     #[test]

@@ -368,6 +368,7 @@ pub fn event_json(event: &Event) -> Value {
     object.insert("occurred_at".into(), json!(input.occurred_at.to_wire()));
     object.insert("received_at".into(), json!(event.received_at.to_wire()));
     object.insert("version".into(), json!(event.schema_version));
+    object.insert("log_index".into(), json!(event.log_index));
     object.insert(
         "actor".into(),
         party_json(

@@ -10,6 +10,7 @@ mod error;
 mod events;
 mod extract;
 mod health;
+mod log;
 mod organizations;
 mod ratelimit;
 mod retention;
@@ -33,6 +34,7 @@ use vellum_store::Store;
 
 pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
+pub use log::MAX_ENTRIES_PER_REQUEST;
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
 
@@ -65,12 +67,18 @@ pub struct AppState {
     config: Arc<HttpConfig>,
     schemas: Arc<schemas::SchemaRegistry>,
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
+    log: Arc<vellum_core::checkpoint::NoteSigner>,
 }
 
 impl AppState {
     /// Builds the shared state of the router.
-    pub fn new(store: Arc<dyn Store>, config: HttpConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        config: HttpConfig,
+        log_signer: Arc<vellum_core::checkpoint::NoteSigner>,
+    ) -> Self {
         Self {
+            log: log_signer,
             store,
             rate_limiter: config
                 .rate_limit
@@ -90,6 +98,7 @@ pub fn router(state: AppState) -> Router {
         .merge(retention::routes())
         .merge(schemas::routes())
         .merge(events::routes())
+        .merge(log::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

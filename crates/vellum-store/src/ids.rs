@@ -30,9 +30,14 @@ impl IdGenerator {
     }
 }
 
-/// Draws a new API key secret from the operating system's random source.
-pub fn generate_api_key_secret() -> std::io::Result<ApiKeySecret> {
+/// Draws 32 bytes from the operating system's random source.
+pub fn random_bytes() -> std::io::Result<[u8; 32]> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(std::io::Error::other)?;
-    Ok(ApiKeySecret::from_random_bytes(bytes))
+    Ok(bytes)
+}
+
+/// Draws a new API key secret from the operating system's random source.
+pub fn generate_api_key_secret() -> std::io::Result<ApiKeySecret> {
+    Ok(ApiKeySecret::from_random_bytes(random_bytes()?))
 }

@@ -21,7 +21,7 @@ pub mod conformance;
 mod ids;
 pub mod sqlite;
 
-pub use ids::{generate_api_key_secret, now};
+pub use ids::{generate_api_key_secret, now, random_bytes};
 pub use sqlite::{SqliteConfig, SqliteStore};
 
 /// What went wrong in the store, in terms a caller can act on.
@@ -175,6 +175,39 @@ pub struct EventFilter {
     pub search: Option<String>,
 }
 
+/// A signed checkpoint and the checkpoint it signs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedCheckpoint {
+    /// What was signed.
+    pub checkpoint: vellum_core::checkpoint::Checkpoint,
+    /// The signed note (C2SP), as served.
+    pub note: String,
+}
+
+/// An inclusion proof of one event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InclusionProof {
+    /// The event's position.
+    pub leaf_index: u64,
+    /// The size of the tree the proof is for.
+    pub tree_size: u64,
+    /// The audit path, leaf side first.
+    pub hashes: Vec<vellum_core::merkle::Hash>,
+}
+
+/// One position of a log as stored, for verification: nothing is trusted or repaired.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogRecord {
+    /// The position the row claims.
+    pub log_index: i64,
+    /// The event's id, if readable.
+    pub event_id: Option<EventId>,
+    /// The event, or why it could not be read.
+    pub event: Result<Event, String>,
+    /// The leaf hash stored for this position, if any.
+    pub stored_leaf: Option<vellum_core::merkle::Hash>,
+}
+
 /// The storage interface. Implementations are cheap to share (`Arc<dyn Store>`).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -273,6 +306,58 @@ pub trait Store: Send + Sync + 'static {
 
     /// Sets a live organization's retention period in days.
     async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError>;
+
+    /// Returns a signed checkpoint covering every event appended so far, signing a new one only
+    /// when the log grew, and only if it is consistent with the previous one.
+    async fn log_checkpoint(
+        &self,
+        organization_id: OrganizationId,
+        signer: Arc<vellum_core::checkpoint::NoteSigner>,
+        origin: String,
+    ) -> Result<SignedCheckpoint, StoreError>;
+
+    /// The audit path of an event in the tree of `tree_size` leaves (the current size if `None`).
+    async fn log_inclusion_proof(
+        &self,
+        organization_id: OrganizationId,
+        event_id: EventId,
+        tree_size: Option<u64>,
+    ) -> Result<InclusionProof, StoreError>;
+
+    /// The consistency proof between the trees of `first` and `second` leaves.
+    async fn log_consistency_proof(
+        &self,
+        organization_id: OrganizationId,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError>;
+
+    /// The events at log positions `[start, end)`.
+    async fn log_entries(
+        &self,
+        organization_id: OrganizationId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// The stored tree head of an organization's log (deleted or not): its size and the root
+    /// composed from its stored nodes.
+    async fn log_tree_head(
+        &self,
+        organization_id: OrganizationId,
+    ) -> Result<(u64, vellum_core::merkle::Hash), StoreError>;
+
+    /// Every organization with a log, and whether it was deleted.
+    async fn log_organizations(&self) -> Result<Vec<(OrganizationId, bool)>, StoreError>;
+
+    /// For verification: up to `limit` raw records from position `start`, the stored tree size,
+    /// and the latest signed checkpoint note.
+    async fn log_scan(
+        &self,
+        organization_id: OrganizationId,
+        start: u64,
+        limit: u64,
+    ) -> Result<(Vec<LogRecord>, u64, Option<String>), StoreError>;
 
     /// Forgets idempotency keys claimed before `before`. Returns how many were removed.
     async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError>;

@@ -39,6 +39,16 @@ pub struct Cli {
     /// How logs are written to standard error [default: text].
     #[arg(long, env = "VELLUM_LOG_FORMAT", global = true, value_enum)]
     log_format: Option<LogFormat>,
+
+    /// This deployment's log name: the checkpoint signing key's name and the first part of each
+    /// checkpoint origin [default: vellum].
+    #[arg(long, env = "VELLUM_LOG_NAME", global = true, value_name = "NAME")]
+    log_name: Option<String>,
+
+    /// The log signing key (base64 Ed25519 seed) [default: DATA_DIR/log-signing-key, created on
+    /// first start].
+    #[arg(long, env = "VELLUM_SIGNING_KEY_FILE", global = true, value_name = "FILE")]
+    signing_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +69,43 @@ enum Command {
     /// Reads events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Checks that a log was never edited, reordered or trimmed.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum VerifyCommand {
+    /// Checks every log of an embedded store directly (the server may be running).
+    Store {
+        /// Only this organization's log.
+        #[arg(long)]
+        organization: Option<String>,
+        /// The public key to check checkpoints against (verifier key or base64) [default: the
+        /// key in the data directory].
+        #[arg(long)]
+        public_key: Option<String>,
+    },
+    /// Checks a live organization's log over HTTP, recomputing every leaf from event content.
+    Log {
+        /// The server, e.g. http://127.0.0.1:8080.
+        #[arg(long)]
+        url: String,
+        /// An API key.
+        #[arg(long, env = "VELLUM_VERIFY_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// The organization whose log to check.
+        #[arg(long)]
+        organization: String,
+        /// The pinned public key (the `verifier_key` or base64 `public_key` of
+        /// /audit_logs/log/public_key) [default: remembered in --state, else trusted on first use].
+        #[arg(long)]
+        public_key: Option<String>,
+        /// A file remembering the last verified checkpoint: the next run also checks that the log
+        /// only grew since.
+        #[arg(long)]
+        state: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +245,8 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         database_url: cli.database_url.clone(),
         api_key: std::env::var("VELLUM_API_KEY").ok(),
         log_format: cli.log_format,
+        log_name: cli.log_name.clone(),
+        signing_key_file: cli.signing_key_file.clone(),
     };
     Settings::resolve(overrides, file)
 }
@@ -218,6 +267,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Organizations(command) => organizations(&settings, command).await,
             Command::Schemas(command) => schemas(&settings, command).await,
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
+            Command::Verify(command) => verify(&settings, command).await,
         }
     })
 }
@@ -502,4 +552,49 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
     .await;
     store.close().await?;
     outcome
+}
+
+async fn verify(settings: &Settings, command: VerifyCommand) -> anyhow::Result<()> {
+    let verified = match command {
+        VerifyCommand::Store {
+            organization,
+            public_key,
+        } => {
+            let only = organization
+                .map(|text| {
+                    vellum_core::OrganizationId::parse(&text)
+                        .map_err(|error| anyhow::anyhow!("`{text}` is not an organization id: {error}"))
+                })
+                .transpose()?;
+            let verifier = match public_key {
+                Some(key) => crate::verify::parse_public_key(&key, &settings.log_name)?,
+                None => {
+                    let signer = crate::signing::load_existing(
+                        settings.signing_key_file.as_deref(),
+                        &settings.data_dir,
+                        &settings.log_name,
+                    )?;
+                    vellum_core::checkpoint::NoteVerifier::parse(&signer.verifier_key())
+                        .map_err(|error| anyhow::anyhow!("{error}"))?
+                }
+            };
+            let store = open_store(settings)?;
+            let outcome = crate::verify::verify_store(&*store, &verifier, &settings.log_name, only).await;
+            store.close().await?;
+            outcome?
+        }
+        VerifyCommand::Log {
+            url,
+            api_key,
+            organization,
+            public_key,
+            state,
+        } => {
+            let organization = vellum_core::OrganizationId::parse(&organization)
+                .map_err(|error| anyhow::anyhow!("`{organization}` is not an organization id: {error}"))?;
+            crate::verify::verify_remote(&url, &api_key, organization, public_key.as_deref(), state.as_deref()).await?
+        }
+    };
+    anyhow::ensure!(verified, "verification failed");
+    Ok(())
 }

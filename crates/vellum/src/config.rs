@@ -15,6 +15,8 @@ use vellum_core::ApiKeySecret;
 
 /// The default listen address.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// The default name of this deployment's logs.
+pub const DEFAULT_LOG_NAME: &str = "vellum";
 /// The default data directory.
 pub const DEFAULT_DATA_DIR: &str = "./vellum-data";
 
@@ -49,6 +51,10 @@ pub struct FileConfig {
     pub shutdown_grace_seconds: Option<u64>,
     /// See [`Settings::rate_limit`], as `REQUESTS/SECONDS`.
     pub rate_limit: Option<String>,
+    /// See [`Settings::log_name`].
+    pub log_name: Option<String>,
+    /// See [`Settings::signing_key_file`].
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl FileConfig {
@@ -75,6 +81,10 @@ pub struct Overrides {
     pub log_format: Option<LogFormat>,
     /// `--rate-limit` / `VELLUM_RATE_LIMIT`.
     pub rate_limit: Option<String>,
+    /// `--log-name` / `VELLUM_LOG_NAME`.
+    pub log_name: Option<String>,
+    /// `--signing-key-file` / `VELLUM_SIGNING_KEY_FILE`.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 /// The resolved settings of a `vellum` process.
@@ -96,6 +106,12 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// A per-API-key request budget; `None` means unlimited.
     pub rate_limit: Option<vellum_http::RateLimit>,
+    /// The name of this deployment's logs: the signing key's name and the first part of every
+    /// checkpoint origin (`<log_name>/<organization id>`).
+    pub log_name: String,
+    /// The log signing key; `None` means `log-signing-key` in the data directory, created on
+    /// first start.
+    pub signing_key_file: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -110,6 +126,8 @@ impl std::fmt::Debug for Settings {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("rate_limit", &self.rate_limit)
+            .field("log_name", &self.log_name)
+            .field("signing_key_file", &self.signing_key_file)
             .finish()
     }
 }
@@ -141,7 +159,17 @@ impl Settings {
                 })?),
                 None => None,
             };
+        let log_name = overrides
+            .log_name
+            .or(file.log_name)
+            .unwrap_or_else(|| DEFAULT_LOG_NAME.to_owned());
+        anyhow::ensure!(
+            vellum_core::checkpoint::is_valid_key_name(&log_name),
+            "invalid log name `{log_name}`: it must be non-empty, without spaces or '+'"
+        );
         Ok(Self {
+            log_name,
+            signing_key_file: overrides.signing_key_file.or(file.signing_key_file),
             rate_limit,
             listen,
             data_dir: overrides
@@ -172,6 +200,8 @@ impl Settings {
             max_body_bytes: vellum_http::HttpConfig::default().max_body_bytes,
             shutdown_grace: Duration::from_secs(5),
             rate_limit: None,
+            log_name: DEFAULT_LOG_NAME.to_owned(),
+            signing_key_file: None,
         }
     }
 }

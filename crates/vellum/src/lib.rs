@@ -5,5 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod signing;
 pub mod startup;
 pub mod telemetry;
+pub mod verify;

@@ -31,6 +31,7 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
 
 /// A server that is bound and ready to run.
 pub struct Application {
+    signer: Arc<vellum_core::checkpoint::NoteSigner>,
     listener: TcpListener,
     local_addr: SocketAddr,
     store: Arc<dyn Store>,
@@ -41,6 +42,11 @@ impl Application {
     /// Opens the store, makes sure the bootstrap key exists, and binds the listen address.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let store = open_store(&settings)?;
+        let signer = crate::signing::load_or_create(
+            settings.signing_key_file.as_deref(),
+            &settings.data_dir,
+            &settings.log_name,
+        )?;
         if let Some(secret) = &settings.api_key {
             let (key, changed) = store
                 .ensure_api_key("VELLUM_API_KEY".into(), secret.clone())
@@ -55,6 +61,7 @@ impl Application {
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
         Ok(Self {
+            signer,
             listener,
             local_addr,
             store,
@@ -75,6 +82,7 @@ impl Application {
                 max_body_bytes: self.settings.max_body_bytes,
                 rate_limit: self.settings.rate_limit,
             },
+            Arc::clone(&self.signer),
         );
         let router = vellum_http::router(state);
         let housekeeping = tokio::spawn(forget_expired_idempotency_keys(Arc::clone(&self.store)));

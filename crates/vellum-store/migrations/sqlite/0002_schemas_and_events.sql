@@ -54,6 +54,28 @@ create table event_targets (
 ) strict, without rowid;
 create index event_targets_by_id on event_targets (organization_seq, target_id, occurred_at, event_seq);
 
+-- The verifiable log of each organization (docs/log-format.md): the hashes of its complete,
+-- aligned subtrees. Level 0 holds leaf hashes (SHA-256(0x00 ‖ canonical event bytes)), level l
+-- node i covers leaves [i·2^l, (i+1)·2^l). Written in the same commit as the events, never
+-- changed afterwards; proofs and roots are composed from these rows.
+create table log_nodes (
+    organization_seq integer not null,
+    level integer not null,
+    node_index integer not null,
+    hash blob not null,
+    primary key (organization_seq, level, node_index)
+) strict, without rowid;
+
+-- The latest checkpoint signed for each organization's log. A new checkpoint is signed only
+-- after checking that it is consistent with this one.
+create table log_checkpoints (
+    organization_seq integer primary key,
+    tree_size integer not null,
+    root_hash blob not null,
+    note text not null,
+    signed_at integer not null
+) strict;
+
 -- Idempotency keys of ingest requests, kept 24 hours. Keys and bodies are stored as 16-byte
 -- prefixes of their SHA-256, so a key costs the same small amount whatever its length.
 create table idempotency_keys (

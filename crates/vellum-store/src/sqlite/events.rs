@@ -9,7 +9,7 @@ use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest,
 
 use super::ulid_from_blob;
 use crate::ids::IdGenerator;
-use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, NewEvent, StoreError};
+use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, LogRecord, NewEvent, StoreError};
 
 /// Returns the internal key of a live organization.
 pub(super) fn live_organization_seq(connection: &Connection, id: OrganizationId) -> Result<i64, StoreError> {
@@ -58,6 +58,14 @@ pub(super) fn append(
     let first_log_index: i64 = connection
         .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
         .query_row([organization_seq], |row| row.get(0))?;
+    // The log and the events table advance together; if they ever disagree the store was
+    // tampered with or damaged, and appending would bury the evidence.
+    let log_size = super::log::size(connection, organization_seq)?;
+    if u64::try_from(first_log_index).ok() != Some(log_size) {
+        return Err(StoreError::Internal(format!(
+            "the log of {organization_id} holds {log_size} leaves but its events end at {first_log_index}: refusing to append"
+        )));
+    }
     let mut insert_event = connection.prepare_cached(
         "insert into events (id, organization_seq, log_index, occurred_at, received_at, action, actor_id,
                              actor_name, schema_version, payload)
@@ -94,7 +102,7 @@ pub(super) fn append(
                 i64::try_from(position).unwrap_or(i64::MAX),
             ])?;
         }
-        stored.push(Event {
+        let event = Event {
             id,
             organization_id,
             log_index: u64::try_from(log_index).unwrap_or_default(),
@@ -104,7 +112,10 @@ pub(super) fn append(
                 version: Some(new_event.schema_version),
                 ..input
             },
-        });
+        };
+        let leaf = vellum_core::merkle::leaf_hash(&vellum_core::canonical::canonical_event_bytes(&event));
+        super::log::append_leaf(connection, organization_seq, event.log_index, &leaf)?;
+        stored.push(event);
     }
     if let Some(claim) = idempotency {
         connection
@@ -294,6 +305,37 @@ fn events_by_seq(
                 .remove(seq)
                 .ok_or_else(|| StoreError::Internal(format!("event {seq} vanished while listing")))
         })
+        .collect()
+}
+
+/// The events at log positions `[start, end)` of an organization (deleted or not), in log order,
+/// each decoded or with the reason it could not be.
+pub(super) fn events_by_log_range(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    organization_seq: i64,
+    start: u64,
+    end: u64,
+) -> Result<Vec<LogRecord>, StoreError> {
+    let sql = format!(
+        "select {EVENT_COLUMNS} from events e where e.organization_seq = ?1 and e.log_index >= ?2 and e.log_index < ?3
+         order by e.log_index"
+    );
+    let mut statement = connection.prepare_cached(&sql)?;
+    let bound = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    statement
+        .query_map(params![organization_seq, bound(start), bound(end)], |row| {
+            let log_index: i64 = row.get(2)?;
+            let id: Vec<u8> = row.get(1)?;
+            let event = read_event(row, organization_id)?.map_err(|error| error.to_string());
+            Ok(LogRecord {
+                log_index,
+                event_id: ulid_from_blob(&id).ok().map(EventId::from_ulid),
+                event,
+                stored_leaf: None,
+            })
+        })?
+        .map(|row| row.map_err(StoreError::from))
         .collect()
 }
 

@@ -16,6 +16,7 @@
 
 mod api_keys;
 mod events;
+mod log;
 mod migrations;
 mod organizations;
 mod schemas;
@@ -352,6 +353,69 @@ impl Store for SqliteStore {
     async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError> {
         self.writer
             .write(move |connection| organizations::set_retention(connection, organization_id, days))
+            .await
+    }
+
+    async fn log_checkpoint(
+        &self,
+        organization_id: OrganizationId,
+        signer: Arc<vellum_core::checkpoint::NoteSigner>,
+        origin: String,
+    ) -> Result<crate::SignedCheckpoint, StoreError> {
+        self.writer
+            .write(move |connection| log::sign_checkpoint(connection, organization_id, &signer, &origin))
+            .await
+    }
+
+    async fn log_inclusion_proof(
+        &self,
+        organization_id: OrganizationId,
+        event_id: EventId,
+        tree_size: Option<u64>,
+    ) -> Result<crate::InclusionProof, StoreError> {
+        self.read(move |connection| log::inclusion_proof(connection, organization_id, event_id, tree_size))
+            .await
+    }
+
+    async fn log_consistency_proof(
+        &self,
+        organization_id: OrganizationId,
+        first: u64,
+        second: u64,
+    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError> {
+        self.read(move |connection| log::consistency_proof(connection, organization_id, first, second))
+            .await
+    }
+
+    async fn log_entries(
+        &self,
+        organization_id: OrganizationId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(move |connection| log::entries(connection, organization_id, start, end))
+            .await
+    }
+
+    async fn log_tree_head(
+        &self,
+        organization_id: OrganizationId,
+    ) -> Result<(u64, vellum_core::merkle::Hash), StoreError> {
+        self.read(move |connection| log::tree_head(connection, organization_id))
+            .await
+    }
+
+    async fn log_organizations(&self) -> Result<Vec<(OrganizationId, bool)>, StoreError> {
+        self.read(log::organizations_with_logs).await
+    }
+
+    async fn log_scan(
+        &self,
+        organization_id: OrganizationId,
+        start: u64,
+        limit: u64,
+    ) -> Result<(Vec<crate::LogRecord>, u64, Option<String>), StoreError> {
+        self.read(move |connection| log::scan(connection, organization_id, start, limit))
             .await
     }
 

@@ -19,3 +19,4 @@ mod schemas;
 mod sdk_node;
 mod sdk_python;
 mod shutdown;
+mod verify;

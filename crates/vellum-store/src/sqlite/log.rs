@@ -1,0 +1,286 @@
+//! The verifiable log in SQLite: complete-subtree hashes in `log_nodes`, the latest signed
+//! checkpoint per organization in `log_checkpoints`.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use vellum_core::checkpoint::{Checkpoint, NoteSigner};
+use vellum_core::merkle::{self, Hash};
+use vellum_core::{Event, EventId, OrganizationId};
+
+use super::events::{events_by_log_range, live_organization_seq};
+use crate::{InclusionProof, LogRecord, SignedCheckpoint, StoreError};
+
+fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
+    Hash::try_from(bytes).map_err(|_| StoreError::Internal("stored hash is not 32 bytes".into()))
+}
+
+/// Reads one complete subtree hash.
+fn node(connection: &Connection, organization_seq: i64, level: u32, index: u64) -> Result<Hash, StoreError> {
+    let mut statement = connection
+        .prepare_cached("select hash from log_nodes where organization_seq = ?1 and level = ?2 and node_index = ?3")?;
+    let bytes: Option<Vec<u8>> = statement
+        .query_row(params![organization_seq, level, index_i64(index)?], |row| row.get(0))
+        .optional()?;
+    hash_from(&bytes.ok_or_else(|| {
+        StoreError::Internal(format!(
+            "log node ({level}, {index}) of organization {organization_seq} is missing"
+        ))
+    })?)
+}
+
+fn index_i64(index: u64) -> Result<i64, StoreError> {
+    i64::try_from(index).map_err(|_| StoreError::Internal("log index out of range".into()))
+}
+
+/// Stores a new leaf at `index` and every node it completes. Runs inside the append's commit.
+pub(super) fn append_leaf(
+    connection: &Connection,
+    organization_seq: i64,
+    index: u64,
+    leaf: &Hash,
+) -> Result<(), StoreError> {
+    let mut insert = connection
+        .prepare_cached("insert into log_nodes (organization_seq, level, node_index, hash) values (?1, ?2, ?3, ?4)")?;
+    insert.execute(params![organization_seq, 0, index_i64(index)?, leaf.as_slice()])?;
+    let mut below = *leaf;
+    for (level, node_index) in merkle::nodes_completed_by(index + 1) {
+        let left = node(connection, organization_seq, level - 1, 2 * node_index)?;
+        let hash = merkle::node_hash(&left, &below);
+        insert.execute(params![
+            organization_seq,
+            level,
+            index_i64(node_index)?,
+            hash.as_slice()
+        ])?;
+        below = hash;
+    }
+    Ok(())
+}
+
+/// How many leaves the organization's log holds.
+pub(super) fn size(connection: &Connection, organization_seq: i64) -> Result<u64, StoreError> {
+    let size: i64 = connection
+        .prepare_cached(
+            "select coalesce(max(node_index) + 1, 0) from log_nodes where organization_seq = ?1 and level = 0",
+        )?
+        .query_row([organization_seq], |row| row.get(0))?;
+    u64::try_from(size).map_err(|_| StoreError::Internal("negative log size".into()))
+}
+
+fn lookup(connection: &Connection, organization_seq: i64) -> impl FnMut(u32, u64) -> Result<Hash, StoreError> + '_ {
+    move |level, index| node(connection, organization_seq, level, index)
+}
+
+/// The root of the first `tree_size` leaves.
+pub(super) fn root(connection: &Connection, organization_seq: i64, tree_size: u64) -> Result<Hash, StoreError> {
+    merkle::tree_root(tree_size, &mut lookup(connection, organization_seq))
+}
+
+fn check_size(requested: u64, current: u64, field: &'static str) -> Result<(), StoreError> {
+    if requested > current {
+        return Err(StoreError::InvalidInput {
+            field,
+            message: format!("{field} {requested} is larger than the log ({current} entries)"),
+        });
+    }
+    Ok(())
+}
+
+/// Signs a checkpoint of the current log, unless the latest signed one already covers it; a new
+/// checkpoint is signed only if it is consistent with the previous one. Runs in the writer, so
+/// checkpoints of one log are signed one at a time.
+pub(super) fn sign_checkpoint(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    signer: &NoteSigner,
+    origin: &str,
+) -> Result<SignedCheckpoint, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let tree_size = size(connection, organization_seq)?;
+    let previous: Option<(i64, Vec<u8>, String)> = connection
+        .prepare_cached("select tree_size, root_hash, note from log_checkpoints where organization_seq = ?1")?
+        .query_row([organization_seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+        .optional()?;
+    if let Some((previous_size, previous_root, note)) = &previous {
+        let previous_size = u64::try_from(*previous_size).map_err(|_| StoreError::Internal("bad checkpoint".into()))?;
+        let previous_root = hash_from(previous_root)?;
+        if previous_size > tree_size {
+            return Err(StoreError::Internal(format!(
+                "the log of {organization_id} has {tree_size} entries but a checkpoint of {previous_size} was signed: refusing to sign"
+            )));
+        }
+        // The log must still contain the tree the previous checkpoint signed.
+        if root(connection, organization_seq, previous_size)? != previous_root {
+            return Err(StoreError::Internal(format!(
+                "the log of {organization_id} no longer matches its checkpoint at size {previous_size}: refusing to sign"
+            )));
+        }
+        if previous_size == tree_size
+            && Checkpoint::parse_body(note).is_ok_and(|checkpoint| checkpoint.origin == origin)
+        {
+            return Ok(SignedCheckpoint {
+                checkpoint: Checkpoint {
+                    origin: origin.to_owned(),
+                    size: tree_size,
+                    root: previous_root,
+                },
+                note: note.clone(),
+            });
+        }
+    }
+    let checkpoint = Checkpoint {
+        origin: origin.to_owned(),
+        size: tree_size,
+        root: root(connection, organization_seq, tree_size)?,
+    };
+    let note = signer.sign(&checkpoint);
+    connection
+        .prepare_cached(
+            "insert into log_checkpoints (organization_seq, tree_size, root_hash, note, signed_at) values (?1, ?2, ?3, ?4, ?5)
+             on conflict (organization_seq) do update set tree_size = excluded.tree_size, root_hash = excluded.root_hash,
+                 note = excluded.note, signed_at = excluded.signed_at",
+        )?
+        .execute(params![
+            organization_seq,
+            index_i64(tree_size)?,
+            checkpoint.root.as_slice(),
+            note,
+            crate::now().unix_millis()
+        ])?;
+    Ok(SignedCheckpoint { checkpoint, note })
+}
+
+pub(super) fn inclusion_proof(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    event_id: EventId,
+    tree_size: Option<u64>,
+) -> Result<InclusionProof, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let current = size(connection, organization_seq)?;
+    let tree_size = tree_size.unwrap_or(current);
+    check_size(tree_size, current, "tree_size")?;
+    let leaf_index: i64 = connection
+        .prepare_cached("select log_index from events where id = ?1 and organization_seq = ?2")?
+        .query_row(
+            params![event_id.ulid().to_bytes().as_slice(), organization_seq],
+            |row| row.get(0),
+        )
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Audit log event", event_id))?;
+    let leaf_index = u64::try_from(leaf_index).map_err(|_| StoreError::Internal("negative log index".into()))?;
+    if leaf_index >= tree_size {
+        return Err(StoreError::InvalidInput {
+            field: "tree_size",
+            message: format!("event {event_id} is at position {leaf_index}, outside a tree of {tree_size}"),
+        });
+    }
+    let hashes = merkle::inclusion_proof(leaf_index, tree_size, &mut lookup(connection, organization_seq))?;
+    Ok(InclusionProof {
+        leaf_index,
+        tree_size,
+        hashes,
+    })
+}
+
+pub(super) fn consistency_proof(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    first: u64,
+    second: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let current = size(connection, organization_seq)?;
+    check_size(second, current, "second")?;
+    if first > second {
+        return Err(StoreError::InvalidInput {
+            field: "first",
+            message: "first must not exceed second".into(),
+        });
+    }
+    if first == 0 {
+        return Ok(Vec::new());
+    }
+    merkle::consistency_proof(first, second, &mut lookup(connection, organization_seq))
+}
+
+/// The events at positions `[start, end)` of a live organization's log.
+pub(super) fn entries(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    start: u64,
+    end: u64,
+) -> Result<Vec<Event>, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let current = size(connection, organization_seq)?;
+    check_size(end, current, "end")?;
+    Ok(
+        events_by_log_range(connection, organization_id, organization_seq, start, end)?
+            .into_iter()
+            .filter_map(|record| record.event.ok())
+            .collect(),
+    )
+}
+
+/// Every organization that has a log (deleted ones too: their logs outlive them).
+pub(super) fn organizations_with_logs(connection: &Connection) -> Result<Vec<(OrganizationId, bool)>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "select o.id, o.deleted_at is not null from organizations o
+         where exists (select 1 from log_nodes n where n.organization_seq = o.seq)
+            or exists (select 1 from events e where e.organization_seq = o.seq)
+         order by o.seq",
+    )?;
+    statement
+        .query_map([], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, bool>(1)?)))?
+        .map(|row| {
+            let (id, deleted) = row?;
+            Ok((OrganizationId::from_ulid(super::ulid_from_blob(&id)?), deleted))
+        })
+        .collect()
+}
+
+fn any_organization_seq(connection: &Connection, organization_id: OrganizationId) -> Result<i64, StoreError> {
+    connection
+        .prepare_cached("select seq from organizations where id = ?1")?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))
+}
+
+/// The size and stored root of an organization's log, deleted organizations included.
+pub(super) fn tree_head(connection: &Connection, organization_id: OrganizationId) -> Result<(u64, Hash), StoreError> {
+    let organization_seq = any_organization_seq(connection, organization_id)?;
+    let tree_size = size(connection, organization_seq)?;
+    Ok((tree_size, root(connection, organization_seq, tree_size)?))
+}
+
+/// For verification: a page of raw log records from `start`, with what is stored for each.
+pub(super) fn scan(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    start: u64,
+    limit: u64,
+) -> Result<(Vec<LogRecord>, u64, Option<String>), StoreError> {
+    let organization_seq = any_organization_seq(connection, organization_id)?;
+    let mut records = events_by_log_range(
+        connection,
+        organization_id,
+        organization_seq,
+        start,
+        start.saturating_add(limit),
+    )?;
+    for record in &mut records {
+        record.stored_leaf = connection
+            .prepare_cached("select hash from log_nodes where organization_seq = ?1 and level = 0 and node_index = ?2")?
+            .query_row(params![organization_seq, record.log_index], |row| {
+                row.get::<_, Vec<u8>>(0)
+            })
+            .optional()?
+            .map(|bytes| hash_from(&bytes))
+            .transpose()?;
+    }
+    let note: Option<String> = connection
+        .prepare_cached("select note from log_checkpoints where organization_seq = ?1")?
+        .query_row([organization_seq], |row| row.get(0))
+        .optional()?;
+    Ok((records, size(connection, organization_seq)?, note))
+}
