@@ -242,6 +242,16 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
                 continue;
             }
             serde_json::Value::String(text) => MetadataValue::String(text),
+            // Numbers are IEEE 754 doubles, as in JavaScript and in the canonical encoding: an
+            // integer beyond 2^53 would be changed silently, so it is refused instead.
+            serde_json::Value::Number(number) if !is_exact_double(&number) => {
+                errors.push(
+                    key_field,
+                    "invalid_number",
+                    "integers in metadata are at most 2^53 in magnitude; send larger ones as strings",
+                );
+                continue;
+            }
             serde_json::Value::Number(number) => MetadataValue::Number(number),
             serde_json::Value::Bool(flag) => MetadataValue::Bool(flag),
             _ => {
@@ -256,6 +266,18 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
         metadata.insert(key, value);
     }
     (errors.errors().len() == before).then_some(metadata)
+}
+
+/// True when a JSON number survives the round trip through an IEEE 754 double.
+fn is_exact_double(number: &serde_json::Number) -> bool {
+    const LIMIT: u64 = 1 << 53;
+    if let Some(unsigned) = number.as_u64() {
+        return unsigned <= LIMIT;
+    }
+    if let Some(signed) = number.as_i64() {
+        return signed.unsigned_abs() <= LIMIT;
+    }
+    number.as_f64().is_some_and(f64::is_finite)
 }
 
 fn validate_party(
@@ -519,6 +541,7 @@ mod tests {
             (json!({"nested": {"a": 1}}), "invalid_type"),
             (json!({"list": [1]}), "invalid_type"),
             (json!({"nothing": null}), "invalid_type"),
+            (json!({"big": 9_007_199_254_740_993u64}), "invalid_number"),
             (json!({"long": "x".repeat(501)}), "too_long"),
             (json!({"bad key": "x"}), "invalid_key"),
             (json!({"k".repeat(41): "x"}), "invalid_key"),

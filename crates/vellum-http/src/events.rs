@@ -203,6 +203,16 @@ async fn create_event(
         return Err(errors.into());
     };
     let claim = idempotency_claim(&headers, "/audit_logs/events", &bytes, None)?;
+    // A retry is answered as the first request was, before the event is checked again (its
+    // schema may have changed since).
+    if let Some(claim) = &claim
+        && let Some(earlier) = state.store.check_idempotency(organization_id, claim).await?
+    {
+        return match earlier {
+            AppendOutcome::KeyReused => Err(key_reused()),
+            _ => Ok(Json(json!({ "success": true }))),
+        };
+    }
     let schema_version = check_schema(&state, &input).await?.map_err(ApiError::InvalidEvent)?;
     let outcome = state
         .store
@@ -283,6 +293,12 @@ async fn create_events_batch(
     let (Some(organization_id), Some(raw_events), true) = (organization_id, body.events, errors.is_empty()) else {
         return Err(errors.into());
     };
+    let precheck = idempotency_claim(&headers, "/audit_logs/events/batch", &bytes, None)?;
+    if let Some(claim) = &precheck
+        && let Some(earlier) = state.store.check_idempotency(organization_id, claim).await?
+    {
+        return replay_batch(earlier);
+    }
 
     let mut items = Vec::with_capacity(raw_events.len());
     let mut accepted = Vec::new();
@@ -323,10 +339,20 @@ async fn create_events_batch(
     let recorder: ResponseRecorder = Arc::new(move |stored| batch_response(&recorder_items, stored).to_string());
     let claim = idempotency_claim(&headers, "/audit_logs/events/batch", &bytes, Some(recorder))?;
     if accepted.is_empty() && claim.is_none() {
+        // Nothing to store, but an unknown organization is still a 404.
+        state.store.get_organization(organization_id).await?;
         return Ok(Json(batch_response(&items, &[])));
     }
     match state.store.append_events(organization_id, accepted, claim).await? {
         AppendOutcome::Appended(stored) => Ok(Json(batch_response(&items, &stored))),
+        earlier => replay_batch(earlier),
+    }
+}
+
+/// Answers a batch retry with the stored answer of the first request.
+fn replay_batch(earlier: AppendOutcome) -> Result<Json<Value>, ApiError> {
+    match earlier {
+        AppendOutcome::KeyReused => Err(key_reused()),
         AppendOutcome::Replayed { response } => {
             let replayed = response
                 .as_deref()
@@ -335,7 +361,7 @@ async fn create_events_batch(
                 .map_err(|error| ApiError::Internal(format!("stored batch response is not JSON: {error}")))?;
             Ok(Json(replayed.unwrap_or_else(|| json!({ "success": true }))))
         }
-        AppendOutcome::KeyReused => Err(key_reused()),
+        AppendOutcome::Appended(_) => Err(ApiError::Internal("an idempotency check appended events".into())),
     }
 }
 

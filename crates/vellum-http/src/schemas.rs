@@ -41,7 +41,9 @@ pub(crate) struct SchemaRegistry {
 }
 
 impl SchemaRegistry {
-    fn remember(&self, stored: StoredSchema) -> Result<Arc<CompiledSchema>, ApiError> {
+    /// Caches a version; `is_latest` says it was read or created as the action's latest, the only
+    /// case in which it may move the cached latest version.
+    fn remember(&self, stored: StoredSchema, is_latest: bool) -> Result<Arc<CompiledSchema>, ApiError> {
         let compiled = Arc::new(CompiledSchema::compile(stored.definition).map_err(|errors| {
             ApiError::Internal(format!(
                 "stored schema {} v{} no longer compiles: {errors}",
@@ -52,10 +54,12 @@ impl SchemaRegistry {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .insert((stored.action.clone(), stored.version), Arc::clone(&compiled));
-        let mut latest = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let entry = latest.entry(stored.action).or_insert((stored.version, Instant::now()));
-        if entry.0 <= stored.version {
-            *entry = (stored.version, Instant::now());
+        if is_latest {
+            let mut latest = self.latest.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let entry = latest.entry(stored.action).or_insert((stored.version, Instant::now()));
+            if entry.0 <= stored.version {
+                *entry = (stored.version, Instant::now());
+            }
         }
         Ok(compiled)
     }
@@ -93,7 +97,9 @@ impl SchemaRegistry {
             return Ok(None);
         };
         let version = stored.version;
-        Ok(Some((version, self.remember(stored)?)))
+        // Only a lookup of the latest (no version asked, cache stale) may move the latest.
+        let fetched_latest = wanted.is_none();
+        Ok(Some((version, self.remember(stored, fetched_latest)?)))
     }
 }
 
@@ -211,7 +217,7 @@ async fn create_schema(
     }
     let definition = schema_definition_from_json(body)?;
     let (stored, created) = state.store.create_schema(action, definition).await?;
-    state.schemas.remember(stored.clone())?;
+    state.schemas.remember(stored.clone(), true)?;
     // A definition equal to the latest version's creates nothing and answers with that version.
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((status, Json(schema_json(&stored))))

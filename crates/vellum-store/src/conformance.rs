@@ -339,14 +339,17 @@ pub async fn api_keys_lifecycle(store: Arc<impl Store>) {
     );
     assert!(!store.find_api_key(secret.hash()).await.unwrap().unwrap().is_active());
 
-    let (reactivated, changed) = store.ensure_api_key("bootstrap".into(), secret.clone()).await.unwrap();
-    assert!(changed && reactivated.is_active());
-    assert_eq!(reactivated.id, key.id);
-    let (same, changed) = store.ensure_api_key("bootstrap".into(), secret).await.unwrap();
-    assert!(!changed);
-    assert_eq!(same.id, key.id);
-    let (created, changed) = store.ensure_api_key("bootstrap".into(), other).await.unwrap();
+    let revived = store.ensure_api_key("bootstrap".into(), secret.clone()).await;
+    assert!(
+        matches!(revived, Err(StoreError::Conflict(_))),
+        "a revoked key is never brought back: {revived:?}"
+    );
+    assert!(!store.find_api_key(secret.hash()).await.unwrap().unwrap().is_active());
+    let (created, changed) = store.ensure_api_key("bootstrap".into(), other.clone()).await.unwrap();
     assert!(changed && created.is_active());
+    let (same, changed) = store.ensure_api_key("bootstrap".into(), other).await.unwrap();
+    assert!(!changed);
+    assert_eq!(same.id, created.id);
 
     let listed: Vec<_> = store
         .list_api_keys()

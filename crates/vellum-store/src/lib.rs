@@ -245,8 +245,8 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a new API key under the hash of its secret.
     async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError>;
 
-    /// Makes sure an active key with exactly this secret exists: creates it, or reactivates it
-    /// if it was revoked. Returns the key and whether anything changed.
+    /// Makes sure an active key with exactly this secret exists: creates it if missing. A revoked
+    /// key is not brought back (`Conflict`). Returns the key and whether it was created.
     async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError>;
 
     /// Finds a key (active or revoked) by the hash of its secret.
@@ -288,6 +288,15 @@ pub trait Store: Send + Sync + 'static {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<AppendOutcome, StoreError>;
+
+    /// Looks an idempotency key up without claiming it: `Replayed` or `KeyReused` when it was
+    /// claimed within 24 hours (the organization may have been deleted since), `None` otherwise.
+    /// Lets a retry be answered before it is validated again; `append_events` still settles races.
+    async fn check_idempotency(
+        &self,
+        organization_id: OrganizationId,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<AppendOutcome>, StoreError>;
 
     /// Lists a live organization's events by `(occurred_at, id)`, newest first unless the
     /// request says otherwise. Cursors are event ids of this organization.

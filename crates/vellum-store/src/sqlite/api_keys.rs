@@ -51,19 +51,11 @@ pub(super) fn ensure(
 ) -> Result<(ApiKey, bool), StoreError> {
     match find_by_hash(connection, &secret.hash())? {
         Some(key) if key.is_active() => Ok((key, false)),
-        Some(key) => {
-            connection.execute(
-                "update api_keys set revoked_at = null where id = ?1",
-                [key.id.ulid().to_bytes().as_slice()],
-            )?;
-            Ok((
-                ApiKey {
-                    revoked_at: None,
-                    ..key
-                },
-                true,
-            ))
-        }
+        // A revoked key stays revoked: a leaked bootstrap key must not come back at restart.
+        Some(key) => Err(StoreError::Conflict(format!(
+            "the API key {} with this secret was revoked; choose a new secret",
+            key.id
+        ))),
         None => Ok((insert(connection, ids, name, secret)?, true)),
     }
 }

@@ -134,6 +134,31 @@ pub(super) fn append(
     Ok(AppendOutcome::Appended(stored))
 }
 
+pub(super) fn check_idempotency(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    key_hash: [u8; 16],
+    request_hash: [u8; 16],
+) -> Result<Option<AppendOutcome>, StoreError> {
+    let cutoff = crate::now().unix_millis() - IDEMPOTENCY_WINDOW_MILLIS;
+    let found: Option<(Vec<u8>, Option<String>)> = connection
+        .prepare_cached(
+            "select k.request_hash, k.response from idempotency_keys k join organizations o on o.seq = k.organization_seq
+             where o.id = ?1 and k.key_hash = ?2 and k.created_at > ?3",
+        )?
+        .query_row(params![organization_id.ulid().to_bytes().as_slice(), key_hash.as_slice(), cutoff], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?;
+    Ok(found.map(|(stored_hash, response)| {
+        if stored_hash == request_hash {
+            AppendOutcome::Replayed { response }
+        } else {
+            AppendOutcome::KeyReused
+        }
+    }))
+}
+
 pub(super) fn purge_idempotency_keys(connection: &Connection, before: Timestamp) -> Result<u64, StoreError> {
     let removed = connection.execute(
         "delete from idempotency_keys where created_at < ?1",

@@ -331,6 +331,16 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn check_idempotency(
+        &self,
+        organization_id: OrganizationId,
+        claim: &IdempotencyClaim,
+    ) -> Result<Option<AppendOutcome>, StoreError> {
+        let (key_hash, request_hash) = (claim.key_hash, claim.request_hash);
+        self.read(move |connection| events::check_idempotency(connection, organization_id, key_hash, request_hash))
+            .await
+    }
+
     async fn list_events(
         &self,
         organization_id: OrganizationId,
@@ -471,6 +481,33 @@ mod tests {
         };
         let store = SqliteStore::open(&config).unwrap();
         assert_eq!(store.get_organization(created.id).await.unwrap(), created);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_write_fails_alone_and_the_writer_carries_on() {
+        let (store, _dir) = open_temp().await;
+        let panicked = store
+            .writer
+            .write(|connection| -> Result<(), StoreError> {
+                connection.execute("insert into audit_log_actions (id, name, latest_version, created_at, updated_at) values (x'00', 'half', 1, 0, 0)", [])?;
+                panic!("a bug in a write job")
+            })
+            .await;
+        assert!(matches!(panicked, Err(StoreError::Internal(_))), "{panicked:?}");
+        store.check_ready().await.unwrap();
+        assert_eq!(store.get_schema("half", None).await.unwrap(), None);
+        let count: i64 = store
+            .read(
+                |connection| Ok(connection.query_row("select count(*) from audit_log_actions", [], |row| row.get(0))?),
+            )
+            .await
+            .unwrap();
+        assert_eq!(count, 0, "the panicking job's insert was rolled back");
+        store
+            .create_organization(crate::conformance::new_organization("After"))
+            .await
+            .unwrap();
+        store.close().await.unwrap();
     }
 
     #[tokio::test]

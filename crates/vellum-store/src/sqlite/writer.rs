@@ -39,7 +39,14 @@ where
 {
     fn run(self: Box<Self>, connection: &Connection) -> Ran {
         let Self { work, reply } = *self;
-        let outcome = work(connection);
+        // A panicking job fails alone (its savepoint is rolled back) instead of killing the
+        // writer thread and with it every later write.
+        let outcome =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(connection))).unwrap_or_else(|_| {
+                Err(StoreError::Internal(
+                    "a write job panicked; its changes were rolled back".into(),
+                ))
+            });
         Ran {
             succeeded: outcome.is_ok(),
             answer: Box::new(move |commit_error| {
@@ -98,7 +105,14 @@ impl Writer {
 
     pub(super) fn check_alive(&self) -> Result<(), StoreError> {
         let sender = self.sender.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let running = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|thread| !thread.is_finished());
         if sender.is_some()
+            && running
             && self
                 .closed_reason
                 .lock()
@@ -197,7 +211,7 @@ fn run(
             break;
         }
     }
-    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+    if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
         tracing::warn!(%error, "wal checkpoint at close failed");
     }
     drop(connection);

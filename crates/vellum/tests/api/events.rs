@@ -390,6 +390,18 @@ async fn idempotency_keys_replay_refuse_and_are_scoped_per_organization() {
     }
     assert_eq!(app.all_events(&organization).await.len(), 1, "replays store nothing");
 
+    // A retry is answered as the first request was, even after the schema changed under it.
+    app.create_schema("user.signed_in", &json!({"targets": [{"type": "repo"}]}))
+        .await;
+    let retried = send(organization.clone(), "key-1", event()).await;
+    assert_eq!(json_status(retried, StatusCode::OK).await, json!({"success": true}));
+    assert_eq!(app.all_events(&organization).await.len(), 1);
+    app.create_schema(
+        "user.signed_in",
+        &json!({"targets": [{"type": "team"}, {"type": "user"}]}),
+    )
+    .await;
+
     let reused = json_status(
         send(
             organization.clone(),
