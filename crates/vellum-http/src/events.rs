@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,7 +19,7 @@ use vellum_store::{AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, Respo
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{JsonBytes, QueryPairs, parse_json};
+use crate::extract::{JsonBytes, QueryPairs, WirePath, parse_json};
 use crate::wire::{ListResponse, page_request};
 
 /// The most events in one batch request.
@@ -508,7 +508,7 @@ fn cursor_error(error: vellum_store::StoreError, parameter: &'static str) -> Api
     }
 }
 
-async fn get_event(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_event(State(state): State<AppState>, WirePath(id): WirePath) -> Result<Json<Value>, ApiError> {
     let event_id = EventId::parse(&id).map_err(|_| ApiError::NotFound {
         message: format!("Audit log event not found: '{id}'."),
     })?;

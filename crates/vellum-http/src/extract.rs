@@ -177,3 +177,21 @@ impl QueryPairs {
             .collect()
     }
 }
+
+/// A single path parameter, with a malformed one (bad percent-encoding, invalid UTF-8) answered
+/// in Vellum's error shape instead of axum's plain text.
+pub(crate) struct WirePath(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for WirePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| WirePath(value))
+            .map_err(|rejection| ApiError::BadRequest {
+                message: format!("The URL path is malformed: {}.", rejection.body_text()),
+                code: "invalid_path",
+            })
+    }
+}

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -13,7 +13,7 @@ use vellum_store::OrganizationFilter;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{QueryPairs, WireJson};
+use crate::extract::{QueryPairs, WireJson, WirePath};
 use crate::wire::{ListResponse, double_option, page_request};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -200,7 +200,7 @@ async fn create_organization(
 
 async fn get_organization(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    WirePath(id): WirePath,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     let id = parse_organization_id(&id)?;
     Ok(Json(state.store.get_organization(id).await?.into()))
@@ -208,7 +208,7 @@ async fn get_organization(
 
 async fn get_organization_by_external_id(
     State(state): State<AppState>,
-    Path(external_id): Path<String>,
+    WirePath(external_id): WirePath,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     Ok(Json(
         state.store.get_organization_by_external_id(&external_id).await?.into(),
@@ -247,7 +247,7 @@ async fn list_organizations(
 
 async fn update_organization(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    WirePath(id): WirePath,
     WireJson(mut body): WireJson<OrganizationBody>,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
     let id = parse_organization_id(&id)?;
@@ -280,7 +280,7 @@ async fn update_organization(
     Ok(Json(state.store.update_organization(id, update).await?.into()))
 }
 
-async fn delete_organization(State(state): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_organization(State(state): State<AppState>, WirePath(id): WirePath) -> Result<StatusCode, ApiError> {
     let id = parse_organization_id(&id)?;
     state.store.delete_organization(id).await?;
     Ok(StatusCode::NO_CONTENT)

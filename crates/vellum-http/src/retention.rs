@@ -2,7 +2,7 @@
 //! `GET`/`PUT /organizations/{id}/audit_logs_retention` and
 //! `GET /organizations/{id}/audit_log_configuration`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -12,7 +12,7 @@ use vellum_core::{OrganizationId, ValidationErrors};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::WireJson;
+use crate::extract::{WireJson, WirePath};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -29,7 +29,7 @@ fn organization_id(text: &str) -> Result<OrganizationId, ApiError> {
     })
 }
 
-async fn get_retention(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_retention(State(state): State<AppState>, WirePath(id): WirePath) -> Result<Json<Value>, ApiError> {
     let days = state.store.get_retention(organization_id(&id)?).await?;
     Ok(Json(json!({ "retention_period_in_days": days })))
 }
@@ -44,7 +44,7 @@ struct RetentionBody {
 
 async fn update_retention(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    WirePath(id): WirePath,
     WireJson(body): WireJson<RetentionBody>,
 ) -> Result<Json<Value>, ApiError> {
     let organization = organization_id(&id)?;
@@ -94,7 +94,7 @@ async fn update_retention(
     Ok(Json(json!({ "retention_period_in_days": days })))
 }
 
-async fn get_configuration(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn get_configuration(State(state): State<AppState>, WirePath(id): WirePath) -> Result<Json<Value>, ApiError> {
     let organization = organization_id(&id)?;
     let days = state.store.get_retention(organization).await?;
     // Log streams are not built yet, so `log_stream` is absent, as WorkOS answers for an

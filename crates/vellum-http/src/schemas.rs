@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -17,7 +17,7 @@ use vellum_store::{ActionSummary, Store, StoredSchema};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{QueryPairs, WireJson};
+use crate::extract::{QueryPairs, WireJson, WirePath};
 use crate::wire::{ListResponse, page_request};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -204,7 +204,7 @@ pub fn schema_definition_from_json(value: Value) -> Result<SchemaDefinition, Val
 
 async fn create_schema(
     State(state): State<AppState>,
-    Path(action): Path<String>,
+    WirePath(action): WirePath,
     WireJson(body): WireJson<Value>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let mut errors = ValidationErrors::new();
@@ -237,7 +237,7 @@ async fn list_actions(State(state): State<AppState>, query: QueryPairs) -> Resul
 
 async fn list_schemas(
     State(state): State<AppState>,
-    Path(action): Path<String>,
+    WirePath(action): WirePath,
     query: QueryPairs,
 ) -> Result<Json<ListResponse<Value>>, ApiError> {
     let mut errors = ValidationErrors::new();

@@ -830,6 +830,40 @@ pub async fn events_filter_by_every_field(store: Arc<impl Store>) {
         vec![],
     )
     .await;
+    // Keys and JSON syntax never match; only values do.
+    for not_a_value in ["location", "\"type\"", "metadata", "{"] {
+        check(
+            EventFilter {
+                search: Some(not_a_value.into()),
+                ..EventFilter::default()
+            },
+            vec![],
+        )
+        .await;
+    }
+    // Text that JSON escapes is found as written, and numbers are values too.
+    let mut quoted = event_at(500, "quote.said", "dave", &[]);
+    quoted.input.metadata = Some(
+        [
+            (
+                "said".to_owned(),
+                MetadataValue::String(r#"she said "hi" in C:\dir"#.into()),
+            ),
+            ("answer".to_owned(), MetadataValue::Number(4242.into())),
+        ]
+        .into(),
+    );
+    let quoted_id = appended(&*store, organization, vec![quoted]).await[0].id;
+    for term in [r#""hi""#, r"C:\dir", "4242"] {
+        check(
+            EventFilter {
+                search: Some(term.into()),
+                ..EventFilter::default()
+            },
+            vec![quoted_id],
+        )
+        .await;
+    }
     check(
         EventFilter {
             actions: vec!["user.signed_in".into()],

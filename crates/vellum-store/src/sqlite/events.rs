@@ -264,9 +264,26 @@ pub(super) fn list(
         values.push(Value::Integer(end.unix_millis()));
     }
     if let Some(search) = &filter.search {
-        sql.push_str(r" and (e.action like ? escape '\' or e.payload like ? escape '\')");
+        // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
+        // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
+        // raw payload is a cheap necessary condition that spares most rows the JSON walk.
         let pattern = escape_like(search);
+        let escapes_in_json = search
+            .chars()
+            .any(|character| matches!(character, '"' | '\\') || character.is_control());
+        sql.push_str(r" and (e.action like ? escape '\'");
         values.push(Value::Text(pattern.clone()));
+        if escapes_in_json {
+            sql.push_str(
+                r" or exists (select 1 from json_tree(e.payload) j where j.atom is not null and j.atom like ? escape '\'))",
+            );
+        } else {
+            sql.push_str(
+                r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(e.payload) j
+                     where j.atom is not null and j.atom like ? escape '\')))",
+            );
+            values.push(Value::Text(pattern.clone()));
+        }
         values.push(Value::Text(pattern));
     }
     // Keyset: `(occurred_at, seq)` strictly past the cursor, written so that the index range on

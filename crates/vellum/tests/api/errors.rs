@@ -85,6 +85,11 @@ async fn unknown_routes_and_wrong_methods_answer_json() {
     )
     .await;
 
+    // A path parameter that is not valid UTF-8 gets a JSON error too.
+    let body = json_status(app.get("/audit_logs/events/%FF").await, StatusCode::BAD_REQUEST).await;
+    assert_eq!(body["code"], "invalid_path");
+    json_status(app.get("/organizations/%C3%28").await, StatusCode::BAD_REQUEST).await;
+
     let response = app.request(Method::PATCH, "/organizations").send().await.unwrap();
     let allow = response
         .headers()
