@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::event::{Event, Metadata, metadata_to_json};
+use crate::event::{Event, Metadata, MetadataValue, metadata_to_json};
 
 /// The envelope's format tag; a new encoding gets a new tag, never a changed meaning.
 pub const EVENT_FORMAT_V1: &str = "vellum.audit_log_event.v1";
@@ -74,9 +74,186 @@ pub fn event_envelope(event: &Event) -> Value {
     Value::Object(envelope)
 }
 
+/// A JSON string as JCS writes it: `"`, `\\` and control characters escaped (`\b \t \n \f \r`
+/// short, others `\u00xx`), everything else literal. serde_json's compact writer does exactly this.
+fn push_string(buffer: &mut Vec<u8>, text: &str) {
+    serde_json::to_writer(&mut *buffer, text).expect("writing a string to memory cannot fail");
+}
+
+/// A metadata object: keys are ASCII (validated at ingest), so byte order is JCS's UTF-16 order;
+/// numbers take ECMAScript's shortest form.
+fn push_metadata(buffer: &mut Vec<u8>, metadata: &Metadata) {
+    buffer.push(b'{');
+    for (index, (key, value)) in metadata.iter().enumerate() {
+        if index > 0 {
+            buffer.push(b',');
+        }
+        push_string(buffer, key);
+        buffer.push(b':');
+        match value {
+            MetadataValue::String(text) => push_string(buffer, text),
+            MetadataValue::Bool(true) => buffer.extend_from_slice(b"true"),
+            MetadataValue::Bool(false) => buffer.extend_from_slice(b"false"),
+            MetadataValue::Number(number) => {
+                buffer.extend_from_slice(&canonical_json(&Value::Number(number.clone())));
+            }
+        }
+    }
+    buffer.push(b'}');
+}
+
+fn push_party(buffer: &mut Vec<u8>, id: &str, party_type: &str, name: Option<&str>, metadata: Option<&Metadata>) {
+    buffer.extend_from_slice(b"{\"id\":");
+    push_string(buffer, id);
+    if let Some(metadata) = metadata {
+        buffer.extend_from_slice(b",\"metadata\":");
+        push_metadata(buffer, metadata);
+    }
+    if let Some(name) = name {
+        buffer.extend_from_slice(b",\"name\":");
+        push_string(buffer, name);
+    }
+    buffer.extend_from_slice(b",\"type\":");
+    push_string(buffer, party_type);
+    buffer.push(b'}');
+}
+
+/// The JSON a store keeps for an event's parties and details: `{"actor", "context",
+/// "metadata"?, "targets"}`, written with the same fast, canonical writers as the leaf.
+pub fn event_details_json(input: &crate::event::EventInput) -> Vec<u8> {
+    let mut buffer = Vec::with_capacity(512);
+    buffer.extend_from_slice(b"{\"actor\":");
+    push_party(
+        &mut buffer,
+        &input.actor.id,
+        &input.actor.actor_type,
+        input.actor.name.as_deref(),
+        input.actor.metadata.as_ref(),
+    );
+    buffer.extend_from_slice(b",\"context\":{\"location\":");
+    push_string(&mut buffer, &input.context.location);
+    if let Some(user_agent) = &input.context.user_agent {
+        buffer.extend_from_slice(b",\"user_agent\":");
+        push_string(&mut buffer, user_agent);
+    }
+    buffer.push(b'}');
+    if let Some(metadata) = &input.metadata {
+        buffer.extend_from_slice(b",\"metadata\":");
+        push_metadata(&mut buffer, metadata);
+    }
+    buffer.extend_from_slice(b",\"targets\":[");
+    for (index, target) in input.targets.iter().enumerate() {
+        if index > 0 {
+            buffer.push(b',');
+        }
+        push_party(
+            &mut buffer,
+            &target.id,
+            &target.target_type,
+            target.name.as_deref(),
+            target.metadata.as_ref(),
+        );
+    }
+    buffer.extend_from_slice(b"]}");
+    buffer
+}
+
 /// The canonical bytes of an event.
 pub fn canonical_event_bytes(event: &Event) -> Vec<u8> {
-    canonical_json(&event_envelope(event))
+    PreparedLeaf::new(event).canonical_bytes(event.log_index)
+}
+
+/// An event's canonical bytes with its log position left open, so that the expensive encoding
+/// happens before the position is known (outside the single writer) and only the hash after.
+///
+/// The envelope's top-level members are all ASCII names, so their JCS order is plain byte order
+/// and fixed: the bytes are `{` members before `log_index` `,"log_index":N,` members after `}`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PreparedLeaf {
+    before: Vec<u8>,
+    after: Vec<u8>,
+}
+
+impl PreparedLeaf {
+    /// Encodes everything but the position. `event.log_index` is ignored.
+    ///
+    /// Written out member by member rather than through a generic JSON value: this runs for every
+    /// ingested event. It must equal `canonical_json(&event_envelope(event))` byte for byte, which
+    /// the tests check on fixtures and on random input.
+    pub fn new(event: &Event) -> Self {
+        let input = &event.input;
+        let mut before = Vec::with_capacity(768);
+        before.extend_from_slice(b"{\"action\":");
+        push_string(&mut before, &input.action);
+        before.extend_from_slice(b",\"actor\":");
+        push_party(
+            &mut before,
+            &input.actor.id,
+            &input.actor.actor_type,
+            input.actor.name.as_deref(),
+            input.actor.metadata.as_ref(),
+        );
+        before.extend_from_slice(b",\"context\":{\"location\":");
+        push_string(&mut before, &input.context.location);
+        if let Some(user_agent) = &input.context.user_agent {
+            before.extend_from_slice(b",\"user_agent\":");
+            push_string(&mut before, user_agent);
+        }
+        before.extend_from_slice(b"},\"format\":");
+        push_string(&mut before, EVENT_FORMAT_V1);
+        before.extend_from_slice(b",\"id\":");
+        push_string(&mut before, &event.id.to_string());
+        before.extend_from_slice(b",\"log_index\":");
+
+        let mut after = Vec::with_capacity(512);
+        if let Some(metadata) = &input.metadata {
+            after.extend_from_slice(b",\"metadata\":");
+            push_metadata(&mut after, metadata);
+        }
+        after.extend_from_slice(b",\"occurred_at\":");
+        push_string(&mut after, &input.occurred_at.to_wire());
+        after.extend_from_slice(b",\"organization_id\":");
+        push_string(&mut after, &event.organization_id.to_string());
+        after.extend_from_slice(b",\"received_at\":");
+        push_string(&mut after, &event.received_at.to_wire());
+        after.extend_from_slice(b",\"schema_version\":");
+        after.extend_from_slice(event.schema_version.to_string().as_bytes());
+        after.extend_from_slice(b",\"targets\":[");
+        for (index, target) in input.targets.iter().enumerate() {
+            if index > 0 {
+                after.push(b',');
+            }
+            push_party(
+                &mut after,
+                &target.id,
+                &target.target_type,
+                target.name.as_deref(),
+                target.metadata.as_ref(),
+            );
+        }
+        after.extend_from_slice(b"]}");
+        Self { before, after }
+    }
+
+    /// The canonical bytes with the event at `log_index`.
+    pub fn canonical_bytes(&self, log_index: u64) -> Vec<u8> {
+        let mut bytes = Vec::with_capacity(self.before.len() + 20 + self.after.len());
+        bytes.extend_from_slice(&self.before);
+        bytes.extend_from_slice(log_index.to_string().as_bytes());
+        bytes.extend_from_slice(&self.after);
+        bytes
+    }
+
+    /// The leaf hash with the event at `log_index`, without materialising the bytes.
+    pub fn leaf_hash(&self, log_index: u64) -> crate::merkle::Hash {
+        use sha2::{Digest, Sha256};
+        let mut hasher = Sha256::new();
+        hasher.update([0x00]);
+        hasher.update(&self.before);
+        hasher.update(log_index.to_string().as_bytes());
+        hasher.update(&self.after);
+        hasher.finalize().into()
+    }
 }
 
 /// RFC 8785 canonical JSON of any value.
@@ -174,6 +351,53 @@ mod tests {
         }
         let expected = std::fs::read_to_string(&expected_path).expect("v1-expected.json exists");
         assert_eq!(actual, expected, "the canonical encoding drifted from its fixtures");
+    }
+
+    #[test]
+    fn the_prepared_encoding_is_exactly_jcs_of_the_envelope() {
+        let inputs: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(fixtures().join("v1-input.json")).unwrap()).unwrap();
+        for input in &inputs {
+            let mut event = event(input);
+            for log_index in [0, 7, 1_000_000_007] {
+                event.log_index = log_index;
+                let whole = canonical_json(&event_envelope(&event));
+                let prepared = PreparedLeaf::new(&event);
+                assert_eq!(prepared.canonical_bytes(log_index), whole);
+                assert_eq!(prepared.leaf_hash(log_index), leaf_hash(&whole));
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        /// The hand-written encoder agrees with a general JCS implementation on any text and
+        /// numbers (unicode, control characters, quotes, escapes).
+        #[test]
+        fn the_fast_encoder_agrees_with_jcs_on_random_events(
+            action in "\\PC{0,20}",
+            actor in proptest::prelude::any::<String>(),
+            name in proptest::option::of(proptest::prelude::any::<String>()),
+            location in "[\\x00-\\x7f\\u{80}-\\u{10ffff}]{0,16}",
+            value in proptest::prelude::any::<String>(),
+            number in proptest::num::f64::NORMAL | proptest::num::f64::ZERO | proptest::num::f64::SUBNORMAL,
+            integer in -(1i64 << 53)..(1i64 << 53),
+        ) {
+            let inputs: Vec<Value> =
+                serde_json::from_str(&std::fs::read_to_string(fixtures().join("v1-input.json")).unwrap()).unwrap();
+            let mut event = event(&inputs[0]);
+            event.input.action = action;
+            event.input.actor.id = actor;
+            event.input.actor.name = name;
+            event.input.context.location = location;
+            let metadata = event.input.metadata.get_or_insert_with(Default::default);
+            metadata.insert("s".into(), MetadataValue::String(value));
+            metadata.insert("f".into(), MetadataValue::Number(serde_json::Number::from_f64(number).unwrap()));
+            metadata.insert("i".into(), MetadataValue::Number(integer.into()));
+            event.log_index = 12;
+            proptest::prop_assert_eq!(canonical_event_bytes(&event), canonical_json(&event_envelope(&event)));
+        }
     }
 
     #[test]

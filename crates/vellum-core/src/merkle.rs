@@ -73,16 +73,37 @@ impl Frontier {
 
     /// Appends a leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.push_reporting(leaf, |_, _, _| {});
+    }
+
+    /// Appends a leaf hash, reporting each complete subtree it completes as
+    /// `(level, index, hash)`, lowest first (the nodes [`nodes_completed_by`] names).
+    pub fn push_reporting(&mut self, leaf: Hash, mut completed: impl FnMut(u32, u64, &Hash)) {
         let mut node = (0u32, leaf);
+        let new_size = self.size + 1;
         while let Some(&(level, left)) = self.nodes.last() {
             if level != node.0 {
                 break;
             }
             self.nodes.pop();
             node = (level + 1, node_hash(&left, &node.1));
+            completed(node.0, (new_size >> node.0) - 1, &node.1);
         }
         self.nodes.push(node);
-        self.size += 1;
+        self.size = new_size;
+    }
+
+    /// Rebuilds the frontier of a log of `size` leaves from its stored complete subtrees.
+    pub fn from_stored<E>(size: u64, complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>) -> Result<Self, E> {
+        let mut nodes = Vec::new();
+        let mut covered = 0u64;
+        for level in (0..64u32).rev() {
+            if size & (1 << level) != 0 {
+                nodes.push((level, complete(level, covered >> level)?));
+                covered += 1 << level;
+            }
+        }
+        Ok(Self { nodes, size })
     }
 
     /// The root of the leaves pushed so far.
@@ -374,6 +395,25 @@ mod tests {
             assert_eq!(frontier.root(), root_of(&hashes[..=index]), "size {}", index + 1);
         }
         assert_eq!(frontier.size(), 300);
+    }
+
+    #[test]
+    fn a_frontier_rebuilt_from_stored_nodes_continues_the_log() {
+        let data = leaves(300);
+        let store = Nodes::build(&data);
+        let hashes: Vec<Hash> = data.iter().map(|leaf| leaf_hash(leaf)).collect();
+        for size in [0u64, 1, 2, 3, 7, 8, 100, 255, 256, 299] {
+            let mut frontier = Frontier::from_stored(size, &mut store.lookup()).unwrap();
+            assert_eq!(frontier.root(), root_of(&hashes[..size as usize]));
+            let mut reported = Vec::new();
+            frontier.push_reporting(hashes[size as usize], |level, index, hash| {
+                reported.push((level, index, *hash))
+            });
+            let expected: Vec<_> = nodes_completed_by(size + 1)
+                .map(|(level, index)| (level, index, store.nodes[&(level, index)]))
+                .collect();
+            assert_eq!(reported, expected, "size {size}");
+        }
     }
 
     #[test]

@@ -203,17 +203,23 @@ async fn create_event(
         return Err(errors.into());
     };
     let claim = idempotency_claim(&headers, "/audit_logs/events", &bytes, None)?;
-    // A retry is answered as the first request was, before the event is checked again (its
-    // schema may have changed since).
-    if let Some(claim) = &claim
-        && let Some(earlier) = state.store.check_idempotency(organization_id, claim).await?
-    {
-        return match earlier {
-            AppendOutcome::KeyReused => Err(key_reused()),
-            _ => Ok(Json(json!({ "success": true }))),
-        };
-    }
-    let schema_version = check_schema(&state, &input).await?.map_err(ApiError::InvalidEvent)?;
+    let schema_version = match check_schema(&state, &input).await? {
+        Ok(version) => version,
+        Err(violations) => {
+            // A retry of a request that was stored is answered as it was, even if the schema
+            // changed since. Looked up only on this failure path, to keep it off the hot path
+            // (for valid events the append itself settles replays).
+            if let Some(claim) = &claim
+                && let Some(earlier) = state.store.check_idempotency(organization_id, claim).await?
+            {
+                return match earlier {
+                    AppendOutcome::KeyReused => Err(key_reused()),
+                    _ => Ok(Json(json!({ "success": true }))),
+                };
+            }
+            return Err(ApiError::InvalidEvent(violations));
+        }
+    };
     let outcome = state
         .store
         .append_events(organization_id, vec![NewEvent { input, schema_version }], claim)

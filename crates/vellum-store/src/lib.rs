@@ -356,6 +356,13 @@ pub trait Store: Send + Sync + 'static {
         organization_id: OrganizationId,
     ) -> Result<(u64, vellum_core::merkle::Hash), StoreError>;
 
+    /// For verification: the first stored subtree hash (as `(level, index)`) that does not match
+    /// the hashes below it, if any.
+    async fn log_first_inconsistent_node(
+        &self,
+        organization_id: OrganizationId,
+    ) -> Result<Option<(u32, u64)>, StoreError>;
+
     /// Every organization with a log, and whether it was deleted.
     async fn log_organizations(&self) -> Result<Vec<(OrganizationId, bool)>, StoreError>;
 

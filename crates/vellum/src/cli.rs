@@ -274,10 +274,11 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
     let application = Application::build(settings).await?;
+    let shutdown = shutdown_signal()?;
     // One plain line on standard output, for people and for scripts that started us on port 0.
     println!("vellum listening on http://{}", application.local_addr());
     tracing::info!(address = %application.local_addr(), "listening");
-    application.run_until_stopped(shutdown_signal()).await
+    application.run_until_stopped(shutdown).await
 }
 
 fn migrate(settings: &Settings) -> anyhow::Result<()> {

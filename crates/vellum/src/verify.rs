@@ -80,7 +80,15 @@ pub async fn audit_store_log(
         Ok(summary) => summary,
         Err(problem) => return Ok(Err(problem)),
     };
-    // The stored nodes above the leaves must compose to the same root as the recomputed leaves.
+    // Every stored node must match the hashes below it (proofs are served from them), and they
+    // must compose to the same root as the recomputed leaves.
+    if let Some((level, index)) = store.log_first_inconsistent_node(organization_id).await? {
+        let (first, end) = (index << level, (index + 1) << level);
+        return Ok(Err(problem(format!(
+            "the stored log node at level {level} covering positions {first}..{end} does not match the hashes below it \
+             (a stored hash was rewritten; proofs through it would fail)"
+        ))));
+    }
     let (_, stored_root) = store.log_tree_head(organization_id).await?;
     if stored_root != summary.root {
         return Ok(Err(problem(

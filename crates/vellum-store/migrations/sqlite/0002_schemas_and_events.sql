@@ -30,7 +30,8 @@ create table events (
     actor_id text not null,
     actor_name text,
     schema_version integer not null,
-    payload text not null           -- JSON: {actor, targets, context, metadata?}
+    payload text not null,          -- JSON: {actor, targets, context, metadata?}
+    leaf_hash blob not null         -- SHA-256(0x00 ‖ canonical bytes): the event's leaf in its log
 ) strict;
 
 create unique index events_organization_log on events (organization_seq, log_index);
@@ -54,10 +55,11 @@ create table event_targets (
 ) strict, without rowid;
 create index event_targets_by_id on event_targets (organization_seq, target_id, occurred_at, event_seq);
 
--- The verifiable log of each organization (docs/log-format.md): the hashes of its complete,
--- aligned subtrees. Level 0 holds leaf hashes (SHA-256(0x00 ‖ canonical event bytes)), level l
--- node i covers leaves [i·2^l, (i+1)·2^l). Written in the same commit as the events, never
--- changed afterwards; proofs and roots are composed from these rows.
+-- The verifiable log of each organization (docs/log-format.md): hashes of its complete, aligned
+-- subtrees at even levels 2, 4, 6, ... (level l node i covers leaves [i·2^l, (i+1)·2^l)). Leaves
+-- live in events.leaf_hash; odd levels are one hash away from the level below. Storing every
+-- other level costs a third of an insert per event instead of two. Written in the same commit
+-- as the events, never changed afterwards; proofs and roots are composed from these rows.
 create table log_nodes (
     organization_seq integer not null,
     level integer not null,

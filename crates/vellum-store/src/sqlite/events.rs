@@ -2,14 +2,14 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde_json::{Map, json};
-use vellum_core::event::{Actor, Context, Metadata, MetadataValue, Target, metadata_to_json};
+use vellum_core::event::{Actor, Context, Metadata, MetadataValue, Target};
 use vellum_core::pagination::KeyBound;
 use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
 
 use super::ulid_from_blob;
 use crate::ids::IdGenerator;
 use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, LogRecord, NewEvent, StoreError};
+use vellum_core::canonical::PreparedLeaf;
 
 /// Returns the internal key of a live organization.
 pub(super) fn live_organization_seq(connection: &Connection, id: OrganizationId) -> Result<i64, StoreError> {
@@ -21,14 +21,62 @@ pub(super) fn live_organization_seq(connection: &Connection, id: OrganizationId)
         .ok_or_else(|| StoreError::not_found("Organization", id))
 }
 
-pub(super) fn append(
-    connection: &Connection,
+/// An event made ready for the writer: id and receipt time assigned, stored payload and the
+/// canonical encoding computed, so that only its position is left to the single writer.
+#[derive(Debug)]
+pub(super) struct PreparedEvent {
+    event: Event,
+    leaf: PreparedLeaf,
+    payload: String,
+}
+
+/// Prepares events outside the writer (this is most of the CPU work of an append).
+pub(super) fn prepare(
     ids: &IdGenerator,
     organization_id: OrganizationId,
     events: Vec<NewEvent>,
+    received_at: Timestamp,
+) -> Vec<PreparedEvent> {
+    events
+        .into_iter()
+        .map(|new_event| {
+            let event = Event {
+                id: EventId::from_ulid(ids.next()),
+                organization_id,
+                log_index: 0,
+                received_at,
+                schema_version: new_event.schema_version,
+                input: EventInput {
+                    version: Some(new_event.schema_version),
+                    ..new_event.input
+                },
+            };
+            PreparedEvent {
+                leaf: PreparedLeaf::new(&event),
+                payload: String::from_utf8(vellum_core::canonical::event_details_json(&event.input))
+                    .expect("JSON written from strings is UTF-8"),
+                event,
+            }
+        })
+        .collect()
+}
+
+pub(super) fn append(
+    connection: &Connection,
+    frontiers: &super::log::Frontiers,
+    organization_id: OrganizationId,
+    events: Vec<PreparedEvent>,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<AppendOutcome, StoreError> {
-    let organization_seq = live_organization_seq(connection, organization_id)?;
+    // The claim is checked before the organization is required to be live: a retry of a request
+    // that was stored is answered as it was, even if the organization was deleted since.
+    let (organization_seq, live): (i64, bool) = connection
+        .prepare_cached("select seq, deleted_at is null from organizations where id = ?1")?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
     let now = crate::now();
     if let Some(claim) = &idempotency {
         let mut statement = connection.prepare_cached(
@@ -54,42 +102,45 @@ pub(super) fn append(
                 .execute(params![organization_seq, claim.key_hash.as_slice()])?;
         }
     }
+    if !live {
+        return Err(StoreError::not_found("Organization", organization_id));
+    }
 
     let first_log_index: i64 = connection
         .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
         .query_row([organization_seq], |row| row.get(0))?;
-    // The log and the events table advance together; if they ever disagree the store was
-    // tampered with or damaged, and appending would bury the evidence.
-    let log_size = super::log::size(connection, organization_seq)?;
-    if u64::try_from(first_log_index).ok() != Some(log_size) {
-        return Err(StoreError::Internal(format!(
-            "the log of {organization_id} holds {log_size} leaves but its events end at {first_log_index}: refusing to append"
-        )));
-    }
+
     let mut insert_event = connection.prepare_cached(
         "insert into events (id, organization_seq, log_index, occurred_at, received_at, action, actor_id,
-                             actor_name, schema_version, payload)
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                             actor_name, schema_version, payload, leaf_hash)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let mut insert_target = connection.prepare_cached(
         "insert into event_targets (organization_seq, target_type, target_id, occurred_at, event_seq, position)
          values (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut stored = Vec::with_capacity(events.len());
-    for (log_index, new_event) in (first_log_index..).zip(events) {
-        let id = EventId::from_ulid(ids.next());
-        let input = new_event.input;
+    for (log_index, prepared) in (first_log_index..).zip(events) {
+        let PreparedEvent {
+            mut event,
+            leaf,
+            payload,
+        } = prepared;
+        event.log_index = u64::try_from(log_index).unwrap_or_default();
+        let leaf_hash = leaf.leaf_hash(event.log_index);
+        let input = &event.input;
         insert_event.execute(params![
-            id.ulid().to_bytes().as_slice(),
+            event.id.ulid().to_bytes().as_slice(),
             organization_seq,
             log_index,
             input.occurred_at.unix_millis(),
-            now.unix_millis(),
+            event.received_at.unix_millis(),
             input.action,
             input.actor.id,
             input.actor.name,
-            new_event.schema_version,
-            encode_payload(&input),
+            event.schema_version,
+            payload,
+            leaf_hash.as_slice(),
         ])?;
         let event_seq = connection.last_insert_rowid();
         for (position, target) in input.targets.iter().enumerate() {
@@ -102,19 +153,7 @@ pub(super) fn append(
                 i64::try_from(position).unwrap_or(i64::MAX),
             ])?;
         }
-        let event = Event {
-            id,
-            organization_id,
-            log_index: u64::try_from(log_index).unwrap_or_default(),
-            received_at: now,
-            schema_version: new_event.schema_version,
-            input: EventInput {
-                version: Some(new_event.schema_version),
-                ..input
-            },
-        };
-        let leaf = vellum_core::merkle::leaf_hash(&vellum_core::canonical::canonical_event_bytes(&event));
-        super::log::append_leaf(connection, organization_seq, event.log_index, &leaf)?;
+        super::log::append_leaf(connection, frontiers, organization_seq, event.log_index, &leaf_hash)?;
         stored.push(event);
     }
     if let Some(claim) = idempotency {
@@ -360,8 +399,8 @@ pub(super) fn events_by_log_range(
     end: u64,
 ) -> Result<Vec<LogRecord>, StoreError> {
     let sql = format!(
-        "select {EVENT_COLUMNS} from events e where e.organization_seq = ?1 and e.log_index >= ?2 and e.log_index < ?3
-         order by e.log_index"
+        "select {EVENT_COLUMNS}, e.leaf_hash from events e
+         where e.organization_seq = ?1 and e.log_index >= ?2 and e.log_index < ?3 order by e.log_index"
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let bound = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
@@ -370,11 +409,12 @@ pub(super) fn events_by_log_range(
             let log_index: i64 = row.get(2)?;
             let id: Vec<u8> = row.get(1)?;
             let event = read_event(row, organization_id)?.map_err(|error| error.to_string());
+            let stored_leaf: Option<Vec<u8>> = row.get(8)?;
             Ok(LogRecord {
                 log_index,
                 event_id: ulid_from_blob(&id).ok().map(EventId::from_ulid),
                 event,
-                stored_leaf: None,
+                stored_leaf: stored_leaf.and_then(|bytes| vellum_core::merkle::Hash::try_from(bytes).ok()),
             })
         })?
         .map(|row| row.map_err(StoreError::from))
@@ -435,57 +475,6 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
             },
         })
     })())
-}
-
-fn party_json(id: &str, party_type: &str, name: Option<&String>, metadata: Option<&Metadata>) -> serde_json::Value {
-    let mut object = Map::new();
-    object.insert("id".into(), json!(id));
-    object.insert("type".into(), json!(party_type));
-    if let Some(name) = name {
-        object.insert("name".into(), json!(name));
-    }
-    if let Some(metadata) = metadata {
-        object.insert("metadata".into(), metadata_to_json(metadata));
-    }
-    serde_json::Value::Object(object)
-}
-
-fn encode_payload(input: &EventInput) -> String {
-    let mut payload = Map::new();
-    payload.insert(
-        "actor".into(),
-        party_json(
-            &input.actor.id,
-            &input.actor.actor_type,
-            input.actor.name.as_ref(),
-            input.actor.metadata.as_ref(),
-        ),
-    );
-    payload.insert(
-        "targets".into(),
-        input
-            .targets
-            .iter()
-            .map(|target| {
-                party_json(
-                    &target.id,
-                    &target.target_type,
-                    target.name.as_ref(),
-                    target.metadata.as_ref(),
-                )
-            })
-            .collect(),
-    );
-    let mut context = Map::new();
-    context.insert("location".into(), json!(input.context.location));
-    if let Some(user_agent) = &input.context.user_agent {
-        context.insert("user_agent".into(), json!(user_agent));
-    }
-    payload.insert("context".into(), serde_json::Value::Object(context));
-    if let Some(metadata) = &input.metadata {
-        payload.insert("metadata".into(), metadata_to_json(metadata));
-    }
-    serde_json::Value::Object(payload).to_string()
 }
 
 type Decoded = (Actor, Vec<Target>, Context, Option<Metadata>);

@@ -1,4 +1,4 @@
-//! The verifiable log in SQLite: complete-subtree hashes in `log_nodes`, the latest signed
+//! The verifiable log in SQLite: leaf hashes in `events`, even-level subtree hashes in `log_nodes`, the latest signed
 //! checkpoint per organization in `log_checkpoints`.
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -13,8 +13,23 @@ fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
     Hash::try_from(bytes).map_err(|_| StoreError::Internal("stored hash is not 32 bytes".into()))
 }
 
-/// Reads one complete subtree hash.
+/// Reads (or, for odd levels, composes) one complete subtree hash.
 fn node(connection: &Connection, organization_seq: i64, level: u32, index: u64) -> Result<Hash, StoreError> {
+    if level == 0 {
+        let mut statement =
+            connection.prepare_cached("select leaf_hash from events where organization_seq = ?1 and log_index = ?2")?;
+        let bytes: Option<Vec<u8>> = statement
+            .query_row(params![organization_seq, index_i64(index)?], |row| row.get(0))
+            .optional()?;
+        return hash_from(&bytes.ok_or_else(|| {
+            StoreError::Internal(format!("leaf {index} of organization {organization_seq} is missing"))
+        })?);
+    }
+    if level % 2 == 1 {
+        let left = node(connection, organization_seq, level - 1, 2 * index)?;
+        let right = node(connection, organization_seq, level - 1, 2 * index + 1)?;
+        return Ok(merkle::node_hash(&left, &right));
+    }
     let mut statement = connection
         .prepare_cached("select hash from log_nodes where organization_seq = ?1 and level = ?2 and node_index = ?3")?;
     let bytes: Option<Vec<u8>> = statement
@@ -31,37 +46,50 @@ fn index_i64(index: u64) -> Result<i64, StoreError> {
     i64::try_from(index).map_err(|_| StoreError::Internal("log index out of range".into()))
 }
 
-/// Stores a new leaf at `index` and every node it completes. Runs inside the append's commit.
+/// The right edge of each organization's log, kept by the writer so that appending a leaf reads
+/// nothing. An entry is trusted only while its size equals the log's size read in the same job;
+/// any rollback leaves the entry ahead of the log, and it is rebuilt from stored nodes.
+#[derive(Debug, Default)]
+pub(super) struct Frontiers {
+    logs: std::sync::Mutex<std::collections::HashMap<i64, merkle::Frontier>>,
+}
+
+/// Stores the even-level nodes completed by the leaf at `index` (the leaf itself is in its event
+/// row, written just before). Runs inside the append's commit, in the writer.
 pub(super) fn append_leaf(
     connection: &Connection,
+    frontiers: &Frontiers,
     organization_seq: i64,
     index: u64,
     leaf: &Hash,
 ) -> Result<(), StoreError> {
+    let mut logs = frontiers.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let frontier = match logs.remove(&organization_seq) {
+        Some(frontier) if frontier.size() == index => frontier,
+        _ => merkle::Frontier::from_stored(index, &mut lookup(connection, organization_seq))?,
+    };
+    let mut frontier = frontier;
     let mut insert = connection
         .prepare_cached("insert into log_nodes (organization_seq, level, node_index, hash) values (?1, ?2, ?3, ?4)")?;
-    insert.execute(params![organization_seq, 0, index_i64(index)?, leaf.as_slice()])?;
-    let mut below = *leaf;
-    for (level, node_index) in merkle::nodes_completed_by(index + 1) {
-        let left = node(connection, organization_seq, level - 1, 2 * node_index)?;
-        let hash = merkle::node_hash(&left, &below);
-        insert.execute(params![
-            organization_seq,
-            level,
-            index_i64(node_index)?,
-            hash.as_slice()
-        ])?;
-        below = hash;
-    }
+    let mut result = Ok(());
+    frontier.push_reporting(*leaf, |level, node_index, hash| {
+        if level % 2 == 0 && result.is_ok() {
+            result = index_i64(node_index)
+                .and_then(|node_index| {
+                    Ok(insert.execute(params![organization_seq, level, node_index, hash.as_slice()])?)
+                })
+                .map(|_| ());
+        }
+    });
+    result?;
+    logs.insert(organization_seq, frontier);
     Ok(())
 }
 
-/// How many leaves the organization's log holds.
+/// How many leaves the organization's log holds: one per event.
 pub(super) fn size(connection: &Connection, organization_seq: i64) -> Result<u64, StoreError> {
     let size: i64 = connection
-        .prepare_cached(
-            "select coalesce(max(node_index) + 1, 0) from log_nodes where organization_seq = ?1 and level = 0",
-        )?
+        .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
         .query_row([organization_seq], |row| row.get(0))?;
     u64::try_from(size).map_err(|_| StoreError::Internal("negative log size".into()))
 }
@@ -225,8 +253,8 @@ pub(super) fn entries(
 pub(super) fn organizations_with_logs(connection: &Connection) -> Result<Vec<(OrganizationId, bool)>, StoreError> {
     let mut statement = connection.prepare_cached(
         "select o.id, o.deleted_at is not null from organizations o
-         where exists (select 1 from log_nodes n where n.organization_seq = o.seq)
-            or exists (select 1 from events e where e.organization_seq = o.seq)
+         where exists (select 1 from events e where e.organization_seq = o.seq)
+            or exists (select 1 from log_checkpoints c where c.organization_seq = o.seq)
          order by o.seq",
     )?;
     statement
@@ -253,6 +281,41 @@ pub(super) fn tree_head(connection: &Connection, organization_id: OrganizationId
     Ok((tree_size, root(connection, organization_seq, tree_size)?))
 }
 
+/// For verification: the first stored subtree hash that does not equal the hash of the four
+/// subtrees two levels below it (leaves, for level 2), walking bottom-up. With the leaves checked
+/// against event content, this proves every stored hash, and so every proof served from them.
+pub(super) fn first_inconsistent_node(
+    connection: &Connection,
+    organization_id: OrganizationId,
+) -> Result<Option<(u32, u64)>, StoreError> {
+    let organization_seq = any_organization_seq(connection, organization_id)?;
+    let mut statement = connection.prepare(
+        "select level, node_index, hash from log_nodes where organization_seq = ?1 order by level, node_index",
+    )?;
+    let mut rows = statement.query([organization_seq])?;
+    while let Some(row) = rows.next()? {
+        let level: u32 = row.get(0)?;
+        let index = u64::try_from(row.get::<_, i64>(1)?).map_err(|_| StoreError::Internal("negative index".into()))?;
+        let stored = hash_from(&row.get::<_, Vec<u8>>(2)?)?;
+        let below = |offset: u64| node(connection, organization_seq, level - 2, 4 * index + offset);
+        let expected = if level < 2 {
+            None
+        } else {
+            match (below(0), below(1), below(2), below(3)) {
+                (Ok(a), Ok(b), Ok(c), Ok(d)) => Some(merkle::node_hash(
+                    &merkle::node_hash(&a, &b),
+                    &merkle::node_hash(&c, &d),
+                )),
+                _ => None,
+            }
+        };
+        if expected != Some(stored) {
+            return Ok(Some((level, index)));
+        }
+    }
+    Ok(None)
+}
+
 /// For verification: a page of raw log records from `start`, with what is stored for each.
 pub(super) fn scan(
     connection: &Connection,
@@ -261,23 +324,13 @@ pub(super) fn scan(
     limit: u64,
 ) -> Result<(Vec<LogRecord>, u64, Option<String>), StoreError> {
     let organization_seq = any_organization_seq(connection, organization_id)?;
-    let mut records = events_by_log_range(
+    let records = events_by_log_range(
         connection,
         organization_id,
         organization_seq,
         start,
         start.saturating_add(limit),
     )?;
-    for record in &mut records {
-        record.stored_leaf = connection
-            .prepare_cached("select hash from log_nodes where organization_seq = ?1 and level = 0 and node_index = ?2")?
-            .query_row(params![organization_seq, record.log_index], |row| {
-                row.get::<_, Vec<u8>>(0)
-            })
-            .optional()?
-            .map(|bytes| hash_from(&bytes))
-            .transpose()?;
-    }
     let note: Option<String> = connection
         .prepare_cached("select note from log_checkpoints where organization_seq = ?1")?
         .query_row([organization_seq], |row| row.get(0))

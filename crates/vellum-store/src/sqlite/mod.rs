@@ -76,6 +76,7 @@ impl SqliteConfig {
 /// The SQLite-backed [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
+    frontiers: Arc<log::Frontiers>,
     writer: Writer,
     readers: Arc<ReadPool>,
     ids: Arc<IdGenerator>,
@@ -157,6 +158,7 @@ impl SqliteStore {
             connections: Mutex::new(read_connections),
         };
         Ok(Self {
+            frontiers: Arc::default(),
             writer: Writer::start(write_connection, config.max_batch.max(1))?,
             readers: Arc::new(readers),
             ids: Arc::new(IdGenerator::default()),
@@ -325,9 +327,20 @@ impl Store for SqliteStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<AppendOutcome, StoreError> {
+        // Encoding is most of an append's CPU: do it here, in parallel across requests (off the
+        // async workers for large batches), and leave only positions and hashing to the writer.
         let ids = Arc::clone(&self.ids);
+        let received_at = crate::now();
+        let prepared = if events.len() > 64 {
+            tokio::task::spawn_blocking(move || events::prepare(&ids, organization_id, events, received_at))
+                .await
+                .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))?
+        } else {
+            events::prepare(&ids, organization_id, events, received_at)
+        };
+        let frontiers = Arc::clone(&self.frontiers);
         self.writer
-            .write(move |connection| events::append(connection, &ids, organization_id, events, idempotency))
+            .write(move |connection| events::append(connection, &frontiers, organization_id, prepared, idempotency))
             .await
     }
 
@@ -412,6 +425,14 @@ impl Store for SqliteStore {
         organization_id: OrganizationId,
     ) -> Result<(u64, vellum_core::merkle::Hash), StoreError> {
         self.read(move |connection| log::tree_head(connection, organization_id))
+            .await
+    }
+
+    async fn log_first_inconsistent_node(
+        &self,
+        organization_id: OrganizationId,
+    ) -> Result<Option<(u32, u64)>, StoreError> {
+        self.read(move |connection| log::first_inconsistent_node(connection, organization_id))
             .await
     }
 

@@ -263,19 +263,28 @@ async fn verify_store_names_every_kind_of_tampering() {
         (
             "insert a forged row",
             "insert into events (id, organization_seq, log_index, occurred_at, received_at, action, actor_id, actor_name,
-                                 schema_version, payload)
+                                 schema_version, payload, leaf_hash)
              select randomblob(16), organization_seq, 20, occurred_at, received_at, action, 'mallory', null, schema_version,
-                    replace(payload, 'user_0', 'mallory') from events where log_index = 0;",
+                    replace(payload, 'user_0', 'mallory'), leaf_hash from events where log_index = 0;",
             20,
         ),
         ("delete the newest event", "delete from events where log_index = 19;", 19),
         (
             "rewrite an event and its leaf",
             "update events set payload = replace(payload, '\"draft 4\"', '\"final 4\"') where log_index = 4;
-             update log_nodes set hash = randomblob(32) where level = 0 and node_index = 4;",
+             update events set leaf_hash = randomblob(32) where log_index = 4;",
             4,
         ),
     ];
+    // A rewritten stored subtree hash leaves every event intact: it is the stored nodes that no
+    // longer match, and proofs served from them would not verify.
+    let copy = stored.tampered("update log_nodes set hash = randomblob(32) where level = 2 and node_index = 1;");
+    let (ok, output) = verify_store(copy.path());
+    assert!(
+        !ok && output.contains("stored log node at level 2 covering positions 4..8"),
+        "rewritten node: {output}"
+    );
+
     for (name, tamper, position) in cases {
         let copy = stored.tampered(tamper);
         let (ok, output) = verify_store(copy.path());
