@@ -10,9 +10,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use vellum_core::event::{
-    Metadata, RawEvent, RawMetadata, RawParty, metadata_to_json, parse_occurred_at, validate_event,
-};
+use vellum_core::event::{RawEvent, RawMetadata, RawParty, parse_occurred_at, validate_event};
 use vellum_core::schema::SchemaViolation;
 use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
 use vellum_store::{AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, ResponseRecorder};
@@ -371,63 +369,24 @@ fn replay_batch(earlier: AppendOutcome) -> Result<Json<Value>, ApiError> {
     }
 }
 
-fn party_json(id: &str, party_type: &str, name: Option<&String>, metadata: Option<&Metadata>) -> Value {
-    let mut object = Map::new();
-    object.insert("id".into(), json!(id));
-    object.insert("type".into(), json!(party_type));
-    if let Some(name) = name {
-        object.insert("name".into(), json!(name));
-    }
-    if let Some(metadata) = metadata {
-        object.insert("metadata".into(), metadata_to_json(metadata));
-    }
-    Value::Object(object)
-}
-
-/// The wire form of a stored event.
+/// The wire form of a stored event: the canonical envelope the log commits to (so the read API
+/// shows exactly what was committed), with `object`, and `version` for the schema version.
 pub fn event_json(event: &Event) -> Value {
-    let input = &event.input;
-    let mut context = Map::new();
-    context.insert("location".into(), json!(input.context.location));
-    if let Some(user_agent) = &input.context.user_agent {
-        context.insert("user_agent".into(), json!(user_agent));
-    }
+    let Value::Object(envelope) = vellum_core::canonical::event_envelope(event) else {
+        unreachable!("the envelope is an object");
+    };
     let mut object = Map::new();
     object.insert("object".into(), json!("audit_log_event"));
-    object.insert("id".into(), json!(event.id.to_string()));
-    object.insert("organization_id".into(), json!(event.organization_id.to_string()));
-    object.insert("action".into(), json!(input.action));
-    object.insert("occurred_at".into(), json!(input.occurred_at.to_wire()));
-    object.insert("received_at".into(), json!(event.received_at.to_wire()));
-    object.insert("version".into(), json!(event.schema_version));
-    object.insert("log_index".into(), json!(event.log_index));
-    object.insert(
-        "actor".into(),
-        party_json(
-            &input.actor.id,
-            &input.actor.actor_type,
-            input.actor.name.as_ref(),
-            input.actor.metadata.as_ref(),
-        ),
-    );
-    object.insert(
-        "targets".into(),
-        input
-            .targets
-            .iter()
-            .map(|target| {
-                party_json(
-                    &target.id,
-                    &target.target_type,
-                    target.name.as_ref(),
-                    target.metadata.as_ref(),
-                )
-            })
-            .collect(),
-    );
-    object.insert("context".into(), Value::Object(context));
-    if let Some(metadata) = &input.metadata {
-        object.insert("metadata".into(), metadata_to_json(metadata));
+    for (name, value) in envelope {
+        match name.as_str() {
+            "format" => {}
+            "schema_version" => {
+                object.insert("version".into(), value);
+            }
+            _ => {
+                object.insert(name, value);
+            }
+        }
     }
     Value::Object(object)
 }
