@@ -5,7 +5,7 @@
 //! leaves `[start, end)`. The RFC's algorithms only ever ask for two kinds of subtree: complete,
 //! power-of-two-aligned ones (which a store keeps), and ranges that end at the tree's right edge
 //! (which [`subtree_hash`] composes from complete ones). So a store answers a proof with
-//! O(log² n) reads of stored hashes and never rebuilds the tree.
+//! O(log n) reads of stored hashes (about two per level) and never rebuilds the tree.
 
 use sha2::{Digest, Sha256};
 

@@ -94,8 +94,19 @@ pub(super) fn size(connection: &Connection, organization_seq: i64) -> Result<u64
     u64::try_from(size).map_err(|_| StoreError::Internal("negative log size".into()))
 }
 
+/// Reads complete subtree hashes for one proof or root, remembering each one read. The
+/// right-edge ranges a proof needs are all suffixes of the same tree, so they decompose into the
+/// same right-edge subtrees: with the memo a proof reads O(log n) distinct stored hashes.
 fn lookup(connection: &Connection, organization_seq: i64) -> impl FnMut(u32, u64) -> Result<Hash, StoreError> + '_ {
-    move |level, index| node(connection, organization_seq, level, index)
+    let mut seen: std::collections::HashMap<(u32, u64), Hash> = std::collections::HashMap::new();
+    move |level, index| {
+        if let Some(hash) = seen.get(&(level, index)) {
+            return Ok(*hash);
+        }
+        let hash = node(connection, organization_seq, level, index)?;
+        seen.insert((level, index), hash);
+        Ok(hash)
+    }
 }
 
 /// The root of the first `tree_size` leaves.
