@@ -434,7 +434,12 @@ pub fn parse_occurred_at(text: &str) -> Option<Timestamp> {
         return None;
     }
     let bytes = text.as_bytes();
-    if !matches!(bytes[10], b'T' | b't') {
+    // Calendar dates only (`YYYY-MM-DD`): ISO 8601's week and ordinal dates are not RFC 3339.
+    let calendar_date = bytes[..10].iter().enumerate().all(|(position, byte)| match position {
+        4 | 7 => *byte == b'-',
+        _ => byte.is_ascii_digit(),
+    });
+    if !calendar_date || !matches!(bytes[10], b'T' | b't') {
         return None;
     }
     if let Ok(datetime) = OffsetDateTime::parse(text, &Iso8601::DEFAULT)

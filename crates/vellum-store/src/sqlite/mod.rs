@@ -185,7 +185,9 @@ impl SqliteStore {
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .pop()
                 .expect("a permit guarantees a free connection");
-            let result = work(&connection);
+            // A panicking read must still hand its connection back, or the pool shrinks for good.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(&connection)))
+                .unwrap_or_else(|_| Err(StoreError::Internal("a read panicked".into())));
             readers
                 .connections
                 .lock()
@@ -528,6 +530,22 @@ mod tests {
             .create_organization(crate::conformance::new_organization("After"))
             .await
             .unwrap();
+        store.close().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_panicking_read_returns_its_connection_to_the_pool() {
+        let (store, _dir) = open_temp().await;
+        for _ in 0..8 {
+            let panicked = store
+                .read(|_| -> Result<(), StoreError> { panic!("a bug in a read") })
+                .await;
+            assert!(matches!(panicked, Err(StoreError::Internal(_))), "{panicked:?}");
+        }
+        // More reads than the pool has connections: none was lost.
+        for _ in 0..8 {
+            store.list_api_keys().await.unwrap();
+        }
         store.close().await.unwrap();
     }
 
