@@ -134,6 +134,20 @@ impl TestApp {
         json_status(response, StatusCode::CREATED).await
     }
 
+    /// Ingests events in one batch, asserting every one was stored, and returns their ids.
+    pub async fn ingest_batch(&self, organization_id: &str, events: Vec<Value>) -> Vec<String> {
+        let count = events.len();
+        let body = serde_json::json!({ "organization_id": organization_id, "events": events });
+        let result = json_ok(self.post_json("/audit_logs/events/batch", &body).await).await;
+        assert_eq!(result["succeeded"], count, "{result}");
+        result["data"]
+            .as_array()
+            .expect("data")
+            .iter()
+            .map(|item| item["id"].as_str().expect("id").to_owned())
+            .collect()
+    }
+
     /// Every event of an organization, newest first, by walking all pages.
     pub async fn all_events(&self, organization_id: &str) -> Vec<Value> {
         let mut events = Vec::new();

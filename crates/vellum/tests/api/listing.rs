@@ -45,20 +45,7 @@ async fn fixture() -> Fixture {
             "metadata": {"note": format!("event number {index}")},
         }));
     }
-    let result = json_ok(
-        app.post_json(
-            "/audit_logs/events/batch",
-            &json!({"organization_id": organization, "events": events}),
-        )
-        .await,
-    )
-    .await;
-    let ids = result["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = app.ingest_batch(&organization, events).await;
     Fixture { app, organization, ids }
 }
 

@@ -26,20 +26,7 @@ async fn app_with_events(count: usize) -> (TestApp, String, Vec<String>) {
             })
         })
         .collect();
-    let result = json_ok(
-        app.post_json(
-            "/audit_logs/events/batch",
-            &json!({"organization_id": organization, "events": events}),
-        )
-        .await,
-    )
-    .await;
-    let ids = result["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|item| item["id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids = app.ingest_batch(&organization, events).await;
     (app, organization, ids)
 }
 
