@@ -133,6 +133,33 @@ async fn the_log_endpoints_serve_proofs_that_verify() {
 }
 
 #[tokio::test]
+async fn the_signing_key_is_private_and_an_empty_log_has_a_checkpoint() {
+    let app = TestApp::spawn().await;
+    let key_file = app.data_dir.path().join("log-signing-key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the signing key is readable by its owner only");
+    }
+    let organization = app.organization("Quiet").await;
+    let note = app
+        .get(&format!("/audit_logs/log/checkpoint?organization_id={organization}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let key = json_ok(app.get("/audit_logs/log/public_key").await).await;
+    let verifier = vellum_core::checkpoint::NoteVerifier::parse(key["verifier_key"].as_str().unwrap()).unwrap();
+    let checkpoint = verifier.verify(&note).unwrap();
+    assert_eq!(
+        (checkpoint.size, checkpoint.root),
+        (0, vellum_core::merkle::empty_root())
+    );
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn verify_log_checks_a_live_server_and_remembers_its_checkpoint() {
     let (app, organization, _) = app_with_events(25).await;
     let state = app.data_dir.path().join("verify-state.json");
