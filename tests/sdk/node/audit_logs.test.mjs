@@ -16,7 +16,7 @@ import {
   UpdateAuditLogsRetentionRetentionPeriod,
 } from '@workos-inc/node';
 
-import { UNKNOWN_ORGANIZATION, client, storedEvents, uniqueTag } from './helpers.mjs';
+import { UNKNOWN_ORGANIZATION, client, storedEvents, uniqueTag, rejection } from './helpers.mjs';
 
 const workos = client();
 
@@ -47,17 +47,6 @@ function event(action, { targetType = 'document', version, occurredAt, metadata,
     context: { location: '203.0.113.7', userAgent: 'Mozilla/5.0' },
     metadata,
   };
-}
-
-/** Asserts that `promise` rejects with an instance of `type`, and returns the exception. */
-async function rejection(promise, type) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof type, `expected ${type.name}, got ${error?.name}: ${error?.message}`);
-    return error;
-  }
-  assert.fail(`expected ${type.name}, but the call succeeded`);
 }
 
 describe('schemas', () => {

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 // Shared by the suites of this folder: the SDK client pointed at the server under test, and
 // plain-HTTP reads of what the server stored (the SDK has no method to list events).
 //
@@ -48,4 +49,15 @@ export async function storedEvents(organizationId, action) {
     throw new Error(`expected one page of events, got ${JSON.stringify(body.list_metadata)}`);
   }
   return body.data;
+}
+
+/** Asserts that `promise` rejects with an instance of `type`, and returns the exception. */
+export async function rejection(promise, type) {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof type, `expected ${type.name}, got ${error?.name}: ${error?.message}`);
+    return error;
+  }
+  assert.fail(`expected ${type.name}, but the call succeeded`);
 }

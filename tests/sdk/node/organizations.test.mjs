@@ -9,19 +9,9 @@ import {
   UnprocessableEntityException,
 } from '@workos-inc/node';
 
-import { UNKNOWN_ORGANIZATION, client, uniqueTag } from './helpers.mjs';
+import { UNKNOWN_ORGANIZATION, client, uniqueTag, rejection } from './helpers.mjs';
 
 const workos = client();
-
-async function rejection(promise, type) {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof type, `expected ${type.name}, got ${error?.name}: ${error?.message}`);
-    return error;
-  }
-  assert.fail(`expected ${type.name}, but the call succeeded`);
-}
 
 test('create, get, update and delete an organization', async () => {
   const tag = uniqueTag();

@@ -30,6 +30,15 @@ async fn app_with_events(count: usize) -> (TestApp, String, Vec<String>) {
     (app, organization, ids)
 }
 
+/// The signed checkpoint note of an organization's log, as served.
+async fn checkpoint_note(app: &TestApp, organization: &str) -> String {
+    let response = app
+        .get(&format!("/audit_logs/log/checkpoint?organization_id={organization}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.text().await.unwrap()
+}
+
 fn verify(args: &[&str]) -> (bool, String) {
     let output = Command::new(vellum_binary())
         .args(args)
@@ -143,12 +152,7 @@ async fn the_signing_key_is_private_and_an_empty_log_has_a_checkpoint() {
         assert_eq!(mode, 0o600, "the signing key is readable by its owner only");
     }
     let organization = app.organization("Quiet").await;
-    let note = app
-        .get(&format!("/audit_logs/log/checkpoint?organization_id={organization}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let note = checkpoint_note(&app, &organization).await;
     let key = json_ok(app.get("/audit_logs/log/public_key").await).await;
     let verifier = vellum_core::checkpoint::NoteVerifier::parse(key["verifier_key"].as_str().unwrap()).unwrap();
     let checkpoint = verifier.verify(&note).unwrap();
@@ -352,12 +356,7 @@ async fn sixteen_concurrent_clients_produce_a_gapless_log_that_verifies() {
         (0..400).collect::<Vec<_>>(),
         "positions 0..400, no gaps, no duplicates"
     );
-    let note = app
-        .get(&format!("/audit_logs/log/checkpoint?organization_id={organization}"))
-        .await
-        .text()
-        .await
-        .unwrap();
+    let note = checkpoint_note(&app, &organization).await;
     assert!(note.contains("\n400\n"), "{note}");
     let data_dir = app.data_dir.path().to_owned();
     let (ok, output) = tokio::task::spawn_blocking(move || verify_store(&data_dir))
