@@ -107,6 +107,11 @@ prefixed_id!(
     "audit_log_event_"
 );
 prefixed_id!(
+    /// Identifies an export: `audit_log_export_` + ULID.
+    ExportId,
+    "audit_log_export_"
+);
+prefixed_id!(
     /// Identifies an action, used as its list cursor: `ala_` + ULID.
     ActionId,
     "ala_"

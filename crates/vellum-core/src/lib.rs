@@ -10,6 +10,7 @@ pub mod audit;
 pub mod canonical;
 pub mod checkpoint;
 pub mod event;
+pub mod export;
 pub mod id;
 pub mod merkle;
 pub mod organization;
@@ -21,7 +22,7 @@ pub mod validation;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 pub use event::{Event, EventInput};
-pub use id::{ActionId, ApiKeyId, EventId, OrganizationDomainId, OrganizationId, SchemaId};
+pub use id::{ActionId, ApiKeyId, EventId, ExportId, OrganizationDomainId, OrganizationId, SchemaId};
 pub use organization::{DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate};
 pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};
 pub use timestamp::Timestamp;
