@@ -41,6 +41,8 @@ macro_rules! store_conformance_suite {
             idempotency_keys_replay_and_refuse,
             concurrent_identical_claims_store_once,
             retention_is_per_organization,
+            exports_move_through_their_states_once,
+            event_bounds_agree_with_listing_and_the_export_filter,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -1041,4 +1043,144 @@ pub async fn retention_is_per_organization(store: Arc<impl Store>) {
         store.set_retention(missing, 30).await,
         Err(StoreError::NotFound { .. })
     ));
+}
+
+fn export_filter(start: i64, end: i64) -> vellum_core::export::ExportFilter {
+    vellum_core::export::ExportFilter {
+        range_start: Timestamp::from_unix_millis(start).unwrap(),
+        range_end: Timestamp::from_unix_millis(end).unwrap(),
+        actions: Vec::new(),
+        actor_names: Vec::new(),
+        actor_ids: Vec::new(),
+        target_types: Vec::new(),
+    }
+}
+
+/// Exports are created pending, started (counted), and finished exactly once.
+pub async fn exports_move_through_their_states_once(store: Arc<impl Store>) {
+    use vellum_core::export::{ExportFormat, ExportState};
+    let organization = store.create_organization(new_organization("Exports")).await.unwrap().id;
+    let mut filter = export_filter(0, 10_000);
+    filter.actions = vec!["user.signed_in".into()];
+    let created = store
+        .create_export(organization, ExportFormat::Ndjson, filter.clone())
+        .await
+        .unwrap();
+    assert_eq!(created.state, ExportState::Pending);
+    assert_eq!((created.format, &created.filter, created.attempts), (ExportFormat::Ndjson, &filter, 0));
+    assert_eq!(store.get_export(created.id).await.unwrap(), created);
+
+    let later = Timestamp::from_unix_millis(created.updated_at.unix_millis() + 1).unwrap();
+    let pending = store.exports_in_state(ExportState::Pending, later).await.unwrap();
+    assert_eq!(pending.iter().map(|export| export.id).collect::<Vec<_>>(), vec![created.id]);
+    assert_eq!(store.start_export(created.id).await.unwrap().attempts, 1);
+    assert_eq!(store.start_export(created.id).await.unwrap().attempts, 2);
+
+    let ready = store
+        .finish_export(
+            created.id,
+            crate::ExportOutcome::Ready {
+                object_path: "exports/x.ndjson".into(),
+                rows: 3,
+                bytes: 99,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ready.state, ExportState::Ready);
+    assert_eq!((ready.object_path.as_deref(), ready.rows, ready.bytes), (Some("exports/x.ndjson"), Some(3), Some(99)));
+    // A finished export is not started or failed again.
+    assert_eq!(store.start_export(created.id).await.unwrap().attempts, 2);
+    assert!(matches!(
+        store.finish_export(created.id, crate::ExportOutcome::Failed("late".into())).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let expired = store.finish_export(created.id, crate::ExportOutcome::Expired).await.unwrap();
+    assert_eq!(expired.state, ExportState::Expired);
+
+    let failing = store
+        .create_export(organization, ExportFormat::Csv, export_filter(0, 1))
+        .await
+        .unwrap();
+    let failed = store
+        .finish_export(failing.id, crate::ExportOutcome::Failed("disk full".into()))
+        .await
+        .unwrap();
+    assert_eq!((failed.state, failed.error.as_deref()), (ExportState::Error, Some("disk full")));
+
+    let missing = vellum_core::ExportId::from_ulid(ulid::Ulid::from_parts(1, 1));
+    assert!(matches!(store.get_export(missing).await, Err(StoreError::NotFound { .. })));
+    let unknown_organization = OrganizationId::from_ulid(ulid::Ulid::from_parts(1, 1));
+    assert!(matches!(
+        store.create_export(unknown_organization, ExportFormat::Csv, export_filter(0, 1)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+/// `event_bounds` counts what listing finds, spans its log positions, and agrees with
+/// `ExportFilter::matches`; `log_frontier` rebuilds the root of any prefix.
+pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Bounds")).await.unwrap().id;
+    let events = appended(
+        &*store,
+        organization,
+        vec![
+            event_at(5_000, "user.signed_in", "alice", &[("team", "t1")]),
+            event_at(1_000, "user.signed_out", "bob", &[("team", "t2"), ("repo", "r1"), ("repo", "r2")]),
+            event_at(3_000, "invoice.paid", "alice", &[("invoice", "i1")]),
+            event_at(2_000, "user.signed_in", "carol", &[]),
+            event_at(9_000, "user.signed_in", "alice", &[("team", "t1")]),
+        ],
+    )
+    .await;
+    let filters = {
+        let mut filters = vec![export_filter(0, 100_000), export_filter(2_000, 9_000), export_filter(6_000, 8_000)];
+        let mut by_action = export_filter(0, 100_000);
+        by_action.actions = vec!["user.signed_in".into()];
+        let mut by_target = export_filter(0, 6_000);
+        by_target.target_types = vec!["team".into(), "invoice".into()];
+        let mut by_actor = export_filter(0, 100_000);
+        by_actor.actor_ids = vec!["alice".into()];
+        by_actor.actor_names = vec!["Name of alice".into()];
+        filters.extend([by_action, by_target, by_actor]);
+        filters
+    };
+    for filter in filters {
+        let matching: Vec<&vellum_core::Event> = events.iter().filter(|event| filter.matches(event)).collect();
+        let bounds = store.event_bounds(organization, EventFilter::from(&filter)).await.unwrap();
+        assert_eq!(bounds.events, matching.len() as u64, "{filter:?}");
+        let span = matching
+            .iter()
+            .map(|event| event.log_index)
+            .min()
+            .zip(matching.iter().map(|event| event.log_index).max())
+            .map(|(first, last)| (first, last + 1));
+        assert_eq!(bounds.log_range, span, "{filter:?}");
+        let most_targets = matching.iter().map(|event| event.input.targets.len() as u64).max().unwrap_or(0);
+        assert_eq!(bounds.max_targets, most_targets, "{filter:?}");
+        let page = PageRequest {
+            limit: 100,
+            ..PageRequest::default()
+        };
+        let mut listed = list_ids(&*store, organization, EventFilter::from(&filter), page).await;
+        listed.sort();
+        let mut expected: Vec<EventId> = matching.iter().map(|event| event.id).collect();
+        expected.sort();
+        assert_eq!(listed, expected, "{filter:?}");
+    }
+
+    let leaves: Vec<vellum_core::merkle::Hash> = events
+        .iter()
+        .map(|event| vellum_core::merkle::leaf_hash(&vellum_core::canonical::canonical_event_bytes(event)))
+        .collect();
+    for size in 0..=leaves.len() {
+        let hashes = store.log_frontier(organization, size as u64).await.unwrap();
+        let mut next = hashes.iter();
+        let frontier = vellum_core::merkle::Frontier::from_stored(size as u64, &mut |_, _| {
+            next.next().copied().ok_or(())
+        })
+        .unwrap();
+        assert_eq!(frontier.root(), vellum_core::merkle::root_of(&leaves[..size]), "size {size}");
+    }
+    assert!(store.log_frontier(organization, 6).await.is_err());
 }

@@ -10,9 +10,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
 use vellum_core::schema::SchemaDefinition;
 use vellum_core::{
-    ActionId, ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Event, EventId, EventInput, NewOrganization, Organization,
+    ActionId, ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Event, EventId, EventInput, ExportId, NewOrganization, Organization,
     OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
 };
 
@@ -173,6 +174,61 @@ pub struct EventFilter {
     pub range_end: Option<Timestamp>,
     /// Case-insensitive text that must appear in the action, actor, targets, context or metadata.
     pub search: Option<String>,
+}
+
+impl From<&ExportFilter> for EventFilter {
+    fn from(filter: &ExportFilter) -> Self {
+        Self {
+            actions: filter.actions.clone(),
+            actor_ids: filter.actor_ids.clone(),
+            actor_names: filter.actor_names.clone(),
+            target_types: filter.target_types.clone(),
+            target_ids: Vec::new(),
+            range_start: Some(filter.range_start),
+            range_end: Some(filter.range_end),
+            search: None,
+        }
+    }
+}
+
+/// What a filter selects, in summary (see [`Store::event_bounds`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventBounds {
+    /// How many events match.
+    pub events: u64,
+    /// `[first, last + 1)` of their log positions, when any match.
+    pub log_range: Option<(u64, u64)>,
+    /// The most targets one of them names.
+    pub max_targets: u64,
+}
+
+/// How an export ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ExportOutcome {
+    /// Its file is complete at this object path.
+    Ready {
+        /// Where the file is.
+        object_path: String,
+        /// Events written.
+        rows: u64,
+        /// File size.
+        bytes: u64,
+    },
+    /// It failed for this reason (shown to the client).
+    Failed(String),
+    /// Its file was deleted after its time to live.
+    Expired,
+}
+
+impl ExportOutcome {
+    /// The state the outcome puts the export in.
+    pub fn state(&self) -> ExportState {
+        match self {
+            Self::Ready { .. } => ExportState::Ready,
+            Self::Failed(_) => ExportState::Error,
+            Self::Expired => ExportState::Expired,
+        }
+    }
 }
 
 /// A signed checkpoint and the checkpoint it signs.
@@ -374,6 +430,39 @@ pub trait Store: Send + Sync + 'static {
         start: u64,
         limit: u64,
     ) -> Result<(Vec<LogRecord>, u64, Option<String>), StoreError>;
+
+    /// Queues an export of a live organization's events.
+    async fn create_export(
+        &self,
+        organization_id: OrganizationId,
+        format: ExportFormat,
+        filter: ExportFilter,
+    ) -> Result<Export, StoreError>;
+
+    /// Returns an export (of any organization, deleted or not).
+    async fn get_export(&self, id: ExportId) -> Result<Export, StoreError>;
+
+    /// Exports in a state whose last change is older than `updated_before`, oldest first.
+    async fn exports_in_state(&self, state: ExportState, updated_before: Timestamp) -> Result<Vec<Export>, StoreError>;
+
+    /// Counts one more start of a pending export and returns it (a finished one unchanged).
+    async fn start_export(&self, id: ExportId) -> Result<Export, StoreError>;
+
+    /// Records an export's outcome: `ready` or `error` from `pending`, `expired` from `ready`.
+    /// `Conflict` when the export is not in the state the outcome follows.
+    async fn finish_export(&self, id: ExportId, outcome: ExportOutcome) -> Result<Export, StoreError>;
+
+    /// How many of a live organization's events match a filter, the log positions they span, and
+    /// the most targets any of them names.
+    async fn event_bounds(&self, organization_id: OrganizationId, filter: EventFilter) -> Result<EventBounds, StoreError>;
+
+    /// The hashes of the complete subtrees that make up the first `size` leaves of a log, largest
+    /// first (the log's frontier at `size`; `size` at most the current size).
+    async fn log_frontier(
+        &self,
+        organization_id: OrganizationId,
+        size: u64,
+    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError>;
 
     /// Forgets idempotency keys claimed before `before`. Returns how many were removed.
     async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError>;

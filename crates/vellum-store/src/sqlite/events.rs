@@ -240,6 +240,107 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
+/// Appends a filter's conditions (` and ...`) and their values. Target filters expect the
+/// query to read `event_targets t` joined to `events e`; `time_column` is the driving table's.
+fn push_filter(sql: &mut String, values: &mut Vec<Value>, filter: &EventFilter, time_column: &str) {
+    let push_in = |sql: &mut String, values: &mut Vec<Value>, column: &str, items: &[String]| {
+        if !items.is_empty() {
+            sql.push_str(&format!(" and {column} in ({})", placeholders(items.len())));
+            values.extend(items.iter().cloned().map(Value::Text));
+        }
+    };
+    if !filter.target_types.is_empty() {
+        push_in(sql, values, "t.target_type", &filter.target_types);
+        if !filter.target_ids.is_empty() {
+            sql.push_str(&format!(
+                " and exists (select 1 from event_targets t2 where t2.organization_seq = t.organization_seq \
+                   and t2.target_id in ({}) and t2.occurred_at = t.occurred_at and t2.event_seq = t.event_seq)",
+                placeholders(filter.target_ids.len())
+            ));
+            values.extend(filter.target_ids.iter().cloned().map(Value::Text));
+        }
+    } else if !filter.target_ids.is_empty() {
+        push_in(sql, values, "t.target_id", &filter.target_ids);
+    }
+    push_in(sql, values, "e.action", &filter.actions);
+    push_in(sql, values, "e.actor_id", &filter.actor_ids);
+    push_in(sql, values, "e.actor_name", &filter.actor_names);
+    if let Some(start) = filter.range_start {
+        sql.push_str(&format!(" and {time_column} >= ?"));
+        values.push(Value::Integer(start.unix_millis()));
+    }
+    if let Some(end) = filter.range_end {
+        sql.push_str(&format!(" and {time_column} < ?"));
+        values.push(Value::Integer(end.unix_millis()));
+    }
+    if let Some(search) = &filter.search {
+        // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
+        // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
+        // raw payload is a cheap necessary condition that spares most rows the JSON walk.
+        let pattern = escape_like(search);
+        let escapes_in_json = search
+            .chars()
+            .any(|character| matches!(character, '"' | '\\') || character.is_control());
+        sql.push_str(r" and (e.action like ? escape '\'");
+        values.push(Value::Text(pattern.clone()));
+        if escapes_in_json {
+            sql.push_str(
+                r" or exists (select 1 from json_tree(e.payload) j where j.atom is not null and j.atom like ? escape '\'))",
+            );
+        } else {
+            sql.push_str(
+                r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(e.payload) j
+                     where j.atom is not null and j.atom like ? escape '\')))",
+            );
+            values.push(Value::Text(pattern.clone()));
+        }
+        values.push(Value::Text(pattern));
+    }
+}
+
+/// What an export of these events will hold: how many, the log positions they span, and the
+/// most targets any of them names.
+pub(super) fn bounds(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    filter: &EventFilter,
+) -> Result<crate::EventBounds, StoreError> {
+    let organization_seq = live_organization_seq(connection, organization_id)?;
+    let driver_is_targets = !filter.target_types.is_empty() || !filter.target_ids.is_empty();
+    let aggregates = "count(distinct e.seq), min(e.log_index), max(e.log_index), \
+                      coalesce(max(json_array_length(e.payload, '$.targets')), 0)";
+    let (mut sql, time_column) = if driver_is_targets {
+        (
+            format!(
+                "select {aggregates} from event_targets t join events e on e.seq = t.event_seq \
+                 where t.organization_seq = ?"
+            ),
+            "t.occurred_at",
+        )
+    } else {
+        (
+            format!("select {aggregates} from events e where e.organization_seq = ?"),
+            "e.occurred_at",
+        )
+    };
+    let mut values = vec![Value::Integer(organization_seq)];
+    push_filter(&mut sql, &mut values, filter, time_column);
+    let (count, first, last, max_targets): (i64, Option<i64>, Option<i64>, i64) = connection
+        .prepare_cached(&sql)?
+        .query_row(params_from_iter(values), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?;
+    let to_u64 = |value: i64| u64::try_from(value).map_err(|_| corrupt("a negative count or position"));
+    Ok(crate::EventBounds {
+        events: to_u64(count)?,
+        log_range: match (first, last) {
+            (Some(first), Some(last)) => Some((to_u64(first)?, to_u64(last)? + 1)),
+            _ => None,
+        },
+        max_targets: to_u64(max_targets)?,
+    })
+}
+
 pub(super) fn list(
     connection: &Connection,
     organization_id: OrganizationId,
@@ -272,59 +373,7 @@ pub(super) fn list(
         format!("select {EVENT_COLUMNS} from events e where e.organization_seq = ?")
     };
     let mut values = vec![Value::Integer(organization_seq)];
-    let push_in = |sql: &mut String, values: &mut Vec<Value>, column: &str, items: &[String]| {
-        if !items.is_empty() {
-            sql.push_str(&format!(" and {column} in ({})", placeholders(items.len())));
-            values.extend(items.iter().cloned().map(Value::Text));
-        }
-    };
-    if !filter.target_types.is_empty() {
-        push_in(&mut sql, &mut values, "t.target_type", &filter.target_types);
-        if !filter.target_ids.is_empty() {
-            sql.push_str(&format!(
-                " and exists (select 1 from event_targets t2 where t2.organization_seq = t.organization_seq \
-                   and t2.target_id in ({}) and t2.occurred_at = t.occurred_at and t2.event_seq = t.event_seq)",
-                placeholders(filter.target_ids.len())
-            ));
-            values.extend(filter.target_ids.iter().cloned().map(Value::Text));
-        }
-    } else if !filter.target_ids.is_empty() {
-        push_in(&mut sql, &mut values, "t.target_id", &filter.target_ids);
-    }
-    push_in(&mut sql, &mut values, "e.action", &filter.actions);
-    push_in(&mut sql, &mut values, "e.actor_id", &filter.actor_ids);
-    push_in(&mut sql, &mut values, "e.actor_name", &filter.actor_names);
-    if let Some(start) = filter.range_start {
-        sql.push_str(&format!(" and {time_column} >= ?"));
-        values.push(Value::Integer(start.unix_millis()));
-    }
-    if let Some(end) = filter.range_end {
-        sql.push_str(&format!(" and {time_column} < ?"));
-        values.push(Value::Integer(end.unix_millis()));
-    }
-    if let Some(search) = &filter.search {
-        // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
-        // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
-        // raw payload is a cheap necessary condition that spares most rows the JSON walk.
-        let pattern = escape_like(search);
-        let escapes_in_json = search
-            .chars()
-            .any(|character| matches!(character, '"' | '\\') || character.is_control());
-        sql.push_str(r" and (e.action like ? escape '\'");
-        values.push(Value::Text(pattern.clone()));
-        if escapes_in_json {
-            sql.push_str(
-                r" or exists (select 1 from json_tree(e.payload) j where j.atom is not null and j.atom like ? escape '\'))",
-            );
-        } else {
-            sql.push_str(
-                r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(e.payload) j
-                     where j.atom is not null and j.atom like ? escape '\')))",
-            );
-            values.push(Value::Text(pattern.clone()));
-        }
-        values.push(Value::Text(pattern));
-    }
+    push_filter(&mut sql, &mut values, filter, time_column);
     // Keyset: `(occurred_at, seq)` strictly past the cursor, written so that the index range on
     // occurred_at does the work and only the boundary millisecond is filtered row by row.
     if let Some((above, (occurred_at, seq))) = bound {

@@ -348,3 +348,21 @@ pub(super) fn scan(
         .optional()?;
     Ok((records, size(connection, organization_seq)?, note))
 }
+
+/// The hashes of the complete subtrees that make up the first `size` leaves, largest first.
+pub(super) fn frontier(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    size: u64,
+) -> Result<Vec<Hash>, StoreError> {
+    let organization_seq = any_organization_seq(connection, organization_id)?;
+    check_size(size, self::size(connection, organization_seq)?, "size")?;
+    let mut hashes = Vec::new();
+    let mut lookup = lookup(connection, organization_seq);
+    merkle::Frontier::from_stored(size, &mut |level, index| {
+        let hash = lookup(level, index)?;
+        hashes.push(hash);
+        Ok::<_, StoreError>(hash)
+    })?;
+    Ok(hashes)
+}

@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "schemas_and_events",
         sql: include_str!("../../migrations/sqlite/0002_schemas_and_events.sql"),
     },
+    Migration {
+        version: 3,
+        name: "exports",
+        sql: include_str!("../../migrations/sqlite/0003_exports.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -16,6 +16,7 @@
 
 mod api_keys;
 mod events;
+mod exports;
 mod log;
 mod migrations;
 mod organizations;
@@ -378,6 +379,65 @@ impl Store for SqliteStore {
     async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError> {
         self.writer
             .write(move |connection| organizations::set_retention(connection, organization_id, days))
+            .await
+    }
+
+    async fn create_export(
+        &self,
+        organization_id: OrganizationId,
+        format: vellum_core::export::ExportFormat,
+        filter: vellum_core::export::ExportFilter,
+    ) -> Result<vellum_core::export::Export, StoreError> {
+        let id = vellum_core::ExportId::from_ulid(self.ids.next());
+        self.writer
+            .write(move |connection| exports::insert(connection, id, organization_id, format, &filter, crate::now()))
+            .await
+    }
+
+    async fn get_export(&self, id: vellum_core::ExportId) -> Result<vellum_core::export::Export, StoreError> {
+        self.read(move |connection| exports::get(connection, id)).await
+    }
+
+    async fn exports_in_state(
+        &self,
+        state: vellum_core::export::ExportState,
+        updated_before: Timestamp,
+    ) -> Result<Vec<vellum_core::export::Export>, StoreError> {
+        self.read(move |connection| exports::in_state(connection, state, updated_before))
+            .await
+    }
+
+    async fn start_export(&self, id: vellum_core::ExportId) -> Result<vellum_core::export::Export, StoreError> {
+        self.writer
+            .write(move |connection| exports::start(connection, id, crate::now()))
+            .await
+    }
+
+    async fn finish_export(
+        &self,
+        id: vellum_core::ExportId,
+        outcome: crate::ExportOutcome,
+    ) -> Result<vellum_core::export::Export, StoreError> {
+        self.writer
+            .write(move |connection| exports::finish(connection, id, &outcome, crate::now()))
+            .await
+    }
+
+    async fn event_bounds(
+        &self,
+        organization_id: OrganizationId,
+        filter: EventFilter,
+    ) -> Result<crate::EventBounds, StoreError> {
+        self.read(move |connection| events::bounds(connection, organization_id, &filter))
+            .await
+    }
+
+    async fn log_frontier(
+        &self,
+        organization_id: OrganizationId,
+        size: u64,
+    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError> {
+        self.read(move |connection| log::frontier(connection, organization_id, size))
             .await
     }
 
