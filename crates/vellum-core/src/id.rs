@@ -6,7 +6,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ulid::Ulid;
+pub use ulid::Ulid;
 
 /// Why a string is not an id of the expected kind.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

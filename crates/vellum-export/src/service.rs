@@ -1,0 +1,505 @@
+//! The export service: queues exports, runs them in background workers, and hands out links.
+//!
+//! **Invariants:**
+//! - An export becomes `ready` only after its whole file is stored (a multipart upload is
+//!   completed, or a local file renamed into place), so no partial file is ever served.
+//! - Exports are jobs in the store. Whatever was pending when the process stopped is started
+//!   again at the next start; one that keeps getting interrupted is failed after
+//!   [`ExportSettings::max_attempts`] starts, with the reason.
+//! - At most [`ExportSettings::workers`] exports run at once. They read through the store's
+//!   read pool, page by page, so ingest (on the single writer) is never blocked by them.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use object_store::buffered::BufWriter;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{Mutex, Semaphore, mpsc};
+use tokio::task::JoinSet;
+use vellum_core::checkpoint::NoteSigner;
+use vellum_core::export::{
+    Export, ExportFilter, ExportFormat, ExportState, ndjson_event_line, ndjson_header, ndjson_omitted_line,
+    ndjson_proof_line,
+};
+use vellum_core::pagination::Cursor;
+use vellum_core::{ExportId, Order, OrganizationId, PageRequest, Timestamp};
+use vellum_store::{EventFilter, ExportOutcome, Store, StoreError};
+
+use crate::csv_file::CsvRows;
+use crate::links::{LinkError, LinkSigner};
+use crate::storage::Storage;
+
+/// How exports run.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    /// Exports running at once.
+    pub workers: usize,
+    /// How long a ready export's file is kept.
+    pub ttl: Duration,
+    /// How long a download link is valid (WorkOS: 10 minutes).
+    pub link_lifetime: Duration,
+    /// Starts after which an export that keeps being interrupted is failed.
+    pub max_attempts: u32,
+    /// Events read per page.
+    pub page_size: u32,
+}
+
+impl Default for ExportSettings {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            ttl: Duration::from_secs(24 * 60 * 60),
+            link_lifetime: Duration::from_secs(10 * 60),
+            max_attempts: 3,
+            page_size: 1000,
+        }
+    }
+}
+
+/// Why an export was not created.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    /// No event matches the filters (WorkOS answers 400 in this case).
+    #[error("No audit log events found")]
+    NoEvents,
+    /// The store refused or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Why a download was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum DownloadError {
+    /// The link is not valid.
+    #[error(transparent)]
+    Link(#[from] LinkError),
+    /// The export does not exist or has no file (any more).
+    #[error("the export has no file to download")]
+    NoFile,
+    /// The store failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// The file could not be read.
+    #[error("the export file cannot be read: {0}")]
+    Storage(#[from] object_store::Error),
+}
+
+struct Shared {
+    store: Arc<dyn Store>,
+    storage: Storage,
+    log: Arc<NoteSigner>,
+    settings: ExportSettings,
+}
+
+/// Runs exports in the background. Cheap to share behind an `Arc`.
+pub struct ExportService {
+    shared: Arc<Shared>,
+    links: LinkSigner,
+    queue: mpsc::UnboundedSender<ExportId>,
+    dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for ExportService {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ExportService")
+            .field("storage", &self.shared.storage)
+            .field("settings", &self.shared.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_seconds(timestamp: Timestamp) -> i64 {
+    timestamp.unix_millis().div_euclid(1000)
+}
+
+impl ExportService {
+    /// Starts the workers; exports left pending by an earlier process are picked up again.
+    /// Call from within a Tokio runtime.
+    pub fn start(
+        store: Arc<dyn Store>,
+        storage: Storage,
+        links: LinkSigner,
+        log: Arc<NoteSigner>,
+        settings: ExportSettings,
+    ) -> Self {
+        let shared = Arc::new(Shared {
+            store,
+            storage,
+            log,
+            settings,
+        });
+        let (queue, receiver) = mpsc::unbounded_channel();
+        let dispatcher = tokio::spawn(dispatch(Arc::clone(&shared), receiver));
+        Self {
+            shared,
+            links,
+            queue,
+            dispatcher: Mutex::new(Some(dispatcher)),
+        }
+    }
+
+    /// Stops the workers. Running exports stay pending and resume at the next start.
+    pub async fn stop(&self) {
+        if let Some(dispatcher) = self.dispatcher.lock().await.take() {
+            dispatcher.abort();
+            let _ = dispatcher.await;
+        }
+    }
+
+    /// Queues an export of a live organization's events, refusing one that would be empty.
+    pub async fn create(
+        &self,
+        organization_id: OrganizationId,
+        format: ExportFormat,
+        filter: ExportFilter,
+    ) -> Result<Export, CreateError> {
+        let first = PageRequest {
+            limit: 1,
+            order: Order::Asc,
+            cursor: None,
+        };
+        let probe = self
+            .shared
+            .store
+            .list_events(organization_id, EventFilter::from(&filter), first)
+            .await?;
+        if probe.data.is_empty() {
+            return Err(CreateError::NoEvents);
+        }
+        let export = self.shared.store.create_export(organization_id, format, filter).await?;
+        // The dispatcher only goes away when the service stops; the job then waits in the store.
+        let _ = self.queue.send(export.id);
+        Ok(export)
+    }
+
+    /// Returns an export.
+    pub async fn get(&self, id: ExportId) -> Result<Export, StoreError> {
+        self.shared.store.get_export(id).await
+    }
+
+    /// A fresh download link for a ready export: a presigned bucket URL, or a link to
+    /// `{base_url}/audit_logs/exports/{id}/download` signed by this server.
+    pub async fn download_url(&self, export: &Export, base_url: &str) -> Result<Option<String>, object_store::Error> {
+        let (ExportState::Ready, Some(path)) = (export.state, &export.object_path) else {
+            return Ok(None);
+        };
+        let lifetime = self.shared.settings.link_lifetime;
+        if let Some(url) = self.shared.storage.presigned_url(path, lifetime).await {
+            return url.map(Some);
+        }
+        let expires = unix_seconds(vellum_store::now()) + i64::try_from(lifetime.as_secs()).unwrap_or(i64::MAX / 2);
+        Ok(Some(format!(
+            "{}/audit_logs/exports/{}/download?expires={expires}&signature={}",
+            base_url.trim_end_matches('/'),
+            export.id,
+            self.links.sign(export.id, expires)
+        )))
+    }
+
+    /// Checks a download link and opens the export's file.
+    pub async fn open_download(
+        &self,
+        id: ExportId,
+        expires: i64,
+        signature: &str,
+    ) -> Result<(Export, object_store::GetResult), DownloadError> {
+        self.links
+            .check(id, expires, signature, unix_seconds(vellum_store::now()))?;
+        let export = match self.shared.store.get_export(id).await {
+            Ok(export) => export,
+            Err(StoreError::NotFound { .. }) => return Err(DownloadError::NoFile),
+            Err(error) => return Err(DownloadError::Store(error)),
+        };
+        let (ExportState::Ready, Some(path)) = (export.state, &export.object_path) else {
+            return Err(DownloadError::NoFile);
+        };
+        let file = match self.shared.storage.get(path).await {
+            Ok(file) => file,
+            Err(object_store::Error::NotFound { .. }) => return Err(DownloadError::NoFile),
+            Err(error) => return Err(error.into()),
+        };
+        Ok((export, file))
+    }
+}
+
+/// Receives queued exports and runs each in its own task, at most `workers` at once. Also
+/// deletes expired files.
+async fn dispatch(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<ExportId>) {
+    let permits = Arc::new(Semaphore::new(shared.settings.workers.max(1)));
+    let mut running: JoinSet<ExportId> = JoinSet::new();
+    let mut active: HashSet<ExportId> = HashSet::new();
+    let start = |id: ExportId, running: &mut JoinSet<ExportId>, active: &mut HashSet<ExportId>| {
+        if active.insert(id) {
+            let shared = Arc::clone(&shared);
+            let permits = Arc::clone(&permits);
+            running.spawn(async move {
+                if let Ok(_permit) = permits.acquire_owned().await {
+                    run(&shared, id).await;
+                }
+                id
+            });
+        }
+    };
+
+    // Whatever an earlier process left pending (or was queued while starting).
+    let resumed = loop {
+        match shared.store.exports_in_state(ExportState::Pending, far_future()).await {
+            Ok(pending) => break pending,
+            Err(error) => {
+                tracing::warn!(%error, "cannot list pending exports; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    };
+    for export in resumed {
+        tracing::info!(export_id = %export.id, attempts = export.attempts, "resuming an unfinished export");
+        start(export.id, &mut running, &mut active);
+    }
+
+    let sweep_every = (shared.settings.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
+    let mut sweep = tokio::time::interval(sweep_every);
+    loop {
+        tokio::select! {
+            received = queue.recv() => match received {
+                Some(id) => start(id, &mut running, &mut active),
+                None => break,
+            },
+            Some(finished) = running.join_next() => {
+                if let Ok(id) = finished {
+                    active.remove(&id);
+                }
+            }
+            _ = sweep.tick() => delete_expired(&shared).await,
+        }
+    }
+    while running.join_next().await.is_some() {}
+}
+
+fn far_future() -> Timestamp {
+    Timestamp::from_unix_millis(253_402_300_799_999).expect("the latest timestamp is valid")
+}
+
+async fn delete_expired(shared: &Shared) {
+    let ttl_millis = i64::try_from(shared.settings.ttl.as_millis()).unwrap_or(i64::MAX);
+    let Some(cutoff) = Timestamp::from_unix_millis(vellum_store::now().unix_millis().saturating_sub(ttl_millis)) else {
+        return;
+    };
+    let expired = match shared.store.exports_in_state(ExportState::Ready, cutoff).await {
+        Ok(expired) => expired,
+        Err(error) => {
+            tracing::warn!(%error, "cannot list expired exports");
+            return;
+        }
+    };
+    for export in expired {
+        if let Some(path) = &export.object_path
+            && let Err(error) = shared.storage.delete(path).await
+        {
+            tracing::warn!(export_id = %export.id, %error, "cannot delete an expired export file");
+            continue;
+        }
+        match shared.store.finish_export(export.id, ExportOutcome::Expired).await {
+            Ok(_) => tracing::info!(export_id = %export.id, "deleted an expired export file"),
+            Err(error) => tracing::warn!(export_id = %export.id, %error, "cannot mark an export expired"),
+        }
+    }
+}
+
+/// Runs one export to its end.
+async fn run(shared: &Shared, id: ExportId) {
+    let export = match shared.store.start_export(id).await {
+        Ok(export) if export.state == ExportState::Pending => export,
+        Ok(_) => return,
+        Err(error) => {
+            tracing::warn!(export_id = %id, %error, "cannot start an export; it stays pending");
+            return;
+        }
+    };
+    let outcome = if export.attempts > shared.settings.max_attempts {
+        ExportOutcome::Failed(format!(
+            "The export was interrupted {} times and was abandoned.",
+            export.attempts - 1
+        ))
+    } else {
+        let started = std::time::Instant::now();
+        let path = shared.storage.path_for(&export);
+        match write_file(shared, &export, &path).await {
+            Ok((rows, bytes)) => {
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    export_id = %id,
+                    rows,
+                    bytes,
+                    seconds,
+                    rows_per_second = (rows as f64 / seconds.max(1e-9)) as u64,
+                    "export ready"
+                );
+                ExportOutcome::Ready {
+                    object_path: path.to_string(),
+                    rows,
+                    bytes,
+                }
+            }
+            Err(WriteError::Store(StoreError::Unavailable(reason))) => {
+                // The store is closing: leave the export pending for the next start.
+                tracing::info!(export_id = %id, %reason, "export interrupted");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(export_id = %id, %error, "export failed");
+                ExportOutcome::Failed(error.to_string())
+            }
+        }
+    };
+    if let Err(error) = shared.store.finish_export(id, outcome).await {
+        tracing::warn!(export_id = %id, %error, "cannot record the outcome of an export");
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum WriteError {
+    #[error("The export could not read events: {0}")]
+    Store(#[from] StoreError),
+    #[error("The export file could not be written: {0}")]
+    Storage(#[from] object_store::Error),
+    #[error("The export file could not be written: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("The export could not be encoded: {0}")]
+    Csv(#[from] csv::Error),
+    #[error("The log is damaged at position {0}: {1}")]
+    Log(u64, String),
+}
+
+/// Counts what goes into the object store.
+struct Output {
+    writer: BufWriter,
+    bytes: u64,
+}
+
+impl Output {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), WriteError> {
+        self.writer.write_all(chunk).await?;
+        self.bytes += chunk.len() as u64;
+        Ok(())
+    }
+}
+
+/// Part size of uploads: S3's minimum, so that at most a few parts are in memory.
+const PART_BYTES: usize = 5 * 1024 * 1024;
+
+async fn write_file(
+    shared: &Shared,
+    export: &Export,
+    path: &object_store::path::Path,
+) -> Result<(u64, u64), WriteError> {
+    let writer = BufWriter::with_capacity(Arc::clone(shared.storage.objects()), path.clone(), PART_BYTES)
+        .with_max_concurrency(2);
+    let mut output = Output { writer, bytes: 0 };
+    let written = match export.format {
+        ExportFormat::Csv => write_csv(shared, export, &mut output).await,
+        ExportFormat::Ndjson => write_ndjson(shared, export, &mut output).await,
+    };
+    match written {
+        Ok(rows) => {
+            // Completing the upload is what makes the file visible at its path.
+            output.writer.shutdown().await?;
+            Ok((rows, output.bytes))
+        }
+        Err(error) => {
+            if let Err(abort) = output.writer.abort().await {
+                tracing::debug!(%abort, "aborting the upload of a failed export");
+            }
+            Err(error)
+        }
+    }
+}
+
+async fn write_csv(shared: &Shared, export: &Export, output: &mut Output) -> Result<u64, WriteError> {
+    let filter = EventFilter::from(&export.filter);
+    let bounds = shared.store.event_bounds(export.organization_id, filter.clone()).await?;
+    let mut rows = CsvRows::new(usize::try_from(bounds.max_targets).unwrap_or(usize::MAX));
+    rows.header()?;
+    let mut cursor = None;
+    let mut count = 0u64;
+    loop {
+        let page = shared
+            .store
+            .list_events(
+                export.organization_id,
+                filter.clone(),
+                PageRequest {
+                    limit: shared.settings.page_size,
+                    order: Order::Asc,
+                    cursor: cursor.map(Cursor::After),
+                },
+            )
+            .await?;
+        for event in &page.data {
+            rows.event(event)?;
+        }
+        count += page.data.len() as u64;
+        output.write(&rows.take()?).await?;
+        match page.list_metadata.after {
+            Some(after) => cursor = Some(after),
+            None => break,
+        }
+    }
+    Ok(count)
+}
+
+async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> Result<u64, WriteError> {
+    let organization_id = export.organization_id;
+    let store = &shared.store;
+    let bounds = store
+        .event_bounds(organization_id, EventFilter::from(&export.filter))
+        .await?;
+    let (start, end) = bounds.log_range.unwrap_or((0, 0));
+    let origin = format!("{}/{organization_id}", shared.log.name());
+    // The checkpoint first: it covers at least every position up to `end`.
+    let signed = store
+        .log_checkpoint(organization_id, Arc::clone(&shared.log), origin.clone())
+        .await?;
+    let left = store.log_frontier(organization_id, start).await?;
+    output.write(&ndjson_header(export, &origin, start, &left)).await?;
+
+    let mut count = 0u64;
+    let mut position = start;
+    let page = u64::from(shared.settings.page_size);
+    let mut chunk = Vec::with_capacity(1 << 20);
+    while position < end {
+        let (records, _, _) = store.log_scan(organization_id, position, page.min(end - position)).await?;
+        if records.is_empty() {
+            return Err(WriteError::Log(position, "the position has no event".into()));
+        }
+        for record in records {
+            if u64::try_from(record.log_index).ok() != Some(position) {
+                return Err(WriteError::Log(position, "the position has no event".into()));
+            }
+            let event = record.event.map_err(|reason| WriteError::Log(position, reason))?;
+            if export.filter.matches(&event) {
+                chunk.extend_from_slice(&ndjson_event_line(&event));
+                count += 1;
+            } else {
+                let leaf = record
+                    .stored_leaf
+                    .ok_or_else(|| WriteError::Log(position, "the position has no leaf hash".into()))?;
+                chunk.extend_from_slice(&ndjson_omitted_line(position, &leaf));
+            }
+            position += 1;
+        }
+        output.write(&chunk).await?;
+        chunk.clear();
+    }
+    let tree_size = signed.checkpoint.size;
+    let consistency = if end == 0 || end == tree_size {
+        Vec::new()
+    } else {
+        store.log_consistency_proof(organization_id, end, tree_size).await?
+    };
+    output
+        .write(&ndjson_proof_line(end, tree_size, &signed.note, &consistency))
+        .await?;
+    Ok(count)
+}
