@@ -410,10 +410,17 @@ impl<'a> ExportVerifier<'a> {
             .ok_or("the header has no `start`")?;
         let left = decode_hashes(header.get("left"), "the header's `left`")?;
         let mut hashes = left.iter();
-        let frontier = Frontier::from_stored(start, &mut |_, _| hashes.next().copied().ok_or(()))
-            .map_err(|()| format!("the header's `left` has {} hashes, too few for start {start}", left.len()))?;
+        let frontier = Frontier::from_stored(start, &mut |_, _| hashes.next().copied().ok_or(())).map_err(|()| {
+            format!(
+                "the header's `left` has {} hashes, too few for start {start}",
+                left.len()
+            )
+        })?;
         if hashes.next().is_some() {
-            return Err(format!("the header's `left` has {} hashes, too many for start {start}", left.len()));
+            return Err(format!(
+                "the header's `left` has {} hashes, too many for start {start}",
+                left.len()
+            ));
         }
         self.frontier = frontier;
         self.start = start;
@@ -470,7 +477,10 @@ impl<'a> ExportVerifier<'a> {
     }
 
     fn proof(&mut self, proof: &Map<String, Value>) -> Result<(), String> {
-        let end = proof.get("end").and_then(Value::as_u64).ok_or("the proof has no `end`")?;
+        let end = proof
+            .get("end")
+            .and_then(Value::as_u64)
+            .ok_or("the proof has no `end`")?;
         if end != self.frontier.size() {
             return Err(format!(
                 "the proof covers positions up to {end}, but the lines end at {}: positions are missing",
@@ -499,7 +509,13 @@ impl<'a> ExportVerifier<'a> {
                 checkpoint.size
             ));
         }
-        if !merkle::verify_consistency(end, checkpoint.size, &self.frontier.root(), &checkpoint.root, &consistency) {
+        if !merkle::verify_consistency(
+            end,
+            checkpoint.size,
+            &self.frontier.root(),
+            &checkpoint.root,
+            &consistency,
+        ) {
             return Err(format!(
                 "the entries do not belong to the log the checkpoint signs (tree size {}): \
                  an entry between positions {} and {} was altered, removed or reordered",
@@ -653,7 +669,14 @@ mod tests {
     #[test]
     fn intact_exports_verify_for_every_range() {
         let (signer, key) = keys();
-        for (size, start, end) in [(1, 0, 1), (10, 0, 10), (10, 3, 7), (33, 5, 32), (17, 16, 17), (64, 0, 40)] {
+        for (size, start, end) in [
+            (1, 0, 1),
+            (10, 0, 10),
+            (10, 3, 7),
+            (33, 5, 32),
+            (17, 16, 17),
+            (64, 0, 40),
+        ] {
             let summary = verify(&export_file(size, start, end, &signer), &key)
                 .unwrap_or_else(|problem| panic!("{size} {start} {end}: {problem}"));
             assert_eq!((summary.start, summary.end, summary.tree_size), (start, end, size));
@@ -675,7 +698,12 @@ mod tests {
 
         let mut last_removed = lines.clone();
         last_removed.remove(lines.len() - 2);
-        assert!(verify(&last_removed, &key).unwrap_err().message.contains("positions are missing"));
+        assert!(
+            verify(&last_removed, &key)
+                .unwrap_err()
+                .message
+                .contains("positions are missing")
+        );
 
         let mut swapped = lines.clone();
         swapped.swap(4, 5);
@@ -728,7 +756,10 @@ mod tests {
         assert_eq!(ExportFilter::from_json(&filter.to_json()), Some(filter.clone()));
         assert!(filter.matches(&event(organization_id, 1, "keep")));
         assert!(!filter.matches(&event(organization_id, 1, "skip")));
-        assert!(!filter.matches(&event(organization_id, 5, "keep")), "range_end is exclusive");
+        assert!(
+            !filter.matches(&event(organization_id, 5, "keep")),
+            "range_end is exclusive"
+        );
         let mut nameless = event(organization_id, 1, "keep");
         nameless.input.actor.name = None;
         assert!(!filter.matches(&nameless));

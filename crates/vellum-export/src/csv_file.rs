@@ -105,7 +105,8 @@ impl CsvRows {
                 None => cells.extend(std::iter::repeat_n(String::new(), 4)),
             }
         }
-        self.writer.write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))
+        self.writer
+            .write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))
     }
 
     /// Takes the bytes written so far.

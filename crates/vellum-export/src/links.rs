@@ -89,7 +89,10 @@ mod tests {
         assert_eq!(signer.check(id, 1_000, &signature, 999), Ok(()));
         assert_eq!(signer.check(id, 1_000, &signature, 1_000), Err(LinkError::Expired));
         assert_eq!(signer.check(id, 2_000, &signature, 999), Err(LinkError::BadSignature));
-        assert_eq!(signer.check(other, 1_000, &signature, 999), Err(LinkError::BadSignature));
+        assert_eq!(
+            signer.check(other, 1_000, &signature, 999),
+            Err(LinkError::BadSignature)
+        );
         let mut altered = signature.clone().into_bytes();
         altered[10] = if altered[10] == b'0' { b'1' } else { b'0' };
         let altered = String::from_utf8(altered).unwrap();

@@ -418,7 +418,10 @@ async fn write_file(
 
 async fn write_csv(shared: &Shared, export: &Export, output: &mut Output) -> Result<u64, WriteError> {
     let filter = EventFilter::from(&export.filter);
-    let bounds = shared.store.event_bounds(export.organization_id, filter.clone()).await?;
+    let bounds = shared
+        .store
+        .event_bounds(export.organization_id, filter.clone())
+        .await?;
     let mut rows = CsvRows::new(usize::try_from(bounds.max_targets).unwrap_or(usize::MAX));
     rows.header()?;
     let mut cursor = None;
@@ -469,7 +472,9 @@ async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> 
     let page = u64::from(shared.settings.page_size);
     let mut chunk = Vec::with_capacity(1 << 20);
     while position < end {
-        let (records, _, _) = store.log_scan(organization_id, position, page.min(end - position)).await?;
+        let (records, _, _) = store
+            .log_scan(organization_id, position, page.min(end - position))
+            .await?;
         if records.is_empty() {
             return Err(WriteError::Log(position, "the position has no event".into()));
         }

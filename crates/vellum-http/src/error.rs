@@ -26,6 +26,14 @@ pub enum ApiError {
         /// Why, machine-readable.
         code: &'static str,
     },
+    /// 403: the credential is valid in form but does not grant this (an altered or expired
+    /// download link).
+    Forbidden {
+        /// For people.
+        message: String,
+        /// Machine-readable.
+        code: &'static str,
+    },
     /// 404: the object does not exist.
     NotFound {
         /// WorkOS-style: `Organization not found: 'org_…'.`
@@ -79,6 +87,7 @@ impl ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            Self::Forbidden { .. } => StatusCode::FORBIDDEN,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -96,6 +105,7 @@ impl ApiError {
         match self {
             Self::BadRequest { message, code } => json!({ "message": message, "code": code }),
             Self::Unauthorized { code } => json!({ "message": "Unauthorized", "code": code }),
+            Self::Forbidden { message, code } => json!({ "message": message, "code": code }),
             Self::NotFound { message } => json!({ "message": message, "code": "entity_not_found" }),
             Self::MethodNotAllowed { method, path } => json!({
                 "message": format!("Cannot {method} {path}"),

@@ -8,6 +8,7 @@
 mod auth;
 mod error;
 mod events;
+mod exports;
 mod extract;
 mod health;
 mod log;
@@ -48,6 +49,9 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A per-API-key request budget; `None` means unlimited.
     pub rate_limit: Option<RateLimit>,
+    /// The URL clients reach this server at (for download links); `None` means `http://` + the
+    /// request's `Host` header.
+    pub public_url: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -56,6 +60,7 @@ impl Default for HttpConfig {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             rate_limit: None,
+            public_url: None,
         }
     }
 }
@@ -68,6 +73,7 @@ pub struct AppState {
     schemas: Arc<schemas::SchemaRegistry>,
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
     log: Arc<vellum_core::checkpoint::NoteSigner>,
+    exports: Option<Arc<vellum_export::ExportService>>,
 }
 
 impl AppState {
@@ -85,7 +91,15 @@ impl AppState {
                 .map(|limit| Arc::new(ratelimit::RateLimiter::new(limit))),
             config: Arc::new(config),
             schemas: Arc::default(),
+            exports: None,
         }
+    }
+
+    /// Serves exports through this service (without one, export requests answer 503).
+    #[must_use]
+    pub fn with_exports(mut self, exports: Arc<vellum_export::ExportService>) -> Self {
+        self.exports = Some(exports);
+        self
     }
 }
 
@@ -99,6 +113,7 @@ pub fn router(state: AppState) -> Router {
         .merge(schemas::routes())
         .merge(events::routes())
         .merge(log::routes())
+        .merge(exports::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -110,6 +125,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .merge(api)
+        .merge(exports::download_routes())
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

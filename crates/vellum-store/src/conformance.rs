@@ -1067,12 +1067,18 @@ pub async fn exports_move_through_their_states_once(store: Arc<impl Store>) {
         .await
         .unwrap();
     assert_eq!(created.state, ExportState::Pending);
-    assert_eq!((created.format, &created.filter, created.attempts), (ExportFormat::Ndjson, &filter, 0));
+    assert_eq!(
+        (created.format, &created.filter, created.attempts),
+        (ExportFormat::Ndjson, &filter, 0)
+    );
     assert_eq!(store.get_export(created.id).await.unwrap(), created);
 
     let later = Timestamp::from_unix_millis(created.updated_at.unix_millis() + 1).unwrap();
     let pending = store.exports_in_state(ExportState::Pending, later).await.unwrap();
-    assert_eq!(pending.iter().map(|export| export.id).collect::<Vec<_>>(), vec![created.id]);
+    assert_eq!(
+        pending.iter().map(|export| export.id).collect::<Vec<_>>(),
+        vec![created.id]
+    );
     assert_eq!(store.start_export(created.id).await.unwrap().attempts, 1);
     assert_eq!(store.start_export(created.id).await.unwrap().attempts, 2);
 
@@ -1088,14 +1094,22 @@ pub async fn exports_move_through_their_states_once(store: Arc<impl Store>) {
         .await
         .unwrap();
     assert_eq!(ready.state, ExportState::Ready);
-    assert_eq!((ready.object_path.as_deref(), ready.rows, ready.bytes), (Some("exports/x.ndjson"), Some(3), Some(99)));
+    assert_eq!(
+        (ready.object_path.as_deref(), ready.rows, ready.bytes),
+        (Some("exports/x.ndjson"), Some(3), Some(99))
+    );
     // A finished export is not started or failed again.
     assert_eq!(store.start_export(created.id).await.unwrap().attempts, 2);
     assert!(matches!(
-        store.finish_export(created.id, crate::ExportOutcome::Failed("late".into())).await,
+        store
+            .finish_export(created.id, crate::ExportOutcome::Failed("late".into()))
+            .await,
         Err(StoreError::Conflict(_))
     ));
-    let expired = store.finish_export(created.id, crate::ExportOutcome::Expired).await.unwrap();
+    let expired = store
+        .finish_export(created.id, crate::ExportOutcome::Expired)
+        .await
+        .unwrap();
     assert_eq!(expired.state, ExportState::Expired);
 
     let failing = store
@@ -1106,13 +1120,21 @@ pub async fn exports_move_through_their_states_once(store: Arc<impl Store>) {
         .finish_export(failing.id, crate::ExportOutcome::Failed("disk full".into()))
         .await
         .unwrap();
-    assert_eq!((failed.state, failed.error.as_deref()), (ExportState::Error, Some("disk full")));
+    assert_eq!(
+        (failed.state, failed.error.as_deref()),
+        (ExportState::Error, Some("disk full"))
+    );
 
     let missing = vellum_core::ExportId::from_ulid(ulid::Ulid::from_parts(1, 1));
-    assert!(matches!(store.get_export(missing).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        store.get_export(missing).await,
+        Err(StoreError::NotFound { .. })
+    ));
     let unknown_organization = OrganizationId::from_ulid(ulid::Ulid::from_parts(1, 1));
     assert!(matches!(
-        store.create_export(unknown_organization, ExportFormat::Csv, export_filter(0, 1)).await,
+        store
+            .create_export(unknown_organization, ExportFormat::Csv, export_filter(0, 1))
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -1126,7 +1148,12 @@ pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<im
         organization,
         vec![
             event_at(5_000, "user.signed_in", "alice", &[("team", "t1")]),
-            event_at(1_000, "user.signed_out", "bob", &[("team", "t2"), ("repo", "r1"), ("repo", "r2")]),
+            event_at(
+                1_000,
+                "user.signed_out",
+                "bob",
+                &[("team", "t2"), ("repo", "r1"), ("repo", "r2")],
+            ),
             event_at(3_000, "invoice.paid", "alice", &[("invoice", "i1")]),
             event_at(2_000, "user.signed_in", "carol", &[]),
             event_at(9_000, "user.signed_in", "alice", &[("team", "t1")]),
@@ -1134,7 +1161,11 @@ pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<im
     )
     .await;
     let filters = {
-        let mut filters = vec![export_filter(0, 100_000), export_filter(2_000, 9_000), export_filter(6_000, 8_000)];
+        let mut filters = vec![
+            export_filter(0, 100_000),
+            export_filter(2_000, 9_000),
+            export_filter(6_000, 8_000),
+        ];
         let mut by_action = export_filter(0, 100_000);
         by_action.actions = vec!["user.signed_in".into()];
         let mut by_target = export_filter(0, 6_000);
@@ -1147,7 +1178,10 @@ pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<im
     };
     for filter in filters {
         let matching: Vec<&vellum_core::Event> = events.iter().filter(|event| filter.matches(event)).collect();
-        let bounds = store.event_bounds(organization, EventFilter::from(&filter)).await.unwrap();
+        let bounds = store
+            .event_bounds(organization, EventFilter::from(&filter))
+            .await
+            .unwrap();
         assert_eq!(bounds.events, matching.len() as u64, "{filter:?}");
         let span = matching
             .iter()
@@ -1156,7 +1190,11 @@ pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<im
             .zip(matching.iter().map(|event| event.log_index).max())
             .map(|(first, last)| (first, last + 1));
         assert_eq!(bounds.log_range, span, "{filter:?}");
-        let most_targets = matching.iter().map(|event| event.input.targets.len() as u64).max().unwrap_or(0);
+        let most_targets = matching
+            .iter()
+            .map(|event| event.input.targets.len() as u64)
+            .max()
+            .unwrap_or(0);
         assert_eq!(bounds.max_targets, most_targets, "{filter:?}");
         let page = PageRequest {
             limit: 100,
@@ -1176,11 +1214,14 @@ pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<im
     for size in 0..=leaves.len() {
         let hashes = store.log_frontier(organization, size as u64).await.unwrap();
         let mut next = hashes.iter();
-        let frontier = vellum_core::merkle::Frontier::from_stored(size as u64, &mut |_, _| {
-            next.next().copied().ok_or(())
-        })
-        .unwrap();
-        assert_eq!(frontier.root(), vellum_core::merkle::root_of(&leaves[..size]), "size {size}");
+        let frontier =
+            vellum_core::merkle::Frontier::from_stored(size as u64, &mut |_, _| next.next().copied().ok_or(()))
+                .unwrap();
+        assert_eq!(
+            frontier.root(),
+            vellum_core::merkle::root_of(&leaves[..size]),
+            "size {size}"
+        );
     }
     assert!(store.log_frontier(organization, 6).await.is_err());
 }

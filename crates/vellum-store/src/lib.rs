@@ -13,8 +13,8 @@ use async_trait::async_trait;
 use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
 use vellum_core::schema::SchemaDefinition;
 use vellum_core::{
-    ActionId, ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Event, EventId, EventInput, ExportId, NewOrganization, Organization,
-    OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
+    ActionId, ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, Event, EventId, EventInput, ExportId, NewOrganization,
+    Organization, OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
 };
 
 #[cfg(any(test, feature = "conformance"))]
@@ -454,7 +454,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// How many of a live organization's events match a filter, the log positions they span, and
     /// the most targets any of them names.
-    async fn event_bounds(&self, organization_id: OrganizationId, filter: EventFilter) -> Result<EventBounds, StoreError>;
+    async fn event_bounds(
+        &self,
+        organization_id: OrganizationId,
+        filter: EventFilter,
+    ) -> Result<EventBounds, StoreError>;
 
     /// The hashes of the complete subtrees that make up the first `size` leaves of a log, largest
     /// first (the log's frontier at `size`; `size` at most the current size).

@@ -69,7 +69,9 @@ enum Command {
     /// Reads events.
     #[command(subcommand)]
     Events(EventsCommand),
-    /// Checks that a log was never edited, reordered or trimmed.
+    /// Exports an organization's events through a running server's API and downloads the file.
+    Export(crate::export_cli::ExportArgs),
+    /// Checks that a log or an export was never edited, reordered or trimmed.
     #[command(subcommand)]
     Verify(VerifyCommand),
 }
@@ -105,6 +107,16 @@ enum VerifyCommand {
         /// only grew since.
         #[arg(long)]
         state: Option<PathBuf>,
+    },
+    /// Checks an NDJSON export offline: every event re-hashes to its leaf, and the leaves are the
+    /// contiguous slice of the log that the export's signed checkpoint covers.
+    Export {
+        /// The NDJSON export file (`-` for standard input).
+        file: PathBuf,
+        /// The log's public key: the `verifier_key` or the base64 `public_key` of
+        /// /audit_logs/log/public_key.
+        #[arg(long)]
+        public_key: String,
     },
 }
 
@@ -183,6 +195,28 @@ struct ServeArgs {
     /// A per-API-key request budget, REQUESTS/SECONDS (e.g. 6000/60) [default: unlimited].
     #[arg(long, env = "VELLUM_RATE_LIMIT", value_name = "N/SECONDS")]
     rate_limit: Option<String>,
+
+    /// The URL clients reach this server at, for export download links [default: http:// and
+    /// the request's Host header].
+    #[arg(long, env = "VELLUM_PUBLIC_URL", value_name = "URL")]
+    public_url: Option<String>,
+
+    /// Exports running at once [default: 2].
+    #[arg(long, env = "VELLUM_EXPORT_WORKERS", value_name = "N")]
+    export_workers: Option<usize>,
+
+    /// Keep export files in this S3-compatible bucket instead of DATA_DIR/exports (credentials
+    /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
+    #[arg(long, env = "VELLUM_EXPORT_S3_BUCKET", value_name = "BUCKET")]
+    export_s3_bucket: Option<String>,
+
+    /// The S3 endpoint, for S3-compatible storage other than AWS (e.g. http://127.0.0.1:9000).
+    #[arg(long, env = "VELLUM_EXPORT_S3_ENDPOINT", value_name = "URL")]
+    export_s3_endpoint: Option<String>,
+
+    /// The bucket's region [default: AWS_REGION, else us-east-1].
+    #[arg(long, env = "VELLUM_EXPORT_S3_REGION", value_name = "REGION")]
+    export_s3_region: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -247,6 +281,11 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         log_format: cli.log_format,
         log_name: cli.log_name.clone(),
         signing_key_file: cli.signing_key_file.clone(),
+        public_url: serve.and_then(|args| args.public_url.clone()),
+        export_workers: serve.and_then(|args| args.export_workers),
+        export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),
+        export_s3_endpoint: serve.and_then(|args| args.export_s3_endpoint.clone()),
+        export_s3_region: serve.and_then(|args| args.export_s3_region.clone()),
     };
     Settings::resolve(overrides, file)
 }
@@ -267,6 +306,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Organizations(command) => organizations(&settings, command).await,
             Command::Schemas(command) => schemas(&settings, command).await,
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
+            Command::Export(args) => crate::export_cli::export(args).await,
             Command::Verify(command) => verify(&settings, command).await,
         }
     })
@@ -594,6 +634,10 @@ async fn verify(settings: &Settings, command: VerifyCommand) -> anyhow::Result<(
             let organization = vellum_core::OrganizationId::parse(&organization)
                 .map_err(|error| anyhow::anyhow!("`{organization}` is not an organization id: {error}"))?;
             crate::verify::verify_remote(&url, &api_key, organization, public_key.as_deref(), state.as_deref()).await?
+        }
+        VerifyCommand::Export { file, public_key } => {
+            let verifier = crate::verify::parse_public_key(&public_key, &settings.log_name)?;
+            crate::export_cli::verify_export(&file, &verifier)?
         }
     };
     anyhow::ensure!(verified, "verification failed");

@@ -55,6 +55,60 @@ pub struct FileConfig {
     pub log_name: Option<String>,
     /// See [`Settings::signing_key_file`].
     pub signing_key_file: Option<PathBuf>,
+    /// See [`Settings::public_url`].
+    pub public_url: Option<String>,
+    /// See [`ExportOptions::workers`].
+    pub export_workers: Option<usize>,
+    /// See [`ExportOptions::ttl`], in seconds.
+    pub export_ttl_seconds: Option<u64>,
+    /// See [`ExportOptions::link_lifetime`], in seconds.
+    pub export_link_seconds: Option<u64>,
+    /// See [`S3Options::bucket`].
+    pub export_s3_bucket: Option<String>,
+    /// See [`S3Options::endpoint`].
+    pub export_s3_endpoint: Option<String>,
+    /// See [`S3Options::region`].
+    pub export_s3_region: Option<String>,
+    /// See [`S3Options::prefix`].
+    pub export_s3_prefix: Option<String>,
+}
+
+/// Where and how exports run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Exports running at once.
+    pub workers: usize,
+    /// How long a ready export's file is kept before it is deleted.
+    pub ttl: Duration,
+    /// How long a download link is valid.
+    pub link_lifetime: Duration,
+    /// An S3-compatible bucket for export files; `None` keeps them under `DATA_DIR/exports`.
+    pub s3: Option<S3Options>,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        let defaults = vellum_export::ExportSettings::default();
+        Self {
+            workers: defaults.workers,
+            ttl: defaults.ttl,
+            link_lifetime: defaults.link_lifetime,
+            s3: None,
+        }
+    }
+}
+
+/// An S3-compatible bucket (credentials from the standard `AWS_*` environment variables).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct S3Options {
+    /// The bucket.
+    pub bucket: String,
+    /// A non-AWS endpoint, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// The region.
+    pub region: Option<String>,
+    /// A key prefix inside the bucket.
+    pub prefix: String,
 }
 
 impl FileConfig {
@@ -85,6 +139,16 @@ pub struct Overrides {
     pub log_name: Option<String>,
     /// `--signing-key-file` / `VELLUM_SIGNING_KEY_FILE`.
     pub signing_key_file: Option<PathBuf>,
+    /// `--public-url` / `VELLUM_PUBLIC_URL`.
+    pub public_url: Option<String>,
+    /// `--export-workers` / `VELLUM_EXPORT_WORKERS`.
+    pub export_workers: Option<usize>,
+    /// `--export-s3-bucket` / `VELLUM_EXPORT_S3_BUCKET`.
+    pub export_s3_bucket: Option<String>,
+    /// `--export-s3-endpoint` / `VELLUM_EXPORT_S3_ENDPOINT`.
+    pub export_s3_endpoint: Option<String>,
+    /// `--export-s3-region` / `VELLUM_EXPORT_S3_REGION`.
+    pub export_s3_region: Option<String>,
 }
 
 /// The resolved settings of a `vellum` process.
@@ -112,6 +176,11 @@ pub struct Settings {
     /// The log signing key; `None` means `log-signing-key` in the data directory, created on
     /// first start.
     pub signing_key_file: Option<PathBuf>,
+    /// The URL clients reach this server at, for download links; `None` means `http://` + the
+    /// request's `Host` header.
+    pub public_url: Option<String>,
+    /// Exports.
+    pub exports: ExportOptions,
 }
 
 impl std::fmt::Debug for Settings {
@@ -128,6 +197,8 @@ impl std::fmt::Debug for Settings {
             .field("rate_limit", &self.rate_limit)
             .field("log_name", &self.log_name)
             .field("signing_key_file", &self.signing_key_file)
+            .field("public_url", &self.public_url)
+            .field("exports", &self.exports)
             .finish()
     }
 }
@@ -167,8 +238,58 @@ impl Settings {
             vellum_core::checkpoint::is_valid_key_name(&log_name),
             "invalid log name `{log_name}`: it must be non-empty, without spaces or '+'"
         );
+        let public_url = overrides
+            .public_url
+            .or(file.public_url)
+            .filter(|url| !url.is_empty())
+            .map(|url| url.trim_end_matches('/').to_owned());
+        if let Some(url) = &public_url {
+            anyhow::ensure!(
+                url.starts_with("http://") || url.starts_with("https://"),
+                "invalid public URL `{url}`: it must start with http:// or https://"
+            );
+        }
+        let defaults = ExportOptions::default();
+        let workers = overrides
+            .export_workers
+            .or(file.export_workers)
+            .unwrap_or(defaults.workers);
+        anyhow::ensure!((1..=64).contains(&workers), "export_workers must be between 1 and 64");
+        let s3 = match overrides
+            .export_s3_bucket
+            .or(file.export_s3_bucket)
+            .filter(|bucket| !bucket.is_empty())
+        {
+            Some(bucket) => Some(S3Options {
+                bucket,
+                endpoint: overrides
+                    .export_s3_endpoint
+                    .or(file.export_s3_endpoint)
+                    .filter(|text| !text.is_empty()),
+                region: overrides
+                    .export_s3_region
+                    .or(file.export_s3_region)
+                    .filter(|text| !text.is_empty()),
+                prefix: file.export_s3_prefix.unwrap_or_default(),
+            }),
+            None => None,
+        };
+        let exports = ExportOptions {
+            workers,
+            ttl: file.export_ttl_seconds.map_or(defaults.ttl, Duration::from_secs),
+            link_lifetime: file
+                .export_link_seconds
+                .map_or(defaults.link_lifetime, Duration::from_secs),
+            s3,
+        };
+        anyhow::ensure!(
+            exports.link_lifetime >= Duration::from_secs(1) && exports.ttl >= Duration::from_secs(1),
+            "export_link_seconds and export_ttl_seconds must be at least 1"
+        );
         Ok(Self {
             log_name,
+            public_url,
+            exports,
             signing_key_file: overrides.signing_key_file.or(file.signing_key_file),
             rate_limit,
             listen,
@@ -202,6 +323,8 @@ impl Settings {
             rate_limit: None,
             log_name: DEFAULT_LOG_NAME.to_owned(),
             signing_key_file: None,
+            public_url: None,
+            exports: ExportOptions::default(),
         }
     }
 }

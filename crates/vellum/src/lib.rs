@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod export_cli;
 pub mod signing;
 pub mod startup;
 pub mod telemetry;

@@ -32,35 +32,56 @@ fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
     })
 }
 
+/// Creates `path` (mode 0600) holding the base64 of 32 fresh random bytes, unless it exists.
+fn create_secret_file(path: &Path, what: &str) -> anyhow::Result<()> {
+    if path
+        .try_exists()
+        .with_context(|| format!("cannot check {}", path.display()))?
+    {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let seed = vellum_store::random_bytes().with_context(|| format!("cannot draw random bytes for the {what}"))?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            writeln!(file, "{}", BASE64.encode(seed))?;
+            file.sync_all()?;
+            tracing::info!(path = %path.display(), "generated the {what}");
+            Ok(())
+        }
+        // Another process created it first: use that one.
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(error) => Err(error).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
 /// Loads the key, generating it first when it is the default path and does not exist yet.
 pub fn load_or_create(configured: Option<&Path>, data_dir: &Path, name: &str) -> anyhow::Result<Arc<NoteSigner>> {
     let path = key_path(configured, data_dir);
-    if configured.is_none()
-        && !path
-            .try_exists()
-            .with_context(|| format!("cannot check {}", path.display()))?
-    {
-        std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let seed = vellum_store::random_bytes().context("cannot draw random bytes for the signing key")?;
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        match options.open(&path) {
-            Ok(mut file) => {
-                writeln!(file, "{}", BASE64.encode(seed))?;
-                file.sync_all()?;
-                tracing::info!(path = %path.display(), "generated the log signing key");
-            }
-            // Another process created it first: use that one.
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(error) => return Err(error).with_context(|| format!("cannot create {}", path.display())),
-        }
+    if configured.is_none() {
+        create_secret_file(&path, "log signing key")?;
     }
     let seed = read_seed(&path)?;
     Ok(Arc::new(
         NoteSigner::new(name, &seed).map_err(|error| anyhow::anyhow!("log name `{name}`: {error}"))?,
     ))
+}
+
+/// The file name, in the data directory, of the key that signs export download links.
+pub const LINK_KEY_FILE_NAME: &str = "export-link-key";
+
+/// Loads the export download link key from the data directory, creating it on first start.
+/// (Several nodes serving the same exports need the same file.)
+pub fn load_or_create_link_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join(LINK_KEY_FILE_NAME);
+    create_secret_file(&path, "export link key")?;
+    read_seed(&path)
 }
 
 /// Loads an existing key without creating one.

@@ -74,6 +74,38 @@ impl Application {
         self.local_addr
     }
 
+    fn start_exports(&self) -> anyhow::Result<vellum_export::ExportService> {
+        let options = &self.settings.exports;
+        let storage_settings = match &options.s3 {
+            None => vellum_export::StorageSettings::Local {
+                root: self.settings.data_dir.join("exports"),
+            },
+            #[cfg(feature = "s3")]
+            Some(s3) => vellum_export::StorageSettings::S3 {
+                bucket: s3.bucket.clone(),
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                prefix: s3.prefix.clone(),
+            },
+            #[cfg(not(feature = "s3"))]
+            Some(_) => anyhow::bail!("export_s3_bucket is set, but this build of vellum has no S3 support"),
+        };
+        let storage = vellum_export::Storage::open(&storage_settings).context("cannot open the export storage")?;
+        let link_key = crate::signing::load_or_create_link_key(&self.settings.data_dir)?;
+        Ok(vellum_export::ExportService::start(
+            Arc::clone(&self.store),
+            storage,
+            vellum_export::LinkSigner::new(link_key),
+            Arc::clone(&self.signer),
+            vellum_export::ExportSettings {
+                workers: options.workers,
+                ttl: options.ttl,
+                link_lifetime: options.link_lifetime,
+                ..vellum_export::ExportSettings::default()
+            },
+        ))
+    }
+
     /// Serves until `shutdown` completes, then drains and closes the store.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let state = AppState::new(
@@ -81,9 +113,12 @@ impl Application {
             HttpConfig {
                 max_body_bytes: self.settings.max_body_bytes,
                 rate_limit: self.settings.rate_limit,
+                public_url: self.settings.public_url.clone(),
             },
             Arc::clone(&self.signer),
         );
+        let exports = Arc::new(self.start_exports()?);
+        let state = state.with_exports(Arc::clone(&exports));
         let router = vellum_http::router(state);
         let housekeeping = tokio::spawn(forget_expired_idempotency_keys(Arc::clone(&self.store)));
         let stopping = Arc::new(tokio::sync::Notify::new());
@@ -103,6 +138,8 @@ impl Application {
             }
         };
         housekeeping.abort();
+        // Running exports stop here and resume at the next start.
+        exports.stop().await;
         // Whatever happened to the listener, commit what the store accepted.
         let closed = self.store.close().await;
         outcome.context("the HTTP server failed")?;

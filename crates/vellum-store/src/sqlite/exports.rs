@@ -76,7 +76,8 @@ pub(super) fn insert(
 }
 
 pub(super) fn get(connection: &Connection, id: ExportId) -> Result<Export, StoreError> {
-    let sql = format!("select {COLUMNS} from exports x join organizations o on o.seq = x.organization_seq where x.id = ?1");
+    let sql =
+        format!("select {COLUMNS} from exports x join organizations o on o.seq = x.organization_seq where x.id = ?1");
     connection
         .prepare_cached(&sql)?
         .query_row([id.ulid().to_bytes().as_slice()], read_export)
@@ -119,7 +120,11 @@ pub(super) fn finish(
 ) -> Result<Export, StoreError> {
     let key = id.ulid().to_bytes();
     let changed = match outcome {
-        ExportOutcome::Ready { object_path, rows, bytes } => connection
+        ExportOutcome::Ready {
+            object_path,
+            rows,
+            bytes,
+        } => connection
             .prepare_cached(
                 "update exports set state = 'ready', object_path = ?2, rows = ?3, bytes = ?4, updated_at = ?5
                  where id = ?1 and state = 'pending'",
@@ -137,9 +142,7 @@ pub(super) fn finish(
             )?
             .execute(params![key.as_slice(), reason, now.unix_millis()])?,
         ExportOutcome::Expired => connection
-            .prepare_cached(
-                "update exports set state = 'expired', updated_at = ?2 where id = ?1 and state = 'ready'",
-            )?
+            .prepare_cached("update exports set state = 'expired', updated_at = ?2 where id = ?1 and state = 'ready'")?
             .execute(params![key.as_slice(), now.unix_millis()])?,
     };
     let export = get(connection, id)?;
