@@ -434,19 +434,10 @@ impl<'a> ExportVerifier<'a> {
             .get("log_index")
             .and_then(Value::as_u64)
             .ok_or("the line has no `log_index`")?;
-        if position > expected {
-            return Err(if position - expected == 1 {
-                format!("position {expected} is missing (this line holds position {position})")
-            } else {
-                format!(
-                    "positions {expected} to {} are missing (this line holds position {position})",
-                    position - 1
-                )
-            });
-        }
-        if position < expected {
+        if position != expected {
             return Err(format!(
-                "position {position} is out of order: position {expected} was expected here"
+                "expected position {expected} here but found position {position}: \
+                 entries were removed, duplicated or reordered"
             ));
         }
         let listed = decode_hash(object.get("leaf_hash"), "`leaf_hash`")?;
@@ -694,7 +685,12 @@ mod tests {
 
         let mut removed = lines.clone();
         removed.remove(5);
-        assert!(verify(&removed, &key).unwrap_err().message.contains("is missing"));
+        assert!(
+            verify(&removed, &key)
+                .unwrap_err()
+                .message
+                .contains("expected position 6 here but found position 7")
+        );
 
         let mut last_removed = lines.clone();
         last_removed.remove(lines.len() - 2);

@@ -9,6 +9,7 @@ mod cli;
 mod crash;
 mod errors;
 mod events;
+mod exports;
 mod health;
 mod helpers;
 mod listing;
