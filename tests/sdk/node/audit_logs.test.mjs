@@ -1,6 +1,6 @@
 // The official WorkOS Node SDK against a running Vellum: audit logs.
 //
-// Covers every audit-log method the SDK exposes except exports (not built yet): createSchema,
+// Covers every audit-log method the SDK exposes except exports (exports.test.mjs): createSchema,
 // listSchemas (with auto-pagination), createEvent (with and without `version` and idempotency
 // keys), and the retention get/update, plus the typed exception each refusal surfaces as.
 // Every test works in its own organization and its own actions (suffixed with a random tag).

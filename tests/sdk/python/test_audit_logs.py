@@ -1,6 +1,6 @@
 """The official WorkOS Python SDK against a running Vellum: audit logs.
 
-Covers every audit-log method the SDK exposes except exports (not built yet): schemas, actions,
+Covers every audit-log method the SDK exposes except exports (test_exports.py): schemas, actions,
 events (with and without `version` and idempotency keys), retention and the audit log
 configuration, and the typed error each refusal surfaces as.
 
