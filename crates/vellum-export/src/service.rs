@@ -243,6 +243,11 @@ async fn dispatch(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Export
         }
     };
 
+    match shared.storage.remove_interrupted_uploads() {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(removed, "removed the partial files of interrupted exports"),
+        Err(error) => tracing::warn!(%error, "cannot remove the partial files of interrupted exports"),
+    }
     // Whatever an earlier process left pending (or was queued while starting).
     let resumed = loop {
         match shared.store.exports_in_state(ExportState::Pending, far_future()).await {

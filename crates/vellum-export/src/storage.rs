@@ -36,6 +36,7 @@ pub enum StorageSettings {
 #[derive(Clone, Debug)]
 pub struct Storage {
     objects: Arc<dyn ObjectStore>,
+    local_root: Option<PathBuf>,
     #[cfg(feature = "s3")]
     s3: Option<Arc<object_store::aws::AmazonS3>>,
     prefix: String,
@@ -52,6 +53,7 @@ impl Storage {
                 })?;
                 Ok(Self {
                     objects: Arc::new(LocalFileSystem::new_with_prefix(root)?),
+                    local_root: Some(root.clone()),
                     #[cfg(feature = "s3")]
                     s3: None,
                     prefix: String::new(),
@@ -76,6 +78,7 @@ impl Storage {
                 let s3 = Arc::new(builder.build()?);
                 Ok(Self {
                     objects: s3.clone(),
+                    local_root: None,
                     s3: Some(s3),
                     prefix: prefix.trim_matches('/').to_owned(),
                 })
@@ -120,6 +123,35 @@ impl Storage {
         }
         let _ = (path, lifetime);
         None
+    }
+
+    /// Deletes the staging files (`<path>#<n>`) of local uploads a crash interrupted; they are
+    /// invisible to readers but take space. Returns how many were removed. (Incomplete S3
+    /// multipart uploads are the bucket's to expire: set an AbortIncompleteMultipartUpload rule.)
+    pub fn remove_interrupted_uploads(&self) -> std::io::Result<usize> {
+        let Some(root) = &self.local_root else {
+            return Ok(0);
+        };
+        let directory = root.join("exports");
+        let entries = match std::fs::read_dir(&directory) {
+            Ok(entries) => entries,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(error) => return Err(error),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let path = entry?.path();
+            let staged = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.rsplit_once('#'))
+                .is_some_and(|(_, number)| !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit()));
+            if staged {
+                std::fs::remove_file(&path)?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Opens a stored file for reading.

@@ -9,6 +9,8 @@ mod cli;
 mod crash;
 mod errors;
 mod events;
+mod export_s3;
+mod export_scale;
 mod exports;
 mod health;
 mod helpers;
