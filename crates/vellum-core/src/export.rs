@@ -165,7 +165,7 @@ impl ExportFilter {
             value
                 .get(name)?
                 .as_str()
-                .and_then(|text| crate::event::parse_occurred_at(text))
+                .and_then(crate::event::parse_occurred_at)
         };
         let list = |name: &str| -> Option<Vec<String>> {
             value
