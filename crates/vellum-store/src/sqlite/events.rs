@@ -356,6 +356,26 @@ pub(super) fn list(
     };
     let direction = if plan.ascending { "asc" } else { "desc" };
 
+    // A time range and a cursor both bound occurred_at. Keep only the tighter of the two on each
+    // side: given two lower bounds on one column, SQLite seeks the index with either one, and
+    // seeking with the range's would rescan every earlier page (quadratic for deep pages).
+    let mut filter = filter.clone();
+    let mut bound = bound;
+    if let Some((above, (occurred_at, _))) = bound {
+        if above {
+            match filter.range_start {
+                Some(start) if start.unix_millis() > occurred_at => bound = None,
+                _ => filter.range_start = None,
+            }
+        } else {
+            match filter.range_end {
+                Some(end) if end.unix_millis() <= occurred_at => bound = None,
+                _ => filter.range_end = None,
+            }
+        }
+    }
+    let filter = &filter;
+
     // Target filters are answered from `event_targets`, whose primary key and index lead with
     // (organization, target type or id, occurred_at): the newest matching events come first
     // without reading any other event. Everything else is answered from `events` itself.
@@ -528,68 +548,115 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
 
 type Decoded = (Actor, Vec<Target>, Context, Option<Metadata>);
 
-fn decode_metadata(value: Option<&serde_json::Value>) -> Result<Option<Metadata>, StoreError> {
-    let Some(value) = value else {
-        return Ok(None);
-    };
-    let object = value.as_object().ok_or_else(|| corrupt("metadata"))?;
-    let mut metadata = Metadata::new();
-    for (key, value) in object {
-        let value = match value {
-            serde_json::Value::String(text) => MetadataValue::String(text.clone()),
-            serde_json::Value::Number(number) => MetadataValue::Number(number.clone()),
-            serde_json::Value::Bool(flag) => MetadataValue::Bool(*flag),
-            _ => return Err(corrupt("metadata value")),
-        };
-        metadata.insert(key.clone(), value);
-    }
-    Ok(Some(metadata))
+// The stored payload (`event_details_json`), decoded straight into the core types: this runs for
+// every event read (listing, exports, verification), so no intermediate JSON tree is built.
+
+#[derive(serde::Deserialize)]
+struct StoredPayload {
+    actor: StoredParty,
+    targets: Vec<StoredParty>,
+    context: StoredContext,
+    #[serde(default)]
+    metadata: Option<StoredMetadata>,
 }
 
-fn decode_party(value: &serde_json::Value) -> Result<(String, String, Option<String>, Option<Metadata>), StoreError> {
-    let text = |name: &str| value.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
-    Ok((
-        text("id").ok_or_else(|| corrupt("party id"))?,
-        text("type").ok_or_else(|| corrupt("party type"))?,
-        text("name"),
-        decode_metadata(value.get("metadata"))?,
-    ))
+#[derive(serde::Deserialize)]
+struct StoredParty {
+    id: String,
+    #[serde(rename = "type")]
+    party_type: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    metadata: Option<StoredMetadata>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredContext {
+    location: String,
+    #[serde(default)]
+    user_agent: Option<String>,
+}
+
+/// Metadata: an object of strings, numbers and booleans.
+struct StoredMetadata(Metadata);
+
+impl<'de> serde::Deserialize<'de> for StoredMetadata {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MapVisitor;
+        impl<'de> serde::de::Visitor<'de> for MapVisitor {
+            type Value = StoredMetadata;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a metadata object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut metadata = Metadata::new();
+                while let Some((key, StoredValue(value))) = map.next_entry::<String, StoredValue>()? {
+                    metadata.insert(key, value);
+                }
+                Ok(StoredMetadata(metadata))
+            }
+        }
+        deserializer.deserialize_map(MapVisitor)
+    }
+}
+
+struct StoredValue(MetadataValue);
+
+impl<'de> serde::Deserialize<'de> for StoredValue {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl serde::de::Visitor<'_> for ValueVisitor {
+            type Value = StoredValue;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a string, number or boolean")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(StoredValue(MetadataValue::String(text.to_owned())))
+            }
+            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(StoredValue(MetadataValue::String(text)))
+            }
+            fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Self::Value, E> {
+                Ok(StoredValue(MetadataValue::Bool(flag)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
+                Ok(StoredValue(MetadataValue::Number(number.into())))
+            }
+            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
+                Ok(StoredValue(MetadataValue::Number(number.into())))
+            }
+            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Self::Value, E> {
+                serde_json::Number::from_f64(number)
+                    .map(|number| StoredValue(MetadataValue::Number(number)))
+                    .ok_or_else(|| E::custom("a metadata number is not finite"))
+            }
+        }
+        deserializer.deserialize_any(ValueVisitor)
+    }
 }
 
 fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
-    let value: serde_json::Value = serde_json::from_str(payload).map_err(|_| corrupt("payload"))?;
-    let (id, actor_type, name, metadata) = decode_party(value.get("actor").ok_or_else(|| corrupt("actor"))?)?;
+    let stored: StoredPayload = serde_json::from_str(payload).map_err(|_| corrupt("payload"))?;
     let actor = Actor {
-        id,
-        actor_type,
-        name,
-        metadata,
+        id: stored.actor.id,
+        actor_type: stored.actor.party_type,
+        name: stored.actor.name,
+        metadata: stored.actor.metadata.map(|metadata| metadata.0),
     };
-    let targets = value
-        .get("targets")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(|| corrupt("targets"))?
-        .iter()
-        .map(|target| {
-            decode_party(target).map(|(id, target_type, name, metadata)| Target {
-                id,
-                target_type,
-                name,
-                metadata,
-            })
+    let targets = stored
+        .targets
+        .into_iter()
+        .map(|target| Target {
+            id: target.id,
+            target_type: target.party_type,
+            name: target.name,
+            metadata: target.metadata.map(|metadata| metadata.0),
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    let context_value = value.get("context").ok_or_else(|| corrupt("context"))?;
+        .collect();
     let context = Context {
-        location: context_value
-            .get("location")
-            .and_then(serde_json::Value::as_str)
-            .ok_or_else(|| corrupt("location"))?
-            .to_owned(),
-        user_agent: context_value
-            .get("user_agent")
-            .and_then(serde_json::Value::as_str)
-            .map(str::to_owned),
+        location: stored.context.location,
+        user_agent: stored.context.user_agent,
     };
-    Ok((actor, targets, context, decode_metadata(value.get("metadata"))?))
+    Ok((actor, targets, context, stored.metadata.map(|metadata| metadata.0)))
 }

@@ -92,7 +92,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }
