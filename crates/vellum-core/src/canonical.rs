@@ -80,6 +80,11 @@ fn push_string(buffer: &mut Vec<u8>, text: &str) {
     serde_json::to_writer(&mut *buffer, text).expect("writing a string to memory cannot fail");
 }
 
+/// Appends a metadata object as canonical (JCS) JSON.
+pub fn write_metadata_json(buffer: &mut Vec<u8>, metadata: &Metadata) {
+    push_metadata(buffer, metadata);
+}
+
 /// A metadata object: keys are ASCII (validated at ingest), so byte order is JCS's UTF-16 order;
 /// numbers take ECMAScript's shortest form.
 fn push_metadata(buffer: &mut Vec<u8>, metadata: &Metadata) {

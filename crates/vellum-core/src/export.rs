@@ -161,12 +161,7 @@ impl ExportFilter {
 
     /// Reads [`Self::to_json`]'s output.
     pub fn from_json(value: &Value) -> Option<Self> {
-        let time = |name: &str| {
-            value
-                .get(name)?
-                .as_str()
-                .and_then(crate::event::parse_occurred_at)
-        };
+        let time = |name: &str| value.get(name)?.as_str().and_then(crate::event::parse_occurred_at);
         let list = |name: &str| -> Option<Vec<String>> {
             value
                 .get(name)?

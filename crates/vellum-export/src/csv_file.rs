@@ -4,12 +4,12 @@
 //! `version`, `log_index`, `actor_id`, `actor_type`, `actor_name`, `actor_metadata`,
 //! `context_location`, `context_user_agent`, `metadata`, then `target_id_N`, `target_type_N`,
 //! `target_name_N`, `target_metadata_N` for N = 1 up to the most targets any exported event names.
-//! Metadata cells hold JSON objects; absent values are empty cells. Quoting is RFC 4180 and the
+//! Metadata cells hold JSON objects (canonical JSON: keys sorted, no spaces); absent values are empty cells. Quoting is RFC 4180 and the
 //! text UTF-8. A cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
 //! `@`, a tab or a carriage return) is prefixed with `'`.
 
 use vellum_core::Event;
-use vellum_core::event::{Metadata, metadata_to_json};
+use vellum_core::canonical::write_metadata_json;
 
 /// The columns before the target columns.
 pub const FIXED_COLUMNS: [&str; 14] = [
@@ -33,6 +33,7 @@ pub const FIXED_COLUMNS: [&str; 14] = [
 pub struct CsvRows {
     writer: csv::Writer<Vec<u8>>,
     targets: usize,
+    json: Vec<u8>,
 }
 
 /// Makes a cell safe to open in a spreadsheet.
@@ -43,16 +44,13 @@ pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-fn metadata_cell(metadata: Option<&Metadata>) -> String {
-    metadata.map_or_else(String::new, |metadata| metadata_to_json(metadata).to_string())
-}
-
 impl CsvRows {
     /// A writer for events naming at most `targets` targets.
     pub fn new(targets: usize) -> Self {
         Self {
             writer: Self::writer(),
             targets,
+            json: Vec::with_capacity(512),
         }
     }
 
@@ -74,39 +72,58 @@ impl CsvRows {
         self.writer.write_record(&row)
     }
 
-    /// Writes one event's row.
+    /// Writes one event's row (cell by cell, without building the row in memory first).
     pub fn event(&mut self, event: &Event) -> csv::Result<()> {
         let input = &event.input;
-        let mut cells: Vec<String> = Vec::with_capacity(FIXED_COLUMNS.len() + 4 * self.targets);
-        cells.extend([
-            event.id.to_string(),
-            event.organization_id.to_string(),
-            input.action.clone(),
-            input.occurred_at.to_wire(),
-            event.received_at.to_wire(),
-            event.schema_version.to_string(),
-            event.log_index.to_string(),
-            input.actor.id.clone(),
-            input.actor.actor_type.clone(),
-            input.actor.name.clone().unwrap_or_default(),
-            metadata_cell(input.actor.metadata.as_ref()),
-            input.context.location.clone(),
-            input.context.user_agent.clone().unwrap_or_default(),
-            metadata_cell(input.metadata.as_ref()),
-        ]);
-        for number in 0..self.targets {
-            match input.targets.get(number) {
-                Some(target) => cells.extend([
-                    target.id.clone(),
-                    target.target_type.clone(),
-                    target.name.clone().unwrap_or_default(),
-                    metadata_cell(target.metadata.as_ref()),
-                ]),
-                None => cells.extend(std::iter::repeat_n(String::new(), 4)),
+        let writer = &mut self.writer;
+        let json = &mut self.json;
+        fn cell(writer: &mut csv::Writer<Vec<u8>>, text: &str) -> csv::Result<()> {
+            match neutralise(text) {
+                std::borrow::Cow::Borrowed(text) => writer.write_field(text),
+                std::borrow::Cow::Owned(text) => writer.write_field(text),
             }
         }
-        self.writer
-            .write_record(cells.iter().map(|cell| neutralise(cell).into_owned()))
+        fn metadata(
+            writer: &mut csv::Writer<Vec<u8>>,
+            json: &mut Vec<u8>,
+            metadata: Option<&vellum_core::event::Metadata>,
+        ) -> csv::Result<()> {
+            json.clear();
+            if let Some(metadata) = metadata {
+                write_metadata_json(json, metadata);
+            }
+            writer.write_field(&json[..])
+        }
+        cell(writer, &event.id.to_string())?;
+        cell(writer, &event.organization_id.to_string())?;
+        cell(writer, &input.action)?;
+        cell(writer, &input.occurred_at.to_wire())?;
+        cell(writer, &event.received_at.to_wire())?;
+        writer.write_field(event.schema_version.to_string())?;
+        writer.write_field(event.log_index.to_string())?;
+        cell(writer, &input.actor.id)?;
+        cell(writer, &input.actor.actor_type)?;
+        cell(writer, input.actor.name.as_deref().unwrap_or_default())?;
+        metadata(writer, json, input.actor.metadata.as_ref())?;
+        cell(writer, &input.context.location)?;
+        cell(writer, input.context.user_agent.as_deref().unwrap_or_default())?;
+        metadata(writer, json, input.metadata.as_ref())?;
+        for number in 0..self.targets {
+            match input.targets.get(number) {
+                Some(target) => {
+                    cell(writer, &target.id)?;
+                    cell(writer, &target.target_type)?;
+                    cell(writer, target.name.as_deref().unwrap_or_default())?;
+                    metadata(writer, json, target.metadata.as_ref())?;
+                }
+                None => {
+                    for _ in 0..4 {
+                        writer.write_field("")?;
+                    }
+                }
+            }
+        }
+        writer.write_record(None::<&[u8]>)
     }
 
     /// Takes the bytes written so far.

@@ -421,6 +421,19 @@ async fn write_file(
     }
 }
 
+/// Aborts a task when dropped (so a failed or cancelled export stops its reader).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Pages read ahead of the encoder: while one page is encoded and uploaded, the next is read on
+/// a store reader thread.
+const PAGES_AHEAD: usize = 2;
+
 async fn write_csv(shared: &Shared, export: &Export, output: &mut Output) -> Result<u64, WriteError> {
     let filter = EventFilter::from(&export.filter);
     let bounds = shared
@@ -429,30 +442,44 @@ async fn write_csv(shared: &Shared, export: &Export, output: &mut Output) -> Res
         .await?;
     let mut rows = CsvRows::new(usize::try_from(bounds.max_targets).unwrap_or(usize::MAX));
     rows.header()?;
-    let mut cursor = None;
+    let (pages, mut received) = mpsc::channel(PAGES_AHEAD);
+    let (store, organization_id, page_size) = (
+        Arc::clone(&shared.store),
+        export.organization_id,
+        shared.settings.page_size,
+    );
+    let _reader = AbortOnDrop(tokio::spawn(async move {
+        let mut cursor = None;
+        loop {
+            let request = PageRequest {
+                limit: page_size,
+                order: Order::Asc,
+                cursor: cursor.take().map(Cursor::After),
+            };
+            let (events, after) = match store.list_events(organization_id, filter.clone(), request).await {
+                Ok(page) => (page.data, page.list_metadata.after),
+                Err(error) => {
+                    let _ = pages.send(Err(error)).await;
+                    return;
+                }
+            };
+            if pages.send(Ok(events)).await.is_err() {
+                return;
+            }
+            match after {
+                Some(after) => cursor = Some(after),
+                None => return,
+            }
+        }
+    }));
     let mut count = 0u64;
-    loop {
-        let page = shared
-            .store
-            .list_events(
-                export.organization_id,
-                filter.clone(),
-                PageRequest {
-                    limit: shared.settings.page_size,
-                    order: Order::Asc,
-                    cursor: cursor.map(Cursor::After),
-                },
-            )
-            .await?;
-        for event in &page.data {
+    while let Some(page) = received.recv().await {
+        let events = page?;
+        for event in &events {
             rows.event(event)?;
         }
-        count += page.data.len() as u64;
+        count += events.len() as u64;
         output.write(&rows.take()?).await?;
-        match page.list_metadata.after {
-            Some(after) => cursor = Some(after),
-            None => break,
-        }
     }
     Ok(count)
 }
@@ -472,14 +499,26 @@ async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> 
     let left = store.log_frontier(organization_id, start).await?;
     output.write(&ndjson_header(export, &origin, start, &left)).await?;
 
+    let (pages, mut received) = mpsc::channel(PAGES_AHEAD);
+    let (reader_store, page) = (Arc::clone(store), u64::from(shared.settings.page_size));
+    let _reader = AbortOnDrop(tokio::spawn(async move {
+        let mut position = start;
+        while position < end {
+            let records = reader_store
+                .log_scan(organization_id, position, page.min(end - position))
+                .await
+                .map(|(records, _, _)| records);
+            position += page;
+            if pages.send(records).await.is_err() {
+                return;
+            }
+        }
+    }));
     let mut count = 0u64;
     let mut position = start;
-    let page = u64::from(shared.settings.page_size);
     let mut chunk = Vec::with_capacity(1 << 20);
-    while position < end {
-        let (records, _, _) = store
-            .log_scan(organization_id, position, page.min(end - position))
-            .await?;
+    while let Some(records) = received.recv().await {
+        let records = records?;
         if records.is_empty() {
             return Err(WriteError::Log(position, "the position has no event".into()));
         }
@@ -501,6 +540,9 @@ async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> 
         }
         output.write(&chunk).await?;
         chunk.clear();
+    }
+    if position != end {
+        return Err(WriteError::Log(position, "the position has no event".into()));
     }
     let tree_size = signed.checkpoint.size;
     let consistency = if end == 0 || end == tree_size {
