@@ -159,6 +159,24 @@ async fn a_million_event_export_streams_in_flat_memory_and_survives_kill_9() {
         .await;
     let id = created["id"].as_str().unwrap().to_owned();
     let mut peak = idle;
+    // Ingest is not held up by a running export: an event (outside the export's range) is
+    // acknowledged while the export is still being written.
+    client
+        .send(
+            reqwest::Method::POST,
+            "/audit_logs/events",
+            Some(&json!({"organization_id": organization, "event": {
+                "action": "bulk.event", "occurred_at": "2025-12-31T23:59:59Z",
+                "actor": {"id": "late", "type": "user"}, "targets": [{"id": "doc_late", "type": "doc"}],
+                "context": {"location": "192.0.2.1"},
+            }})),
+        )
+        .await;
+    assert_eq!(
+        client.export(&id).await["state"],
+        "pending",
+        "the export finished before the ingest"
+    );
     let export = loop {
         peak = peak.max(resident_bytes(pid));
         let export = client.export(&id).await;

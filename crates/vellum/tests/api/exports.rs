@@ -447,3 +447,82 @@ async fn ndjson_exports_verify_offline_and_each_kind_of_tampering_is_named() {
     let (ok, output) = verify_export(&intact, &other_key);
     assert!(!ok, "{output}");
 }
+
+#[tokio::test]
+async fn vellum_export_downloads_a_file_through_the_api() {
+    let app = TestApp::spawn().await;
+    let (organization, ids) = seed(&app).await;
+    let directory = tempfile::tempdir().unwrap();
+    let run = |args: Vec<String>| {
+        let key = app.api_key.clone();
+        let url = app.address.clone();
+        async move {
+            tokio::task::spawn_blocking(move || {
+                Command::new(vellum_binary())
+                    .arg("export")
+                    .args(["--url", &url])
+                    .args(args)
+                    .env("VELLUM_API_KEY", key)
+                    .env_remove("VELLUM_CONFIG")
+                    .output()
+                    .expect("vellum runs")
+            })
+            .await
+            .unwrap()
+        }
+    };
+    let csv_path = directory.path().join("signed-in.csv");
+    let output = run(vec![
+        "--organization".into(),
+        organization.clone(),
+        "--action".into(),
+        "user.signed_in".into(),
+        "--output".into(),
+        csv_path.to_str().unwrap().into(),
+    ])
+    .await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // Not a terminal: no progress output, one summary line.
+    assert!(output.stderr.is_empty(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("2 events exported to"), "{stdout}");
+    let (_, rows) = rows(&std::fs::read_to_string(&csv_path).unwrap());
+    assert_eq!(
+        rows.iter().map(|row| row[0].as_str()).collect::<Vec<_>>(),
+        [ids[0].as_str(), ids[3].as_str()]
+    );
+
+    let ndjson_path = directory.path().join("all.ndjson");
+    let output = run(vec![
+        "--organization".into(),
+        organization.clone(),
+        "--format".into(),
+        "ndjson".into(),
+        "--output".into(),
+        ndjson_path.to_str().unwrap().into(),
+    ])
+    .await;
+    assert!(output.status.success());
+    let keys = json_ok(app.get("/audit_logs/log/public_key").await).await;
+    let (ok, text) = verify_export(&ndjson_path, keys["public_key"].as_str().unwrap());
+    assert!(ok && text.contains("4 events and 0 omitted"), "{text}");
+
+    // A refused export says why and exits non-zero.
+    let output = run(vec![
+        "--organization".into(),
+        organization,
+        "--action".into(),
+        "nothing.matches".into(),
+    ])
+    .await;
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("No audit log events found"),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
