@@ -273,6 +273,29 @@ pub fn ndjson_proof_line(end: u64, tree_size: u64, checkpoint_note: &str, consis
     line
 }
 
+/// An entry line, read without building a JSON tree: the event stays raw bytes.
+#[derive(serde::Deserialize)]
+struct EntryLine<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    log_index: u64,
+    #[serde(borrow)]
+    leaf_hash: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    event: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The members of an event envelope the verifier checks.
+#[derive(serde::Deserialize)]
+struct EventHead<'a> {
+    #[serde(borrow, default)]
+    id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    log_index: Option<u64>,
+    #[serde(borrow, default)]
+    organization_id: Option<std::borrow::Cow<'a, str>>,
+}
+
 /// What is wrong with an export, and where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportProblem {
@@ -367,6 +390,12 @@ impl<'a> ExportVerifier<'a> {
         if self.finished.is_some() {
             return Err(self.problem("text after the proof line"));
         }
+        if self.header.is_some()
+            && let Ok(entry) = serde_json::from_slice::<EntryLine<'_>>(line)
+            && matches!(entry.kind.as_ref(), "event" | "omitted")
+        {
+            return self.entry(&entry).map_err(|message| self.problem(message));
+        }
         let value: Value = serde_json::from_slice(line).map_err(|error| self.problem(format!("not JSON: {error}")))?;
         let Value::Object(object) = value else {
             return Err(self.problem("not a JSON object"));
@@ -380,7 +409,7 @@ impl<'a> ExportVerifier<'a> {
             };
         }
         match kind {
-            "event" | "omitted" => self.entry(kind, &object).map_err(|message| self.problem(message)),
+            "event" | "omitted" => Err(self.problem("the line lacks `log_index`, `leaf_hash` or its event")),
             "proof" => self.proof(&object).map_err(|message| self.problem(message)),
             "header" => Err(self.problem("a second header line")),
             other => Err(self.problem(format!("unknown line type `{other}`"))),
@@ -423,30 +452,39 @@ impl<'a> ExportVerifier<'a> {
         Ok(())
     }
 
-    fn entry(&mut self, kind: &str, object: &Map<String, Value>) -> Result<(), String> {
+    fn entry(&mut self, entry: &EntryLine<'_>) -> Result<(), String> {
         let expected = self.frontier.size();
-        let position = object
-            .get("log_index")
-            .and_then(Value::as_u64)
-            .ok_or("the line has no `log_index`")?;
+        let position = entry.log_index;
         if position != expected {
             return Err(format!(
                 "expected position {expected} here but found position {position}: \
                  entries were removed, duplicated or reordered"
             ));
         }
-        let listed = decode_hash(object.get("leaf_hash"), "`leaf_hash`")?;
-        let leaf = if kind == "event" {
-            let event = object.get("event").ok_or("the event line has no `event`")?;
-            let id = event.get("id").and_then(Value::as_str).unwrap_or("?").to_owned();
-            if event.get("log_index").and_then(Value::as_u64) != Some(position) {
+        let listed = BASE64
+            .decode(entry.leaf_hash.as_bytes())
+            .ok()
+            .and_then(|bytes| Hash::try_from(bytes).ok())
+            .ok_or("`leaf_hash` is not a base64 SHA-256 hash")?;
+        let leaf = if entry.kind == "event" {
+            let raw = entry.event.ok_or("the event line has no `event`")?;
+            let head: EventHead<'_> = serde_json::from_str(raw.get())
+                .map_err(|error| format!("the event is not an event envelope: {error}"))?;
+            let id = head.id.as_deref().unwrap_or("?");
+            if head.log_index != Some(position) {
                 return Err(format!("event {id} claims another position than {position}"));
             }
             let (organization, _) = self.header.as_ref().expect("entries follow the header");
-            if event.get("organization_id").and_then(Value::as_str) != Some(organization.as_str()) {
+            if head.organization_id.as_deref() != Some(organization.as_str()) {
                 return Err(format!("event {id} belongs to another organization"));
             }
-            let leaf = merkle::leaf_hash(&canonical_json(event));
+            // The bytes as written are the canonical bytes the leaf commits to; a file whose
+            // JSON was merely reformatted is re-canonicalised before giving up.
+            let mut leaf = merkle::leaf_hash(raw.get().as_bytes());
+            if leaf != listed {
+                let value: Value = serde_json::from_str(raw.get()).map_err(|error| error.to_string())?;
+                leaf = merkle::leaf_hash(&canonical_json(&value));
+            }
             if leaf != listed {
                 return Err(format!(
                     "event {id} at position {position} does not hash to its leaf: its content was changed"
