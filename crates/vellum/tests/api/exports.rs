@@ -356,18 +356,7 @@ async fn expired_export_files_are_deleted() {
 
 /// Runs `vellum verify export` on a file.
 pub fn verify_export(path: &std::path::Path, public_key: &str) -> (bool, String) {
-    let output = Command::new(vellum_binary())
-        .args(["verify", "export", path.to_str().unwrap(), "--public-key", public_key])
-        .env_remove("VELLUM_DATA_DIR")
-        .env_remove("VELLUM_CONFIG")
-        .output()
-        .expect("vellum runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    crate::verify::verify(&["verify", "export", path.to_str().unwrap(), "--public-key", public_key])
 }
 
 #[tokio::test]

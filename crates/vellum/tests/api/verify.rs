@@ -39,7 +39,8 @@ async fn checkpoint_note(app: &TestApp, organization: &str) -> String {
     response.text().await.unwrap()
 }
 
-fn verify(args: &[&str]) -> (bool, String) {
+/// Runs `vellum ARGS…` (no data directory or config from the environment): success and output.
+pub fn verify(args: &[&str]) -> (bool, String) {
     let output = Command::new(vellum_binary())
         .args(args)
         .env_remove("VELLUM_DATA_DIR")
