@@ -122,6 +122,12 @@ prefixed_id!(
     "als_"
 );
 
+prefixed_id!(
+    /// Identifies an operator of the dashboard: `operator_` + ULID.
+    OperatorId,
+    "operator_"
+);
+
 #[cfg(test)]
 mod tests {
     use super::*;

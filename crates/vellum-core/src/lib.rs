@@ -13,6 +13,7 @@ pub mod event;
 pub mod export;
 pub mod id;
 pub mod merkle;
+pub mod operator;
 pub mod organization;
 pub mod pagination;
 pub mod retention;
@@ -22,7 +23,7 @@ pub mod validation;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 pub use event::{Event, EventInput};
-pub use id::{ActionId, ApiKeyId, EventId, ExportId, OrganizationDomainId, OrganizationId, SchemaId};
+pub use id::{ActionId, ApiKeyId, EventId, ExportId, OperatorId, OrganizationDomainId, OrganizationId, SchemaId};
 pub use organization::{DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate};
 pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};
 pub use timestamp::Timestamp;

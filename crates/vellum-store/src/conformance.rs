@@ -33,6 +33,7 @@ macro_rules! store_conformance_suite {
             organizations_page_in_every_order,
             organizations_filter_by_domain_and_name,
             api_keys_lifecycle,
+            operators_and_sessions,
             concurrent_writes_are_all_durable_and_distinct,
             a_failing_write_does_not_disturb_its_batch,
             schemas_are_versioned_per_action,
@@ -315,6 +316,77 @@ pub async fn organizations_filter_by_domain_and_name(store: Arc<impl Store>) {
         .await
         .is_empty()
     );
+}
+
+/// Operators are created once per email (any case), found, listed and re-passworded; sessions
+/// are found only until they expire, and end on sign-out or a password change.
+pub async fn operators_and_sessions(store: Arc<impl Store>) {
+    use vellum_core::operator::{Email, PasswordHash, SessionToken};
+
+    let email = Email::parse("Admin@Example.com").unwrap();
+    let hash = PasswordHash::from_stored("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".into());
+    let operator = store.create_operator(email.clone(), hash.clone()).await.unwrap();
+    assert_eq!(operator.email.as_str(), "admin@example.com");
+    let again = store
+        .create_operator(Email::parse("ADMIN@example.com").unwrap(), hash.clone())
+        .await;
+    assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
+    assert_eq!(store.find_operator(email.clone()).await.unwrap(), Some(operator.clone()));
+    assert_eq!(store.find_operator(Email::parse("nobody@example.com").unwrap()).await.unwrap(), None);
+    let second = store
+        .create_operator(Email::parse("second@example.com").unwrap(), hash.clone())
+        .await
+        .unwrap();
+    let listed: Vec<_> = store.list_operators().await.unwrap().into_iter().map(|o| o.id).collect();
+    assert_eq!(listed, [operator.id, second.id]);
+
+    let now = crate::now();
+    let later = Timestamp::from_unix_millis(now.unix_millis() + 3_600_000).unwrap();
+    let token = SessionToken::from_random_bytes([3; 32]);
+    let session = store
+        .create_operator_session(operator.id, token.hash(), later)
+        .await
+        .unwrap();
+    assert_eq!(session.operator_id, operator.id);
+    assert_eq!(session.email, operator.email);
+    assert_eq!(session.expires_at, later);
+    assert_eq!(store.find_operator_session(token.hash(), now).await.unwrap(), Some(session));
+    assert_eq!(
+        store.find_operator_session(token.hash(), later).await.unwrap(),
+        None,
+        "a session is not valid at its expiry"
+    );
+    let stranger = SessionToken::from_random_bytes([4; 32]);
+    assert_eq!(store.find_operator_session(stranger.hash(), now).await.unwrap(), None);
+
+    store.delete_operator_session(token.hash()).await.unwrap();
+    assert_eq!(store.find_operator_session(token.hash(), now).await.unwrap(), None);
+    store.delete_operator_session(token.hash()).await.unwrap();
+
+    // A password change ends that operator's sessions only.
+    let mine = SessionToken::from_random_bytes([5; 32]);
+    let theirs = SessionToken::from_random_bytes([6; 32]);
+    store.create_operator_session(operator.id, mine.hash(), later).await.unwrap();
+    store.create_operator_session(second.id, theirs.hash(), later).await.unwrap();
+    let new_hash = PasswordHash::from_stored("$argon2id$v=19$m=8,t=1,p=1$b3RoZXJzYWx0$bmV3aGFzaG5ld2hhc2huZQ".into());
+    store.set_operator_password(operator.id, new_hash.clone()).await.unwrap();
+    assert_eq!(store.find_operator_session(mine.hash(), now).await.unwrap(), None);
+    assert!(store.find_operator_session(theirs.hash(), now).await.unwrap().is_some());
+    assert_eq!(
+        store.find_operator(email).await.unwrap().unwrap().password_hash,
+        new_hash
+    );
+
+    // A session of an operator that does not exist is refused.
+    let ghost = vellum_core::OperatorId::from_ulid(vellum_core::id::Ulid::from_parts(1, 1));
+    let orphan = store
+        .create_operator_session(ghost, SessionToken::from_random_bytes([7; 32]).hash(), later)
+        .await;
+    assert!(matches!(orphan, Err(StoreError::NotFound { .. })), "{orphan:?}");
+    assert!(matches!(
+        store.set_operator_password(ghost, new_hash).await,
+        Err(StoreError::NotFound { .. })
+    ));
 }
 
 /// Keys are created, found by hash, listed, revoked and ensured.

@@ -314,6 +314,47 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a key; revoking a revoked key changes nothing and succeeds.
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError>;
 
+    /// Creates an operator account. `Conflict` when the email is taken.
+    async fn create_operator(
+        &self,
+        email: vellum_core::operator::Email,
+        password_hash: vellum_core::operator::PasswordHash,
+    ) -> Result<vellum_core::operator::Operator, StoreError>;
+
+    /// Finds an operator by email.
+    async fn find_operator(
+        &self,
+        email: vellum_core::operator::Email,
+    ) -> Result<Option<vellum_core::operator::Operator>, StoreError>;
+
+    /// Lists operators, oldest first.
+    async fn list_operators(&self) -> Result<Vec<vellum_core::operator::Operator>, StoreError>;
+
+    /// Replaces an operator's password hash and ends all of that operator's sessions.
+    async fn set_operator_password(
+        &self,
+        id: vellum_core::OperatorId,
+        password_hash: vellum_core::operator::PasswordHash,
+    ) -> Result<(), StoreError>;
+
+    /// Stores a new session of an operator, valid until `expires_at`.
+    async fn create_operator_session(
+        &self,
+        operator_id: vellum_core::OperatorId,
+        token_hash: vellum_core::operator::SessionTokenHash,
+        expires_at: Timestamp,
+    ) -> Result<vellum_core::operator::OperatorSession, StoreError>;
+
+    /// Returns the session stored under this token hash if it is still valid at `now`.
+    async fn find_operator_session(
+        &self,
+        token_hash: vellum_core::operator::SessionTokenHash,
+        now: Timestamp,
+    ) -> Result<Option<vellum_core::operator::OperatorSession>, StoreError>;
+
+    /// Ends a session; ending an unknown one succeeds.
+    async fn delete_operator_session(&self, token_hash: vellum_core::operator::SessionTokenHash) -> Result<(), StoreError>;
+
     /// Creates the next schema version of an action, creating the action if it is new. When the
     /// definition equals the latest version's, nothing is created and the latest is returned
     /// (as WorkOS does); the flag says whether a version was created.

@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "exports",
         sql: include_str!("../../migrations/sqlite/0003_exports.sql"),
     },
+    Migration {
+        version: 4,
+        name: "operators",
+        sql: include_str!("../../migrations/sqlite/0004_operators.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -92,7 +97,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

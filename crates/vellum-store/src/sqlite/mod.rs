@@ -19,6 +19,7 @@ mod events;
 mod exports;
 mod log;
 mod migrations;
+mod operators;
 mod organizations;
 mod schemas;
 mod writer;
@@ -289,6 +290,65 @@ impl Store for SqliteStore {
     async fn revoke_api_key(&self, id: ApiKeyId) -> Result<ApiKey, StoreError> {
         self.writer
             .write(move |transaction| api_keys::revoke(transaction, id))
+            .await
+    }
+
+    async fn create_operator(
+        &self,
+        email: vellum_core::operator::Email,
+        password_hash: vellum_core::operator::PasswordHash,
+    ) -> Result<vellum_core::operator::Operator, StoreError> {
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |transaction| operators::insert(transaction, &ids, email, password_hash))
+            .await
+    }
+
+    async fn find_operator(
+        &self,
+        email: vellum_core::operator::Email,
+    ) -> Result<Option<vellum_core::operator::Operator>, StoreError> {
+        self.read(move |connection| operators::find_by_email(connection, &email))
+            .await
+    }
+
+    async fn list_operators(&self) -> Result<Vec<vellum_core::operator::Operator>, StoreError> {
+        self.read(operators::list).await
+    }
+
+    async fn set_operator_password(
+        &self,
+        id: vellum_core::OperatorId,
+        password_hash: vellum_core::operator::PasswordHash,
+    ) -> Result<(), StoreError> {
+        self.writer
+            .write(move |transaction| operators::set_password(transaction, id, &password_hash))
+            .await
+    }
+
+    async fn create_operator_session(
+        &self,
+        operator_id: vellum_core::OperatorId,
+        token_hash: vellum_core::operator::SessionTokenHash,
+        expires_at: Timestamp,
+    ) -> Result<vellum_core::operator::OperatorSession, StoreError> {
+        self.writer
+            .write(move |transaction| operators::insert_session(transaction, operator_id, token_hash, expires_at))
+            .await
+    }
+
+    async fn find_operator_session(
+        &self,
+        token_hash: vellum_core::operator::SessionTokenHash,
+        now: Timestamp,
+    ) -> Result<Option<vellum_core::operator::OperatorSession>, StoreError> {
+        self.read(move |connection| operators::find_session(connection, token_hash, now))
+            .await
+    }
+
+    async fn delete_operator_session(&self, token_hash: vellum_core::operator::SessionTokenHash) -> Result<(), StoreError> {
+        self.writer
+            .write(move |transaction| operators::delete_session(transaction, token_hash))
             .await
     }
 
