@@ -60,6 +60,11 @@ pub enum ApiError {
         /// Seconds until a request will be accepted again.
         retry_after_seconds: u64,
     },
+    /// 429: too many failed sign-ins of one operator from one address.
+    TooManyAttempts {
+        /// Seconds until a sign-in will be tried again.
+        retry_after_seconds: u64,
+    },
     /// 413: the body is larger than allowed.
     PayloadTooLarge {
         /// The limit, in bytes.
@@ -92,7 +97,7 @@ impl ApiError {
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
-            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::RateLimited { .. } | Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -104,7 +109,14 @@ impl ApiError {
     pub(crate) fn body(&self) -> Value {
         match self {
             Self::BadRequest { message, code } => json!({ "message": message, "code": code }),
-            Self::Unauthorized { code } => json!({ "message": "Unauthorized", "code": code }),
+            Self::Unauthorized { code } => json!({
+                "message": match *code {
+                    "not_signed_in" => "Sign in to continue.",
+                    "invalid_credentials" => "Incorrect email or password.",
+                    _ => "Unauthorized",
+                },
+                "code": code,
+            }),
             Self::Forbidden { message, code } => json!({ "message": message, "code": code }),
             Self::NotFound { message } => json!({ "message": message, "code": "entity_not_found" }),
             Self::MethodNotAllowed { method, path } => json!({
@@ -121,6 +133,10 @@ impl ApiError {
                 })).collect::<Vec<_>>(),
             }),
             Self::RateLimited { .. } => json!({ "message": "Too many requests.", "code": "rate_limit_exceeded" }),
+            Self::TooManyAttempts { retry_after_seconds } => json!({
+                "message": format!("Too many failed sign-ins. Try again in {retry_after_seconds} seconds."),
+                "code": "too_many_attempts",
+            }),
             Self::PayloadTooLarge { limit } => json!({
                 "message": format!("The request body is larger than the limit of {limit} bytes."),
                 "code": "payload_too_large",
@@ -157,12 +173,13 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::RateLimited { retry_after_seconds } = self {
+        if let Self::RateLimited { retry_after_seconds } | Self::TooManyAttempts { retry_after_seconds } = self {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_seconds));
         }
-        if matches!(self, Self::Unauthorized { .. }) {
+        // A dashboard session is not a bearer credential, so its refusals name no scheme.
+        if matches!(&self, Self::Unauthorized { code } if !matches!(*code, "not_signed_in" | "invalid_credentials")) {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

@@ -32,6 +32,13 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/audit_logs/events/{id}", get(get_event))
 }
 
+/// Only the reading routes, for the dashboard (a browser session never ingests events).
+pub(crate) fn read_routes() -> Router<AppState> {
+    Router::new()
+        .route("/audit_logs/events", get(list_events))
+        .route("/audit_logs/events/{id}", get(get_event))
+}
+
 #[derive(Deserialize)]
 struct PartyBody {
     id: Option<String>,

@@ -6,6 +6,7 @@
 //! of their own beyond what the wire needs.
 
 mod auth;
+mod dashboard;
 mod error;
 mod events;
 mod exports;
@@ -52,6 +53,9 @@ pub struct HttpConfig {
     /// The URL clients reach this server at (for download links); `None` means `http://` + the
     /// request's `Host` header.
     pub public_url: Option<String>,
+    /// Serve the dashboard's files from this folder on each request instead of the copies in
+    /// the binary (for working on the page without rebuilding); `None` in production.
+    pub dashboard_assets_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -61,6 +65,7 @@ impl Default for HttpConfig {
             max_body_bytes: 4 * 1024 * 1024,
             rate_limit: None,
             public_url: None,
+            dashboard_assets_dir: None,
         }
     }
 }
@@ -74,6 +79,7 @@ pub struct AppState {
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
     log: Arc<vellum_core::checkpoint::NoteSigner>,
     exports: Option<Arc<vellum_export::ExportService>>,
+    sign_in_throttle: Arc<dashboard::SignInThrottle>,
 }
 
 impl AppState {
@@ -92,6 +98,7 @@ impl AppState {
             config: Arc::new(config),
             schemas: Arc::default(),
             exports: None,
+            sign_in_throttle: Arc::default(),
         }
     }
 
@@ -126,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ready", get(health::ready))
         .merge(api)
         .merge(exports::download_routes())
+        .merge(dashboard::routes(&state))
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

@@ -60,6 +60,9 @@ enum Command {
     /// Creates, lists and revokes API keys.
     #[command(subcommand, name = "api-keys")]
     ApiKeys(ApiKeysCommand),
+    /// Creates and lists operators: the accounts that sign in to the dashboard.
+    #[command(subcommand)]
+    Operators(OperatorsCommand),
     /// Creates and lists organizations.
     #[command(subcommand)]
     Organizations(OrganizationsCommand),
@@ -74,6 +77,24 @@ enum Command {
     /// Checks that a log or an export was never edited, reordered or trimmed.
     #[command(subcommand)]
     Verify(VerifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorsCommand {
+    /// Creates an operator; the password is read from standard input (its first line).
+    Create {
+        /// The operator's email address, used to sign in.
+        #[arg(long)]
+        email: String,
+    },
+    /// Sets a new password (read from standard input) and signs the operator out everywhere.
+    SetPassword {
+        /// The operator's email address.
+        #[arg(long)]
+        email: String,
+    },
+    /// Lists operators.
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -286,6 +307,10 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),
         export_s3_endpoint: serve.and_then(|args| args.export_s3_endpoint.clone()),
         export_s3_region: serve.and_then(|args| args.export_s3_region.clone()),
+        // Only `serve` bootstraps the operator account; other commands ignore these.
+        admin_email: serve.and_then(|_| std::env::var("VELLUM_ADMIN_EMAIL").ok()),
+        admin_password: serve.and_then(|_| std::env::var("VELLUM_ADMIN_PASSWORD").ok()),
+        dashboard_dir: serve.and_then(|_| std::env::var_os("VELLUM_DASHBOARD_DIR").map(PathBuf::from)),
     };
     Settings::resolve(overrides, file)
 }
@@ -303,6 +328,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Serve(_) => serve(settings).await,
             Command::Migrate => migrate(&settings),
             Command::ApiKeys(command) => api_keys(&settings, command).await,
+            Command::Operators(command) => operators(&settings, command).await,
             Command::Organizations(command) => organizations(&settings, command).await,
             Command::Schemas(command) => schemas(&settings, command).await,
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
@@ -376,6 +402,71 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
                     ApiKeyId::parse(&id).map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
                 let key = store.revoke_api_key(id).await?;
                 println!("revoked API key {} ({})", key.id, key.name);
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await?;
+    outcome
+}
+
+/// Reads a password from the first line of standard input (a terminal, a pipe or a file), so
+/// that it never appears in the process list or the shell's history.
+fn read_password_from_stdin() -> anyhow::Result<String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        eprint!("password: ");
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("cannot read the password from standard input")?;
+    let password = line.strip_suffix('\n').unwrap_or(&line);
+    let password = password.strip_suffix('\r').unwrap_or(password).to_owned();
+    vellum_core::operator::validate_new_password(&password).map_err(|error| anyhow::anyhow!("{error}"))?;
+    Ok(password)
+}
+
+fn hash_new_password(password: &str) -> anyhow::Result<vellum_core::operator::PasswordHash> {
+    let random = vellum_store::random_bytes().context("cannot draw random bytes")?;
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&random[..16]);
+    Ok(vellum_core::operator::PasswordHash::create(password, salt))
+}
+
+async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Result<()> {
+    use vellum_core::operator::Email;
+    let parse_email = |text: &str| Email::parse(text).map_err(|error| anyhow::anyhow!("`{text}`: {error}"));
+    // Read the password before opening the store, so a bad one changes nothing.
+    let (email, password) = match &command {
+        OperatorsCommand::Create { email } | OperatorsCommand::SetPassword { email } => {
+            (Some(parse_email(email)?), Some(read_password_from_stdin()?))
+        }
+        OperatorsCommand::List => (None, None),
+    };
+    let store = open_store(settings)?;
+    let outcome = async {
+        match (command, email, password) {
+            (OperatorsCommand::Create { .. }, Some(email), Some(password)) => {
+                let operator = store.create_operator(email, hash_new_password(&password)?).await?;
+                println!("created operator {} ({})", operator.id, operator.email);
+            }
+            (OperatorsCommand::SetPassword { .. }, Some(email), Some(password)) => {
+                let operator = store
+                    .find_operator(email.clone())
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("no operator has the email {email}"))?;
+                store
+                    .set_operator_password(operator.id, hash_new_password(&password)?)
+                    .await?;
+                println!("set a new password for {}; their sessions have ended", operator.email);
+            }
+            _ => {
+                println!("{:<36}  {:<24}  EMAIL", "ID", "CREATED");
+                for operator in store.list_operators().await? {
+                    println!("{:<36}  {:<24}  {}", operator.id, operator.created_at, operator.email);
+                }
             }
         }
         anyhow::Ok(())

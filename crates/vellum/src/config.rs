@@ -71,6 +71,10 @@ pub struct FileConfig {
     pub export_s3_region: Option<String>,
     /// See [`S3Options::prefix`].
     pub export_s3_prefix: Option<String>,
+    /// See [`Settings::admin`].
+    pub admin_email: Option<String>,
+    /// See [`Settings::admin`].
+    pub admin_password: Option<String>,
 }
 
 /// Where and how exports run.
@@ -149,6 +153,27 @@ pub struct Overrides {
     pub export_s3_endpoint: Option<String>,
     /// `--export-s3-region` / `VELLUM_EXPORT_S3_REGION`.
     pub export_s3_region: Option<String>,
+    /// `VELLUM_ADMIN_EMAIL`.
+    pub admin_email: Option<String>,
+    /// `VELLUM_ADMIN_PASSWORD` (no flag: a secret on the command line shows in `ps`).
+    pub admin_password: Option<String>,
+    /// `VELLUM_DASHBOARD_DIR`: serve the dashboard's files from this folder (front-end work).
+    pub dashboard_dir: Option<PathBuf>,
+}
+
+/// An operator account that `vellum serve` makes sure exists, with this password.
+#[derive(Clone)]
+pub struct AdminBootstrap {
+    /// The operator's email.
+    pub email: vellum_core::operator::Email,
+    /// The password it signs in with.
+    pub password: String,
+}
+
+impl std::fmt::Debug for AdminBootstrap {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "AdminBootstrap({}, password: <redacted>)", self.email)
+    }
 }
 
 /// The resolved settings of a `vellum` process.
@@ -181,6 +206,11 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Exports.
     pub exports: ExportOptions,
+    /// An operator account made sure to exist at start (`VELLUM_ADMIN_EMAIL` and
+    /// `VELLUM_ADMIN_PASSWORD`, both or neither).
+    pub admin: Option<AdminBootstrap>,
+    /// Serve the dashboard's files from this folder instead of the binary's copies.
+    pub dashboard_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -199,6 +229,8 @@ impl std::fmt::Debug for Settings {
             .field("signing_key_file", &self.signing_key_file)
             .field("public_url", &self.public_url)
             .field("exports", &self.exports)
+            .field("admin", &self.admin)
+            .field("dashboard_dir", &self.dashboard_dir)
             .finish()
     }
 }
@@ -286,7 +318,29 @@ impl Settings {
             exports.link_lifetime >= Duration::from_secs(1) && exports.ttl >= Duration::from_secs(1),
             "export_link_seconds and export_ttl_seconds must be at least 1"
         );
+        let admin = match (
+            overrides
+                .admin_email
+                .or(file.admin_email)
+                .filter(|text| !text.is_empty()),
+            overrides
+                .admin_password
+                .or(file.admin_password)
+                .filter(|text| !text.is_empty()),
+        ) {
+            (Some(email), Some(password)) => {
+                let email = vellum_core::operator::Email::parse(&email)
+                    .map_err(|error| anyhow::anyhow!("invalid VELLUM_ADMIN_EMAIL `{email}`: {error}"))?;
+                vellum_core::operator::validate_new_password(&password)
+                    .map_err(|error| anyhow::anyhow!("invalid VELLUM_ADMIN_PASSWORD: {error}"))?;
+                Some(AdminBootstrap { email, password })
+            }
+            (None, None) => None,
+            _ => anyhow::bail!("VELLUM_ADMIN_EMAIL and VELLUM_ADMIN_PASSWORD go together: set both or neither"),
+        };
         Ok(Self {
+            admin,
+            dashboard_dir: overrides.dashboard_dir,
             log_name,
             public_url,
             exports,
@@ -325,6 +379,8 @@ impl Settings {
             signing_key_file: None,
             public_url: None,
             exports: ExportOptions::default(),
+            admin: None,
+            dashboard_dir: None,
         }
     }
 }

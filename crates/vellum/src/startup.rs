@@ -29,6 +29,40 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
     Ok(Arc::new(store))
 }
 
+/// Makes sure the operator from `VELLUM_ADMIN_EMAIL` exists and signs in with
+/// `VELLUM_ADMIN_PASSWORD`: created if missing, its password replaced (and its sessions ended)
+/// if it no longer matches, untouched otherwise.
+async fn ensure_admin(store: &dyn Store, admin: &crate::config::AdminBootstrap) -> anyhow::Result<()> {
+    let existing = store.find_operator(admin.email.clone()).await?;
+    if let Some(operator) = &existing {
+        let hash = operator.password_hash.clone();
+        let password = admin.password.clone();
+        if tokio::task::spawn_blocking(move || hash.verify(&password)).await? {
+            return Ok(());
+        }
+    }
+    let random = vellum_store::random_bytes().context("cannot draw random bytes")?;
+    let mut salt = [0u8; 16];
+    salt.copy_from_slice(&random[..16]);
+    let password = admin.password.clone();
+    let hash =
+        tokio::task::spawn_blocking(move || vellum_core::operator::PasswordHash::create(&password, salt)).await?;
+    match existing {
+        Some(operator) => {
+            store.set_operator_password(operator.id, hash).await?;
+            tracing::info!(operator = %operator.id, "operator password set from VELLUM_ADMIN_PASSWORD");
+        }
+        None => {
+            let operator = store
+                .create_operator(admin.email.clone(), hash)
+                .await
+                .context("cannot create the VELLUM_ADMIN_EMAIL operator")?;
+            tracing::info!(operator = %operator.id, "operator from VELLUM_ADMIN_EMAIL created");
+        }
+    }
+    Ok(())
+}
+
 /// A server that is bound and ready to run.
 pub struct Application {
     signer: Arc<vellum_core::checkpoint::NoteSigner>,
@@ -55,6 +89,9 @@ impl Application {
             if changed {
                 tracing::info!(key_id = %key.id, key = %key.redacted_secret, "api key from VELLUM_API_KEY is active");
             }
+        }
+        if let Some(admin) = &settings.admin {
+            ensure_admin(store.as_ref(), admin).await?;
         }
         let listener = TcpListener::bind(settings.listen)
             .await
@@ -114,6 +151,7 @@ impl Application {
                 max_body_bytes: self.settings.max_body_bytes,
                 rate_limit: self.settings.rate_limit,
                 public_url: self.settings.public_url.clone(),
+                dashboard_assets_dir: self.settings.dashboard_dir.clone(),
             },
             Arc::clone(&self.signer),
         );
@@ -123,7 +161,9 @@ impl Application {
         let housekeeping = tokio::spawn(forget_expired_idempotency_keys(Arc::clone(&self.store)));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        // The client address keys the throttle of failed dashboard sign-ins.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             signal_stopping.notify_waiters();
