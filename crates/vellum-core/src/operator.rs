@@ -51,7 +51,9 @@ impl Email {
             && domain.contains('.')
             && !domain.starts_with('.')
             && !domain.ends_with('.')
-            && !address.chars().any(|character| character.is_whitespace() || character.is_control());
+            && !address
+                .chars()
+                .any(|character| character.is_whitespace() || character.is_control());
         if acceptable { Ok(Self(address)) } else { Err(EmailError) }
     }
 
@@ -117,8 +119,14 @@ struct ParsedHash {
 impl PasswordHash {
     /// Hashes a password with a 16-byte salt drawn by the caller from the OS.
     pub fn create(password: &str, salt: [u8; 16]) -> Self {
-        let output = argon2id(password.as_bytes(), &salt, ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES)
-            .expect("the fixed argon2 parameters are valid");
+        let output = argon2id(
+            password.as_bytes(),
+            &salt,
+            ARGON2_MEMORY_KIB,
+            ARGON2_PASSES,
+            ARGON2_LANES,
+        )
+        .expect("the fixed argon2 parameters are valid");
         Self(format!(
             "$argon2id$v=19$m={ARGON2_MEMORY_KIB},t={ARGON2_PASSES},p={ARGON2_LANES}${}${}",
             B64.encode(salt),
@@ -236,8 +244,11 @@ impl SessionToken {
 
     /// Parses a token from a cookie: 64 lower-case hex digits.
     pub fn parse(text: &str) -> Option<Self> {
-        (text.len() == 64 && text.bytes().all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)))
-            .then(|| Self(text.to_owned()))
+        (text.len() == 64
+            && text
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte)))
+        .then(|| Self(text.to_owned()))
     }
 
     /// The token itself, for the cookie.
@@ -310,8 +321,20 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Admin@Example.COM ").unwrap().as_str(), "admin@example.com");
-        for bad in ["", "admin", "@example.com", "admin@", "admin@example", "a b@example.com", "a@b@c.com", "a@.com"] {
+        assert_eq!(
+            Email::parse("  Admin@Example.COM ").unwrap().as_str(),
+            "admin@example.com"
+        );
+        for bad in [
+            "",
+            "admin",
+            "@example.com",
+            "admin@",
+            "admin@example",
+            "a b@example.com",
+            "a@b@c.com",
+            "a@.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(Email::parse(&format!("{}@example.com", "a".repeat(250))).is_err());
@@ -343,7 +366,8 @@ mod tests {
         // Produced by the reference C implementation (through Python's argon2-cffi):
         // hash_secret(b"password", b"somesaltsomesalt", time_cost=2, memory_cost=16384,
         // parallelism=1, hash_len=32, type=Type.ID).
-        let reference = "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$hr6tIZjippRBBcq7etN3TZy+L1awu/PtNMKWpKxlc9Y";
+        let reference =
+            "$argon2id$v=19$m=16384,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$hr6tIZjippRBBcq7etN3TZy+L1awu/PtNMKWpKxlc9Y";
         let stored = PasswordHash::from_stored(reference.to_owned());
         assert!(stored.verify("password"));
         assert!(!stored.verify("Password"));
@@ -358,7 +382,10 @@ mod tests {
             "$argon2id$v=19$m=99999999,t=2,p=1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
             "$argon2id$v=19$m=19456,t=2$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ] {
-            assert!(!PasswordHash::from_stored(stored.to_owned()).verify("password"), "{stored}");
+            assert!(
+                !PasswordHash::from_stored(stored.to_owned()).verify("password"),
+                "{stored}"
+            );
         }
     }
 

@@ -331,13 +331,28 @@ pub async fn operators_and_sessions(store: Arc<impl Store>) {
         .create_operator(Email::parse("ADMIN@example.com").unwrap(), hash.clone())
         .await;
     assert!(matches!(again, Err(StoreError::Conflict(_))), "{again:?}");
-    assert_eq!(store.find_operator(email.clone()).await.unwrap(), Some(operator.clone()));
-    assert_eq!(store.find_operator(Email::parse("nobody@example.com").unwrap()).await.unwrap(), None);
+    assert_eq!(
+        store.find_operator(email.clone()).await.unwrap(),
+        Some(operator.clone())
+    );
+    assert_eq!(
+        store
+            .find_operator(Email::parse("nobody@example.com").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
     let second = store
         .create_operator(Email::parse("second@example.com").unwrap(), hash.clone())
         .await
         .unwrap();
-    let listed: Vec<_> = store.list_operators().await.unwrap().into_iter().map(|o| o.id).collect();
+    let listed: Vec<_> = store
+        .list_operators()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| o.id)
+        .collect();
     assert_eq!(listed, [operator.id, second.id]);
 
     let now = crate::now();
@@ -350,7 +365,10 @@ pub async fn operators_and_sessions(store: Arc<impl Store>) {
     assert_eq!(session.operator_id, operator.id);
     assert_eq!(session.email, operator.email);
     assert_eq!(session.expires_at, later);
-    assert_eq!(store.find_operator_session(token.hash(), now).await.unwrap(), Some(session));
+    assert_eq!(
+        store.find_operator_session(token.hash(), now).await.unwrap(),
+        Some(session)
+    );
     assert_eq!(
         store.find_operator_session(token.hash(), later).await.unwrap(),
         None,
@@ -366,10 +384,19 @@ pub async fn operators_and_sessions(store: Arc<impl Store>) {
     // A password change ends that operator's sessions only.
     let mine = SessionToken::from_random_bytes([5; 32]);
     let theirs = SessionToken::from_random_bytes([6; 32]);
-    store.create_operator_session(operator.id, mine.hash(), later).await.unwrap();
-    store.create_operator_session(second.id, theirs.hash(), later).await.unwrap();
+    store
+        .create_operator_session(operator.id, mine.hash(), later)
+        .await
+        .unwrap();
+    store
+        .create_operator_session(second.id, theirs.hash(), later)
+        .await
+        .unwrap();
     let new_hash = PasswordHash::from_stored("$argon2id$v=19$m=8,t=1,p=1$b3RoZXJzYWx0$bmV3aGFzaG5ld2hhc2huZQ".into());
-    store.set_operator_password(operator.id, new_hash.clone()).await.unwrap();
+    store
+        .set_operator_password(operator.id, new_hash.clone())
+        .await
+        .unwrap();
     assert_eq!(store.find_operator_session(mine.hash(), now).await.unwrap(), None);
     assert!(store.find_operator_session(theirs.hash(), now).await.unwrap().is_some());
     assert_eq!(

@@ -353,7 +353,10 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<vellum_core::operator::OperatorSession>, StoreError>;
 
     /// Ends a session; ending an unknown one succeeds.
-    async fn delete_operator_session(&self, token_hash: vellum_core::operator::SessionTokenHash) -> Result<(), StoreError>;
+    async fn delete_operator_session(
+        &self,
+        token_hash: vellum_core::operator::SessionTokenHash,
+    ) -> Result<(), StoreError>;
 
     /// Creates the next schema version of an action, creating the action if it is new. When the
     /// definition equals the latest version's, nothing is created and the latest is returned

@@ -346,7 +346,10 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_operator_session(&self, token_hash: vellum_core::operator::SessionTokenHash) -> Result<(), StoreError> {
+    async fn delete_operator_session(
+        &self,
+        token_hash: vellum_core::operator::SessionTokenHash,
+    ) -> Result<(), StoreError> {
         self.writer
             .write(move |transaction| operators::delete_session(transaction, token_hash))
             .await

@@ -47,10 +47,7 @@ pub(super) fn insert(
 
 pub(super) fn find_by_email(connection: &Connection, email: &Email) -> Result<Option<Operator>, StoreError> {
     let mut statement = connection.prepare_cached(&format!("select {COLUMNS} from operators where email = ?1"))?;
-    statement
-        .query_row([email.as_str()], read_row)
-        .optional()?
-        .transpose()
+    statement.query_row([email.as_str()], read_row).optional()?.transpose()
 }
 
 pub(super) fn list(connection: &Connection) -> Result<Vec<Operator>, StoreError> {
@@ -76,7 +73,10 @@ pub(super) fn set_password(
     if changed == 0 {
         return Err(StoreError::not_found("operator", id));
     }
-    connection.execute("delete from operator_sessions where operator_id = ?1", [blob.as_slice()])?;
+    connection.execute(
+        "delete from operator_sessions where operator_id = ?1",
+        [blob.as_slice()],
+    )?;
     Ok(())
 }
 
