@@ -5,8 +5,10 @@
 #![allow(unreachable_pub)]
 
 mod auth;
+mod browser;
 mod cli;
 mod crash;
+mod dashboard;
 mod errors;
 mod events;
 mod export_s3;
