@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, tap_summary_count as summary_count};
 
 const EMAIL: &str = "operator@example.com";
 const PASSWORD: &str = "a long operator passphrase";
@@ -31,14 +31,6 @@ fn screenshot_dir() -> PathBuf {
         || PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-screenshots"),
         PathBuf::from,
     )
-}
-
-/// The count after `# pass` or `# fail` in the TAP summary.
-fn summary_count(stdout: &str, label: &str) -> Option<u64> {
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("# {label} ")))
-        .and_then(|count| count.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -359,3 +359,11 @@ impl Drop for ServerProcess {
 pub fn fresh_secret() -> ApiKeySecret {
     vellum_store::generate_api_key_secret().expect("random secret")
 }
+
+/// The count after `# pass` or `# fail` in the summary of a Node test run's TAP output.
+pub fn tap_summary_count(stdout: &str, label: &str) -> Option<u64> {
+    stdout
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("# {label} ")))
+        .and_then(|count| count.trim().parse().ok())
+}

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, tap_summary_count as summary_count};
 
 fn suite_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -19,14 +19,6 @@ fn suite_dir() -> PathBuf {
 
 fn node() -> PathBuf {
     std::env::var_os("VELLUM_TEST_NODE").map_or_else(|| PathBuf::from("node"), PathBuf::from)
-}
-
-/// The count after `# pass` or `# fail` in the TAP summary.
-fn summary_count(stdout: &str, label: &str) -> Option<u64> {
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix(&format!("# {label} ")))
-        .and_then(|count| count.trim().parse().ok())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
