@@ -101,6 +101,21 @@ function tableWrap(label, table) {
   return h('div', { class: 'table-wrap', role: 'region', 'aria-label': label, tabindex: '0' }, table);
 }
 
+/** A pager whose buttons move `state.cursor` along the last answer's cursors and reload. */
+function cursorPager(label, state, load) {
+  return pager(
+    label,
+    () => {
+      state.cursor = { before: state.answer.list_metadata.before };
+      load();
+    },
+    () => {
+      state.cursor = { after: state.answer.list_metadata.after };
+      load();
+    },
+  );
+}
+
 function pager(label, onPrevious, onNext, previousText = 'Previous', nextText = 'Next') {
   const previous = h('button', { type: 'button', class: 'button', disabled: true, text: previousText, on: { click: onPrevious } });
   const next = h('button', { type: 'button', class: 'button', disabled: true, text: nextText, on: { click: onNext } });
@@ -344,17 +359,7 @@ function renderOrganizations() {
   );
   const wrap = tableWrap('Organizations', table);
   const empty = h('div', { class: 'empty-state', hidden: true });
-  const pages = pager(
-    'Organization pages',
-    () => {
-      state.cursor = { before: state.answer.list_metadata.before };
-      load();
-    },
-    () => {
-      state.cursor = { after: state.answer.list_metadata.after };
-      load();
-    },
-  );
+  const pages = cursorPager('Organization pages', state, load);
 
   async function load() {
     const mine = ++sequence;
@@ -1051,17 +1056,7 @@ function renderSchemas() {
   );
   const wrap = tableWrap('Schemas', table);
   const empty = h('div', { class: 'empty-state', hidden: true }, h('p', { text: 'No actions yet. Use \u201cCreate an event\u201d to define the first one, or POST /audit_logs/actions/{action}/schemas.' }));
-  const pages = pager(
-    'Schema pages',
-    () => {
-      state.cursor = { before: state.answer.list_metadata.before };
-      load();
-    },
-    () => {
-      state.cursor = { after: state.answer.list_metadata.after };
-      load();
-    },
-  );
+  const pages = cursorPager('Schema pages', state, load);
 
   async function load() {
     const mine = ++sequence;
