@@ -54,13 +54,7 @@ impl ApiKeySecret {
 
     /// Builds a new secret from 32 random bytes drawn by the caller from the OS.
     pub fn from_random_bytes(bytes: [u8; 32]) -> Self {
-        let mut text = String::with_capacity(3 + 64);
-        text.push_str("sk_");
-        for byte in bytes {
-            text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
-            text.push(char::from(HEX_DIGITS[usize::from(byte & 0x0f)]));
-        }
-        Self(text)
+        Self(format!("sk_{}", crate::secret_bytes::hex(&bytes)))
     }
 
     /// Returns the secret itself, for printing it once to the person who created it.
@@ -80,8 +74,6 @@ impl ApiKeySecret {
     }
 }
 
-const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
-
 impl fmt::Debug for ApiKeySecret {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(formatter, "ApiKeySecret({})", self.redacted())
@@ -99,11 +91,7 @@ impl ApiKeyHash {
     /// about a hash (useless without a preimage); this comparison is the final check and leaks
     /// nothing about the stored value.
     pub fn constant_time_eq(&self, other: &Self) -> bool {
-        let mut difference = 0u8;
-        for (left, right) in self.0.iter().zip(other.0.iter()) {
-            difference |= left ^ right;
-        }
-        std::hint::black_box(difference) == 0
+        crate::secret_bytes::constant_time_eq(&self.0, &other.0)
     }
 }
 

@@ -18,6 +18,7 @@ pub mod organization;
 pub mod pagination;
 pub mod retention;
 pub mod schema;
+mod secret_bytes;
 pub mod timestamp;
 pub mod validation;
 

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
 use sha2::{Digest, Sha256};
 
 use crate::id::OperatorId;
+use crate::secret_bytes::{constant_time_eq, hex};
 use crate::timestamp::Timestamp;
 
 /// The longest email address accepted (RFC 5321's path limit).
@@ -211,14 +212,6 @@ fn argon2id(password: &[u8], salt: &[u8], memory_kib: u32, passes: u32, lanes: u
     Some(output)
 }
 
-fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
-    let mut difference = 0u8;
-    for (a, b) in left.iter().zip(right) {
-        difference |= a ^ b;
-    }
-    std::hint::black_box(difference) == 0 && left.len() == right.len()
-}
-
 /// An operator account.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Operator {
@@ -303,16 +296,6 @@ fn domain_hash(domain: &[u8], value: &[u8]) -> [u8; 32] {
     hasher.update(domain);
     hasher.update(value);
     hasher.finalize().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        text.push(char::from(DIGITS[usize::from(byte >> 4)]));
-        text.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
-    }
-    text
 }
 
 #[cfg(test)]

@@ -37,6 +37,14 @@ pub fn random_bytes() -> std::io::Result<[u8; 32]> {
     Ok(bytes)
 }
 
+/// Hashes a new password with a fresh 16-byte salt from the operating system's random source.
+/// Slow on purpose (argon2id): call it off the async threads.
+pub fn hash_new_password(password: &str) -> std::io::Result<vellum_core::operator::PasswordHash> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(std::io::Error::other)?;
+    Ok(vellum_core::operator::PasswordHash::create(password, salt))
+}
+
 /// Draws a new API key secret from the operating system's random source.
 pub fn generate_api_key_secret() -> std::io::Result<ApiKeySecret> {
     Ok(ApiKeySecret::from_random_bytes(random_bytes()?))

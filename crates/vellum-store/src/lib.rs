@@ -22,7 +22,7 @@ pub mod conformance;
 mod ids;
 pub mod sqlite;
 
-pub use ids::{generate_api_key_secret, now, random_bytes};
+pub use ids::{generate_api_key_secret, hash_new_password, now, random_bytes};
 pub use sqlite::{SqliteConfig, SqliteStore};
 
 /// What went wrong in the store, in terms a caller can act on.

@@ -428,11 +428,10 @@ fn read_password_from_stdin() -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn hash_new_password(password: &str) -> anyhow::Result<vellum_core::operator::PasswordHash> {
-    let random = vellum_store::random_bytes().context("cannot draw random bytes")?;
-    let mut salt = [0u8; 16];
-    salt.copy_from_slice(&random[..16]);
-    Ok(vellum_core::operator::PasswordHash::create(password, salt))
+async fn hash_password(password: String) -> anyhow::Result<vellum_core::operator::PasswordHash> {
+    tokio::task::spawn_blocking(move || vellum_store::hash_new_password(&password))
+        .await?
+        .context("cannot draw random bytes")
 }
 
 async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Result<()> {
@@ -449,7 +448,7 @@ async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Re
     let outcome = async {
         match (command, email, password) {
             (OperatorsCommand::Create { .. }, Some(email), Some(password)) => {
-                let operator = store.create_operator(email, hash_new_password(&password)?).await?;
+                let operator = store.create_operator(email, hash_password(password).await?).await?;
                 println!("created operator {} ({})", operator.id, operator.email);
             }
             (OperatorsCommand::SetPassword { .. }, Some(email), Some(password)) => {
@@ -458,7 +457,7 @@ async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Re
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("no operator has the email {email}"))?;
                 store
-                    .set_operator_password(operator.id, hash_new_password(&password)?)
+                    .set_operator_password(operator.id, hash_password(password).await?)
                     .await?;
                 println!("set a new password for {}; their sessions have ended", operator.email);
             }

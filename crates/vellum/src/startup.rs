@@ -41,12 +41,10 @@ async fn ensure_admin(store: &dyn Store, admin: &crate::config::AdminBootstrap) 
             return Ok(());
         }
     }
-    let random = vellum_store::random_bytes().context("cannot draw random bytes")?;
-    let mut salt = [0u8; 16];
-    salt.copy_from_slice(&random[..16]);
     let password = admin.password.clone();
-    let hash =
-        tokio::task::spawn_blocking(move || vellum_core::operator::PasswordHash::create(&password, salt)).await?;
+    let hash = tokio::task::spawn_blocking(move || vellum_store::hash_new_password(&password))
+        .await?
+        .context("cannot draw random bytes")?;
     match existing {
         Some(operator) => {
             store.set_operator_password(operator.id, hash).await?;
