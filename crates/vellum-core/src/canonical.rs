@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
+use crate::audit_trail::AuditTrailFields;
 use crate::event::{Event, Metadata, MetadataValue, metadata_to_json};
 
 /// The envelope's format tag; a new encoding gets a new tag, never a changed meaning.
@@ -68,6 +69,18 @@ pub fn event_envelope(event: &Event) -> Value {
             .collect(),
     );
     envelope.insert("context".into(), Value::Object(context));
+    if let Some(fields) = &input.audit_trail {
+        let mut audit_trail = Map::new();
+        audit_trail.insert("action_type".into(), json!(fields.action_type));
+        audit_trail.insert("group".into(), json!(fields.group));
+        if let Some(latitude) = &fields.latitude {
+            audit_trail.insert("latitude".into(), json!(latitude));
+        }
+        if let Some(longitude) = &fields.longitude {
+            audit_trail.insert("longitude".into(), json!(longitude));
+        }
+        envelope.insert("audit_trail".into(), Value::Object(audit_trail));
+    }
     if let Some(metadata) = &input.metadata {
         envelope.insert("metadata".into(), metadata_to_json(metadata));
     }
@@ -107,6 +120,26 @@ fn push_metadata(buffer: &mut Vec<u8>, metadata: &Metadata) {
     buffer.push(b'}');
 }
 
+/// The `audit_trail` member of a legacy event (members in JCS order), led by its comma.
+fn push_audit_trail(buffer: &mut Vec<u8>, fields: Option<&AuditTrailFields>) {
+    let Some(fields) = fields else {
+        return;
+    };
+    buffer.extend_from_slice(b",\"audit_trail\":{\"action_type\":");
+    push_string(buffer, &fields.action_type);
+    buffer.extend_from_slice(b",\"group\":");
+    push_string(buffer, &fields.group);
+    if let Some(latitude) = &fields.latitude {
+        buffer.extend_from_slice(b",\"latitude\":");
+        push_string(buffer, latitude);
+    }
+    if let Some(longitude) = &fields.longitude {
+        buffer.extend_from_slice(b",\"longitude\":");
+        push_string(buffer, longitude);
+    }
+    buffer.push(b'}');
+}
+
 fn push_party(buffer: &mut Vec<u8>, id: &str, party_type: &str, name: Option<&str>, metadata: Option<&Metadata>) {
     buffer.extend_from_slice(b"{\"id\":");
     push_string(buffer, id);
@@ -123,8 +156,8 @@ fn push_party(buffer: &mut Vec<u8>, id: &str, party_type: &str, name: Option<&st
     buffer.push(b'}');
 }
 
-/// The JSON a store keeps for an event's parties and details: `{"actor", "context",
-/// "metadata"?, "targets"}`, written with the same fast, canonical writers as the leaf.
+/// The JSON a store keeps for an event's parties and details: `{"actor", "audit_trail"?,
+/// "context", "metadata"?, "targets"}`, written with the same fast, canonical writers as the leaf.
 pub fn event_details_json(input: &crate::event::EventInput) -> Vec<u8> {
     let mut buffer = Vec::with_capacity(512);
     buffer.extend_from_slice(b"{\"actor\":");
@@ -135,6 +168,7 @@ pub fn event_details_json(input: &crate::event::EventInput) -> Vec<u8> {
         input.actor.name.as_deref(),
         input.actor.metadata.as_ref(),
     );
+    push_audit_trail(&mut buffer, input.audit_trail.as_ref());
     buffer.extend_from_slice(b",\"context\":{\"location\":");
     push_string(&mut buffer, &input.context.location);
     if let Some(user_agent) = &input.context.user_agent {
@@ -198,6 +232,7 @@ impl PreparedLeaf {
             input.actor.name.as_deref(),
             input.actor.metadata.as_ref(),
         );
+        push_audit_trail(&mut before, input.audit_trail.as_ref());
         before.extend_from_slice(b",\"context\":{\"location\":");
         push_string(&mut before, &input.context.location);
         if let Some(user_agent) = &input.context.user_agent {
@@ -358,6 +393,60 @@ mod tests {
         assert_eq!(actual, expected, "the canonical encoding drifted from its fixtures");
     }
 
+    /// Legacy Audit Trail events (`docs/audit-trail.md`): the same format, with the envelope's
+    /// `audit_trail` member. Fixtures of their own, so the v1 fixtures stay untouched.
+    fn audit_trail_events() -> Vec<Event> {
+        let inputs: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(fixtures().join("v1-audit-trail-input.json")).unwrap())
+                .unwrap();
+        inputs
+            .iter()
+            .map(|input| {
+                let mut errors = ValidationErrors::new();
+                let body = input["body"].as_object().unwrap();
+                let event_input = crate::audit_trail::validate_audit_trail_event(body, &mut errors)
+                    .unwrap_or_else(|| panic!("fixture invalid: {errors}"));
+                Event {
+                    id: EventId::parse(input["id"].as_str().unwrap()).unwrap(),
+                    organization_id: OrganizationId::parse(input["organization_id"].as_str().unwrap()).unwrap(),
+                    log_index: input["log_index"].as_u64().unwrap(),
+                    received_at: Timestamp::from_unix_millis(input["received_at_ms"].as_i64().unwrap()).unwrap(),
+                    schema_version: u32::try_from(input["schema_version"].as_u64().unwrap()).unwrap(),
+                    input: event_input,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn audit_trail_events_match_their_fixtures() {
+        let mut leaves = Vec::new();
+        let mut entries = Vec::new();
+        for mut event in audit_trail_events() {
+            let bytes = canonical_event_bytes(&event);
+            let leaf = leaf_hash(&bytes);
+            leaves.push(leaf);
+            entries.push(json!({
+                "canonical": String::from_utf8(bytes).unwrap(),
+                "leaf_hash": hex(&leaf),
+                "root_after": hex(&root_of(&leaves)),
+            }));
+            for log_index in [0, 7, 1_000_000_007] {
+                event.log_index = log_index;
+                let whole = canonical_json(&event_envelope(&event));
+                assert_eq!(PreparedLeaf::new(&event).canonical_bytes(log_index), whole);
+            }
+        }
+        let actual =
+            serde_json::to_string_pretty(&json!({ "format": EVENT_FORMAT_V1, "entries": entries })).unwrap() + "\n";
+        let expected_path = fixtures().join("v1-audit-trail-expected.json");
+        if std::env::var_os("VELLUM_BLESS_FIXTURES").is_some() {
+            std::fs::write(&expected_path, &actual).unwrap();
+        }
+        let expected = std::fs::read_to_string(&expected_path).expect("v1-audit-trail-expected.json exists");
+        assert_eq!(actual, expected, "the canonical encoding drifted from its fixtures");
+    }
+
     #[test]
     fn the_prepared_encoding_is_exactly_jcs_of_the_envelope() {
         let inputs: Vec<Value> =
@@ -402,6 +491,13 @@ mod tests {
             metadata.insert("i".into(), MetadataValue::Number(integer.into()));
             event.log_index = 12;
             proptest::prop_assert_eq!(canonical_event_bytes(&event), canonical_json(&event_envelope(&event)));
+            let mut legacy = audit_trail_events().remove(1);
+            let fields = legacy.input.audit_trail.as_mut().unwrap();
+            fields.group.clone_from(&event.input.actor.id);
+            fields.latitude.clone_from(&event.input.actor.name);
+            fields.longitude = Some(event.input.context.location.clone());
+            legacy.input.context.location.clone_from(&event.input.action);
+            proptest::prop_assert_eq!(canonical_event_bytes(&legacy), canonical_json(&event_envelope(&legacy)));
         }
     }
 

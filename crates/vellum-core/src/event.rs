@@ -115,6 +115,8 @@ pub struct EventInput {
     pub context: Context,
     /// Extra facts about the event.
     pub metadata: Option<Metadata>,
+    /// The fields of an event received through the legacy Audit Trail API (`POST /events`).
+    pub audit_trail: Option<crate::audit_trail::AuditTrailFields>,
 }
 
 /// An event as stored: the input plus what Vellum assigned on receipt.
@@ -423,6 +425,7 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
         targets,
         context: context?,
         metadata,
+        audit_trail: None,
     })
 }
 

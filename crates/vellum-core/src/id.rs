@@ -128,6 +128,30 @@ prefixed_id!(
     "operator_"
 );
 
+prefixed_id!(
+    /// An event as the legacy Audit Trail API names it: `evt_` + the ULID of its [`EventId`].
+    AuditTrailEventId,
+    "evt_"
+);
+prefixed_id!(
+    /// An action as the legacy Audit Trail API names it: `evt_action_` + 128 bits derived from
+    /// the action's name (see `audit_trail::action_id`), so equal names have equal ids.
+    AuditTrailActionId,
+    "evt_action_"
+);
+
+impl From<EventId> for AuditTrailEventId {
+    fn from(id: EventId) -> Self {
+        Self(id.ulid())
+    }
+}
+
+impl From<AuditTrailEventId> for EventId {
+    fn from(id: AuditTrailEventId) -> Self {
+        Self(id.ulid())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,6 +191,17 @@ mod tests {
         let newer = OrganizationId::from_ulid(Ulid::from_parts(2, 0));
         assert!(older < newer);
         assert!(older.to_string() < newer.to_string());
+    }
+
+    #[test]
+    fn audit_trail_ids_name_the_same_event_and_never_each_other() {
+        let event = EventId::from_ulid(Ulid::from_parts(7, 7));
+        let legacy = AuditTrailEventId::from(event);
+        assert_eq!(legacy.to_string(), format!("evt_{}", event.ulid()));
+        assert_eq!(EventId::from(legacy), event);
+        let action = AuditTrailActionId::from_ulid(Ulid::from_parts(8, 8)).to_string();
+        assert!(AuditTrailEventId::parse(&action).is_err());
+        assert!(AuditTrailActionId::parse(&legacy.to_string()).is_err());
     }
 
     #[test]

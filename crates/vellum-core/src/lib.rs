@@ -7,6 +7,7 @@
 
 pub mod api_key;
 pub mod audit;
+pub mod audit_trail;
 pub mod canonical;
 pub mod checkpoint;
 pub mod event;
@@ -24,7 +25,10 @@ pub mod validation;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 pub use event::{Event, EventInput};
-pub use id::{ActionId, ApiKeyId, EventId, ExportId, OperatorId, OrganizationDomainId, OrganizationId, SchemaId};
+pub use id::{
+    ActionId, ApiKeyId, AuditTrailActionId, AuditTrailEventId, EventId, ExportId, OperatorId, OrganizationDomainId,
+    OrganizationId, SchemaId,
+};
 pub use organization::{DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate};
 pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};
 pub use timestamp::Timestamp;

@@ -286,6 +286,7 @@ mod tests {
                 user_agent: None,
             },
             metadata: None,
+            audit_trail: None,
         }
     }
 
