@@ -19,7 +19,7 @@ use vellum_core::{
 };
 
 use crate::{
-    AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, OrganizationFilter, Store, StoreError,
+    AppendOutcome, AuditTrailFilter, EventFilter, IdempotencyClaim, NewEvent, OrganizationFilter, Store, StoreError,
     generate_api_key_secret,
 };
 
@@ -44,6 +44,7 @@ macro_rules! store_conformance_suite {
             retention_is_per_organization,
             exports_move_through_their_states_once,
             event_bounds_agree_with_listing_and_the_export_filter,
+            audit_trail_events_list_across_organizations,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -668,6 +669,7 @@ fn event_at(millis: i64, action: &str, actor: &str, targets: &[(&str, &str)]) ->
                 ]
                 .into(),
             ),
+            audit_trail: None,
         },
         schema_version: 1,
     }
@@ -1323,4 +1325,236 @@ pub async fn event_bounds_agree_with_listing_and_the_export_filter(store: Arc<im
         );
     }
     assert!(store.log_frontier(organization, 6).await.is_err());
+}
+
+fn legacy_event(millis: i64, group: &str, action_type: &str, actor: &str, target: &str, metadata: &str) -> NewEvent {
+    let body = json!({
+        "group": group,
+        "location": "192.0.2.1",
+        "action": format!("document.{action_type}"),
+        "action_type": action_type,
+        "actor_name": format!("Name of {actor}"),
+        "actor_id": actor,
+        "target_name": format!("Doc {target}"),
+        "target_id": target,
+        "occurred_at": Timestamp::from_unix_millis(millis).unwrap().to_wire(),
+        "metadata": {"note": metadata},
+    });
+    let mut errors = vellum_core::ValidationErrors::new();
+    let input = vellum_core::audit_trail::validate_audit_trail_event(body.as_object().unwrap(), &mut errors)
+        .unwrap_or_else(|| panic!("invalid legacy event: {errors}"));
+    NewEvent {
+        input,
+        schema_version: 0,
+    }
+}
+
+async fn audit_trail_ids(store: &impl Store, filter: AuditTrailFilter, page: PageRequest<EventId>) -> Vec<EventId> {
+    store
+        .list_audit_trail_events(filter, page)
+        .await
+        .unwrap()
+        .data
+        .into_iter()
+        .map(|event| event.id)
+        .collect()
+}
+
+/// Legacy events of every live organization list together, newest first, with each filter, and
+/// page by keyset in both directions; events of the newer API and of deleted organizations do not.
+pub async fn audit_trail_events_list_across_organizations(store: Arc<impl Store>) {
+    let acme = store.create_organization(new_organization("Acme")).await.unwrap().id;
+    let globex = store.create_organization(new_organization("Globex")).await.unwrap().id;
+    let gone = store.create_organization(new_organization("Gone")).await.unwrap().id;
+    let a = appended(
+        &*store,
+        acme,
+        vec![
+            legacy_event(1_000, "acme.com", "C", "user_1", "doc_1", "first"),
+            legacy_event(3_000, "acme.com", "r", "user_2", "doc_2", "Third NEEDLE"),
+        ],
+    )
+    .await;
+    let g = appended(
+        &*store,
+        globex,
+        vec![legacy_event(2_000, "globex.com", "U", "user_1", "doc_3", "second")],
+    )
+    .await;
+    // The newer API's events and a deleted organization's legacy events are not listed.
+    appended(
+        &*store,
+        acme,
+        vec![event_at(2_500, "user.signed_in", "user_1", &[("team", "t")])],
+    )
+    .await;
+    appended(
+        &*store,
+        gone,
+        vec![legacy_event(2_600, "gone.com", "D", "user_1", "doc_9", "x")],
+    )
+    .await;
+    store.delete_organization(gone).await.unwrap();
+
+    let newest_first = vec![a[1].id, g[0].id, a[0].id];
+    let all = AuditTrailFilter::default();
+    assert_eq!(
+        audit_trail_ids(&*store, all.clone(), PageRequest::default()).await,
+        newest_first
+    );
+
+    // The stored event reads back with its legacy fields, in its own organization.
+    let listed = store
+        .list_audit_trail_events(all.clone(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.data[0], a[1]);
+    assert_eq!(listed.data[1].organization_id, globex);
+    let fields = listed.data[0].input.audit_trail.as_ref().unwrap();
+    assert_eq!((fields.group.as_str(), fields.action_type.as_str()), ("acme.com", "r"));
+
+    let only = |filter: AuditTrailFilter| {
+        let store = Arc::clone(&store);
+        async move { audit_trail_ids(&*store, filter, PageRequest::default()).await }
+    };
+    let strings = |items: &[&str]| items.iter().map(|item| (*item).to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        only(AuditTrailFilter {
+            groups: strings(&["globex.com"]),
+            ..all.clone()
+        })
+        .await,
+        [g[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            groups: strings(&["acme.com", "globex.com"]),
+            ..all.clone()
+        })
+        .await,
+        newest_first
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            actions: strings(&["document.C"]),
+            ..all.clone()
+        })
+        .await,
+        [a[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            action_types: strings(&["R", "U"]),
+            ..all.clone()
+        })
+        .await,
+        [a[1].id, g[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            actor_ids: strings(&["user_1"]),
+            ..all.clone()
+        })
+        .await,
+        [g[0].id, a[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            actor_names: strings(&["Name of user_2"]),
+            ..all.clone()
+        })
+        .await,
+        [a[1].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            target_ids: strings(&["doc_3"]),
+            ..all.clone()
+        })
+        .await,
+        [g[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            target_names: strings(&["Doc doc_1", "Doc doc_2"]),
+            ..all.clone()
+        })
+        .await,
+        [a[1].id, a[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            search: Some("needle".into()),
+            ..all.clone()
+        })
+        .await,
+        [a[1].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            search: Some("GLOBEX".into()),
+            ..all.clone()
+        })
+        .await,
+        [g[0].id],
+        "search covers the group"
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            range_start: Timestamp::from_unix_millis(2_000),
+            range_end: Timestamp::from_unix_millis(3_000),
+            ..all.clone()
+        })
+        .await,
+        [g[0].id]
+    );
+    assert_eq!(
+        only(AuditTrailFilter {
+            actor_ids: strings(&["user_1"]),
+            groups: strings(&["acme.com"]),
+            ..all.clone()
+        })
+        .await,
+        [a[0].id]
+    );
+
+    // Keyset pages, both directions and both orders.
+    let page = |limit: u32, order: Order, cursor: Option<Cursor<EventId>>| PageRequest { limit, order, cursor };
+    let first = store
+        .list_audit_trail_events(all.clone(), page(2, Order::Desc, None))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.data.iter().map(|event| event.id).collect::<Vec<_>>(),
+        newest_first[..2]
+    );
+    let after = first.list_metadata.after.unwrap();
+    let second = audit_trail_ids(&*store, all.clone(), page(2, Order::Desc, Some(Cursor::After(after)))).await;
+    assert_eq!(second, [a[0].id]);
+    let back = audit_trail_ids(
+        &*store,
+        all.clone(),
+        page(2, Order::Desc, Some(Cursor::Before(a[0].id))),
+    )
+    .await;
+    assert_eq!(back, newest_first[..2]);
+    let ascending = audit_trail_ids(&*store, all.clone(), page(10, Order::Asc, None)).await;
+    assert_eq!(ascending, [a[0].id, g[0].id, a[1].id]);
+
+    // A cursor that is not a listed legacy event is refused, not ignored.
+    let newer_api_event = store
+        .list_events(acme, EventFilter::default(), PageRequest::default())
+        .await
+        .unwrap()
+        .data
+        .into_iter()
+        .find(|event| event.input.audit_trail.is_none())
+        .unwrap()
+        .id;
+    assert!(matches!(
+        store
+            .list_audit_trail_events(all, page(2, Order::Desc, Some(Cursor::After(newer_api_event))))
+            .await,
+        Err(StoreError::InvalidInput { field: "cursor", .. })
+    ));
 }

@@ -191,6 +191,32 @@ impl From<&ExportFilter> for EventFilter {
     }
 }
 
+/// Filters for the legacy Audit Trail listing (`GET /events`), across every organization. Each
+/// non-empty list matches any of its values; filters combine with AND.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditTrailFilter {
+    /// Groups, as sent with the events.
+    pub groups: Vec<String>,
+    /// Actions.
+    pub actions: Vec<String>,
+    /// CRUD letters, upper case.
+    pub action_types: Vec<String>,
+    /// Actor names.
+    pub actor_names: Vec<String>,
+    /// Actor ids.
+    pub actor_ids: Vec<String>,
+    /// Target names.
+    pub target_names: Vec<String>,
+    /// Target ids.
+    pub target_ids: Vec<String>,
+    /// Only events that occurred at or after this instant.
+    pub range_start: Option<Timestamp>,
+    /// Only events that occurred before this instant.
+    pub range_end: Option<Timestamp>,
+    /// Case-insensitive text that must appear in the action or any text field or metadata value.
+    pub search: Option<String>,
+}
+
 /// What a filter selects, in summary (see [`Store::event_bounds`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventBounds {
@@ -404,6 +430,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         organization_id: OrganizationId,
         filter: EventFilter,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<Event, EventId>, StoreError>;
+
+    /// Lists the events received through the legacy Audit Trail API, of every live organization,
+    /// by `(occurred_at, id)`, newest first unless the request says otherwise. Cursors are ids
+    /// of such events.
+    async fn list_audit_trail_events(
+        &self,
+        filter: AuditTrailFilter,
         page: PageRequest<EventId>,
     ) -> Result<Page<Event, EventId>, StoreError>;
 

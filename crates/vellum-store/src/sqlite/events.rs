@@ -143,6 +143,21 @@ pub(super) fn append(
             leaf_hash.as_slice(),
         ])?;
         let event_seq = connection.last_insert_rowid();
+        if let Some(flat) = vellum_core::audit_trail::FlatEvent::of(input) {
+            connection
+                .prepare_cached(
+                    "insert into audit_trail_events (event_seq, occurred_at, group_name, action_type, target_name, target_id)
+                     values (?1, ?2, ?3, ?4, ?5, ?6)",
+                )?
+                .execute(params![
+                    event_seq,
+                    input.occurred_at.unix_millis(),
+                    flat.fields.group,
+                    flat.fields.crud(),
+                    flat.target_name,
+                    flat.target_id,
+                ])?;
+        }
         for (position, target) in input.targets.iter().enumerate() {
             insert_target.execute(params![
                 organization_seq,
@@ -243,12 +258,6 @@ fn escape_like(text: &str) -> String {
 /// Appends a filter's conditions (` and ...`) and their values. Target filters expect the
 /// query to read `event_targets t` joined to `events e`; `time_column` is the driving table's.
 fn push_filter(sql: &mut String, values: &mut Vec<Value>, filter: &EventFilter, time_column: &str) {
-    let push_in = |sql: &mut String, values: &mut Vec<Value>, column: &str, items: &[String]| {
-        if !items.is_empty() {
-            sql.push_str(&format!(" and {column} in ({})", placeholders(items.len())));
-            values.extend(items.iter().cloned().map(Value::Text));
-        }
-    };
     if !filter.target_types.is_empty() {
         push_in(sql, values, "t.target_type", &filter.target_types);
         if !filter.target_ids.is_empty() {
@@ -274,28 +283,34 @@ fn push_filter(sql: &mut String, values: &mut Vec<Value>, filter: &EventFilter, 
         values.push(Value::Integer(end.unix_millis()));
     }
     if let Some(search) = &filter.search {
-        // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
-        // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
-        // raw payload is a cheap necessary condition that spares most rows the JSON walk.
-        let pattern = escape_like(search);
-        let escapes_in_json = search
-            .chars()
-            .any(|character| matches!(character, '"' | '\\') || character.is_control());
-        sql.push_str(r" and (e.action like ? escape '\'");
-        values.push(Value::Text(pattern.clone()));
-        if escapes_in_json {
-            sql.push_str(
-                r" or exists (select 1 from json_tree(e.payload) j where j.atom is not null and j.atom like ? escape '\'))",
-            );
-        } else {
-            sql.push_str(
-                r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(e.payload) j
-                     where j.atom is not null and j.atom like ? escape '\')))",
-            );
-            values.push(Value::Text(pattern.clone()));
-        }
-        values.push(Value::Text(pattern));
+        push_search(sql, values, search);
     }
+}
+
+/// Appends the keyword search condition: `search` appears, ignoring ASCII case, in the action or
+/// in any value of the stored payload (parties, context, metadata, legacy fields).
+fn push_search(sql: &mut String, values: &mut Vec<Value>, search: &str) {
+    // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
+    // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
+    // raw payload is a cheap necessary condition that spares most rows the JSON walk.
+    let pattern = escape_like(search);
+    let escapes_in_json = search
+        .chars()
+        .any(|character| matches!(character, '"' | '\\') || character.is_control());
+    sql.push_str(r" and (e.action like ? escape '\'");
+    values.push(Value::Text(pattern.clone()));
+    if escapes_in_json {
+        sql.push_str(
+            r" or exists (select 1 from json_tree(e.payload) j where j.atom is not null and j.atom like ? escape '\'))",
+        );
+    } else {
+        sql.push_str(
+            r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(e.payload) j
+                 where j.atom is not null and j.atom like ? escape '\')))",
+        );
+        values.push(Value::Text(pattern.clone()));
+    }
+    values.push(Value::Text(pattern));
 }
 
 /// What an export of these events will hold: how many, the log positions they span, and the
@@ -355,25 +370,8 @@ pub(super) fn list(
         Some(KeyBound::Below(id)) => Some((false, cursor_position(connection, organization_seq, *id)?)),
     };
     let direction = if plan.ascending { "asc" } else { "desc" };
-
-    // A time range and a cursor both bound occurred_at. Keep only the tighter of the two on each
-    // side: given two lower bounds on one column, SQLite seeks the index with either one, and
-    // seeking with the range's would rescan every earlier page (quadratic for deep pages).
     let mut filter = filter.clone();
-    let mut bound = bound;
-    if let Some((above, (occurred_at, _))) = bound {
-        if above {
-            match filter.range_start {
-                Some(start) if start.unix_millis() > occurred_at => bound = None,
-                _ => filter.range_start = None,
-            }
-        } else {
-            match filter.range_end {
-                Some(end) if end.unix_millis() <= occurred_at => bound = None,
-                _ => filter.range_end = None,
-            }
-        }
-    }
+    let bound = tighten(bound, &mut filter.range_start, &mut filter.range_end);
     let filter = &filter;
 
     // Target filters are answered from `event_targets`, whose primary key and index lead with
@@ -394,19 +392,7 @@ pub(super) fn list(
     };
     let mut values = vec![Value::Integer(organization_seq)];
     push_filter(&mut sql, &mut values, filter, time_column);
-    // Keyset: `(occurred_at, seq)` strictly past the cursor, written so that the index range on
-    // occurred_at does the work and only the boundary millisecond is filtered row by row.
-    if let Some((above, (occurred_at, seq))) = bound {
-        let (range, strict, tie) = if above { (">=", ">", ">") } else { ("<=", "<", "<") };
-        sql.push_str(&format!(
-            " and {time_column} {range} ? and ({time_column} {strict} ? or {seq_column} {tie} ?)"
-        ));
-        values.extend([
-            Value::Integer(occurred_at),
-            Value::Integer(occurred_at),
-            Value::Integer(seq),
-        ]);
-    }
+    push_keyset(&mut sql, &mut values, bound, time_column, seq_column);
     sql.push_str(&format!(
         " order by {time_column} {direction}, {seq_column} {direction} limit ?"
     ));
@@ -425,6 +411,132 @@ pub(super) fn list(
             .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
             .collect::<Result<Vec<_>, _>>()?
     };
+    Ok(page.finish(rows, |event| event.id))
+}
+
+/// A cursor resolved to `(occurred_at, seq)`: `true` for "above it" (larger keys), `false` for below.
+type Bound = Option<(bool, (i64, i64))>;
+
+/// A time range and a cursor both bound occurred_at. Keeps only the tighter of the two on each
+/// side: given two lower bounds on one column, SQLite seeks the index with either one, and
+/// seeking with the range's would rescan every earlier page (quadratic for deep pages).
+fn tighten(bound: Bound, range_start: &mut Option<Timestamp>, range_end: &mut Option<Timestamp>) -> Bound {
+    let (above, (occurred_at, _)) = bound?;
+    if above {
+        match range_start {
+            Some(start) if start.unix_millis() > occurred_at => return None,
+            _ => *range_start = None,
+        }
+    } else {
+        match range_end {
+            Some(end) if end.unix_millis() <= occurred_at => return None,
+            _ => *range_end = None,
+        }
+    }
+    bound
+}
+
+/// Keyset: `(occurred_at, seq)` strictly past the cursor, written so that the index range on
+/// occurred_at does the work and only the boundary millisecond is filtered row by row.
+fn push_keyset(sql: &mut String, values: &mut Vec<Value>, bound: Bound, time_column: &str, seq_column: &str) {
+    if let Some((above, (occurred_at, seq))) = bound {
+        let (range, strict, tie) = if above { (">=", ">", ">") } else { ("<=", "<", "<") };
+        sql.push_str(&format!(
+            " and {time_column} {range} ? and ({time_column} {strict} ? or {seq_column} {tie} ?)"
+        ));
+        values.extend([
+            Value::Integer(occurred_at),
+            Value::Integer(occurred_at),
+            Value::Integer(seq),
+        ]);
+    }
+}
+
+fn push_in(sql: &mut String, values: &mut Vec<Value>, column: &str, items: &[String]) {
+    if !items.is_empty() {
+        sql.push_str(&format!(" and {column} in ({})", placeholders(items.len())));
+        values.extend(items.iter().cloned().map(Value::Text));
+    }
+}
+
+/// Lists legacy Audit Trail events of every live organization by `(occurred_at, seq)`, driven by
+/// `audit_trail_events`: its time index (or its group index, with a group filter) yields rows
+/// in listing order, so a page reads only as many rows as it skips and returns.
+pub(super) fn list_audit_trail(
+    connection: &Connection,
+    filter: &crate::AuditTrailFilter,
+    page: &PageRequest<EventId>,
+) -> Result<Page<Event, EventId>, StoreError> {
+    let plan = page.plan();
+    let position = |id: EventId| -> Result<(i64, i64), StoreError> {
+        connection
+            .prepare_cached(
+                "select a.occurred_at, a.event_seq from events e join audit_trail_events a on a.event_seq = e.seq
+                 where e.id = ?1",
+            )?
+            .query_row([id.ulid().to_bytes().as_slice()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .optional()?
+            .ok_or_else(|| StoreError::InvalidInput {
+                field: "cursor",
+                message: format!(
+                    "{} is not an Audit Trail event",
+                    vellum_core::AuditTrailEventId::from(id)
+                ),
+            })
+    };
+    let bound = match &plan.bound {
+        None => None,
+        Some(KeyBound::Above(id)) => Some((true, position(*id)?)),
+        Some(KeyBound::Below(id)) => Some((false, position(*id)?)),
+    };
+    let mut range_start = filter.range_start;
+    let mut range_end = filter.range_end;
+    let bound = tighten(bound, &mut range_start, &mut range_end);
+    let direction = if plan.ascending { "asc" } else { "desc" };
+
+    // CROSS JOIN keeps audit_trail_events the outer loop, so the scan follows its index order.
+    let mut sql = format!(
+        "select {EVENT_COLUMNS}, o.id from audit_trail_events a cross join events e cross join organizations o
+         where e.seq = a.event_seq and o.seq = e.organization_seq and o.deleted_at is null"
+    );
+    let mut values = Vec::new();
+    push_in(&mut sql, &mut values, "a.group_name", &filter.groups);
+    push_in(&mut sql, &mut values, "e.action", &filter.actions);
+    push_in(&mut sql, &mut values, "a.action_type", &filter.action_types);
+    push_in(&mut sql, &mut values, "e.actor_name", &filter.actor_names);
+    push_in(&mut sql, &mut values, "e.actor_id", &filter.actor_ids);
+    push_in(&mut sql, &mut values, "a.target_name", &filter.target_names);
+    push_in(&mut sql, &mut values, "a.target_id", &filter.target_ids);
+    if let Some(start) = range_start {
+        sql.push_str(" and a.occurred_at >= ?");
+        values.push(Value::Integer(start.unix_millis()));
+    }
+    if let Some(end) = range_end {
+        sql.push_str(" and a.occurred_at < ?");
+        values.push(Value::Integer(end.unix_millis()));
+    }
+    if let Some(search) = &filter.search {
+        push_search(&mut sql, &mut values, search);
+    }
+    push_keyset(&mut sql, &mut values, bound, "a.occurred_at", "a.event_seq");
+    sql.push_str(&format!(
+        " order by a.occurred_at {direction}, a.event_seq {direction} limit ?"
+    ));
+    values.push(Value::Integer(i64::from(plan.fetch)));
+    let mut statement = connection.prepare_cached(&sql)?;
+    let rows = statement
+        .query_map(params_from_iter(values), |row| {
+            let organization: Vec<u8> = row.get(8)?;
+            Ok(ulid_from_blob(&organization)
+                .map(OrganizationId::from_ulid)
+                .and_then(|organization_id| {
+                    read_event(row, organization_id)
+                        .map_err(StoreError::from)
+                        .and_then(|decoded| decoded)
+                }))
+        })?
+        .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(rows, |event| event.id))
 }
 
@@ -526,7 +638,7 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
     let payload: String = row.get(7)?;
     Ok((|| {
         let schema_version = u32::try_from(schema_version).map_err(|_| corrupt("schema version"))?;
-        let (actor, targets, context, metadata) = decode_payload(&payload)?;
+        let (actor, targets, context, metadata, audit_trail) = decode_payload(&payload)?;
         Ok(Event {
             id: EventId::from_ulid(ulid_from_blob(&id)?),
             organization_id,
@@ -541,12 +653,19 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
                 targets,
                 context,
                 metadata,
+                audit_trail,
             },
         })
     })())
 }
 
-type Decoded = (Actor, Vec<Target>, Context, Option<Metadata>);
+type Decoded = (
+    Actor,
+    Vec<Target>,
+    Context,
+    Option<Metadata>,
+    Option<vellum_core::audit_trail::AuditTrailFields>,
+);
 
 // The stored payload (`event_details_json`), decoded straight into the core types: this runs for
 // every event read (listing, exports, verification), so no intermediate JSON tree is built.
@@ -558,6 +677,18 @@ struct StoredPayload {
     context: StoredContext,
     #[serde(default)]
     metadata: Option<StoredMetadata>,
+    #[serde(default)]
+    audit_trail: Option<StoredAuditTrail>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredAuditTrail {
+    action_type: String,
+    group: String,
+    #[serde(default)]
+    latitude: Option<String>,
+    #[serde(default)]
+    longitude: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -658,5 +789,19 @@ fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
         location: stored.context.location,
         user_agent: stored.context.user_agent,
     };
-    Ok((actor, targets, context, stored.metadata.map(|metadata| metadata.0)))
+    let audit_trail = stored
+        .audit_trail
+        .map(|fields| vellum_core::audit_trail::AuditTrailFields {
+            group: fields.group,
+            action_type: fields.action_type,
+            latitude: fields.latitude,
+            longitude: fields.longitude,
+        });
+    Ok((
+        actor,
+        targets,
+        context,
+        stored.metadata.map(|metadata| metadata.0),
+        audit_trail,
+    ))
 }

@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "operators",
         sql: include_str!("../../migrations/sqlite/0004_operators.sql"),
     },
+    Migration {
+        version: 5,
+        name: "audit_trail",
+        sql: include_str!("../../migrations/sqlite/0005_audit_trail.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -97,7 +102,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

@@ -430,6 +430,15 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn list_audit_trail_events(
+        &self,
+        filter: crate::AuditTrailFilter,
+        page: PageRequest<EventId>,
+    ) -> Result<Page<Event, EventId>, StoreError> {
+        self.read(move |connection| events::list_audit_trail(connection, &filter, &page))
+            .await
+    }
+
     async fn get_event(&self, id: EventId) -> Result<Event, StoreError> {
         self.read(move |connection| events::get(connection, id)).await
     }
