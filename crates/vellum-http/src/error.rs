@@ -74,6 +74,8 @@ pub enum ApiError {
     UnsupportedMediaType,
     /// 422: the request is well-formed but some fields are not acceptable.
     Validation(ValidationErrors),
+    /// 422 in the legacy Audit Trail API's shape: each error's `code` is its sentence.
+    LegacyValidation(ValidationErrors),
     /// 503: the store cannot serve requests now.
     Unavailable,
     /// 500: anything else. The cause is logged, never sent.
@@ -100,7 +102,7 @@ impl ApiError {
             Self::RateLimited { .. } | Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Validation(_) | Self::LegacyValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -152,6 +154,14 @@ impl ApiError {
                     "field": error.field,
                     "code": error.code,
                     "message": error.message,
+                })).collect::<Vec<_>>(),
+            }),
+            Self::LegacyValidation(errors) => json!({
+                "message": "Validation failed",
+                "code": "validation_failed",
+                "errors": errors.errors().iter().map(|error| json!({
+                    "field": error.field,
+                    "code": error.message,
                 })).collect::<Vec<_>>(),
             }),
             Self::Unavailable => json!({

@@ -150,7 +150,7 @@ async fn check_schema(state: &AppState, input: &EventInput) -> Result<Result<u32
 }
 
 /// Reads the `Idempotency-Key` header into a claim over this exact request.
-fn idempotency_claim(
+pub(crate) fn idempotency_claim(
     headers: &HeaderMap,
     path: &str,
     body: &[u8],
@@ -182,7 +182,7 @@ fn idempotency_claim(
     }))
 }
 
-fn key_reused() -> ApiError {
+pub(crate) fn key_reused() -> ApiError {
     ApiError::Conflict {
         message: "This Idempotency-Key was already used with a different request in the last 24 hours.".into(),
         code: "idempotency_key_reused",

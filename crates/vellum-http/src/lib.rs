@@ -5,6 +5,7 @@
 //! into core types, call the [`Store`], and render core types back; they hold no business rules
 //! of their own beyond what the wire needs.
 
+mod audit_trail;
 mod auth;
 mod dashboard;
 mod error;
@@ -34,6 +35,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vellum_store::Store;
 
+pub use audit_trail::{AUDIT_TRAIL_SCHEMA_VERSION, audit_trail_event_json};
 pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
@@ -119,6 +121,7 @@ pub fn router(state: AppState) -> Router {
         .merge(retention::routes())
         .merge(schemas::routes())
         .merge(events::routes())
+        .merge(audit_trail::routes())
         .merge(log::routes())
         .merge(exports::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))

@@ -1,0 +1,265 @@
+//! `/events`: WorkOS's legacy Audit Trail API, on the same store and logs as everything else.
+//!
+//! `POST /events` takes the flat body, maps its `group` to an organization (an `org_` id, else
+//! the organization with that external id, else a new one created for the group) and appends
+//! the event to that organization's log. `GET /events` lists the events received this way, of
+//! every organization, in the flat shape. See `docs/audit-trail.md`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{Map, Value, json};
+use vellum_core::audit_trail::{FlatEvent, action_id, parse_crud, validate_audit_trail_event};
+use vellum_core::{
+    AuditTrailEventId, Cursor, Event, EventId, NewOrganization, OrganizationId, Timestamp, ValidationErrors,
+};
+use vellum_store::{AppendOutcome, AuditTrailFilter, NewEvent, StoreError};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::events::{idempotency_claim, key_reused};
+use crate::extract::{JsonBytes, QueryPairs, parse_json};
+use crate::wire::{ListResponse, page_request};
+
+/// The schema version recorded for legacy events: the legacy API has no schemas, so they are
+/// checked against the legacy rules only, never against an action's schema.
+pub const AUDIT_TRAIL_SCHEMA_VERSION: u32 = 0;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/events", post(create_event).get(list_events))
+}
+
+/// A legacy 422: `{"message", "errors": [{"field", "code"}]}`, where `code` is a sentence
+/// (`target_id must be a string`), as the legacy SDKs show it.
+fn legacy(error: ApiError) -> ApiError {
+    match error {
+        ApiError::Validation(errors) => ApiError::LegacyValidation(errors),
+        other => other,
+    }
+}
+
+/// The organization a group names: the live organization with this id, else the one with this
+/// external id, else a new organization created for the group (name and external id = group).
+async fn organization_for_group(state: &AppState, group: &str) -> Result<OrganizationId, ApiError> {
+    if let Ok(id) = OrganizationId::parse(group) {
+        return match state.store.get_organization(id).await {
+            Ok(organization) => Ok(organization.id),
+            Err(StoreError::NotFound { .. }) => Err(ApiError::invalid_field(
+                "group",
+                "not_found",
+                format!("group {group} names no live organization"),
+            )),
+            Err(other) => Err(other.into()),
+        };
+    }
+    match state.store.get_organization_by_external_id(group).await {
+        Ok(organization) => return Ok(organization.id),
+        Err(StoreError::NotFound { .. }) => {}
+        Err(other) => return Err(other.into()),
+    }
+    let request = NewOrganization {
+        name: group.trim().to_owned(),
+        external_id: Some(group.to_owned()),
+        metadata: std::collections::BTreeMap::new(),
+        domains: Vec::new(),
+        allow_profiles_outside_organization: false,
+    };
+    match state.store.create_organization(request).await {
+        Ok(organization) => {
+            tracing::info!(organization = %organization.id, "created an organization for an Audit Trail group");
+            Ok(organization.id)
+        }
+        // Another request created it first.
+        Err(StoreError::Conflict(_)) => Ok(state.store.get_organization_by_external_id(group).await?.id),
+        Err(other) => Err(other.into()),
+    }
+}
+
+async fn create_event(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBytes(bytes): JsonBytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let body: Map<String, Value> = parse_json(&bytes)?;
+    let mut errors = ValidationErrors::new();
+    let Some(input) = validate_audit_trail_event(&body, &mut errors) else {
+        return Err(ApiError::LegacyValidation(errors));
+    };
+    let claim = idempotency_claim(&headers, "/events", &bytes, None).map_err(legacy)?;
+    let group = &input
+        .audit_trail
+        .as_ref()
+        .expect("a legacy event has legacy fields")
+        .group;
+    let organization_id = organization_for_group(&state, group).await.map_err(legacy)?;
+    let event = NewEvent {
+        input,
+        schema_version: AUDIT_TRAIL_SCHEMA_VERSION,
+    };
+    match state.store.append_events(organization_id, vec![event], claim).await? {
+        AppendOutcome::Appended(_) | AppendOutcome::Replayed { .. } => {
+            Ok((StatusCode::CREATED, Json(json!({ "success": true }))))
+        }
+        AppendOutcome::KeyReused => Err(key_reused()),
+    }
+}
+
+/// The flat wire form of a legacy event; `None` for an event of the newer API.
+pub fn audit_trail_event_json(event: &Event) -> Option<Value> {
+    let flat = FlatEvent::of(&event.input)?;
+    let input = &event.input;
+    let metadata = input
+        .metadata
+        .as_ref()
+        .map_or_else(|| json!({}), vellum_core::event::metadata_to_json);
+    Some(json!({
+        "object": "event",
+        "id": AuditTrailEventId::from(event.id).to_string(),
+        "group": flat.fields.group,
+        "location": input.context.location,
+        "latitude": flat.fields.latitude,
+        "longitude": flat.fields.longitude,
+        "action": {
+            "object": "event_action",
+            "id": action_id(&input.action).to_string(),
+            "name": input.action,
+        },
+        "action_type": flat.fields.action_type,
+        "type": flat.fields.action_type,
+        "actor_name": flat.actor_name,
+        "actor_id": flat.actor_id,
+        "target_name": flat.target_name,
+        "target_id": flat.target_id,
+        "metadata": metadata,
+        "occurred_at": input.occurred_at.to_wire(),
+        "organization_id": event.organization_id.to_string(),
+        "audit_log_event_id": event.id.to_string(),
+    }))
+}
+
+/// One time parameter, recorded in `errors` when it is not a date-time or is repeated.
+fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut ValidationErrors) -> Option<Timestamp> {
+    match query.single(name) {
+        Ok(Some(text)) => {
+            let parsed = vellum_core::event::parse_occurred_at(text);
+            if parsed.is_none() {
+                errors.push(name, "invalid_date", format!("{name} must be an ISO 8601 date string"));
+            }
+            parsed
+        }
+        Ok(None) => None,
+        Err(_) => {
+            errors.push(name, "repeated", format!("{name} must be given at most once"));
+            None
+        }
+    }
+}
+
+fn plus_one_milli(stamp: Timestamp) -> Option<Timestamp> {
+    Timestamp::from_unix_millis(stamp.unix_millis().saturating_add(1))
+}
+
+/// The `[start, end)` range all time parameters allow together (times are kept to the
+/// millisecond, so `gt t` is `≥ t + 1 ms` and `lte t` is `< t + 1 ms`).
+fn time_range(query: &QueryPairs, errors: &mut ValidationErrors) -> (Option<Timestamp>, Option<Timestamp>) {
+    let exact = time_parameter(query, "occurred_at", errors);
+    let gt = time_parameter(query, "occurred_at_gt", errors);
+    let gte = time_parameter(query, "occurred_at_gte", errors);
+    let lt = time_parameter(query, "occurred_at_lt", errors);
+    let lte = time_parameter(query, "occurred_at_lte", errors);
+    let start = [exact, gte, gt.and_then(plus_one_milli)].into_iter().flatten().max();
+    let end = [exact.and_then(plus_one_milli), lt, lte.and_then(plus_one_milli)]
+        .into_iter()
+        .flatten()
+        .min();
+    (start, end)
+}
+
+/// The query with the legacy Python SDK's own `order` spelling (`Order.Asc`, the text of its
+/// enum) read as `asc`.
+fn normalised(query: QueryPairs) -> QueryPairs {
+    QueryPairs(
+        query
+            .0
+            .into_iter()
+            .map(|(key, value)| match (key.as_str(), value.as_str()) {
+                ("order", "Order.Asc") => (key, "asc".to_owned()),
+                ("order", "Order.Desc") => (key, "desc".to_owned()),
+                _ => (key, value),
+            })
+            .collect(),
+    )
+}
+
+async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {
+    let query = normalised(query);
+    let mut errors = ValidationErrors::new();
+    let page = page_request(&query, &mut errors, |text| {
+        AuditTrailEventId::parse(text)
+            .map(EventId::from)
+            .map_err(|error| format!("not an Audit Trail event id: {error}"))
+    });
+    let mut action_types = Vec::new();
+    for value in query.list_exact("action_type") {
+        match parse_crud(&value) {
+            Some(letter) => action_types.push(letter),
+            None => errors.push("action_type", "invalid", "action_type must be one of C, R, U or D"),
+        }
+    }
+    let (range_start, range_end) = time_range(&query, &mut errors);
+    let search = match query.single("search") {
+        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Err(_) => {
+            errors.push("search", "repeated", "search must be given at most once");
+            None
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::LegacyValidation(errors));
+    }
+    let filter = AuditTrailFilter {
+        groups: query.list_exact("group"),
+        actions: query.list_exact("action"),
+        action_types,
+        actor_names: query.list_exact("actor_name"),
+        actor_ids: query.list_exact("actor_id"),
+        target_names: query.list_exact("target_name"),
+        target_ids: query.list_exact("target_id"),
+        range_start,
+        range_end,
+        search,
+    };
+    let cursor_parameter = match &page.cursor {
+        Some(Cursor::Before(_)) => "before",
+        _ => "after",
+    };
+    let page = state
+        .store
+        .list_audit_trail_events(filter, page)
+        .await
+        .map_err(|error| match error {
+            StoreError::InvalidInput {
+                field: "cursor",
+                message,
+            } => legacy(ApiError::invalid_field(cursor_parameter, "invalid_cursor", message)),
+            other => other.into(),
+        })?;
+    let data = page
+        .data
+        .iter()
+        .map(|event| {
+            audit_trail_event_json(event).ok_or_else(|| {
+                ApiError::Internal(format!("{} is listed as an Audit Trail event but is not one", event.id))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let page = vellum_core::Page {
+        data,
+        list_metadata: vellum_core::ListMetadata {
+            before: page.list_metadata.before.map(AuditTrailEventId::from),
+            after: page.list_metadata.after.map(AuditTrailEventId::from),
+        },
+    };
+    Ok(Json(ListResponse::from_page(page, |event| event)))
+}
