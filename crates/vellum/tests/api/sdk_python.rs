@@ -1,8 +1,11 @@
-//! The official WorkOS Python SDK (`workos` from PyPI), pointed at a real server by `base_url`.
+//! The official WorkOS Python SDKs (`workos` from PyPI), pointed at a real server through their
+//! base URL settings: the current SDK (`tests/sdk/python`, installed into `.sdk/python`) and the
+//! last release with the legacy Audit Trail module (`tests/sdk/python-audit-trail`, installed
+//! into `.sdk/python-audit-trail`).
 //!
-//! The SDK lives in a virtual environment that `scripts/test` creates (`.sdk/python`, pinned by
-//! `tests/sdk/python/requirements.txt`). `VELLUM_TEST_PYTHON` may name another interpreter that
-//! has it. Without either, this test fails and says how to set it up: it never skips.
+//! `scripts/test` creates both virtual environments from the suites' `requirements.txt`.
+//! `VELLUM_TEST_PYTHON` / `VELLUM_TEST_PYTHON_AUDIT_TRAIL` may name other interpreters that have
+//! the SDKs. Without them, these tests fail and say how to set them up: they never skip.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,24 +19,23 @@ fn repository_root() -> PathBuf {
         .expect("repository root")
 }
 
-fn python_with_sdk() -> PathBuf {
-    if let Some(python) = std::env::var_os("VELLUM_TEST_PYTHON") {
+fn python_with_sdk(override_variable: &str, venv: &str) -> PathBuf {
+    if let Some(python) = std::env::var_os(override_variable) {
         return PathBuf::from(python);
     }
-    let venv_python = repository_root().join(".sdk/python/bin/python");
+    let venv_python = repository_root().join(venv).join("bin/python");
     assert!(
         venv_python.exists(),
-        "the WorkOS Python SDK is not installed: run `scripts/test` (it creates .sdk/python), \
-         or set VELLUM_TEST_PYTHON to a python that has `workos` installed"
+        "the WorkOS Python SDK is not installed in {venv}: run `scripts/test` (it creates it), \
+         or set {override_variable} to a python that has the right `workos` installed"
     );
     venv_python
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_official_python_sdk_manages_organizations() {
-    let python = python_with_sdk();
+/// Runs a suite's unittest files against a fresh server and asserts they ran and passed.
+async fn run_suite(python: PathBuf, suite: &str) {
     let app = TestApp::spawn().await;
-    let suite = repository_root().join("tests/sdk/python");
+    let suite = repository_root().join(suite);
     let (address, api_key) = (app.address.clone(), app.api_key.clone());
     let output = tokio::task::spawn_blocking(move || {
         Command::new(&python)
@@ -56,4 +58,25 @@ async fn the_official_python_sdk_manages_organizations() {
         "the suite ran no test:\n{stderr}"
     );
     app.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_python_sdk_manages_organizations() {
+    let python = python_with_sdk("VELLUM_TEST_PYTHON", ".sdk/python");
+    run_suite(python, "tests/sdk/python").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_python_sdk_with_audit_trail_drives_the_legacy_api() {
+    let python = python_with_sdk("VELLUM_TEST_PYTHON_AUDIT_TRAIL", ".sdk/python-audit-trail");
+    let version = Command::new(&python)
+        .args(["-c", "import workos; print(workos.__version__)"])
+        .output()
+        .expect("python runs");
+    assert_eq!(
+        String::from_utf8_lossy(&version.stdout).trim(),
+        "1.26.0",
+        "the Audit Trail suite needs workos 1.26.0"
+    );
+    run_suite(python, "tests/sdk/python-audit-trail").await;
 }
