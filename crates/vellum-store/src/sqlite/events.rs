@@ -525,16 +525,7 @@ pub(super) fn list_audit_trail(
     values.push(Value::Integer(i64::from(plan.fetch)));
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement
-        .query_map(params_from_iter(values), |row| {
-            let organization: Vec<u8> = row.get(8)?;
-            Ok(ulid_from_blob(&organization)
-                .map(OrganizationId::from_ulid)
-                .and_then(|organization_id| {
-                    read_event(row, organization_id)
-                        .map_err(StoreError::from)
-                        .and_then(|decoded| decoded)
-                }))
-        })?
+        .query_map(params_from_iter(values), |row| read_event_of_its_organization(row))?
         .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(rows, |event| event.id))
@@ -610,14 +601,7 @@ pub(super) fn get(connection: &Connection, id: EventId) -> Result<Event, StoreEr
     let mut statement = connection.prepare_cached(&sql)?;
     statement
         .query_row([id.ulid().to_bytes().as_slice()], |row| {
-            let organization: Vec<u8> = row.get(8)?;
-            Ok(ulid_from_blob(&organization)
-                .map(OrganizationId::from_ulid)
-                .and_then(|organization_id| {
-                    read_event(row, organization_id)
-                        .map_err(StoreError::from)
-                        .and_then(|decoded| decoded)
-                }))
+            read_event_of_its_organization(row)
         })
         .optional()?
         .transpose()?
@@ -626,6 +610,18 @@ pub(super) fn get(connection: &Connection, id: EventId) -> Result<Event, StoreEr
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("stored event has an invalid {what}"))
+}
+
+/// Reads `EVENT_COLUMNS` followed by the organization's id (column 8).
+fn read_event_of_its_organization(row: &Row<'_>) -> rusqlite::Result<Result<Event, StoreError>> {
+    let organization: Vec<u8> = row.get(8)?;
+    Ok(ulid_from_blob(&organization)
+        .map(OrganizationId::from_ulid)
+        .and_then(|organization_id| {
+            read_event(row, organization_id)
+                .map_err(StoreError::from)
+                .and_then(|decoded| decoded)
+        }))
 }
 
 fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Result<Result<Event, StoreError>> {
