@@ -525,7 +525,7 @@ pub(super) fn list_audit_trail(
     values.push(Value::Integer(i64::from(plan.fetch)));
     let mut statement = connection.prepare_cached(&sql)?;
     let rows = statement
-        .query_map(params_from_iter(values), |row| read_event_of_its_organization(row))?
+        .query_map(params_from_iter(values), read_event_of_its_organization)?
         .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(page.finish(rows, |event| event.id))
