@@ -120,12 +120,18 @@ struct ParsedHash {
 impl PasswordHash {
     /// Hashes a password with a 16-byte salt drawn by the caller from the OS.
     pub fn create(password: &str, salt: [u8; 16]) -> Self {
+        Self::create_in(password, salt, &mut PasswordWorkspace::default())
+    }
+
+    /// [`PasswordHash::create`] in a reused workspace.
+    pub fn create_in(password: &str, salt: [u8; 16], workspace: &mut PasswordWorkspace) -> Self {
         let output = argon2id(
             password.as_bytes(),
             &salt,
             ARGON2_MEMORY_KIB,
             ARGON2_PASSES,
             ARGON2_LANES,
+            workspace,
         )
         .expect("the fixed argon2 parameters are valid");
         Self(format!(
@@ -148,6 +154,11 @@ impl PasswordHash {
     /// Returns true when `password` hashes to this value (compared in constant time). A stored
     /// string that cannot be read verifies nothing.
     pub fn verify(&self, password: &str) -> bool {
+        self.verify_in(password, &mut PasswordWorkspace::default())
+    }
+
+    /// [`PasswordHash::verify`] in a reused workspace.
+    pub fn verify_in(&self, password: &str, workspace: &mut PasswordWorkspace) -> bool {
         let Some(parsed) = self.parse() else {
             return false;
         };
@@ -160,6 +171,7 @@ impl PasswordHash {
             parsed.memory_kib,
             parsed.passes,
             parsed.lanes,
+            workspace,
         ) else {
             return false;
         };
@@ -200,15 +212,50 @@ impl PasswordHash {
     }
 }
 
-fn argon2id(password: &[u8], salt: &[u8], memory_kib: u32, passes: u32, lanes: u32) -> Option<Vec<u8>> {
+/// The memory argon2 works in, kept between hashes.
+///
+/// A hash needs 19 MiB. Allocating it per check lets the allocator keep a copy per thread that
+/// ever ran one, so a burst of sign-ins leaves hundreds of megabytes resident; a worker that
+/// reuses one workspace holds exactly one. A workspace grown for a stored hash with larger
+/// parameters than ours shrinks back to our size afterwards.
+#[derive(Default)]
+pub struct PasswordWorkspace {
+    blocks: Vec<argon2::Block>,
+}
+
+impl fmt::Debug for PasswordWorkspace {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "PasswordWorkspace({} KiB)", self.blocks.len())
+    }
+}
+
+fn argon2id(
+    password: &[u8],
+    salt: &[u8],
+    memory_kib: u32,
+    passes: u32,
+    lanes: u32,
+    workspace: &mut PasswordWorkspace,
+) -> Option<Vec<u8>> {
     // Refuse parameters far beyond ours, so that a tampered row cannot make sign-in hang.
     if memory_kib > 1024 * 1024 || passes > 16 || lanes > 16 {
         return None;
     }
     let params = argon2::Params::new(memory_kib, passes, lanes, Some(ARGON2_OUTPUT_BYTES)).ok()?;
+    let block_count = params.block_count();
     let hasher = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
     let mut output = vec![0u8; ARGON2_OUTPUT_BYTES];
-    hasher.hash_password_into(password, salt, &mut output).ok()?;
+    if workspace.blocks.len() < block_count {
+        workspace.blocks.resize(block_count, argon2::Block::default());
+    }
+    let hashed =
+        hasher.hash_password_into_with_memory(password, salt, &mut output, &mut workspace.blocks[..block_count]);
+    let our_block_count = ARGON2_MEMORY_KIB as usize;
+    if workspace.blocks.len() > our_block_count {
+        workspace.blocks.truncate(our_block_count);
+        workspace.blocks.shrink_to_fit();
+    }
+    hashed.ok()?;
     Some(output)
 }
 

@@ -47,9 +47,11 @@ impl Storage {
     pub fn open(settings: &StorageSettings) -> Result<Self, object_store::Error> {
         match settings {
             StorageSettings::Local { root } => {
-                std::fs::create_dir_all(root).map_err(|error| object_store::Error::Generic {
-                    store: "LocalFileSystem",
-                    source: Box::new(error),
+                vellum_store::private_files::create_private_dir_all(root).map_err(|error| {
+                    object_store::Error::Generic {
+                        store: "LocalFileSystem",
+                        source: Box::new(error),
+                    }
                 })?;
                 Ok(Self {
                     objects: Arc::new(LocalFileSystem::new_with_prefix(root)?),

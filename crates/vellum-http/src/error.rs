@@ -70,6 +70,8 @@ pub enum ApiError {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// 408: the request body did not arrive within the body read timeout.
+    RequestTimeout,
     /// 415: the body is not JSON.
     UnsupportedMediaType,
     /// 422: the request is well-formed but some fields are not acceptable.
@@ -78,6 +80,15 @@ pub enum ApiError {
     LegacyValidation(ValidationErrors),
     /// 503: the store cannot serve requests now.
     Unavailable,
+    /// 503: a bounded resource (password checks, connections) is in full use; retry shortly.
+    Busy {
+        /// For people.
+        message: String,
+        /// Machine-readable.
+        code: &'static str,
+        /// Seconds after which a retry is likely to be served.
+        retry_after_seconds: u64,
+    },
     /// 500: anything else. The cause is logged, never sent.
     Internal(String),
 }
@@ -101,9 +112,10 @@ impl ApiError {
             Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
             Self::RateLimited { .. } | Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::LegacyValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -143,6 +155,10 @@ impl ApiError {
                 "message": format!("The request body is larger than the limit of {limit} bytes."),
                 "code": "payload_too_large",
             }),
+            Self::RequestTimeout => json!({
+                "message": "The request body did not arrive in time.",
+                "code": "request_timeout",
+            }),
             Self::UnsupportedMediaType => json!({
                 "message": "Expected a JSON body with `Content-Type: application/json`.",
                 "code": "unsupported_media_type",
@@ -168,6 +184,7 @@ impl ApiError {
                 "message": "The service is temporarily unavailable; retry shortly.",
                 "code": "service_unavailable",
             }),
+            Self::Busy { message, code, .. } => json!({ "message": message, "code": code }),
             Self::Internal(_) => {
                 json!({ "message": "Internal server error.", "code": "internal_error" })
             }
@@ -183,10 +200,21 @@ impl IntoResponse for ApiError {
             _ => {}
         }
         let mut response = (self.status(), Json(self.body())).into_response();
-        if let Self::RateLimited { retry_after_seconds } | Self::TooManyAttempts { retry_after_seconds } = self {
+        if let Self::RateLimited { retry_after_seconds }
+        | Self::TooManyAttempts { retry_after_seconds }
+        | Self::Busy {
+            retry_after_seconds, ..
+        } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_seconds));
+        }
+        // The rest of the body was not read: the connection cannot carry another request.
+        if matches!(self, Self::PayloadTooLarge { .. } | Self::RequestTimeout) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
         }
         // A dashboard session is not a bearer credential, so its refusals name no scheme.
         if matches!(&self, Self::Unauthorized { code } if !matches!(*code, "not_signed_in" | "invalid_credentials")) {

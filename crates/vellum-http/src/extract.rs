@@ -61,6 +61,7 @@ impl FromRequest<AppState> for JsonBytes {
                         limit: state.config.max_body_bytes,
                     }
                 }
+                other if caused_by_body_timeout(&other) => ApiError::RequestTimeout,
                 other => ApiError::BadRequest {
                     message: format!("Could not read the request body: {other}."),
                     code: "invalid_body",
@@ -68,6 +69,18 @@ impl FromRequest<AppState> for JsonBytes {
             })?;
         Ok(JsonBytes(bytes))
     }
+}
+
+/// Whether reading the body failed because it did not arrive within the body read timeout.
+fn caused_by_body_timeout(rejection: &BytesRejection) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(rejection);
+    while let Some(error) = cause {
+        if error.is::<crate::server::BodyReadTimeout>() {
+            return true;
+        }
+        cause = error.source();
+    }
+    false
 }
 
 /// Parses a JSON document into `T` with the error mapping of [`WireJson`].

@@ -18,6 +18,7 @@ mod organizations;
 mod ratelimit;
 mod retention;
 mod schemas;
+mod server;
 mod wire;
 
 use std::sync::Arc;
@@ -41,6 +42,7 @@ pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
+pub use server::{DEFAULT_MAX_CONNECTIONS, ServerLimits, serve};
 
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,7 +60,13 @@ pub struct HttpConfig {
     /// Serve the dashboard's files from this folder on each request instead of the copies in
     /// the binary (for working on the page without rebuilding); `None` in production.
     pub dashboard_assets_dir: Option<std::path::PathBuf>,
+    /// Dashboard sign-in password checks (argon2id, 19 MiB each) running at once; more wait in
+    /// a bounded queue, and beyond it are refused with a 503.
+    pub max_password_checks: usize,
 }
+
+/// The default of [`HttpConfig::max_password_checks`].
+pub const DEFAULT_MAX_PASSWORD_CHECKS: usize = 2;
 
 impl Default for HttpConfig {
     fn default() -> Self {
@@ -68,6 +76,7 @@ impl Default for HttpConfig {
             rate_limit: None,
             public_url: None,
             dashboard_assets_dir: None,
+            max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
         }
     }
 }
@@ -82,6 +91,7 @@ pub struct AppState {
     log: Arc<vellum_core::checkpoint::NoteSigner>,
     exports: Option<Arc<vellum_export::ExportService>>,
     sign_in_throttle: Arc<dashboard::SignInThrottle>,
+    password_checker: Arc<dashboard::PasswordChecker>,
 }
 
 impl AppState {
@@ -97,6 +107,7 @@ impl AppState {
             rate_limiter: config
                 .rate_limit
                 .map(|limit| Arc::new(ratelimit::RateLimiter::new(limit))),
+            password_checker: Arc::new(dashboard::PasswordChecker::start(config.max_password_checks)),
             config: Arc::new(config),
             schemas: Arc::default(),
             exports: None,
@@ -140,8 +151,13 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body_bytes,
+            refuse_oversized_bodies,
+        ))
         .layer(
             ServiceBuilder::new()
+                .map_request(drop_unusable_request_id)
                 .layer(SetRequestIdLayer::new(REQUEST_ID_HEADER, MakeVellumRequestId))
                 .layer(SetSensitiveRequestHeadersLayer::new([
                     header::AUTHORIZATION,
@@ -173,6 +189,48 @@ pub fn router(state: AppState) -> Router {
                 .layer(CatchPanicLayer::custom(error::panic_response)),
         )
         .with_state(state)
+}
+
+/// Refuses a request whose declared body is over the limit before reading any of it (a client
+/// announcing 5 GB gets its 413 at once, and the connection is closed rather than drained).
+async fn refuse_oversized_bodies(
+    axum::extract::State(max_body_bytes): axum::extract::State<usize>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    if declared.is_some_and(|length| length > max_body_bytes as u64) {
+        return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: max_body_bytes });
+    }
+    next.run(request).await
+}
+
+/// The longest client-sent `X-Request-ID` kept.
+const MAX_REQUEST_ID_BYTES: usize = 128;
+
+/// Drops a client-sent `X-Request-ID` that is too long or holds anything but letters, digits
+/// and `-_.:+/=`, so that a fresh id is made instead: the id is echoed in a header and written
+/// to every log line of the request, where control characters or megabytes do harm.
+fn drop_unusable_request_id<B>(mut request: Request<B>) -> Request<B> {
+    let usable = |value: &axum::http::HeaderValue| {
+        let bytes = value.as_bytes();
+        !bytes.is_empty()
+            && bytes.len() <= MAX_REQUEST_ID_BYTES
+            && bytes
+                .iter()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"-_.:+/=".contains(byte))
+    };
+    let values = request.headers().get_all(REQUEST_ID_HEADER);
+    let mut values = values.iter();
+    let keep = matches!((values.next(), values.next()), (Some(value), None) if usable(value));
+    if !keep {
+        request.headers_mut().remove(REQUEST_ID_HEADER);
+    }
+    request
 }
 
 /// Request ids: the client's own `X-Request-ID` when it sent one, else `req_` + a ULID.

@@ -22,6 +22,7 @@ pub mod conformance;
 mod ids;
 pub mod sqlite;
 
+pub mod private_files;
 pub use ids::{generate_api_key_secret, hash_new_password, now, random_bytes};
 pub use sqlite::{SqliteConfig, SqliteStore};
 

@@ -238,6 +238,39 @@ struct ServeArgs {
     /// The bucket's region [default: AWS_REGION, else us-east-1].
     #[arg(long, env = "VELLUM_EXPORT_S3_REGION", value_name = "REGION")]
     export_s3_region: Option<String>,
+
+    /// Connections open at once; beyond it, the one that waited longest for a request is
+    /// closed [default: 4096, lowered to fit the open-file limit].
+    #[arg(long, env = "VELLUM_MAX_CONNECTIONS", value_name = "N")]
+    max_connections: Option<usize>,
+
+    /// Seconds a client has to send a request's headers [default: 10].
+    #[arg(
+        long = "header-read-timeout",
+        env = "VELLUM_HEADER_READ_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    header_read_timeout_seconds: Option<u64>,
+
+    /// Seconds a client has to send a request's body after its headers [default: 60].
+    #[arg(long = "body-read-timeout", env = "VELLUM_BODY_READ_TIMEOUT", value_name = "SECONDS")]
+    body_read_timeout_seconds: Option<u64>,
+
+    /// Seconds a kept-alive connection may wait for its next request [default: 60].
+    #[arg(long = "idle-timeout", env = "VELLUM_IDLE_TIMEOUT", value_name = "SECONDS")]
+    idle_timeout_seconds: Option<u64>,
+
+    /// Seconds a response may wait for a client that stopped reading it [default: 60].
+    #[arg(
+        long = "write-stall-timeout",
+        env = "VELLUM_WRITE_STALL_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    write_stall_timeout_seconds: Option<u64>,
+
+    /// Dashboard password checks (argon2id, 19 MiB each) running at once [default: 2].
+    #[arg(long, env = "VELLUM_MAX_PASSWORD_CHECKS", value_name = "N")]
+    max_password_checks: Option<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -278,6 +311,8 @@ enum OrganizationsCommand {
 
 /// Parses the command line, runs the command and returns the process's exit code.
 pub fn run() -> ExitCode {
+    // Whatever the umask, files Vellum writes (store, keys, exports) are its user's alone.
+    vellum_store::private_files::restrict_umask();
     let cli = Cli::parse();
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -307,6 +342,12 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),
         export_s3_endpoint: serve.and_then(|args| args.export_s3_endpoint.clone()),
         export_s3_region: serve.and_then(|args| args.export_s3_region.clone()),
+        max_connections: serve.and_then(|args| args.max_connections),
+        header_read_timeout_seconds: serve.and_then(|args| args.header_read_timeout_seconds),
+        body_read_timeout_seconds: serve.and_then(|args| args.body_read_timeout_seconds),
+        idle_timeout_seconds: serve.and_then(|args| args.idle_timeout_seconds),
+        write_stall_timeout_seconds: serve.and_then(|args| args.write_stall_timeout_seconds),
+        max_password_checks: serve.and_then(|args| args.max_password_checks),
         // Only `serve` bootstraps the operator account; other commands ignore these.
         admin_email: serve.and_then(|_| std::env::var("VELLUM_ADMIN_EMAIL").ok()),
         admin_password: serve.and_then(|_| std::env::var("VELLUM_ADMIN_PASSWORD").ok()),
@@ -352,7 +393,7 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
         anyhow::bail!("this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL");
     }
     let config = SqliteConfig::new(&settings.data_dir);
-    std::fs::create_dir_all(&settings.data_dir)
+    vellum_store::private_files::create_private_dir_all(&settings.data_dir)
         .with_context(|| format!("cannot create {}", settings.data_dir.display()))?;
     let mut connection = vellum_store::sqlite::open_for_migration(&config.database_path())?;
     let applied = vellum_store::sqlite::migrate(&mut connection)?;

@@ -71,6 +71,18 @@ pub struct FileConfig {
     pub export_s3_region: Option<String>,
     /// See [`S3Options::prefix`].
     pub export_s3_prefix: Option<String>,
+    /// See [`ServerLimits::max_connections`](vellum_http::ServerLimits::max_connections).
+    pub max_connections: Option<usize>,
+    /// See [`ServerLimits::header_read_timeout`](vellum_http::ServerLimits::header_read_timeout), in seconds.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// See [`ServerLimits::body_read_timeout`](vellum_http::ServerLimits::body_read_timeout), in seconds.
+    pub body_read_timeout_seconds: Option<u64>,
+    /// See [`ServerLimits::idle_timeout`](vellum_http::ServerLimits::idle_timeout), in seconds.
+    pub idle_timeout_seconds: Option<u64>,
+    /// See [`ServerLimits::write_stall_timeout`](vellum_http::ServerLimits::write_stall_timeout), in seconds.
+    pub write_stall_timeout_seconds: Option<u64>,
+    /// See [`Settings::max_password_checks`].
+    pub max_password_checks: Option<usize>,
     /// See [`Settings::admin`].
     pub admin_email: Option<String>,
     /// See [`Settings::admin`].
@@ -153,6 +165,18 @@ pub struct Overrides {
     pub export_s3_endpoint: Option<String>,
     /// `--export-s3-region` / `VELLUM_EXPORT_S3_REGION`.
     pub export_s3_region: Option<String>,
+    /// `--max-connections` / `VELLUM_MAX_CONNECTIONS`.
+    pub max_connections: Option<usize>,
+    /// `--header-read-timeout` / `VELLUM_HEADER_READ_TIMEOUT`, in seconds.
+    pub header_read_timeout_seconds: Option<u64>,
+    /// `--body-read-timeout` / `VELLUM_BODY_READ_TIMEOUT`, in seconds.
+    pub body_read_timeout_seconds: Option<u64>,
+    /// `--idle-timeout` / `VELLUM_IDLE_TIMEOUT`, in seconds.
+    pub idle_timeout_seconds: Option<u64>,
+    /// `--write-stall-timeout` / `VELLUM_WRITE_STALL_TIMEOUT`, in seconds.
+    pub write_stall_timeout_seconds: Option<u64>,
+    /// `--max-password-checks` / `VELLUM_MAX_PASSWORD_CHECKS`.
+    pub max_password_checks: Option<usize>,
     /// `VELLUM_ADMIN_EMAIL`.
     pub admin_email: Option<String>,
     /// `VELLUM_ADMIN_PASSWORD` (no flag: a secret on the command line shows in `ps`).
@@ -211,6 +235,11 @@ pub struct Settings {
     pub admin: Option<AdminBootstrap>,
     /// Serve the dashboard's files from this folder instead of the binary's copies.
     pub dashboard_dir: Option<PathBuf>,
+    /// Timeouts and the connection limit of the HTTP server. `max_connections` is as
+    /// configured; [`Settings::effective_limits`] fits it to the process's file limit.
+    pub limits: vellum_http::ServerLimits,
+    /// Dashboard sign-in password checks running at once.
+    pub max_password_checks: usize,
 }
 
 impl std::fmt::Debug for Settings {
@@ -231,6 +260,8 @@ impl std::fmt::Debug for Settings {
             .field("exports", &self.exports)
             .field("admin", &self.admin)
             .field("dashboard_dir", &self.dashboard_dir)
+            .field("limits", &self.limits)
+            .field("max_password_checks", &self.max_password_checks)
             .finish()
     }
 }
@@ -338,7 +369,61 @@ impl Settings {
             (None, None) => None,
             _ => anyhow::bail!("VELLUM_ADMIN_EMAIL and VELLUM_ADMIN_PASSWORD go together: set both or neither"),
         };
+        let default_limits = vellum_http::ServerLimits::default();
+        let seconds =
+            |flag: Option<u64>, file: Option<u64>, default: Duration, name: &str| -> anyhow::Result<Duration> {
+                let value = flag.or(file).map_or(default, Duration::from_secs);
+                anyhow::ensure!(
+                    (1..=86_400).contains(&value.as_secs()),
+                    "{name} must be between 1 and 86400 seconds"
+                );
+                Ok(value)
+            };
+        let limits = vellum_http::ServerLimits {
+            header_read_timeout: seconds(
+                overrides.header_read_timeout_seconds,
+                file.header_read_timeout_seconds,
+                default_limits.header_read_timeout,
+                "header_read_timeout_seconds",
+            )?,
+            body_read_timeout: seconds(
+                overrides.body_read_timeout_seconds,
+                file.body_read_timeout_seconds,
+                default_limits.body_read_timeout,
+                "body_read_timeout_seconds",
+            )?,
+            idle_timeout: seconds(
+                overrides.idle_timeout_seconds,
+                file.idle_timeout_seconds,
+                default_limits.idle_timeout,
+                "idle_timeout_seconds",
+            )?,
+            write_stall_timeout: seconds(
+                overrides.write_stall_timeout_seconds,
+                file.write_stall_timeout_seconds,
+                default_limits.write_stall_timeout,
+                "write_stall_timeout_seconds",
+            )?,
+            max_connections: overrides
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(default_limits.max_connections),
+        };
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&limits.max_connections),
+            "max_connections must be between 1 and 1000000"
+        );
+        let max_password_checks = overrides
+            .max_password_checks
+            .or(file.max_password_checks)
+            .unwrap_or(vellum_http::DEFAULT_MAX_PASSWORD_CHECKS);
+        anyhow::ensure!(
+            (1..=64).contains(&max_password_checks),
+            "max_password_checks must be between 1 and 64"
+        );
         Ok(Self {
+            limits,
+            max_password_checks,
             admin,
             dashboard_dir: overrides.dashboard_dir,
             log_name,
@@ -381,6 +466,20 @@ impl Settings {
             exports: ExportOptions::default(),
             admin: None,
             dashboard_dir: None,
+            limits: vellum_http::ServerLimits::default(),
+            max_password_checks: vellum_http::DEFAULT_MAX_PASSWORD_CHECKS,
+        }
+    }
+
+    /// The server limits in force: `max_connections` lowered, when needed, so that every
+    /// connection fits in the process's open-file limit with room for the store's files.
+    pub fn effective_limits(&self) -> vellum_http::ServerLimits {
+        let open_files = rustix::process::getrlimit(rustix::process::Resource::Nofile)
+            .current
+            .unwrap_or(u64::MAX);
+        vellum_http::ServerLimits {
+            max_connections: vellum_http::ServerLimits::connections_within(self.limits.max_connections, open_files),
+            ..self.limits
         }
     }
 }

@@ -41,7 +41,8 @@ fn create_secret_file(path: &Path, what: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        vellum_store::private_files::create_private_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let seed = vellum_store::random_bytes().with_context(|| format!("cannot draw random bytes for the {what}"))?;
     let mut options = std::fs::OpenOptions::new();

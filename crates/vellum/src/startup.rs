@@ -73,6 +73,7 @@ pub struct Application {
 impl Application {
     /// Opens the store, makes sure the bootstrap key exists, and binds the listen address.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        vellum_store::private_files::restrict_umask();
         let store = open_store(&settings)?;
         let signer = crate::signing::load_or_create(
             settings.signing_key_file.as_deref(),
@@ -150,6 +151,7 @@ impl Application {
                 rate_limit: self.settings.rate_limit,
                 public_url: self.settings.public_url.clone(),
                 dashboard_assets_dir: self.settings.dashboard_dir.clone(),
+                max_password_checks: self.settings.max_password_checks,
             },
             Arc::clone(&self.signer),
         );
@@ -159,15 +161,20 @@ impl Application {
         let housekeeping = tokio::spawn(forget_expired_idempotency_keys(Arc::clone(&self.store)));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);
-        // The client address keys the throttle of failed dashboard sign-ins.
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        let server = axum::serve(self.listener, service).with_graceful_shutdown(async move {
+        let limits = self.settings.effective_limits();
+        if limits.max_connections < self.settings.limits.max_connections {
+            tracing::info!(
+                max_connections = limits.max_connections,
+                "connection limit lowered to fit the open-file limit"
+            );
+        }
+        let server = vellum_http::serve(self.listener, router, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
             signal_stopping.notify_waiters();
         });
         let grace = self.settings.shutdown_grace;
-        let mut server = std::pin::pin!(server.into_future());
+        let mut server = std::pin::pin!(server);
         let outcome = tokio::select! {
             outcome = &mut server => outcome,
             () = async { stopping.notified().await; tokio::time::sleep(grace).await } => {

@@ -8,6 +8,7 @@
 //! trails, it never writes to them.
 
 mod assets;
+mod passwords;
 pub(crate) mod session;
 
 use axum::extract::State;
@@ -23,6 +24,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{WireJson, WirePath};
 
+pub(crate) use passwords::PasswordChecker;
 pub(crate) use session::SignInThrottle;
 
 /// The most organizations the health summary describes one by one.

@@ -133,21 +133,38 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     Ok(connection)
 }
 
+/// Creates the database file with mode 0600 before SQLite does, if it is missing: SQLite gives
+/// its `-wal` and `-shm` files the mode of the database file.
+fn create_private_file(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, crate::private_files::PRIVATE_FILE_MODE);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|error| StoreError::Unavailable(format!("cannot create {}: {error}", path.display())))
+}
+
 /// Opens a write connection with the store's settings, for `vellum migrate`.
 pub fn open_for_migration(path: &Path) -> Result<Connection, StoreError> {
+    create_private_file(path)?;
     open_connection(path, false)
 }
 
 impl SqliteStore {
     /// Opens (creating if needed) and migrates the store in the configured data directory.
     pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|error| {
-            StoreError::Unavailable(format!(
-                "cannot create data directory {}: {error}",
-                config.data_dir.display()
-            ))
-        })?;
+        crate::private_files::create_private_dir_all(&config.data_dir)
+            .and_then(|()| crate::private_files::make_data_dir_private(&config.data_dir))
+            .map_err(|error| {
+                StoreError::Unavailable(format!(
+                    "cannot create a private data directory {}: {error}",
+                    config.data_dir.display()
+                ))
+            })?;
         let path = config.database_path();
+        create_private_file(&path)?;
         let mut write_connection = open_connection(&path, false)?;
         migrate(&mut write_connection)?;
 
