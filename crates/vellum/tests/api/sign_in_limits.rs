@@ -1,0 +1,123 @@
+//! Dashboard sign-in under attack: bursts of failed sign-ins stay within bounded memory, and
+//! the lockout holds when the attempts arrive all at once.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::{ServerProcess, TestApp};
+
+const EMAIL: &str = "admin@example.com";
+const PASSWORD: &str = "correct horse battery";
+
+async fn sign_in(client: &reqwest::Client, base: &str, email: &str, password: &str) -> StatusCode {
+    client
+        .post(format!("{base}/dashboard/api/session"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+fn resident_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+#[tokio::test]
+async fn a_hundred_concurrent_failed_sign_ins_stay_within_bounded_memory() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start(
+        data_dir.path(),
+        &[],
+        &[("VELLUM_ADMIN_EMAIL", EMAIL), ("VELLUM_ADMIN_PASSWORD", PASSWORD)],
+    );
+    let pid = server.child.id();
+    let client = reqwest::Client::new();
+    assert_eq!(
+        client.get(server.url("/health")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    let before = resident_kib(pid);
+    for round in 0..2 {
+        let attempts = (0..100).map(|index| {
+            let client = client.clone();
+            let base = server.address.clone();
+            // Unknown emails (the decoy hash) and the real one, each with a wrong password.
+            let email = if index % 2 == 0 {
+                format!("nobody{round}-{index}@example.com")
+            } else {
+                EMAIL.to_owned()
+            };
+            tokio::spawn(async move { sign_in(&client, &base, &email, "wrong password!").await })
+        });
+        for attempt in attempts.collect::<Vec<_>>() {
+            let status = attempt.await.unwrap();
+            assert!(
+                matches!(
+                    status,
+                    StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE
+                ),
+                "{status}"
+            );
+        }
+    }
+    let after = resident_kib(pid);
+    let grown_mib = after.saturating_sub(before) / 1024;
+    assert!(
+        grown_mib < 200,
+        "resident memory grew by {grown_mib} MiB ({before} KiB -> {after} KiB)"
+    );
+}
+
+#[tokio::test]
+async fn the_lockout_holds_when_forty_attempts_arrive_at_once() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.admin = Some(vellum::config::AdminBootstrap {
+            email: vellum_core::operator::Email::parse(EMAIL).unwrap(),
+            password: PASSWORD.into(),
+        });
+    })
+    .await;
+    let attempts = (0..40).map(|_| {
+        let client = app.client.clone();
+        let base = app.address.clone();
+        tokio::spawn(async move { sign_in(&client, &base, EMAIL, "not the password").await })
+    });
+    let mut checked = 0;
+    for attempt in attempts.collect::<Vec<_>>() {
+        match attempt.await.unwrap() {
+            StatusCode::UNAUTHORIZED => checked += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        checked <= 5,
+        "{checked} wrong passwords were checked; only the 5 free failures may be"
+    );
+    // The right password, right after, is refused too: the lockout holds.
+    assert_eq!(
+        sign_in(&app.client, &app.address, EMAIL, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Case and spacing of the email do not open a second budget.
+    assert_eq!(
+        sign_in(&app.client, &app.address, " ADMIN@Example.com ", PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+#[tokio::test]
+async fn megabyte_long_emails_are_refused_without_growing_the_throttle() {
+    let app = TestApp::spawn().await;
+    let long_email = format!("{}@example.com", "a".repeat(1024 * 1024));
+    for _ in 0..3 {
+        let status = sign_in(&app.client, &app.address, &long_email, "whatever password").await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
