@@ -1,8 +1,6 @@
 //! The connection layer under hostile and careless clients: half-sent requests, idle and slow
 //! connections, a full file table, requests hyper cannot parse, oversized bodies and request ids.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
@@ -10,7 +8,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{TestApp, vellum_binary};
+use crate::helpers::{ServerProcess, TestApp};
 
 fn host_and_port(address: &str) -> String {
     address.trim_start_matches("http://").to_owned()
@@ -259,60 +257,11 @@ async fn a_client_request_id_is_echoed_only_when_it_is_reasonable() {
     }
 }
 
-/// `vellum serve` under a file-descriptor limit, through `sh -c 'ulimit -n …'`.
-struct LimitedServer {
-    child: Child,
-    address: String,
-    _data_dir: tempfile::TempDir,
-}
-
-impl LimitedServer {
-    fn start(open_files: u32, args: &[&str]) -> Self {
-        let data_dir = tempfile::tempdir().unwrap();
-        let mut child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("ulimit -n {open_files} && exec \"$0\" \"$@\""))
-            .arg(vellum_binary())
-            .arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .args(args)
-            .env("VELLUM_DATA_DIR", data_dir.path())
-            .env_remove("VELLUM_CONFIG")
-            .env_remove("VELLUM_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sh starts vellum");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let address = loop {
-            let line = lines.next().expect("vellum prints where it listens").unwrap();
-            if let Some(address) = line.strip_prefix("vellum listening on ") {
-                break address.to_owned();
-            }
-        };
-        // Keep draining standard output so that later prints never block.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self {
-            child,
-            address,
-            _data_dir: data_dir,
-        }
-    }
-}
-
-impl Drop for LimitedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn health_answers_within_a_second_while_300_half_sent_requests_hold_256_file_descriptors() {
     // The default timeouts: the half-sent requests are not closed by time during this test.
-    let server = LimitedServer::start(256, &[]);
+    let data_dir = tempfile::tempdir().unwrap();
+    let server = ServerProcess::start_after_shell("ulimit -n 256", data_dir.path(), &[], &[]);
     let mut held = Vec::new();
     for _ in 0..300 {
         let mut stream = TcpStream::connect(host_and_port(&server.address)).await.unwrap();

@@ -240,12 +240,18 @@ impl ServerProcess {
     /// Like [`Self::start`], but without the `--listen 127.0.0.1:0` flag the harness adds by
     /// default, so that the environment or a config file decides.
     pub fn start_without_listen_flag(data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
-        Self::spawn(data_dir, args, envs, None, false)
+        Self::spawn(data_dir, args, envs, None, false, None)
     }
 
     /// Like [`Self::start`], writing the server's standard error (its logs) to `log_file`.
     pub fn start_logging_to(data_dir: &Path, args: &[&str], envs: &[(&str, &str)], log_file: Option<&Path>) -> Self {
-        Self::spawn(data_dir, args, envs, log_file, true)
+        Self::spawn(data_dir, args, envs, log_file, true, None)
+    }
+
+    /// Like [`Self::start`], with `vellum` started by `sh -c` after the shell command `setup`
+    /// (`ulimit -n 256`, `umask 000`): process settings a test wants the server to start with.
+    pub fn start_after_shell(setup: &str, data_dir: &Path, args: &[&str], envs: &[(&str, &str)]) -> Self {
+        Self::spawn(data_dir, args, envs, None, true, Some(setup))
     }
 
     fn spawn(
@@ -254,13 +260,24 @@ impl ServerProcess {
         envs: &[(&str, &str)],
         log_file: Option<&Path>,
         default_listen: bool,
+        shell_setup: Option<&str>,
     ) -> Self {
         let stderr = match log_file {
             Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
             None if std::env::var_os("TEST_LOG").is_some() => Stdio::inherit(),
             None => Stdio::null(),
         };
-        let mut command = Command::new(vellum_binary());
+        let mut command = match shell_setup {
+            None => Command::new(vellum_binary()),
+            Some(setup) => {
+                let mut shell = Command::new("sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("{setup} && exec \"$0\" \"$@\""))
+                    .arg(vellum_binary());
+                shell
+            }
+        };
         command
             .arg("serve")
             .args(args)

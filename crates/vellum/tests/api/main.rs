@@ -16,6 +16,7 @@ mod events;
 mod export_s3;
 mod export_scale;
 mod exports;
+mod files;
 mod health;
 mod helpers;
 mod listing;
