@@ -53,28 +53,47 @@ fn assert_private(root: &Path) {
     );
 }
 
+/// Sends one API request and returns its status and JSON body.
+async fn call(
+    server: &ServerProcess,
+    key: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = reqwest::Client::new()
+        .request(method, server.url(path))
+        .bearer_auth(key);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    (status, response.json().await.unwrap())
+}
+
 /// Writes to every kind of file: the store, an export file, both keys.
 async fn write_everything(server: &ServerProcess, key: &str) {
-    let client = reqwest::Client::new();
-    let organization: Value = client
-        .post(server.url("/organizations"))
-        .bearer_auth(key)
-        .json(&json!({ "name": "Private Corp" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let post = reqwest::Method::POST;
+    let (_, organization) = call(
+        server,
+        key,
+        post.clone(),
+        "/organizations",
+        Some(json!({ "name": "Private Corp" })),
+    )
+    .await;
     let organization_id = organization["id"].as_str().unwrap();
-    let schema = client
-        .post(server.url("/audit_logs/actions/user.signed_in/schemas"))
-        .bearer_auth(key)
-        .json(&json!({ "targets": [{ "type": "team" }] }))
-        .send()
-        .await
-        .unwrap();
-    assert!(schema.status().is_success(), "{}", schema.status());
+    let schema = json!({ "targets": [{ "type": "team" }] });
+    let (status, _) = call(
+        server,
+        key,
+        post.clone(),
+        "/audit_logs/actions/user.signed_in/schemas",
+        Some(schema),
+    )
+    .await;
+    assert!(status.is_success(), "{status}");
     let event = json!({
         "organization_id": organization_id,
         "event": {
@@ -85,40 +104,18 @@ async fn write_everything(server: &ServerProcess, key: &str) {
             "context": { "location": "192.0.2.1" },
         },
     });
-    let ingested = client
-        .post(server.url("/audit_logs/events"))
-        .bearer_auth(key)
-        .json(&event)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ingested.status(), StatusCode::OK);
-    let export: Value = client
-        .post(server.url("/audit_logs/exports"))
-        .bearer_auth(key)
-        .json(&json!({
-            "organization_id": organization_id,
-            "range_start": "2026-01-01T00:00:00.000Z",
-            "range_end": "2026-02-01T00:00:00.000Z",
-        }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let export_id = export["id"].as_str().unwrap();
+    let (status, _) = call(server, key, post.clone(), "/audit_logs/events", Some(event)).await;
+    assert_eq!(status, StatusCode::OK);
+    let range = json!({
+        "organization_id": organization_id,
+        "range_start": "2026-01-01T00:00:00.000Z",
+        "range_end": "2026-02-01T00:00:00.000Z",
+    });
+    let (_, export) = call(server, key, post, "/audit_logs/exports", Some(range)).await;
+    let path = format!("/audit_logs/exports/{}", export["id"].as_str().unwrap());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let export: Value = client
-            .get(server.url(&format!("/audit_logs/exports/{export_id}")))
-            .bearer_auth(key)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, export) = call(server, key, reqwest::Method::GET, &path, None).await;
         if export["state"] == "ready" {
             break;
         }
