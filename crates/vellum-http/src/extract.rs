@@ -6,6 +6,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use std::sync::Arc;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -51,15 +52,36 @@ impl FromRequest<AppState> for JsonBytes {
         if !is_json_content_type(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let limit = request
+            .extensions()
+            .get::<RouteBodyLimit>()
+            .map_or(state.config.max_body_bytes, |route_limit| route_limit.0);
+        // Room for the body among all bodies being read, held while this one is read: without
+        // it, thousands of slow uploads could make the server buffer gigabytes at once.
+        let declared = request
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|text| text.trim().parse::<usize>().ok());
+        let reserved = declared.map_or(limit, |length| length.min(limit));
+        let room = Arc::clone(&state.body_budget);
+        let units = u32::try_from(budget_units(reserved)).unwrap_or(u32::MAX);
+        let _room = tokio::time::timeout(BODY_BUDGET_WAIT, room.acquire_many_owned(units))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| ApiError::Busy {
+                message: "The server is reading too many request bodies at once; retry shortly.".into(),
+                code: "server_busy",
+                retry_after_seconds: 1,
+            })?;
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| match rejection {
                 BytesRejection::FailedToBufferBody(failure)
                     if failure.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
                 {
-                    ApiError::PayloadTooLarge {
-                        limit: state.config.max_body_bytes,
-                    }
+                    ApiError::PayloadTooLarge { limit }
                 }
                 other if caused_by_body_timeout(&other) => ApiError::RequestTimeout,
                 other => ApiError::BadRequest {
@@ -69,6 +91,27 @@ impl FromRequest<AppState> for JsonBytes {
             })?;
         Ok(JsonBytes(bytes))
     }
+}
+
+/// How long a body waits for room in the body budget before a 503.
+const BODY_BUDGET_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The body budget counts kibibytes (a semaphore has at most `u32::MAX >> 3` permits).
+pub(crate) fn budget_units(bytes: usize) -> usize {
+    bytes.div_ceil(1024).clamp(1, tokio::sync::Semaphore::MAX_PERMITS)
+}
+
+/// A smaller body limit than the server's for one route, set by [`limit_body`].
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RouteBodyLimit(pub(crate) usize);
+
+/// Limits the bodies of the routes it wraps to `limit` bytes (for routes without
+/// authentication, such as sign-in, which need no more than a few hundred bytes and must not
+/// let anonymous clients make the server buffer megabytes each).
+pub(crate) fn limit_body<S: Clone + Send + Sync + 'static>(router: axum::Router<S>, limit: usize) -> axum::Router<S> {
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(axum::Extension(RouteBodyLimit(limit)))
 }
 
 /// Whether reading the body failed because it did not arrive within the body read timeout.

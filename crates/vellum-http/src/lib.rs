@@ -92,7 +92,12 @@ pub struct AppState {
     exports: Option<Arc<vellum_export::ExportService>>,
     sign_in_throttle: Arc<dashboard::SignInThrottle>,
     password_checker: Arc<dashboard::PasswordChecker>,
+    body_budget: Arc<tokio::sync::Semaphore>,
 }
+
+/// Request bodies being read at once may hold at most this many times the largest body (256 MiB
+/// with the default 4 MiB): beyond it, a body waits for room, then gets a 503.
+pub const BODY_BUDGET_MULTIPLE: usize = 64;
 
 impl AppState {
     /// Builds the shared state of the router.
@@ -108,6 +113,9 @@ impl AppState {
                 .rate_limit
                 .map(|limit| Arc::new(ratelimit::RateLimiter::new(limit))),
             password_checker: Arc::new(dashboard::PasswordChecker::start(config.max_password_checks)),
+            body_budget: Arc::new(tokio::sync::Semaphore::new(extract::budget_units(
+                config.max_body_bytes.saturating_mul(BODY_BUDGET_MULTIPLE),
+            ))),
             config: Arc::new(config),
             schemas: Arc::default(),
             exports: None,

@@ -45,11 +45,16 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
             state.clone(),
             session::require_session,
         ));
-    let api = Router::new()
-        .route(
+    // Sign-in is the one body anyone may send without a credential: a few hundred bytes do.
+    let session = crate::extract::limit_body(
+        Router::new().route(
             "/session",
             get(session::current).post(session::sign_in).delete(session::sign_out),
-        )
+        ),
+        session::MAX_SIGN_IN_BODY_BYTES,
+    );
+    let api = Router::new()
+        .merge(session)
         .merge(signed_in)
         .fallback(crate::error::route_not_found)
         .layer(axum::middleware::map_response(no_store));

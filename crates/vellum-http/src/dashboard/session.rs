@@ -31,6 +31,9 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 /// How long a session lasts after sign-in.
 pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
+/// The largest sign-in request body: an email (254) and a password (1,024) with room to spare.
+pub(crate) const MAX_SIGN_IN_BODY_BYTES: usize = 16 * 1024;
+
 /// Failed sign-ins of one email from one address before further attempts are refused.
 const FREE_FAILURES: u32 = 5;
 /// The first lockout; each further failure doubles it, up to [`MAX_LOCKOUT`].

@@ -301,3 +301,81 @@ async fn at_the_connection_limit_the_longest_waiting_connection_makes_room() {
     let oldest = read_until_closed(&mut waiting[0], Duration::from_secs(5)).await;
     assert!(oldest.is_some(), "the oldest waiting connection was closed");
 }
+
+#[tokio::test]
+async fn when_every_connection_is_busy_a_newcomer_gets_a_json_503() {
+    let app = app_with_limits(|limits| limits.max_connections = 2).await;
+    // Two requests whose bodies are still arriving: busy, not evictable.
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut stream = connect(&app.address).await;
+        let head = format!(
+            "POST /organizations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+            app.api_key
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        busy.push(stream);
+    }
+    // Each has reached its handler once the server reads its body; give the accept loop the
+    // two connections first by waiting for a third to be refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = exchange(&app, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await;
+        if response.status == 503 {
+            response.assert_json_error(503, "too_many_connections");
+            break;
+        }
+        assert_eq!(response.status, 200);
+        assert!(Instant::now() < deadline, "a third connection was never refused");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(busy);
+}
+
+#[tokio::test]
+async fn bodies_being_read_at_once_stay_within_the_body_budget() {
+    // The smallest body limit, 1 KiB: the budget is 64 such bodies.
+    let app = TestApp::spawn_with(|settings| settings.max_body_bytes = 1024).await;
+    let slow_upload = format!(
+        "POST /organizations HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 1024\r\n\r\n{{",
+        app.api_key
+    );
+    let mut slow = Vec::new();
+    for _ in 0..vellum_http::BODY_BUDGET_MULTIPLE {
+        let mut stream = connect(&app.address).await;
+        stream.write_all(slow_upload.as_bytes()).await.unwrap();
+        slow.push(stream);
+    }
+    let before = app.count_organizations().await;
+    let response = app
+        .request(reqwest::Method::POST, "/organizations")
+        .json(&serde_json::json!({ "name": "Waits For Room" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "server_busy");
+    // Once the slow uploads are gone, there is room again.
+    drop(slow);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app
+            .request(reqwest::Method::POST, "/organizations")
+            .json(&serde_json::json!({ "name": "Has Room" }))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == StatusCode::CREATED {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no room after the slow uploads left: {}",
+            response.status()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(app.count_organizations().await, before + 1);
+}

@@ -113,9 +113,23 @@ async fn the_lockout_holds_when_forty_attempts_arrive_at_once() {
 }
 
 #[tokio::test]
-async fn megabyte_long_emails_are_refused_without_growing_the_throttle() {
+async fn oversized_sign_ins_are_refused_before_any_work() {
     let app = TestApp::spawn().await;
+    // A megabyte-long email: the body is over the sign-in limit, refused unread.
     let long_email = format!("{}@example.com", "a".repeat(1024 * 1024));
+    let response = app
+        .client
+        .post(app.url("/dashboard/api/session"))
+        .json(&json!({ "email": long_email, "password": "whatever password" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["code"], "payload_too_large");
+    assert!(body["message"].as_str().unwrap().contains("16384"), "{body}");
+    // An email too long to be an address is an ordinary failure, many times over.
+    let long_email = format!("{}@example.com", "b".repeat(300));
     for _ in 0..3 {
         let status = sign_in(&app.client, &app.address, &long_email, "whatever password").await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
