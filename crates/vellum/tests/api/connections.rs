@@ -379,3 +379,35 @@ async fn bodies_being_read_at_once_stay_within_the_body_budget() {
     }
     assert_eq!(app.count_organizations().await, before + 1);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_dropped_after_the_write_stall_timeout() {
+    let app = app_with_limits(|limits| limits.write_stall_timeout = Duration::from_secs(1)).await;
+    let stream = connect(&app.address).await;
+    let (_reader, mut writer) = stream.into_split();
+    // Pipelined requests whose answers are never read: once the socket buffers are full the
+    // server's writes stall, and after the timeout it closes the connection, which fails ours.
+    let request = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n".repeat(1000);
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            if let Err(error) = writer.write_all(&request).await {
+                return error;
+            }
+        }
+    })
+    .await;
+    let error = outcome.expect("the server closed the stalled connection");
+    assert!(
+        matches!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+        "{error:?}"
+    );
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(
+        app.client.get(app.url("/health")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+}
