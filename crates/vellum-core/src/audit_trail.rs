@@ -16,7 +16,7 @@ use crate::event::{
 };
 use crate::id::{AuditTrailActionId, Ulid};
 use crate::organization::MAX_EXTERNAL_ID_CHARS;
-use crate::validation::ValidationErrors;
+use crate::validation::{ValidationErrors, has_control_characters};
 
 /// The actor type a legacy event's actor is stored with (the legacy API has no actor types).
 pub const ACTOR_TYPE: &str = "actor";
@@ -88,7 +88,7 @@ fn bounded(text: Option<String>, name: &str, max_chars: usize, errors: &mut Vali
         );
         return None;
     }
-    if text.chars().any(char::is_control) {
+    if has_control_characters(&text) {
         errors.push(name, "invalid", format!("{name} must not contain control characters"));
         return None;
     }

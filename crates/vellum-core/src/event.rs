@@ -3,6 +3,8 @@
 //! The rules follow WorkOS's `POST /audit_logs/events` (see `docs/events.md`): required fields,
 //! metadata limits (50 keys, keys matching `^[a-zA-Z0-9_-]{0,40}$`, values that are strings of at
 //! most 500 characters, numbers or booleans), and `occurred_at` in any RFC 3339 form the SDKs send.
+//! Identifiers, types, names, the action, the location and the user agent refuse control
+//! characters ([`has_control_characters`]); metadata string values, free text, may hold them.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,7 @@ use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::id::{EventId, OrganizationId};
 use crate::timestamp::Timestamp;
-use crate::validation::ValidationErrors;
+use crate::validation::{ValidationErrors, has_control_characters};
 
 /// The most metadata keys in one metadata object.
 pub const MAX_METADATA_KEYS: usize = 50;
@@ -205,6 +207,10 @@ fn optional_text(
         );
         return None;
     }
+    if has_control_characters(&text) {
+        errors.push(field, "invalid", format!("{field} must not contain control characters"));
+        return None;
+    }
     Some(text)
 }
 
@@ -314,11 +320,13 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
 
     let action = required_text(raw.action, &field("action"), MAX_ACTION_CHARS, errors);
     if let Some(action) = &action
-        && action
-            .chars()
-            .any(|character| character.is_whitespace() || character.is_control())
+        && (action.chars().any(char::is_whitespace) || has_control_characters(action))
     {
-        errors.push(field("action"), "invalid", "action must not contain whitespace");
+        errors.push(
+            field("action"),
+            "invalid",
+            "action must not contain whitespace or control characters",
+        );
     }
     let occurred_at = match raw.occurred_at {
         None => {
@@ -635,6 +643,54 @@ mod tests {
                 "event.context.location"
             ]
         );
+    }
+
+    #[test]
+    fn identifiers_types_names_and_context_refuse_control_characters() {
+        for bad in ["a\u{0}b", "\u{1b}[31mred", "line\nbreak", "del\u{7f}", "csi\u{9b}31m"] {
+            let mut raw = valid_raw();
+            raw.actor = Some(RawParty {
+                id: Some(bad.into()),
+                party_type: Some(bad.into()),
+                name: Some(bad.into()),
+                ..RawParty::default()
+            });
+            raw.targets = Some(vec![RawParty {
+                id: Some(bad.into()),
+                party_type: Some(bad.into()),
+                name: Some(bad.into()),
+                ..RawParty::default()
+            }]);
+            raw.context = Some((Some(bad.into()), Some(bad.into())));
+            raw.action = Some(format!("user.{bad}"));
+            let mut errors = ValidationErrors::new();
+            assert!(validate_event(raw, "event", &mut errors).is_none());
+            let fields: Vec<_> = errors.errors().iter().map(|error| error.field.as_str()).collect();
+            assert_eq!(
+                fields,
+                [
+                    "event.action",
+                    "event.actor.id",
+                    "event.actor.type",
+                    "event.actor.name",
+                    "event.targets.0.id",
+                    "event.targets.0.type",
+                    "event.targets.0.name",
+                    "event.context.location",
+                    "event.context.user_agent"
+                ],
+                "{bad:?}"
+            );
+            assert!(errors.errors().iter().all(|error| error.code == "invalid"));
+        }
+        // Free text: metadata string values may hold line breaks and other controls.
+        let mut raw = valid_raw();
+        raw.metadata = Some(raw_metadata(json!({"note": "two\nlines\u{1b}[0m\u{7f}"})));
+        assert!(validate_event(raw, "event", &mut ValidationErrors::new()).is_some());
+        // Non-control Unicode is welcome.
+        let mut raw = valid_raw();
+        raw.actor.as_mut().unwrap().name = Some("Zoë 日本 🎉".into());
+        assert!(validate_event(raw, "event", &mut ValidationErrors::new()).is_some());
     }
 
     #[test]

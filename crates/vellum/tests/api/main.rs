@@ -15,6 +15,7 @@ mod events;
 mod export_s3;
 mod export_scale;
 mod exports;
+mod hardening_inputs;
 mod health;
 mod helpers;
 mod listing;

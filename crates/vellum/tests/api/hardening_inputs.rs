@@ -1,0 +1,263 @@
+//! Hardening of client input, each rule as a class: list filters are bounded, time bounds are
+//! exact, deleted organizations take their exports with them, stored text holds no control
+//! characters where a terminal would show them raw, and numbers read back as they were accepted.
+
+use std::process::Command;
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use vellum_core::event::{Actor, Context, EventInput, MetadataValue, Target};
+use vellum_store::{NewEvent, SqliteConfig, SqliteStore, Store};
+
+use crate::helpers::{TestApp, json_ok, json_status, vellum_binary};
+
+/// An organization with a schema for `user.signed_in` (targets: `team`).
+async fn organization_with_schema(app: &TestApp) -> String {
+    let organization = app.organization("Hardened").await;
+    app.create_schema("user.signed_in", &json!({"targets": [{"type": "team"}]}))
+        .await;
+    organization
+}
+
+fn event_at(occurred_at: &str) -> Value {
+    json!({
+        "action": "user.signed_in", "occurred_at": occurred_at,
+        "actor": {"id": "u1", "type": "user", "name": "Alice"},
+        "targets": [{"id": "t1", "type": "team"}],
+        "context": {"location": "192.0.2.1"},
+    })
+}
+
+/// The `field`s of a WorkOS-shaped 422.
+fn fields(body: &Value) -> Vec<String> {
+    assert_eq!(body["code"], "validation_failed", "{body}");
+    body["errors"]
+        .as_array()
+        .expect("errors")
+        .iter()
+        .map(|error| error["field"].as_str().expect("field").to_owned())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control characters
+
+#[tokio::test]
+async fn identifiers_names_and_context_refuse_control_characters_naming_the_path() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    let mut event = event_at("2026-01-15T12:00:00Z");
+    event["actor"]["id"] = json!("a\u{0}b");
+    event["actor"]["name"] = json!("del\u{7f}");
+    event["targets"][0]["type"] = json!("te\u{9b}31mam");
+    event["context"]["location"] = json!("\u{1b}[31m192.0.2.1");
+    event["context"]["user_agent"] = json!("agent\r\nX-Injected: 1");
+    let body = json_status(
+        app.post_json(
+            "/audit_logs/events",
+            &json!({"organization_id": organization, "event": event}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(
+        fields(&body),
+        [
+            "event.actor.id",
+            "event.actor.name",
+            "event.targets.0.type",
+            "event.context.location",
+            "event.context.user_agent"
+        ]
+    );
+
+    // The batch endpoint refuses the item alone, with the same paths.
+    let batch = json_ok(
+        app.post_json(
+            "/audit_logs/events/batch",
+            &json!({"organization_id": organization, "events": [event, event_at("2026-01-15T12:00:00Z")]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(batch["succeeded"], 1, "{batch}");
+    assert_eq!(batch["data"][0]["status"], 422);
+    assert_eq!(batch["data"][0]["errors"][0]["field"], "events.0.actor.id");
+
+    // Metadata string values are free text: line breaks and other controls are kept verbatim.
+    let mut free_text = event_at("2026-01-15T12:00:01Z");
+    free_text["metadata"] = json!({"note": "two\nlines\u{1b}[0m\u{7f}"});
+    json_ok(
+        app.post_json(
+            "/audit_logs/events",
+            &json!({"organization_id": organization, "event": free_text}),
+        )
+        .await,
+    )
+    .await;
+    let events = app.all_events(&organization).await;
+    assert_eq!(events[0]["metadata"]["note"], "two\nlines\u{1b}[0m\u{7f}");
+
+    // The legacy API already refused them; it still does.
+    let legacy = json_status(
+        app.post_json(
+            "/events",
+            &json!({
+                "group": "g", "location": "\u{1b}[2J", "action": "a.b", "action_type": "C",
+                "actor_name": "n", "actor_id": "i", "target_name": "t", "target_id": "x",
+                "occurred_at": "2026-01-15T12:00:00Z",
+            }),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(legacy["errors"][0]["field"], "location");
+}
+
+#[tokio::test]
+async fn organizations_and_schemas_refuse_control_characters_naming_the_path() {
+    let app = TestApp::spawn().await;
+    let body = json_status(
+        app.post_json(
+            "/organizations",
+            &json!({"name": "Acme\u{1b}[31m", "external_id": "x\u{85}", "metadata": {"k\u{0}": "v"}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&body), ["name", "external_id", "metadata.k\u{0}"]);
+
+    let body = json_status(
+        app.post_json(
+            "/audit_logs/actions/user.signed_in/schemas",
+            &json!({"targets": [{"type": "team"}, {"type": "te\u{1b}am"}]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&body), ["targets.1.type"]);
+    let body = json_status(
+        app.post_json(
+            "/audit_logs/actions/user.%C2%9Bx/schemas",
+            &json!({"targets": [{"type": "team"}]}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&body), ["action"]);
+}
+
+/// Text stored before the rule (or free text) reaches the CLI's output escaped, never raw.
+#[tokio::test]
+async fn cli_output_escapes_control_characters_in_stored_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let hostile = "\u{1b}]0;owned\u{7}\u{1b}[31mred\u{9b}2J\u{7f}\u{202e}";
+    let store = SqliteStore::open(&SqliteConfig::new(dir.path())).unwrap();
+    // Written straight into the store: the API no longer accepts this text.
+    let organization = store
+        .create_organization(vellum_core::NewOrganization {
+            name: format!("Org{hostile}"),
+            external_id: Some(format!("ext{hostile}")),
+            metadata: Default::default(),
+            domains: Vec::new(),
+            allow_profiles_outside_organization: false,
+        })
+        .await
+        .unwrap();
+    store
+        .create_api_key(format!("key{hostile}"), vellum_store::generate_api_key_secret().unwrap())
+        .await
+        .unwrap();
+    let definition = vellum_core::schema::SchemaDefinition {
+        targets: vec![vellum_core::schema::TargetSchema {
+            target_type: format!("team{hostile}"),
+            metadata: None,
+        }],
+        actor_metadata: None,
+        metadata: None,
+    };
+    store
+        .create_schema(format!("user.signed_in{hostile}"), definition)
+        .await
+        .unwrap();
+    let input = EventInput {
+        action: format!("user.signed_in{hostile}"),
+        occurred_at: vellum_core::Timestamp::from_unix_millis(1_768_478_400_000).unwrap(),
+        version: None,
+        actor: Actor {
+            id: format!("a\u{0}b{hostile}"),
+            actor_type: "user".into(),
+            name: None,
+            metadata: None,
+        },
+        targets: vec![Target {
+            id: format!("t{hostile}"),
+            target_type: format!("team{hostile}"),
+            name: None,
+            metadata: None,
+        }],
+        context: Context {
+            location: format!("\u{1b}[31m{hostile}"),
+            user_agent: None,
+        },
+        metadata: Some([("note".to_owned(), MetadataValue::String(format!("free{hostile}")))].into()),
+        audit_trail: None,
+    };
+    store
+        .append_events(
+            organization.id,
+            vec![NewEvent {
+                input,
+                schema_version: 1,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+
+    let organization_id = organization.id.to_string();
+    let commands: [&[&str]; 6] = [
+        &["events", "list", "--organization", &organization_id],
+        &["events", "list", "--organization", &organization_id, "--json"],
+        &["organizations", "list"],
+        &["api-keys", "list"],
+        &["schemas", "list"],
+        &["schemas", "list", &format!("user.signed_in{hostile}")],
+    ];
+    for args in commands {
+        let output = Command::new(vellum_binary())
+            .args(args)
+            .env("VELLUM_DATA_DIR", dir.path())
+            .env_remove("VELLUM_CONFIG")
+            .env_remove("VELLUM_DATABASE_URL")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(
+            output.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let raw: Vec<char> = stdout
+            .chars()
+            .filter(|character| {
+                (character.is_control() && *character != '\n') || *character == '\u{202e}'
+            })
+            .collect();
+        assert!(raw.is_empty(), "{args:?} printed raw {raw:?}: {stdout}");
+        assert!(
+            stdout.contains("\\u{1b}") || stdout.contains("\\u001b"),
+            "{args:?} shows the escape: {stdout}"
+        );
+        if args.contains(&"--json") {
+            let event: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
+            assert_eq!(event["metadata"]["note"], format!("free{hostile}"), "JSON reads back exactly");
+        }
+    }
+}
