@@ -330,7 +330,7 @@ mod tests {
             id: text(value, "id"),
             party_type: text(value, "type"),
             name: text(value, "name"),
-            metadata: value.get("metadata").and_then(Value::as_object).cloned(),
+            metadata: value.get("metadata").and_then(Value::as_object).map(Into::into),
         }
     }
 
@@ -347,7 +347,7 @@ mod tests {
             context: body
                 .get("context")
                 .map(|context| (text(context, "location"), text(context, "user_agent"))),
-            metadata: body.get("metadata").and_then(Value::as_object).cloned(),
+            metadata: body.get("metadata").and_then(Value::as_object).map(Into::into),
         }
     }
 
@@ -443,8 +443,8 @@ mod tests {
             .iter()
             .map(|input| {
                 let mut errors = ValidationErrors::new();
-                let body = input["body"].as_object().unwrap();
-                let event_input = crate::audit_trail::validate_audit_trail_event(body, &mut errors)
+                let body = crate::json::RawObject::from(input["body"].as_object().unwrap());
+                let event_input = crate::audit_trail::validate_audit_trail_event(&body, &mut errors)
                     .unwrap_or_else(|| panic!("fixture invalid: {errors}"));
                 Event {
                     id: EventId::parse(input["id"].as_str().unwrap()).unwrap(),

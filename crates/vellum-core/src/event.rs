@@ -12,6 +12,7 @@ use time::format_description::well_known::Iso8601;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::id::{EventId, OrganizationId};
+use crate::json::{self, RawKind};
 use crate::timestamp::Timestamp;
 use crate::validation::{ValidationErrors, has_control_characters};
 
@@ -138,8 +139,9 @@ pub struct Event {
     pub input: EventInput,
 }
 
-/// An unvalidated metadata object, as parsed from JSON.
-pub type RawMetadata = serde_json::Map<String, serde_json::Value>;
+/// An unvalidated metadata object, its values kept as the JSON text sent (so that numbers are
+/// judged as written, see [`crate::json`]).
+pub type RawMetadata = crate::json::RawObject;
 
 /// Fields of an actor or target before validation.
 #[derive(Clone, Debug, Default)]
@@ -215,7 +217,7 @@ fn optional_text(
 }
 
 /// Checks a metadata object against WorkOS's limits.
-pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationErrors) -> Option<Metadata> {
+pub fn validate_metadata(raw: &RawMetadata, field: &str, errors: &mut ValidationErrors) -> Option<Metadata> {
     let before = errors.errors().len();
     if raw.len() > MAX_METADATA_KEYS {
         errors.push(
@@ -226,7 +228,7 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
         return None;
     }
     let mut metadata = Metadata::new();
-    for (key, value) in raw {
+    for (key, value) in raw.iter() {
         let key_field = format!("{field}.{key}");
         let key_ok = key.chars().count() <= MAX_METADATA_KEY_CHARS
             && key
@@ -240,8 +242,8 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
             );
             continue;
         }
-        let value = match value {
-            serde_json::Value::String(text) if text.chars().count() > MAX_METADATA_STRING_CHARS => {
+        let value = match json::kind(value) {
+            RawKind::String(text) if text.chars().count() > MAX_METADATA_STRING_CHARS => {
                 errors.push(
                     key_field,
                     "too_long",
@@ -249,19 +251,17 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
                 );
                 continue;
             }
-            serde_json::Value::String(text) => MetadataValue::String(text),
-            // Numbers are IEEE 754 doubles, as in JavaScript and in the canonical encoding: an
-            // integer beyond 2^53 would be changed silently, so it is refused instead.
-            serde_json::Value::Number(number) if !is_exact_double(&number) => {
-                errors.push(
-                    key_field,
-                    "invalid_number",
-                    "integers in metadata are at most 2^53 in magnitude; send larger ones as strings",
-                );
-                continue;
-            }
-            serde_json::Value::Number(number) => MetadataValue::Number(number),
-            serde_json::Value::Bool(flag) => MetadataValue::Bool(flag),
+            RawKind::String(text) => MetadataValue::String(text),
+            // Numbers are IEEE 754 doubles, as in JavaScript and in the canonical encoding: one
+            // that would read back changed is refused instead (see `crate::json`).
+            RawKind::Number(text) => match json::exact_number(text) {
+                Ok(number) => MetadataValue::Number(number),
+                Err(error) => {
+                    errors.push(key_field, "invalid_number", error.to_string());
+                    continue;
+                }
+            },
+            RawKind::Bool(flag) => MetadataValue::Bool(flag),
             _ => {
                 errors.push(
                     key_field,
@@ -271,21 +271,9 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
                 continue;
             }
         };
-        metadata.insert(key, value);
+        metadata.insert(key.to_owned(), value);
     }
     (errors.errors().len() == before).then_some(metadata)
-}
-
-/// True when a JSON number survives the round trip through an IEEE 754 double.
-fn is_exact_double(number: &serde_json::Number) -> bool {
-    const LIMIT: u64 = 1 << 53;
-    if let Some(unsigned) = number.as_u64() {
-        return unsigned <= LIMIT;
-    }
-    if let Some(signed) = number.as_i64() {
-        return signed.unsigned_abs() <= LIMIT;
-    }
-    number.as_f64().is_some_and(f64::is_finite)
 }
 
 fn validate_party(
@@ -298,7 +286,7 @@ fn validate_party(
     let party_type = required_text(raw.party_type, &format!("{field}.type"), MAX_TEXT_CHARS, errors);
     let name = optional_text(raw.name, &format!("{field}.name"), MAX_TEXT_CHARS, errors);
     let metadata = match raw.metadata {
-        Some(metadata) => validate_metadata(metadata, &format!("{field}.metadata"), errors),
+        Some(metadata) => validate_metadata(&metadata, &format!("{field}.metadata"), errors),
         None => None,
     };
     if errors.errors().len() != before {
@@ -419,7 +407,7 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
         }
     };
     let metadata = match raw.metadata {
-        Some(metadata) => validate_metadata(metadata, &field("metadata"), errors),
+        Some(metadata) => validate_metadata(&metadata, &field("metadata"), errors),
         None => None,
     };
     if errors.errors().len() != before {
@@ -537,16 +525,48 @@ mod tests {
 
     fn raw_metadata(value: serde_json::Value) -> RawMetadata {
         match value {
-            serde_json::Value::Object(object) => object,
+            serde_json::Value::Object(object) => RawMetadata::from(&object),
             other => panic!("not an object: {other}"),
         }
+    }
+
+    /// Metadata exactly as a client wrote it.
+    fn written(text: &str) -> RawMetadata {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn metadata_numbers_are_judged_as_written_and_read_back_unchanged() {
+        for (text, field) in [
+            (r#"{"n": 123456789012345678901234567890}"#, "m.n"),
+            (r#"{"n": 18446744073709551615}"#, "m.n"),
+            (r#"{"n": 9007199254740993}"#, "m.n"),
+            (r#"{"n": 1e400}"#, "m.n"),
+            (r#"{"n": 1e-400}"#, "m.n"),
+            (r#"{"n": 0.10000000000000000001}"#, "m.n"),
+        ] {
+            let mut errors = ValidationErrors::new();
+            assert!(validate_metadata(&written(text), "m", &mut errors).is_none(), "{text}");
+            assert_eq!(errors.errors()[0].field, field);
+            assert_eq!(errors.errors()[0].code, "invalid_number", "{text}");
+        }
+        let accepted = validate_metadata(
+            &written(r#"{"a": 9007199254740992, "b": -9007199254740992, "c": 0.1, "d": 1.5e-7, "e": 1e2}"#),
+            "m",
+            &mut ValidationErrors::new(),
+        )
+        .unwrap();
+        let json = metadata_to_json(&accepted);
+        assert_eq!(json["a"].as_u64(), Some(9_007_199_254_740_992));
+        assert_eq!(json["c"].as_f64(), Some(0.1));
+        assert_eq!(json["e"].as_f64(), Some(100.0));
     }
 
     #[test]
     fn metadata_rules() {
         let mut errors = ValidationErrors::new();
         let ok = validate_metadata(
-            raw_metadata(json!({"a": "x", "b-2": 3.5, "c_3": true, "": "empty key is allowed"})),
+            &raw_metadata(json!({"a": "x", "b-2": 3.5, "c_3": true, "": "empty key is allowed"})),
             "m",
             &mut errors,
         );
@@ -564,17 +584,17 @@ mod tests {
         ] {
             let mut errors = ValidationErrors::new();
             assert!(
-                validate_metadata(raw_metadata(value.clone()), "m", &mut errors).is_none(),
+                validate_metadata(&raw_metadata(value.clone()), "m", &mut errors).is_none(),
                 "{value}"
             );
             assert_eq!(errors.errors()[0].code, code, "{value}");
         }
         let many: RawMetadata = (0..51).map(|n| (format!("k{n}"), json!("v"))).collect();
         let mut errors = ValidationErrors::new();
-        assert!(validate_metadata(many, "m", &mut errors).is_none());
+        assert!(validate_metadata(&many, "m", &mut errors).is_none());
         assert_eq!(errors.errors()[0].code, "too_many_keys");
         let fifty: RawMetadata = (0..50).map(|n| (format!("k{n}"), json!("v"))).collect();
-        assert!(validate_metadata(fifty, "m", &mut ValidationErrors::new()).is_some());
+        assert!(validate_metadata(&fifty, "m", &mut ValidationErrors::new()).is_some());
     }
 
     fn valid_raw() -> RawEvent {

@@ -13,6 +13,7 @@ pub mod checkpoint;
 pub mod event;
 pub mod export;
 pub mod id;
+pub mod json;
 pub mod merkle;
 pub mod operator;
 pub mod organization;

@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use vellum_core::audit_trail::{FlatEvent, action_id, parse_crud, validate_audit_trail_event};
 use vellum_core::{
     AuditTrailEventId, Cursor, Event, EventId, NewOrganization, OrganizationId, Timestamp, ValidationErrors,
@@ -81,7 +81,8 @@ async fn create_event(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body: Map<String, Value> = parse_json(&bytes)?;
+    // Values kept as sent, so that numbers are judged as written.
+    let body: vellum_core::json::RawObject = parse_json(&bytes)?;
     let mut errors = ValidationErrors::new();
     let Some(input) = validate_audit_trail_event(&body, &mut errors) else {
         return Err(ApiError::LegacyValidation(errors));

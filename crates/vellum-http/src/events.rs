@@ -101,8 +101,9 @@ struct CreateEventBody {
 #[derive(Deserialize)]
 struct BatchBody {
     organization_id: Option<String>,
-    /// Kept as raw JSON so that one malformed event fails alone.
-    events: Option<Vec<Value>>,
+    /// Kept as the JSON text sent, so that one malformed event fails alone and numbers are
+    /// judged as written.
+    events: Option<Vec<Box<serde_json::value::RawValue>>>,
 }
 
 /// Reads `organization_id`: missing is a 422; an id that cannot exist is a 404, as for any
@@ -315,7 +316,8 @@ async fn create_events_batch(
     let mut accepted = Vec::new();
     for (index, raw) in raw_events.into_iter().enumerate() {
         let prefix = format!("events.{index}");
-        let event_body: EventBody = match serde_path_to_error::deserialize(raw) {
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        let event_body: EventBody = match serde_path_to_error::deserialize(&mut deserializer) {
             Ok(event_body) => event_body,
             Err(error) => {
                 let path = error.path().to_string().replace('[', ".").replace(']', "");
@@ -327,7 +329,7 @@ async fn create_events_batch(
                 items.push(refused(&ApiError::invalid_field(
                     field,
                     "invalid_type",
-                    error.into_inner().to_string(),
+                    crate::extract::strip_position(&error.into_inner().to_string()),
                 )));
                 continue;
             }

@@ -170,7 +170,10 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
         .await
         .unwrap();
     store
-        .create_api_key(format!("key{hostile}"), vellum_store::generate_api_key_secret().unwrap())
+        .create_api_key(
+            format!("key{hostile}"),
+            vellum_store::generate_api_key_secret().unwrap(),
+        )
         .await
         .unwrap();
     let definition = vellum_core::schema::SchemaDefinition {
@@ -246,9 +249,7 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
         );
         let raw: Vec<char> = stdout
             .chars()
-            .filter(|character| {
-                (character.is_control() && *character != '\n') || *character == '\u{202e}'
-            })
+            .filter(|character| (character.is_control() && *character != '\n') || *character == '\u{202e}')
             .collect();
         assert!(raw.is_empty(), "{args:?} printed raw {raw:?}: {stdout}");
         assert!(
@@ -257,7 +258,150 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
         );
         if args.contains(&"--json") {
             let event: Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-            assert_eq!(event["metadata"]["note"], format!("free{hostile}"), "JSON reads back exactly");
+            assert_eq!(
+                event["metadata"]["note"],
+                format!("free{hostile}"),
+                "JSON reads back exactly"
+            );
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Numbers
+
+/// Posts a body given as text, so that numbers reach the server exactly as written.
+async fn post_text(app: &TestApp, path: &str, body: String) -> reqwest::Response {
+    app.request(reqwest::Method::POST, path)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn event_with_metadata(metadata: &str) -> String {
+    format!(
+        r#"{{"action": "user.signed_in", "occurred_at": "2026-01-15T12:00:00Z",
+            "actor": {{"id": "u1", "type": "user", "metadata": {metadata}}},
+            "targets": [{{"id": "t1", "type": "team", "metadata": {metadata}}}],
+            "context": {{"location": "192.0.2.1"}}, "metadata": {metadata}}}"#
+    )
+}
+
+#[tokio::test]
+async fn numbers_that_would_read_back_changed_are_refused_naming_the_path() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    for number in [
+        "123456789012345678901234567890",
+        "18446744073709551615",
+        "9007199254740993",
+        "-9007199254740993",
+        "1e20",
+        "1e400",
+        "1e-400",
+        "0.10000000000000000001",
+    ] {
+        let event = event_with_metadata(&format!(r#"{{"n": {number}}}"#));
+        let body = json_status(
+            post_text(
+                &app,
+                "/audit_logs/events",
+                format!(r#"{{"organization_id": "{organization}", "event": {event}}}"#),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(
+            fields(&body),
+            [
+                "event.actor.metadata.n",
+                "event.targets.0.metadata.n",
+                "event.metadata.n"
+            ],
+            "{number}"
+        );
+        assert!(
+            body["errors"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|error| error["code"] == "invalid_number")
+        );
+
+        let batch = json_ok(
+            post_text(
+                &app,
+                "/audit_logs/events/batch",
+                format!(r#"{{"organization_id": "{organization}", "events": [{event}]}}"#),
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(batch["failed"], 1, "{number}: {batch}");
+        assert_eq!(batch["data"][0]["errors"][0]["field"], "events.0.actor.metadata.n");
+
+        let legacy = format!(
+            r#"{{"group": "numbers", "location": "192.0.2.1", "action": "a.b", "action_type": "C",
+                "actor_name": "n", "actor_id": "i", "target_name": "t", "target_id": "x",
+                "occurred_at": "2026-01-15T12:00:00Z", "latitude": {number}, "metadata": {{"n": {number}}}}}"#
+        );
+        let body = json_status(
+            post_text(&app, "/events", legacy).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        let legacy_fields: Vec<_> = body["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|error| error["field"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(legacy_fields, ["latitude", "metadata.n"], "{number}");
+    }
+    assert!(app.all_events(&organization).await.is_empty(), "nothing was stored");
+}
+
+#[tokio::test]
+async fn accepted_numbers_read_back_with_the_value_sent() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    let metadata = r#"{"max": 9007199254740992, "min": -9007199254740992, "tenth": 0.1, "small": 1.5e-7,
+                       "hundred": 1e2, "half": -0.5, "tiny": 5e-324, "sum": 0.30000000000000004}"#;
+    json_ok(
+        post_text(
+            &app,
+            "/audit_logs/events",
+            format!(
+                r#"{{"organization_id": "{organization}", "event": {}}}"#,
+                event_with_metadata(metadata)
+            ),
+        )
+        .await,
+    )
+    .await;
+    let events = app.all_events(&organization).await;
+    let sent: Value = serde_json::from_str(metadata).unwrap();
+    for read in [
+        &events[0]["metadata"],
+        &events[0]["actor"]["metadata"],
+        &events[0]["targets"][0]["metadata"],
+    ] {
+        for (key, value) in sent.as_object().unwrap() {
+            assert_eq!(read[key].as_f64(), value.as_f64(), "{key}: {read}");
+        }
+        assert_eq!(read["max"].as_u64(), Some(9_007_199_254_740_992));
+        assert_eq!(read["min"].as_i64(), Some(-9_007_199_254_740_992));
+    }
+    let legacy = r#"{"group": "numbers", "location": "192.0.2.1", "action": "a.b", "action_type": "C",
+        "actor_name": "n", "actor_id": "i", "target_name": "t", "target_id": "x",
+        "occurred_at": "2026-01-15T12:00:00Z", "latitude": 40.7128, "longitude": -74.0060,
+        "metadata": {"n": 9007199254740992}}"#;
+    json_status(post_text(&app, "/events", legacy.to_owned()).await, StatusCode::CREATED).await;
+    let listed = json_ok(app.get("/events").await).await;
+    assert_eq!(listed["data"][0]["latitude"], "40.7128");
+    assert_eq!(listed["data"][0]["longitude"], "-74.006");
+    assert_eq!(listed["data"][0]["metadata"]["n"].as_u64(), Some(9_007_199_254_740_992));
 }
