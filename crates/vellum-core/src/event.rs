@@ -427,7 +427,13 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
 
 /// Parses `occurred_at` in every form the official SDKs send: RFC 3339 with 0 to 9 fractional
 /// digits and `Z` or `±hh:mm`, or no offset at all (Python's naive datetimes), meaning UTC.
+/// Digits beyond the millisecond are truncated.
 pub fn parse_occurred_at(text: &str) -> Option<Timestamp> {
+    parse_date_time(text).and_then(Timestamp::from_datetime)
+}
+
+/// Reads a date-time in the forms of [`parse_occurred_at`], to the nanosecond, in UTC.
+pub(crate) fn parse_date_time(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
     if text.len() < 19 || !text.is_ascii() {
         return None;
@@ -441,18 +447,13 @@ pub fn parse_occurred_at(text: &str) -> Option<Timestamp> {
     if !calendar_date || !matches!(bytes[10], b'T' | b't') {
         return None;
     }
-    if let Ok(datetime) = OffsetDateTime::parse(text, &Iso8601::DEFAULT)
-        && has_explicit_offset(text)
-    {
-        return Timestamp::from_datetime(datetime);
+    if has_explicit_offset(text) {
+        return OffsetDateTime::parse(text, &Iso8601::DEFAULT).ok();
     }
     // No offset: read as UTC.
-    if has_explicit_offset(text) {
-        return None;
-    }
     PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
         .ok()
-        .and_then(|datetime| Timestamp::from_datetime(datetime.assume_offset(UtcOffset::UTC)))
+        .map(|datetime| datetime.assume_offset(UtcOffset::UTC))
 }
 
 /// True when the text after the time of day carries `Z` or `±hh:mm`.

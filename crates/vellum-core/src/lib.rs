@@ -21,6 +21,7 @@ pub mod pagination;
 pub mod retention;
 pub mod schema;
 mod secret_bytes;
+pub mod time_range;
 pub mod timestamp;
 pub mod validation;
 

@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use vellum_core::audit_trail::{FlatEvent, action_id, parse_crud, validate_audit_trail_event};
+use vellum_core::time_range::{Bound, Instant, TimeRange};
 use vellum_core::{
     AuditTrailEventId, Cursor, Event, EventId, NewOrganization, OrganizationId, Timestamp, ValidationErrors,
 };
@@ -139,13 +140,18 @@ pub fn audit_trail_event_json(event: &Event) -> Option<Value> {
     }))
 }
 
-/// One time parameter, recorded in `errors` when it is not a date-time or is repeated.
-fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut ValidationErrors) -> Option<Timestamp> {
+/// One time parameter, recorded in `errors` when it is not a date-time (of the years 0000 to
+/// 9999) or is repeated.
+fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut ValidationErrors) -> Option<Instant> {
     match query.single(name) {
         Ok(Some(text)) => {
-            let parsed = vellum_core::event::parse_occurred_at(text);
+            let parsed = Instant::parse(text);
             if parsed.is_none() {
-                errors.push(name, "invalid_date", format!("{name} must be an ISO 8601 date string"));
+                errors.push(
+                    name,
+                    "invalid_date",
+                    format!("{name} must be an ISO 8601 date string from year 0000 to 9999"),
+                );
             }
             parsed
         }
@@ -157,24 +163,24 @@ fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut Validatio
     }
 }
 
-fn plus_one_milli(stamp: Timestamp) -> Option<Timestamp> {
-    Timestamp::from_unix_millis(stamp.unix_millis().saturating_add(1))
-}
-
-/// The `[start, end)` range all time parameters allow together (times are kept to the
-/// millisecond, so `gt t` is `≥ t + 1 ms` and `lte t` is `< t + 1 ms`).
+/// The `[start, end)` range all time parameters allow together, compared exactly with the
+/// stored milliseconds: `gt` the last instant there is selects nothing, a bound inside a
+/// millisecond is not rounded first (see `vellum_core::time_range`).
 fn time_range(query: &QueryPairs, errors: &mut ValidationErrors) -> (Option<Timestamp>, Option<Timestamp>) {
     let exact = time_parameter(query, "occurred_at", errors);
     let gt = time_parameter(query, "occurred_at_gt", errors);
     let gte = time_parameter(query, "occurred_at_gte", errors);
     let lt = time_parameter(query, "occurred_at_lt", errors);
     let lte = time_parameter(query, "occurred_at_lte", errors);
-    let start = [exact, gte, gt.and_then(plus_one_milli)].into_iter().flatten().max();
-    let end = [exact.and_then(plus_one_milli), lt, lte.and_then(plus_one_milli)]
-        .into_iter()
-        .flatten()
-        .min();
-    (start, end)
+    let bounds = [
+        exact.map(Bound::AtOrAfter),
+        exact.map(Bound::AtOrBefore),
+        gt.map(Bound::After),
+        gte.map(Bound::AtOrAfter),
+        lt.map(Bound::Before),
+        lte.map(Bound::AtOrBefore),
+    ];
+    TimeRange::of(bounds.into_iter().flatten()).filter_bounds()
 }
 
 /// The query with the legacy Python SDK's own `order` spelling (`Order.Asc`, the text of its

@@ -10,8 +10,9 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use vellum_core::event::{RawEvent, RawMetadata, RawParty, parse_occurred_at, validate_event};
+use vellum_core::event::{RawEvent, RawMetadata, RawParty, validate_event};
 use vellum_core::schema::SchemaViolation;
+use vellum_core::time_range::{Bound, Instant, TimeRange};
 use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
 use vellum_store::{AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, ResponseRecorder};
 
@@ -419,10 +420,14 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
         EventId::parse(text).map_err(|error| format!("not an event id: {error}"))
     });
     let mut time = |name: &'static str| match query.single(name) {
-        Ok(Some(text)) => match parse_occurred_at(text) {
-            Some(stamp) => Some(stamp),
+        Ok(Some(text)) => match Instant::parse(text) {
+            Some(instant) => Some(instant),
             None => {
-                errors.push(name, "invalid_date", format!("{name} must be an ISO 8601 date-time"));
+                errors.push(
+                    name,
+                    "invalid_date",
+                    format!("{name} must be an ISO 8601 date-time from year 0000 to 9999"),
+                );
                 None
             }
         },
@@ -439,6 +444,14 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
     {
         errors.push("range_end", "invalid", "range_end must not be before range_start");
     }
+    // Compared exactly with the stored milliseconds (a bound may fall inside one).
+    let (range_start, range_end) = TimeRange::of(
+        range_start
+            .map(Bound::AtOrAfter)
+            .into_iter()
+            .chain(range_end.map(Bound::Before)),
+    )
+    .filter_bounds();
     let search = match query.single("search") {
         Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
         Err(_) => {

@@ -9,7 +9,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
-use vellum_core::{ExportId, OrganizationId, ValidationErrors};
+use vellum_core::time_range::{Bound, Instant, TimeRange};
+use vellum_core::{ExportId, OrganizationId, Timestamp, ValidationErrors};
 use vellum_export::{CreateError, DownloadError, ExportService, LinkError};
 
 use crate::AppState;
@@ -120,9 +121,13 @@ async fn create_export(
     };
     let mut time = |name: &'static str| match body.get(name) {
         Some(Value::String(text)) => {
-            let parsed = vellum_core::event::parse_occurred_at(text);
+            let parsed = Instant::parse(text);
             if parsed.is_none() {
-                errors.push(name, "invalid", format!("{name} must be an ISO 8601 date string"));
+                errors.push(
+                    name,
+                    "invalid",
+                    format!("{name} must be an ISO 8601 date string from year 0000 to 9999"),
+                );
             }
             parsed
         }
@@ -169,6 +174,21 @@ async fn create_export(
             code: "invalid_audit_log_export_range_date",
         });
     }
+    // The stored milliseconds the range selects, exactly (a bound may fall inside one). A range
+    // that selects none becomes [MAX, MAX): the export is then refused as empty, after the
+    // organization is looked up.
+    let (start, end) = TimeRange::of([Bound::AtOrAfter(range_start), Bound::Before(range_end)]).filter_bounds();
+    let Some(range_end) = end else {
+        return Err(ApiError::invalid_field(
+            "range_end",
+            "invalid",
+            format!(
+                "range_end must be at most {} (the last instant an event can have, exclusive)",
+                Timestamp::MAX
+            ),
+        ));
+    };
+    let range_start = start.unwrap_or(Timestamp::MIN);
     let organization_id = OrganizationId::parse(&organization).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{organization}'."),
     })?;

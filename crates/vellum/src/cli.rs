@@ -627,10 +627,10 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
     outcome
 }
 
-fn parse_time(text: Option<&str>, flag: &str) -> anyhow::Result<Option<vellum_core::Timestamp>> {
+fn parse_time(text: Option<&str>, flag: &str) -> anyhow::Result<Option<vellum_core::time_range::Instant>> {
     text.map(|text| {
-        vellum_core::event::parse_occurred_at(text)
-            .ok_or_else(|| anyhow::anyhow!("--{flag} `{text}` is not an RFC 3339 date-time"))
+        vellum_core::time_range::Instant::parse(text)
+            .ok_or_else(|| anyhow::anyhow!("--{flag} `{text}` is not an RFC 3339 date-time from year 0000 to 9999"))
     })
     .transpose()
 }
@@ -645,14 +645,18 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
         )),
         None => None,
     };
+    use vellum_core::time_range::{Bound, TimeRange};
+    let since = parse_time(args.since.as_deref(), "since")?.map(Bound::AtOrAfter);
+    let until = parse_time(args.until.as_deref(), "until")?.map(Bound::Before);
+    let (range_start, range_end) = TimeRange::of(since.into_iter().chain(until)).filter_bounds();
     let filter = vellum_store::EventFilter {
         actions: args.actions,
         actor_ids: args.actor_ids,
         actor_names: args.actor_names,
         target_types: args.target_types,
         target_ids: args.target_ids,
-        range_start: parse_time(args.since.as_deref(), "since")?,
-        range_end: parse_time(args.until.as_deref(), "until")?,
+        range_start,
+        range_end,
         search: args.search,
     };
     let store = open_store(settings)?;

@@ -107,7 +107,8 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let body = json!({
         "organization_id": args.organization,
-        "range_start": args.range_start.unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned()),
+        // The beginning is the earliest time an event can have, not the Unix epoch.
+        "range_start": args.range_start.unwrap_or_else(|| vellum_core::Timestamp::MIN.to_wire()),
         "range_end": range_end,
         "actions": args.actions,
         "actor_names": args.actor_names,

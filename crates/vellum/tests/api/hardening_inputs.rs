@@ -405,3 +405,224 @@ async fn accepted_numbers_read_back_with_the_value_sent() {
     assert_eq!(listed["data"][0]["longitude"], "-74.006");
     assert_eq!(listed["data"][0]["metadata"]["n"].as_u64(), Some(9_007_199_254_740_992));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Time bounds
+
+fn legacy_event_at(occurred_at: &str) -> Value {
+    json!({
+        "group": "time-bounds", "location": "192.0.2.1", "action": "doc.read", "action_type": "R",
+        "actor_name": "n", "actor_id": "i", "target_name": "t", "target_id": occurred_at,
+        "occurred_at": occurred_at,
+    })
+}
+
+/// The `target_id`s (= the times sent) of the legacy events a query lists, oldest first.
+async fn legacy_listed(app: &TestApp, query: &str) -> Vec<String> {
+    let page = json_ok(app.get(&format!("/events?order=asc&limit=100&{query}")).await).await;
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["target_id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The `occurred_at`s of the events a query lists, oldest first.
+async fn listed(app: &TestApp, organization: &str, query: &str) -> Vec<String> {
+    let page = json_ok(
+        app.get(&format!(
+            "/audit_logs/events?organization_id={organization}&order=asc&limit=100&{query}"
+        ))
+        .await,
+    )
+    .await;
+    page["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["occurred_at"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+const FIRST: &str = "0000-01-01T00:00:00.000Z";
+const BEFORE_EPOCH: &str = "1969-12-31T23:59:59.999Z";
+const ZERO: &str = "2026-01-15T12:00:00.000Z";
+const ONE: &str = "2026-01-15T12:00:00.001Z";
+const LAST: &str = "9999-12-31T23:59:59.999Z";
+
+#[tokio::test]
+async fn legacy_time_bounds_are_exact_at_the_ends_of_time_and_inside_a_millisecond() {
+    let app = TestApp::spawn().await;
+    for time in [FIRST, BEFORE_EPOCH, ZERO, ONE, LAST] {
+        json_status(
+            app.post_json("/events", &legacy_event_at(time)).await,
+            StatusCode::CREATED,
+        )
+        .await;
+    }
+    let all = [FIRST, BEFORE_EPOCH, ZERO, ONE, LAST].map(str::to_owned).to_vec();
+    assert_eq!(legacy_listed(&app, "").await, all);
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        // The bound plus one millisecond does not exist: nothing is after the last instant.
+        (format!("occurred_at_gt={LAST}"), vec![]),
+        (format!("occurred_at_gte={LAST}"), vec![LAST]),
+        (format!("occurred_at={LAST}"), vec![LAST]),
+        (
+            format!("occurred_at_lte={LAST}"),
+            all.iter().map(String::as_str).collect(),
+        ),
+        (format!("occurred_at_lt={LAST}"), vec![FIRST, BEFORE_EPOCH, ZERO, ONE]),
+        (format!("occurred_at_lt={FIRST}"), vec![]),
+        (format!("occurred_at_lte={FIRST}"), vec![FIRST]),
+        (
+            format!("occurred_at_gt={FIRST}&occurred_at_lt=1970-01-01T00:00:00Z"),
+            vec![BEFORE_EPOCH],
+        ),
+        // Inside a millisecond: compared exactly, not rounded first.
+        ("occurred_at_gte=2026-01-15T12:00:00.0005Z".into(), vec![ONE, LAST]),
+        ("occurred_at_gt=2026-01-15T12:00:00.0005Z".into(), vec![ONE, LAST]),
+        (
+            "occurred_at_lt=2026-01-15T12:00:00.0005Z".into(),
+            vec![FIRST, BEFORE_EPOCH, ZERO],
+        ),
+        (
+            "occurred_at_lte=2026-01-15T12:00:00.0005Z".into(),
+            vec![FIRST, BEFORE_EPOCH, ZERO],
+        ),
+        ("occurred_at=2026-01-15T12:00:00.0005Z".into(), vec![]),
+        ("occurred_at=2026-01-15T12:00:00.000999Z".into(), vec![]),
+        ("occurred_at=2026-01-15T12:00:00.001000Z".into(), vec![ONE]),
+        // Offsets are applied first.
+        ("occurred_at=2026-01-15T14:00:00.001%2B02:00".into(), vec![ONE]),
+        ("occurred_at_gt=9999-12-31T21:59:59.999-02:00".into(), vec![]),
+    ];
+    for (query, expected) in cases {
+        assert_eq!(legacy_listed(&app, &query).await, expected, "{query}");
+    }
+    // Paging through an empty range still checks the cursor.
+    let body = json_status(
+        app.get(&format!(
+            "/events?occurred_at_gt={LAST}&after=evt_01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        ))
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(body["errors"][0]["field"], "after");
+}
+
+#[tokio::test]
+async fn time_bounds_outside_the_four_digit_years_are_refused_naming_the_parameter() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    app.ingest_batch(&organization, vec![event_at(ZERO)]).await;
+    let unreadable = [
+        "10000-01-01T00:00:00Z",
+        "%2B10000-01-01T00:00:00Z",
+        "9999-12-31T23:00:00-02:00",
+        "0000-01-01T00:00:00%2B01:00",
+        "-0001-01-01T00:00:00Z",
+    ];
+    for text in unreadable {
+        for name in [
+            "occurred_at",
+            "occurred_at_gt",
+            "occurred_at_gte",
+            "occurred_at_lt",
+            "occurred_at_lte",
+        ] {
+            let body = json_status(
+                app.get(&format!("/events?{name}={text}")).await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+            assert_eq!(body["errors"][0]["field"], name, "{text}");
+        }
+        for name in ["range_start", "range_end"] {
+            let body = json_status(
+                app.get(&format!(
+                    "/audit_logs/events?organization_id={organization}&{name}={text}"
+                ))
+                .await,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+            assert_eq!(fields(&body), [name], "{text}");
+        }
+    }
+    for (start, end, field) in [
+        ("9999-12-31T23:00:00-02:00", ZERO, "range_start"),
+        (ZERO, "10000-01-01T00:00:00Z", "range_end"),
+        (ZERO, "9999-12-31T23:59:59.9995Z", "range_end"),
+    ] {
+        let body = json_status(
+            app.post_json(
+                "/audit_logs/exports",
+                &json!({"organization_id": organization, "range_start": start, "range_end": end}),
+            )
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(fields(&body), [field], "{start} {end}");
+    }
+}
+
+#[tokio::test]
+async fn listing_and_export_ranges_are_exact_inside_a_millisecond_and_before_1970() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    app.ingest_batch(
+        &organization,
+        [FIRST, BEFORE_EPOCH, ZERO, ONE, LAST]
+            .into_iter()
+            .map(event_at)
+            .collect(),
+    )
+    .await;
+    for (query, expected) in [
+        ("range_start=2026-01-15T12:00:00.0005Z", vec![ONE, LAST]),
+        ("range_end=2026-01-15T12:00:00.0005Z", vec![FIRST, BEFORE_EPOCH, ZERO]),
+        (
+            "range_start=2026-01-15T12:00:00.0001Z&range_end=2026-01-15T12:00:00.0009Z",
+            vec![],
+        ),
+        (
+            "range_start=1969-12-31T23:59:59.9985Z&range_end=1970-01-01T00:00:00Z",
+            vec![BEFORE_EPOCH],
+        ),
+        (&format!("range_start={LAST}"), vec![LAST]),
+        (
+            "range_end=9999-12-31T23:59:59.9995Z",
+            vec![FIRST, BEFORE_EPOCH, ZERO, ONE, LAST],
+        ),
+    ] {
+        assert_eq!(listed(&app, &organization, query).await, expected, "{query}");
+    }
+
+    let export = crate::exports::finished_export(
+        &app,
+        json!({"organization_id": organization, "range_start": "1969-12-31T23:59:59.9985Z",
+               "range_end": "2026-01-15T12:00:00.0005Z"}),
+    )
+    .await;
+    assert_eq!(export["state"], "ready", "{export}");
+    let csv = crate::exports::download(export["url"].as_str().unwrap()).await;
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let occurred: Vec<String> = reader.records().map(|record| record.unwrap()[3].to_owned()).collect();
+    assert_eq!(occurred, [BEFORE_EPOCH, ZERO]);
+
+    // A range that holds no stored millisecond is an empty export (refused as WorkOS does).
+    let body = json_status(
+        app.post_json(
+            "/audit_logs/exports",
+            &json!({"organization_id": organization, "range_start": "2026-01-15T12:00:00.0001Z",
+                    "range_end": "2026-01-15T12:00:00.0009Z"}),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+    )
+    .await;
+    assert_eq!(body["code"], "no_audit_log_events_found");
+}
