@@ -12,6 +12,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod event;
 pub mod export;
+pub mod filter;
 pub mod id;
 pub mod json;
 pub mod merkle;

@@ -11,6 +11,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use vellum_core::audit_trail::{FlatEvent, action_id, parse_crud, validate_audit_trail_event};
+use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::time_range::{Bound, Instant, TimeRange};
 use vellum_core::{
     AuditTrailEventId, Cursor, Event, EventId, NewOrganization, OrganizationId, Timestamp, ValidationErrors,
@@ -207,8 +208,24 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
             .map(EventId::from)
             .map_err(|error| format!("not an Audit Trail event id: {error}"))
     });
+    let mut list = |name: &'static str| {
+        let values = query.list_exact(name);
+        // Counted before anything else is done with the values.
+        if check_filter_values(name, values.len(), &mut errors) {
+            values
+        } else {
+            Vec::new()
+        }
+    };
+    let groups = list("group");
+    let actions = list("action");
+    let crud_letters = list("action_type");
+    let actor_names = list("actor_name");
+    let actor_ids = list("actor_id");
+    let target_names = list("target_name");
+    let target_ids = list("target_id");
     let mut action_types = Vec::new();
-    for value in query.list_exact("action_type") {
+    for value in crud_letters {
         match parse_crud(&value) {
             Some(letter) => action_types.push(letter),
             None => errors.push("action_type", "invalid", "action_type must be one of C, R, U or D"),
@@ -216,7 +233,9 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
     }
     let (range_start, range_end) = time_range(&query, &mut errors);
     let search = match query.single("search") {
-        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Ok(search) => search
+            .filter(|text| !text.is_empty() && check_search("search", text, &mut errors))
+            .map(str::to_owned),
         Err(_) => {
             errors.push("search", "repeated", "search must be given at most once");
             None
@@ -226,13 +245,13 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
         return Err(ApiError::LegacyValidation(errors));
     }
     let filter = AuditTrailFilter {
-        groups: query.list_exact("group"),
-        actions: query.list_exact("action"),
+        groups,
+        actions,
         action_types,
-        actor_names: query.list_exact("actor_name"),
-        actor_ids: query.list_exact("actor_id"),
-        target_names: query.list_exact("target_name"),
-        target_ids: query.list_exact("target_id"),
+        actor_names,
+        actor_ids,
+        target_names,
+        target_ids,
         range_start,
         range_end,
         search,

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use vellum_core::event::{RawEvent, RawMetadata, RawParty, validate_event};
+use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::schema::SchemaViolation;
 use vellum_core::time_range::{Bound, Instant, TimeRange};
 use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
@@ -453,18 +454,25 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
     )
     .filter_bounds();
     let search = match query.single("search") {
-        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Ok(search) => search
+            .filter(|text| !text.is_empty() && check_search("search", text, &mut errors))
+            .map(str::to_owned),
         Err(_) => {
             errors.push("search", "repeated", "search may be given only once");
             None
         }
     };
+    let mut list = |name: &'static str| {
+        let values = query.list_exact(name);
+        check_filter_values(name, values.len(), &mut errors);
+        values
+    };
     let filter = EventFilter {
-        actions: query.list_exact("actions"),
-        actor_ids: query.list_exact("actor_ids"),
-        actor_names: query.list_exact("actor_names"),
-        target_types: query.list_exact("targets"),
-        target_ids: query.list_exact("target_ids"),
+        actions: list("actions"),
+        actor_ids: list("actor_ids"),
+        actor_names: list("actor_names"),
+        target_types: list("targets"),
+        target_ids: list("target_ids"),
         range_start,
         range_end,
         search,

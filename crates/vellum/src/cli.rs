@@ -646,6 +646,20 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
         None => None,
     };
     use vellum_core::time_range::{Bound, TimeRange};
+    let mut errors = vellum_core::ValidationErrors::new();
+    for (flag, count) in [
+        ("--action", args.actions.len()),
+        ("--actor-id", args.actor_ids.len()),
+        ("--actor-name", args.actor_names.len()),
+        ("--target-type", args.target_types.len()),
+        ("--target-id", args.target_ids.len()),
+    ] {
+        vellum_core::filter::check_filter_values(flag, count, &mut errors);
+    }
+    if let Some(search) = &args.search {
+        vellum_core::filter::check_search("--search", search, &mut errors);
+    }
+    anyhow::ensure!(errors.is_empty(), "{errors}");
     let since = parse_time(args.since.as_deref(), "since")?.map(Bound::AtOrAfter);
     let until = parse_time(args.until.as_deref(), "until")?.map(Bound::Before);
     let (range_start, range_end) = TimeRange::of(since.into_iter().chain(until)).filter_bounds();

@@ -626,3 +626,208 @@ async fn listing_and_export_ranges_are_exact_inside_a_millisecond_and_before_197
     .await;
     assert_eq!(body["code"], "no_audit_log_events_found");
 }
+
+// ---------------------------------------------------------------------------------------------
+// List filters
+
+fn values(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|index| format!("{prefix}{index}")).collect()
+}
+
+/// `name[]=v&name[]=v…` for a query string.
+fn repeated(name: &str, items: &[String]) -> String {
+    items
+        .iter()
+        .map(|item| format!("{name}[]={item}"))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+#[tokio::test]
+async fn export_lists_are_bounded_with_a_422_naming_the_field_never_a_500() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    app.ingest_batch(&organization, vec![event_at(ZERO)]).await;
+    let base = json!({"organization_id": organization, "range_start": FIRST, "range_end": LAST});
+    let with = |name: &str, list: Vec<String>| {
+        let mut body = base.clone();
+        body[name] = json!(list);
+        body
+    };
+    // The reported case: about 33,000 values, once a 500 ("too many SQL variables").
+    for name in ["actions", "actor_ids", "actor_names", "actors", "targets"] {
+        let response = app
+            .post_json("/audit_logs/exports", &with(name, values("x", 33_000)))
+            .await;
+        let body = json_status(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(fields(&body), [name], "{name}");
+        let body = json_status(
+            app.post_json("/audit_logs/exports", &with(name, values("x", 101)))
+                .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(fields(&body), [name], "{name}");
+    }
+    // `actors` and `actor_names` are one list.
+    let mut body = with("actor_names", values("a", 60));
+    body["actors"] = json!(values("b", 60));
+    let body = json_status(
+        app.post_json("/audit_logs/exports", &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&body), ["actor_names"]);
+
+    // The limit itself, in every list at once, is a query the store runs.
+    let mut body = base.clone();
+    for (name, first) in [
+        ("actions", "user.signed_in"),
+        ("actor_ids", "u1"),
+        ("actor_names", "Alice"),
+        ("targets", "team"),
+    ] {
+        let mut list = values("x", 99);
+        list.push(first.to_owned());
+        body[name] = json!(list);
+    }
+    let export = crate::exports::finished_export(&app, body).await;
+    assert_eq!(export["state"], "ready", "{export}");
+    assert_eq!(export["events"], 1);
+}
+
+#[tokio::test]
+async fn listing_filters_are_bounded_in_both_apis_and_organizations() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    app.ingest_batch(&organization, vec![event_at(ZERO)]).await;
+    json_status(
+        app.post_json("/events", &legacy_event_at(ZERO)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+
+    for name in ["actions", "actor_ids", "actor_names", "targets", "target_ids"] {
+        let body = json_status(
+            app.get(&format!(
+                "/audit_logs/events?organization_id={organization}&{}",
+                repeated(name, &values("x", 101))
+            ))
+            .await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(fields(&body), [name]);
+    }
+    let mut all_lists = format!("/audit_logs/events?organization_id={organization}");
+    for (name, first) in [
+        ("actions", "user.signed_in"),
+        ("actor_ids", "u1"),
+        ("actor_names", "Alice"),
+        ("targets", "team"),
+        ("target_ids", "t1"),
+    ] {
+        let mut list = values("x", 99);
+        list.push(first.to_owned());
+        all_lists.push('&');
+        all_lists.push_str(&repeated(name, &list));
+    }
+    let page = json_ok(app.get(&all_lists).await).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
+
+    let legacy_lists = [
+        "group",
+        "action",
+        "action_type",
+        "actor_name",
+        "actor_id",
+        "target_name",
+        "target_id",
+    ];
+    for name in legacy_lists {
+        let body = json_status(
+            app.get(&format!("/events?{}", repeated(name, &values("x", 101)))).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(
+            body["errors"].as_array().unwrap().len(),
+            1,
+            "one error, not one per value"
+        );
+        assert_eq!(body["errors"][0]["field"], name);
+    }
+    let mut all_lists = "/events?".to_owned();
+    for (name, first) in [
+        ("group", "time-bounds"),
+        ("action", "doc.read"),
+        ("action_type", "R"),
+        ("actor_name", "n"),
+        ("actor_id", "i"),
+        ("target_name", "t"),
+        ("target_id", ZERO),
+    ] {
+        let mut list = if name == "action_type" {
+            ["C", "U", "D", "c", "u", "d"]
+                .iter()
+                .cycle()
+                .take(99)
+                .map(|letter| (*letter).to_owned())
+                .collect()
+        } else {
+            values("x", 99)
+        };
+        list.push(first.to_owned());
+        all_lists.push_str(&repeated(name, &list));
+        all_lists.push('&');
+    }
+    let page = json_ok(app.get(&all_lists).await).await;
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
+
+    let domains: Vec<String> = (0..101).map(|index| format!("d{index}.example.com")).collect();
+    let body = json_status(
+        app.get(&format!("/organizations?domains={}", domains.join(","))).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(fields(&body), ["domains"]);
+    json_ok(
+        app.get(&format!("/organizations?domains={}", domains[..100].join(",")))
+            .await,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn search_terms_are_bounded_and_nothing_long_is_a_500() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    app.ingest_batch(&organization, vec![event_at(ZERO)]).await;
+    // 30,000 underscores once made SQLite refuse the escaped LIKE pattern (over 50,000 bytes,
+    // "too complex"): a 500.
+    for (length, status) in [
+        (1024, StatusCode::OK),
+        (1025, StatusCode::UNPROCESSABLE_ENTITY),
+        (30_000, StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
+        let term = "_".repeat(length);
+        for path in [
+            format!("/audit_logs/events?organization_id={organization}&search={term}"),
+            format!("/events?search={term}"),
+            format!("/organizations?search={term}"),
+        ] {
+            let body = json_status(app.get(&path).await, status).await;
+            if status != StatusCode::OK {
+                assert_eq!(body["errors"][0]["field"], "search", "{length}");
+            }
+        }
+    }
+    // Arithmetic on client numbers never overflows into a 500 either.
+    let response = app
+        .get(&format!(
+            "/audit_logs/log/entries?organization_id={organization}&start={}",
+            u64::MAX
+        ))
+        .await;
+    assert!(response.status().is_client_error(), "{}", response.status());
+}
