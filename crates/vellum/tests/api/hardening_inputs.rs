@@ -831,3 +831,195 @@ async fn search_terms_are_bounded_and_nothing_long_is_a_500() {
         .await;
     assert!(response.status().is_client_error(), "{}", response.status());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Deleted organizations
+
+/// Asserts the WorkOS-shaped 404 of an unknown object.
+async fn not_found(response: reqwest::Response, message: &str) {
+    let body = json_status(response, StatusCode::NOT_FOUND).await;
+    assert_eq!(body, json!({"message": message, "code": "entity_not_found"}));
+}
+
+#[tokio::test]
+async fn a_deleted_organizations_exports_and_other_objects_answer_404() {
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app).await;
+    let ids = app
+        .ingest_batch(&organization, vec![event_at(ZERO), event_at(ONE)])
+        .await;
+    let range = json!({"organization_id": organization, "range_start": FIRST, "range_end": LAST});
+    let csv = crate::exports::finished_export(&app, range.clone()).await;
+    let mut ndjson_request = range.clone();
+    ndjson_request["format"] = json!("ndjson");
+    let ndjson = crate::exports::finished_export(&app, ndjson_request).await;
+    let links: Vec<String> = [&csv, &ndjson]
+        .iter()
+        .map(|export| export["url"].as_str().unwrap().to_owned())
+        .collect();
+    for link in &links {
+        crate::exports::download(link).await;
+    }
+    // A fresh link, signed before the deletion and still within its 10 minutes.
+    let fresh = json_ok(
+        app.get(&format!("/audit_logs/exports/{}", csv["id"].as_str().unwrap()))
+            .await,
+    )
+    .await;
+
+    let response = app
+        .request(reqwest::Method::DELETE, &format!("/organizations/{organization}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+
+    for export in [&csv, &ndjson] {
+        let id = export["id"].as_str().unwrap();
+        not_found(
+            app.get(&format!("/audit_logs/exports/{id}")).await,
+            &format!("Audit Log Export not found: '{id}'."),
+        )
+        .await;
+    }
+    for (link, export) in links
+        .iter()
+        .chain([fresh["url"].as_str().unwrap().to_owned()].iter())
+        .zip([&csv, &ndjson, &csv])
+    {
+        let id = export["id"].as_str().unwrap();
+        not_found(
+            app.client.get(link).send().await.unwrap(),
+            &format!("Audit Log Export not found: '{id}'."),
+        )
+        .await;
+    }
+    // Exactly as an export that never existed.
+    let unknown = "audit_log_export_01ARZ3NDEKTSV4RRFFQ69G5FAV";
+    not_found(
+        app.get(&format!("/audit_logs/exports/{unknown}")).await,
+        &format!("Audit Log Export not found: '{unknown}'."),
+    )
+    .await;
+
+    // Every other route that names an object of the organization.
+    let event = &ids[0];
+    not_found(
+        app.get(&format!("/audit_logs/events/{event}")).await,
+        &format!("Audit log event not found: '{event}'."),
+    )
+    .await;
+    let organization_gone = format!("Organization not found: '{organization}'.");
+    for path in [
+        format!("/audit_logs/events?organization_id={organization}"),
+        format!("/audit_logs/log/checkpoint?organization_id={organization}"),
+        format!("/audit_logs/log/proof/inclusion?organization_id={organization}&event_id={event}"),
+        format!("/audit_logs/log/proof/consistency?organization_id={organization}&first=1&second=2"),
+        format!("/audit_logs/log/entries?organization_id={organization}"),
+        format!("/organizations/{organization}/audit_logs_retention"),
+        format!("/organizations/{organization}/audit_log_configuration"),
+        format!("/organizations/{organization}"),
+    ] {
+        not_found(app.get(&path).await, &organization_gone).await;
+    }
+    not_found(app.post_json("/audit_logs/exports", &range).await, &organization_gone).await;
+}
+
+#[tokio::test]
+async fn a_pending_export_of_a_deleted_organization_is_never_written() {
+    let data = tempfile::tempdir().unwrap();
+    // Left pending by an earlier process, whose organization was deleted since.
+    let store = SqliteStore::open(&SqliteConfig::new(data.path())).unwrap();
+    let organization = store
+        .create_organization(vellum_core::NewOrganization {
+            name: "Gone".into(),
+            external_id: None,
+            metadata: Default::default(),
+            domains: Vec::new(),
+            allow_profiles_outside_organization: false,
+        })
+        .await
+        .unwrap();
+    let input = EventInput {
+        action: "user.signed_in".into(),
+        occurred_at: vellum_core::Timestamp::from_unix_millis(1_768_478_400_000).unwrap(),
+        version: None,
+        actor: Actor {
+            id: "u1".into(),
+            actor_type: "user".into(),
+            name: None,
+            metadata: None,
+        },
+        targets: Vec::new(),
+        context: Context {
+            location: "192.0.2.1".into(),
+            user_agent: None,
+        },
+        metadata: None,
+        audit_trail: None,
+    };
+    store
+        .append_events(
+            organization.id,
+            vec![NewEvent {
+                input,
+                schema_version: 1,
+            }],
+            None,
+        )
+        .await
+        .unwrap();
+    let filter = vellum_core::export::ExportFilter {
+        range_start: vellum_core::Timestamp::MIN,
+        range_end: vellum_core::Timestamp::MAX,
+        actions: Vec::new(),
+        actor_names: Vec::new(),
+        actor_ids: Vec::new(),
+        target_types: Vec::new(),
+    };
+    let export = store
+        .create_export(organization.id, vellum_core::export::ExportFormat::Csv, filter)
+        .await
+        .unwrap();
+    store.delete_organization(organization.id).await.unwrap();
+    store.close().await.unwrap();
+
+    // The server resumes pending exports at start.
+    let data_dir = data.path().to_owned();
+    let app = TestApp::spawn_with(move |settings| settings.data_dir = data_dir).await;
+    let reader = SqliteStore::open(&SqliteConfig::new(data.path())).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let finished = loop {
+        let current = reader.get_export(export.id).await.unwrap();
+        if current.state != vellum_core::export::ExportState::Pending {
+            break current;
+        }
+        assert!(std::time::Instant::now() < deadline, "the export stayed pending");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    reader.close().await.unwrap();
+    assert_eq!(finished.state, vellum_core::export::ExportState::Error);
+    assert_eq!(finished.error.as_deref(), Some(vellum_export::DELETED_ORGANIZATION));
+    assert_eq!(finished.object_path, None);
+    let files: Vec<_> = walk(&data.path().join("exports"));
+    assert!(files.is_empty(), "no export file was written: {files:?}");
+    not_found(
+        app.get(&format!("/audit_logs/exports/{}", export.id)).await,
+        &format!("Audit Log Export not found: '{}'.", export.id),
+    )
+    .await;
+}
+
+/// Every file under a directory (none when it does not exist).
+fn walk(directory: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() { walk(&path) } else { vec![path] }
+        })
+        .collect()
+}
