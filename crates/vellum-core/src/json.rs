@@ -14,6 +14,7 @@
 //! So an accepted number reads back with the same value it was sent with, in any language.
 //! Anything else is refused; clients send such values as strings.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -42,12 +43,21 @@ impl RawObject {
             .map(|(_, value)| &**value)
     }
 
-    /// Sets a member (replacing its value in place when the name is already present).
-    pub fn insert(&mut self, name: String, value: Box<RawValue>) {
-        match self.0.iter_mut().find(|(member, _)| *member == name) {
-            Some((_, existing)) => *existing = value,
-            None => self.0.push((name, value)),
+    /// Builds an object from members in order; a repeated name keeps its first position and its
+    /// last value. Linear in the number of members, however many repeat.
+    fn from_members(members: impl IntoIterator<Item = (String, Box<RawValue>)>) -> Self {
+        let mut entries: Vec<(String, Box<RawValue>)> = Vec::new();
+        let mut positions: HashMap<String, usize> = HashMap::new();
+        for (name, value) in members {
+            match positions.get(&name) {
+                Some(&position) => entries[position].1 = value,
+                None => {
+                    positions.insert(name.clone(), entries.len());
+                    entries.push((name, value));
+                }
+            }
         }
+        Self(entries)
     }
 
     /// How many members.
@@ -80,11 +90,7 @@ impl From<&Map<String, Value>> for RawObject {
 
 impl FromIterator<(String, Value)> for RawObject {
     fn from_iter<I: IntoIterator<Item = (String, Value)>>(members: I) -> Self {
-        let mut object = Self::new();
-        for (name, value) in members {
-            object.insert(name, raw(&value));
-        }
-        object
+        Self::from_members(members.into_iter().map(|(name, value)| (name, raw(&value))))
     }
 }
 
@@ -97,11 +103,11 @@ impl<'de> Deserialize<'de> for RawObject {
                 formatter.write_str("a JSON object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut object = RawObject::new();
-                while let Some((name, value)) = map.next_entry::<String, Box<RawValue>>()? {
-                    object.insert(name, value);
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push(member);
                 }
-                Ok(object)
+                Ok(RawObject::from_members(members))
             }
         }
         deserializer.deserialize_map(ObjectVisitor)
@@ -391,5 +397,18 @@ mod tests {
         assert_eq!(kind(object.get("b").unwrap()), RawKind::String("x".into()));
         assert_eq!(kind(object.get("c").unwrap()), RawKind::Array);
         assert!(serde_json::from_str::<RawObject>("[1]").is_err());
+    }
+
+    #[test]
+    fn many_members_are_read_in_linear_time() {
+        let members: Vec<String> = (0..200_000).map(|index| format!("\"k{index}\": {index}")).collect();
+        let started = std::time::Instant::now();
+        let object: RawObject = serde_json::from_str(&format!("{{{}}}", members.join(","))).unwrap();
+        assert_eq!(object.len(), 200_000);
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }
