@@ -128,7 +128,7 @@ pub fn validate_api_key_name(name: &str) -> Result<(), &'static str> {
     if name.chars().count() > 200 {
         return Err("an API key name is at most 200 characters long");
     }
-    if name.chars().any(char::is_control) {
+    if crate::validation::has_control_characters(name) {
         return Err("an API key name must not contain control characters");
     }
     Ok(())

@@ -7,7 +7,6 @@
 //! in [`AuditTrailFields`] (committed in the log as the envelope's `audit_trail` member). The
 //! rules and the mapping are described in `docs/audit-trail.md`.
 
-use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::event::{
@@ -15,8 +14,9 @@ use crate::event::{
     MAX_TEXT_CHARS, Metadata, MetadataValue, Target, parse_occurred_at,
 };
 use crate::id::{AuditTrailActionId, Ulid};
+use crate::json::{self, RawKind, RawObject};
 use crate::organization::MAX_EXTERNAL_ID_CHARS;
-use crate::validation::ValidationErrors;
+use crate::validation::{ValidationErrors, has_control_characters};
 
 /// The actor type a legacy event's actor is stored with (the legacy API has no actor types).
 pub const ACTOR_TYPE: &str = "actor";
@@ -64,13 +64,13 @@ pub fn parse_crud(text: &str) -> Option<String> {
 }
 
 /// A text field of the flat body: present as a string, absent, or present with another type.
-fn text_field(body: &Map<String, Value>, name: &str, errors: &mut ValidationErrors) -> Option<String> {
-    match body.get(name) {
-        None | Some(Value::Null) => {
+fn text_field(body: &RawObject, name: &str, errors: &mut ValidationErrors) -> Option<String> {
+    match body.get(name).map(json::kind) {
+        None | Some(RawKind::Null) => {
             errors.push(name, "required", format!("{name} must be a string"));
             None
         }
-        Some(Value::String(text)) => Some(text.clone()),
+        Some(RawKind::String(text)) => Some(text),
         Some(_) => {
             errors.push(name, "invalid_type", format!("{name} must be a string"));
             None
@@ -88,7 +88,7 @@ fn bounded(text: Option<String>, name: &str, max_chars: usize, errors: &mut Vali
         );
         return None;
     }
-    if text.chars().any(char::is_control) {
+    if has_control_characters(&text) {
         errors.push(name, "invalid", format!("{name} must not contain control characters"));
         return None;
     }
@@ -105,12 +105,19 @@ fn non_empty(text: Option<String>, name: &str, errors: &mut ValidationErrors) ->
     }
 }
 
-/// An optional coordinate: absent or null means none; a string or a number is kept as text.
-fn coordinate(body: &Map<String, Value>, name: &str, errors: &mut ValidationErrors) -> Option<String> {
-    match body.get(name) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => bounded(Some(text.clone()), name, 64, errors),
-        Some(Value::Number(number)) => Some(number.to_string()),
+/// An optional coordinate: absent or null means none; a string or a number is kept as text. A
+/// number obeys the one rule for numbers (`crate::json`), so it is kept with its value.
+fn coordinate(body: &RawObject, name: &str, errors: &mut ValidationErrors) -> Option<String> {
+    match body.get(name).map(json::kind) {
+        None | Some(RawKind::Null) => None,
+        Some(RawKind::String(text)) => bounded(Some(text), name, 64, errors),
+        Some(RawKind::Number(text)) => match json::exact_number(text) {
+            Ok(number) => Some(number.to_string()),
+            Err(error) => {
+                errors.push(name, "invalid_number", format!("{name}: {error}"));
+                None
+            }
+        },
         Some(_) => {
             errors.push(name, "invalid_type", format!("{name} must be a string"));
             None
@@ -119,12 +126,20 @@ fn coordinate(body: &Map<String, Value>, name: &str, errors: &mut ValidationErro
 }
 
 /// Legacy metadata: at most 50 keys of at most 40 printable ASCII characters, values strings of
-/// at most 500 characters (numbers and booleans are accepted too).
-fn metadata(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<Metadata> {
-    let object = match body.get("metadata") {
-        None | Some(Value::Null) => return None,
-        Some(Value::Object(object)) => object,
-        Some(_) => {
+/// at most 500 characters (numbers, under the one rule for numbers, and booleans are accepted
+/// too).
+fn metadata(body: &RawObject, errors: &mut ValidationErrors) -> Option<Metadata> {
+    let raw = body.get("metadata")?;
+    let object: RawObject = match json::kind(raw) {
+        RawKind::Null => return None,
+        RawKind::Object => match serde_json::from_str(raw.get()) {
+            Ok(object) => object,
+            Err(_) => {
+                errors.push("metadata", "invalid_type", "metadata must be an object");
+                return None;
+            }
+        },
+        _ => {
             errors.push("metadata", "invalid_type", "metadata must be an object");
             return None;
         }
@@ -138,7 +153,7 @@ fn metadata(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<
         return None;
     }
     let mut metadata = Metadata::new();
-    for (key, value) in object {
+    for (key, value) in object.iter() {
         let field = format!("metadata.{key}");
         // Printable ASCII only: keys sort the same in UTF-8 and in JCS's UTF-16 order.
         if key.chars().count() > MAX_METADATA_KEY_CHARS || !key.bytes().all(|byte| (0x20..0x7f).contains(&byte)) {
@@ -149,8 +164,8 @@ fn metadata(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<
             );
             continue;
         }
-        let value = match value {
-            Value::String(text) if text.chars().count() > MAX_METADATA_STRING_CHARS => {
+        let value = match json::kind(value) {
+            RawKind::String(text) if text.chars().count() > MAX_METADATA_STRING_CHARS => {
                 errors.push(
                     field,
                     "too_long",
@@ -158,21 +173,21 @@ fn metadata(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<
                 );
                 continue;
             }
-            Value::String(text) => MetadataValue::String(text.clone()),
-            Value::Bool(flag) => MetadataValue::Bool(*flag),
-            Value::Number(number)
-                if number
-                    .as_f64()
-                    .is_some_and(|float| float.abs() <= 9_007_199_254_740_992.0) =>
-            {
-                MetadataValue::Number(number.clone())
-            }
+            RawKind::String(text) => MetadataValue::String(text),
+            RawKind::Bool(flag) => MetadataValue::Bool(flag),
+            RawKind::Number(text) => match json::exact_number(text) {
+                Ok(number) => MetadataValue::Number(number),
+                Err(error) => {
+                    errors.push(field, "invalid_number", format!("metadata.{key}: {error}"));
+                    continue;
+                }
+            },
             _ => {
                 errors.push(field, "invalid_type", format!("metadata.{key} must be a string"));
                 continue;
             }
         };
-        metadata.insert(key.clone(), value);
+        metadata.insert(key.to_owned(), value);
     }
     Some(metadata)
 }
@@ -180,7 +195,7 @@ fn metadata(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<
 /// Checks a legacy event's flat body (`POST /events`) and maps it onto an event. Every problem
 /// is recorded in `errors`, with messages in the legacy API's style (`target_id must be a
 /// string`); `None` when there was any.
-pub fn validate_audit_trail_event(body: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<EventInput> {
+pub fn validate_audit_trail_event(body: &RawObject, errors: &mut ValidationErrors) -> Option<EventInput> {
     let before = errors.errors().len();
     let group = text_field(body, "group", errors);
     // A group names an organization by id or external id, so it obeys the external id's limit.
@@ -304,13 +319,13 @@ impl<'a> FlatEvent<'a> {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Map, Value, json};
 
     use super::*;
 
-    fn body(value: Value) -> Map<String, Value> {
+    fn body(value: Value) -> RawObject {
         match value {
-            Value::Object(object) => object,
+            Value::Object(object) => RawObject::from(&object),
             other => panic!("not an object: {other}"),
         }
     }
@@ -456,6 +471,45 @@ mod tests {
         let mut event = valid();
         event["metadata"] = json!({"k".repeat(40): "x".repeat(500), "user.email": "a@b.c"});
         assert!(validate_audit_trail_event(&body(event), &mut ValidationErrors::new()).is_some());
+    }
+
+    /// The flat body exactly as a client wrote it.
+    fn written(text: &str) -> RawObject {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn numbers_in_metadata_and_coordinates_obey_the_one_rule() {
+        let mut event = valid();
+        event.as_object_mut().unwrap().remove("metadata");
+        let base = event.to_string();
+        let with = |extra: &str| written(&format!("{}, {extra}}}", &base[..base.len() - 1]));
+        for (extra, field) in [
+            (r#""latitude": 123456789012345678901234567890"#, "latitude"),
+            (r#""longitude": 0.10000000000000000001"#, "longitude"),
+            (r#""latitude": 1e400"#, "latitude"),
+            (r#""metadata": {"n": 18446744073709551615}"#, "metadata.n"),
+            (r#""metadata": {"n": 123456789012345678901234567890}"#, "metadata.n"),
+        ] {
+            let mut errors = ValidationErrors::new();
+            assert!(
+                validate_audit_trail_event(&with(extra), &mut errors).is_none(),
+                "{extra}"
+            );
+            assert_eq!(errors.errors()[0].field, field, "{extra}");
+        }
+        let input = validate_audit_trail_event(
+            &with(r#""latitude": 40.7128, "longitude": -74.0060, "metadata": {"n": 9007199254740992, "f": 0.5}"#),
+            &mut ValidationErrors::new(),
+        )
+        .unwrap();
+        let fields = input.audit_trail.unwrap();
+        assert_eq!(fields.latitude.as_deref(), Some("40.7128"));
+        assert_eq!(fields.longitude.as_deref(), Some("-74.006"));
+        assert_eq!(
+            input.metadata.unwrap()["n"],
+            MetadataValue::Number(9_007_199_254_740_992u64.into())
+        );
     }
 
     #[test]

@@ -330,13 +330,12 @@ mod tests {
             id: text(value, "id"),
             party_type: text(value, "type"),
             name: text(value, "name"),
-            metadata: value.get("metadata").and_then(Value::as_object).cloned(),
+            metadata: value.get("metadata").and_then(Value::as_object).map(Into::into),
         }
     }
 
-    fn event(input: &Value) -> Event {
-        let body = &input["event"];
-        let raw = RawEvent {
+    fn raw_event(body: &Value) -> RawEvent {
+        RawEvent {
             action: text(body, "action"),
             occurred_at: text(body, "occurred_at"),
             version: body.get("version").and_then(Value::as_i64),
@@ -348,11 +347,47 @@ mod tests {
             context: body
                 .get("context")
                 .map(|context| (text(context, "location"), text(context, "user_agent"))),
-            metadata: body.get("metadata").and_then(Value::as_object).cloned(),
-        };
+            metadata: body.get("metadata").and_then(Value::as_object).map(Into::into),
+        }
+    }
+
+    /// Replaces control characters in every string outside metadata (where they are allowed).
+    fn mask_control_characters(value: &mut Value) {
+        match value {
+            Value::String(text) => *text = text.replace(char::is_control, "?"),
+            Value::Array(items) => items.iter_mut().for_each(mask_control_characters),
+            Value::Object(members) => members
+                .iter_mut()
+                .filter(|(name, _)| name.as_str() != "metadata")
+                .for_each(|(_, member)| mask_control_characters(member)),
+            _ => {}
+        }
+    }
+
+    /// An event as a fixture describes it. The fixtures predate the rule that ids, types, names
+    /// and the location refuse control characters, and events stored before it must keep
+    /// encoding (and verifying) as they did: so the event is validated with those characters
+    /// masked, then given the fixture's text exactly.
+    fn event(input: &Value) -> Event {
+        let body = &input["event"];
+        let mut masked = body.clone();
+        mask_control_characters(&mut masked);
         let mut errors = ValidationErrors::new();
-        let input_event =
-            validate_event(raw, "event", &mut errors).unwrap_or_else(|| panic!("fixture invalid: {errors}"));
+        let mut input_event = validate_event(raw_event(&masked), "event", &mut errors)
+            .unwrap_or_else(|| panic!("fixture invalid: {errors}"));
+        let exact = raw_event(body);
+        input_event.action = exact.action.unwrap();
+        let actor = exact.actor.unwrap();
+        (
+            input_event.actor.id,
+            input_event.actor.actor_type,
+            input_event.actor.name,
+        ) = (actor.id.unwrap(), actor.party_type.unwrap(), actor.name);
+        for (target, exact) in input_event.targets.iter_mut().zip(exact.targets.unwrap()) {
+            (target.id, target.target_type, target.name) = (exact.id.unwrap(), exact.party_type.unwrap(), exact.name);
+        }
+        let (location, user_agent) = exact.context.unwrap();
+        (input_event.context.location, input_event.context.user_agent) = (location.unwrap(), user_agent);
         Event {
             id: EventId::parse(input["id"].as_str().unwrap()).unwrap(),
             organization_id: OrganizationId::parse(input["organization_id"].as_str().unwrap()).unwrap(),
@@ -408,8 +443,8 @@ mod tests {
             .iter()
             .map(|input| {
                 let mut errors = ValidationErrors::new();
-                let body = input["body"].as_object().unwrap();
-                let event_input = crate::audit_trail::validate_audit_trail_event(body, &mut errors)
+                let body = crate::json::RawObject::from(input["body"].as_object().unwrap());
+                let event_input = crate::audit_trail::validate_audit_trail_event(&body, &mut errors)
                     .unwrap_or_else(|| panic!("fixture invalid: {errors}"));
                 Event {
                     id: EventId::parse(input["id"].as_str().unwrap()).unwrap(),

@@ -3,6 +3,8 @@
 //! The rules follow WorkOS's `POST /audit_logs/events` (see `docs/events.md`): required fields,
 //! metadata limits (50 keys, keys matching `^[a-zA-Z0-9_-]{0,40}$`, values that are strings of at
 //! most 500 characters, numbers or booleans), and `occurred_at` in any RFC 3339 form the SDKs send.
+//! Identifiers, types, names, the action, the location and the user agent refuse control
+//! characters ([`has_control_characters`]); metadata string values, free text, may hold them.
 
 use std::collections::BTreeMap;
 
@@ -10,8 +12,9 @@ use time::format_description::well_known::Iso8601;
 use time::{OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 use crate::id::{EventId, OrganizationId};
+use crate::json::{self, RawKind};
 use crate::timestamp::Timestamp;
-use crate::validation::ValidationErrors;
+use crate::validation::{ValidationErrors, has_control_characters};
 
 /// The most metadata keys in one metadata object.
 pub const MAX_METADATA_KEYS: usize = 50;
@@ -136,8 +139,9 @@ pub struct Event {
     pub input: EventInput,
 }
 
-/// An unvalidated metadata object, as parsed from JSON.
-pub type RawMetadata = serde_json::Map<String, serde_json::Value>;
+/// An unvalidated metadata object, its values kept as the JSON text sent (so that numbers are
+/// judged as written, see [`crate::json`]).
+pub type RawMetadata = crate::json::RawObject;
 
 /// Fields of an actor or target before validation.
 #[derive(Clone, Debug, Default)]
@@ -205,11 +209,15 @@ fn optional_text(
         );
         return None;
     }
+    if has_control_characters(&text) {
+        errors.push(field, "invalid", format!("{field} must not contain control characters"));
+        return None;
+    }
     Some(text)
 }
 
 /// Checks a metadata object against WorkOS's limits.
-pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationErrors) -> Option<Metadata> {
+pub fn validate_metadata(raw: &RawMetadata, field: &str, errors: &mut ValidationErrors) -> Option<Metadata> {
     let before = errors.errors().len();
     if raw.len() > MAX_METADATA_KEYS {
         errors.push(
@@ -220,7 +228,7 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
         return None;
     }
     let mut metadata = Metadata::new();
-    for (key, value) in raw {
+    for (key, value) in raw.iter() {
         let key_field = format!("{field}.{key}");
         let key_ok = key.chars().count() <= MAX_METADATA_KEY_CHARS
             && key
@@ -234,8 +242,8 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
             );
             continue;
         }
-        let value = match value {
-            serde_json::Value::String(text) if text.chars().count() > MAX_METADATA_STRING_CHARS => {
+        let value = match json::kind(value) {
+            RawKind::String(text) if text.chars().count() > MAX_METADATA_STRING_CHARS => {
                 errors.push(
                     key_field,
                     "too_long",
@@ -243,19 +251,17 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
                 );
                 continue;
             }
-            serde_json::Value::String(text) => MetadataValue::String(text),
-            // Numbers are IEEE 754 doubles, as in JavaScript and in the canonical encoding: an
-            // integer beyond 2^53 would be changed silently, so it is refused instead.
-            serde_json::Value::Number(number) if !is_exact_double(&number) => {
-                errors.push(
-                    key_field,
-                    "invalid_number",
-                    "integers in metadata are at most 2^53 in magnitude; send larger ones as strings",
-                );
-                continue;
-            }
-            serde_json::Value::Number(number) => MetadataValue::Number(number),
-            serde_json::Value::Bool(flag) => MetadataValue::Bool(flag),
+            RawKind::String(text) => MetadataValue::String(text),
+            // Numbers are IEEE 754 doubles, as in JavaScript and in the canonical encoding: one
+            // that would read back changed is refused instead (see `crate::json`).
+            RawKind::Number(text) => match json::exact_number(text) {
+                Ok(number) => MetadataValue::Number(number),
+                Err(error) => {
+                    errors.push(key_field, "invalid_number", error.to_string());
+                    continue;
+                }
+            },
+            RawKind::Bool(flag) => MetadataValue::Bool(flag),
             _ => {
                 errors.push(
                     key_field,
@@ -265,21 +271,9 @@ pub fn validate_metadata(raw: RawMetadata, field: &str, errors: &mut ValidationE
                 continue;
             }
         };
-        metadata.insert(key, value);
+        metadata.insert(key.to_owned(), value);
     }
     (errors.errors().len() == before).then_some(metadata)
-}
-
-/// True when a JSON number survives the round trip through an IEEE 754 double.
-fn is_exact_double(number: &serde_json::Number) -> bool {
-    const LIMIT: u64 = 1 << 53;
-    if let Some(unsigned) = number.as_u64() {
-        return unsigned <= LIMIT;
-    }
-    if let Some(signed) = number.as_i64() {
-        return signed.unsigned_abs() <= LIMIT;
-    }
-    number.as_f64().is_some_and(f64::is_finite)
 }
 
 fn validate_party(
@@ -292,7 +286,7 @@ fn validate_party(
     let party_type = required_text(raw.party_type, &format!("{field}.type"), MAX_TEXT_CHARS, errors);
     let name = optional_text(raw.name, &format!("{field}.name"), MAX_TEXT_CHARS, errors);
     let metadata = match raw.metadata {
-        Some(metadata) => validate_metadata(metadata, &format!("{field}.metadata"), errors),
+        Some(metadata) => validate_metadata(&metadata, &format!("{field}.metadata"), errors),
         None => None,
     };
     if errors.errors().len() != before {
@@ -314,11 +308,13 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
 
     let action = required_text(raw.action, &field("action"), MAX_ACTION_CHARS, errors);
     if let Some(action) = &action
-        && action
-            .chars()
-            .any(|character| character.is_whitespace() || character.is_control())
+        && (action.chars().any(char::is_whitespace) || has_control_characters(action))
     {
-        errors.push(field("action"), "invalid", "action must not contain whitespace");
+        errors.push(
+            field("action"),
+            "invalid",
+            "action must not contain whitespace or control characters",
+        );
     }
     let occurred_at = match raw.occurred_at {
         None => {
@@ -411,7 +407,7 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
         }
     };
     let metadata = match raw.metadata {
-        Some(metadata) => validate_metadata(metadata, &field("metadata"), errors),
+        Some(metadata) => validate_metadata(&metadata, &field("metadata"), errors),
         None => None,
     };
     if errors.errors().len() != before {
@@ -431,7 +427,13 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
 
 /// Parses `occurred_at` in every form the official SDKs send: RFC 3339 with 0 to 9 fractional
 /// digits and `Z` or `±hh:mm`, or no offset at all (Python's naive datetimes), meaning UTC.
+/// Digits beyond the millisecond are truncated.
 pub fn parse_occurred_at(text: &str) -> Option<Timestamp> {
+    parse_date_time(text).and_then(Timestamp::from_datetime)
+}
+
+/// Reads a date-time in the forms of [`parse_occurred_at`], to the nanosecond, in UTC.
+pub(crate) fn parse_date_time(text: &str) -> Option<OffsetDateTime> {
     let text = text.trim();
     if text.len() < 19 || !text.is_ascii() {
         return None;
@@ -445,18 +447,13 @@ pub fn parse_occurred_at(text: &str) -> Option<Timestamp> {
     if !calendar_date || !matches!(bytes[10], b'T' | b't') {
         return None;
     }
-    if let Ok(datetime) = OffsetDateTime::parse(text, &Iso8601::DEFAULT)
-        && has_explicit_offset(text)
-    {
-        return Timestamp::from_datetime(datetime);
+    if has_explicit_offset(text) {
+        return OffsetDateTime::parse(text, &Iso8601::DEFAULT).ok();
     }
     // No offset: read as UTC.
-    if has_explicit_offset(text) {
-        return None;
-    }
     PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
         .ok()
-        .and_then(|datetime| Timestamp::from_datetime(datetime.assume_offset(UtcOffset::UTC)))
+        .map(|datetime| datetime.assume_offset(UtcOffset::UTC))
 }
 
 /// True when the text after the time of day carries `Z` or `±hh:mm`.
@@ -529,16 +526,48 @@ mod tests {
 
     fn raw_metadata(value: serde_json::Value) -> RawMetadata {
         match value {
-            serde_json::Value::Object(object) => object,
+            serde_json::Value::Object(object) => RawMetadata::from(&object),
             other => panic!("not an object: {other}"),
         }
+    }
+
+    /// Metadata exactly as a client wrote it.
+    fn written(text: &str) -> RawMetadata {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn metadata_numbers_are_judged_as_written_and_read_back_unchanged() {
+        for (text, field) in [
+            (r#"{"n": 123456789012345678901234567890}"#, "m.n"),
+            (r#"{"n": 18446744073709551615}"#, "m.n"),
+            (r#"{"n": 9007199254740993}"#, "m.n"),
+            (r#"{"n": 1e400}"#, "m.n"),
+            (r#"{"n": 1e-400}"#, "m.n"),
+            (r#"{"n": 0.10000000000000000001}"#, "m.n"),
+        ] {
+            let mut errors = ValidationErrors::new();
+            assert!(validate_metadata(&written(text), "m", &mut errors).is_none(), "{text}");
+            assert_eq!(errors.errors()[0].field, field);
+            assert_eq!(errors.errors()[0].code, "invalid_number", "{text}");
+        }
+        let accepted = validate_metadata(
+            &written(r#"{"a": 9007199254740992, "b": -9007199254740992, "c": 0.1, "d": 1.5e-7, "e": 1e2}"#),
+            "m",
+            &mut ValidationErrors::new(),
+        )
+        .unwrap();
+        let json = metadata_to_json(&accepted);
+        assert_eq!(json["a"].as_u64(), Some(9_007_199_254_740_992));
+        assert_eq!(json["c"].as_f64(), Some(0.1));
+        assert_eq!(json["e"].as_f64(), Some(100.0));
     }
 
     #[test]
     fn metadata_rules() {
         let mut errors = ValidationErrors::new();
         let ok = validate_metadata(
-            raw_metadata(json!({"a": "x", "b-2": 3.5, "c_3": true, "": "empty key is allowed"})),
+            &raw_metadata(json!({"a": "x", "b-2": 3.5, "c_3": true, "": "empty key is allowed"})),
             "m",
             &mut errors,
         );
@@ -556,17 +585,17 @@ mod tests {
         ] {
             let mut errors = ValidationErrors::new();
             assert!(
-                validate_metadata(raw_metadata(value.clone()), "m", &mut errors).is_none(),
+                validate_metadata(&raw_metadata(value.clone()), "m", &mut errors).is_none(),
                 "{value}"
             );
             assert_eq!(errors.errors()[0].code, code, "{value}");
         }
         let many: RawMetadata = (0..51).map(|n| (format!("k{n}"), json!("v"))).collect();
         let mut errors = ValidationErrors::new();
-        assert!(validate_metadata(many, "m", &mut errors).is_none());
+        assert!(validate_metadata(&many, "m", &mut errors).is_none());
         assert_eq!(errors.errors()[0].code, "too_many_keys");
         let fifty: RawMetadata = (0..50).map(|n| (format!("k{n}"), json!("v"))).collect();
-        assert!(validate_metadata(fifty, "m", &mut ValidationErrors::new()).is_some());
+        assert!(validate_metadata(&fifty, "m", &mut ValidationErrors::new()).is_some());
     }
 
     fn valid_raw() -> RawEvent {
@@ -635,6 +664,54 @@ mod tests {
                 "event.context.location"
             ]
         );
+    }
+
+    #[test]
+    fn identifiers_types_names_and_context_refuse_control_characters() {
+        for bad in ["a\u{0}b", "\u{1b}[31mred", "line\nbreak", "del\u{7f}", "csi\u{9b}31m"] {
+            let mut raw = valid_raw();
+            raw.actor = Some(RawParty {
+                id: Some(bad.into()),
+                party_type: Some(bad.into()),
+                name: Some(bad.into()),
+                ..RawParty::default()
+            });
+            raw.targets = Some(vec![RawParty {
+                id: Some(bad.into()),
+                party_type: Some(bad.into()),
+                name: Some(bad.into()),
+                ..RawParty::default()
+            }]);
+            raw.context = Some((Some(bad.into()), Some(bad.into())));
+            raw.action = Some(format!("user.{bad}"));
+            let mut errors = ValidationErrors::new();
+            assert!(validate_event(raw, "event", &mut errors).is_none());
+            let fields: Vec<_> = errors.errors().iter().map(|error| error.field.as_str()).collect();
+            assert_eq!(
+                fields,
+                [
+                    "event.action",
+                    "event.actor.id",
+                    "event.actor.type",
+                    "event.actor.name",
+                    "event.targets.0.id",
+                    "event.targets.0.type",
+                    "event.targets.0.name",
+                    "event.context.location",
+                    "event.context.user_agent"
+                ],
+                "{bad:?}"
+            );
+            assert!(errors.errors().iter().all(|error| error.code == "invalid"));
+        }
+        // Free text: metadata string values may hold line breaks and other controls.
+        let mut raw = valid_raw();
+        raw.metadata = Some(raw_metadata(json!({"note": "two\nlines\u{1b}[0m\u{7f}"})));
+        assert!(validate_event(raw, "event", &mut ValidationErrors::new()).is_some());
+        // Non-control Unicode is welcome.
+        let mut raw = valid_raw();
+        raw.actor.as_mut().unwrap().name = Some("Zoë 日本 🎉".into());
+        assert!(validate_event(raw, "event", &mut ValidationErrors::new()).is_some());
     }
 
     #[test]

@@ -12,7 +12,9 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod event;
 pub mod export;
+pub mod filter;
 pub mod id;
+pub mod json;
 pub mod merkle;
 pub mod operator;
 pub mod organization;
@@ -20,6 +22,7 @@ pub mod pagination;
 pub mod retention;
 pub mod schema;
 mod secret_bytes;
+pub mod time_range;
 pub mod timestamp;
 pub mod validation;
 

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use crate::id::{OrganizationDomainId, OrganizationId};
 use crate::timestamp::Timestamp;
-use crate::validation::ValidationErrors;
+use crate::validation::{ValidationErrors, has_control_characters};
 
 /// The longest organization name accepted, in characters.
 pub const MAX_NAME_CHARS: usize = 255;
@@ -225,7 +225,7 @@ pub fn validate_name(name: &str, field: &str, errors: &mut ValidationErrors) -> 
         );
         return None;
     }
-    if trimmed.chars().any(char::is_control) {
+    if has_control_characters(trimmed) {
         errors.push(field, "invalid", "name must not contain control characters");
         return None;
     }
@@ -250,15 +250,15 @@ pub fn validate_identifier(value: &str, field: &str, errors: &mut ValidationErro
         );
         return None;
     }
-    if value.chars().any(char::is_control) {
+    if has_control_characters(value) {
         errors.push(field, "invalid", format!("{field} must not contain control characters"));
         return None;
     }
     Some(value.to_owned())
 }
 
-/// Checks organization metadata: at most 50 keys of at most 40 characters, values of at most
-/// 600 characters.
+/// Checks organization metadata: at most 50 keys of 1 to 40 characters without control
+/// characters, values (free text) of at most 600 characters.
 pub fn validate_metadata(
     metadata: BTreeMap<String, String>,
     field: &str,
@@ -279,6 +279,12 @@ pub fn validate_metadata(
                 key_field.clone(),
                 "invalid_key",
                 format!("metadata keys are 1 to {MAX_METADATA_KEY_CHARS} characters long"),
+            );
+        } else if has_control_characters(key) {
+            errors.push(
+                key_field.clone(),
+                "invalid_key",
+                "metadata keys must not contain control characters",
             );
         }
         if value.chars().count() > MAX_METADATA_VALUE_CHARS {
@@ -374,8 +380,9 @@ mod tests {
         assert!(validate_name("   ", "name", &mut errors).is_none());
         assert!(validate_name(&"x".repeat(MAX_NAME_CHARS + 1), "name", &mut errors).is_none());
         assert!(validate_name("a\u{0}b", "name", &mut errors).is_none());
+        assert!(validate_name("a\u{9b}b", "name", &mut errors).is_none());
         let codes: Vec<_> = errors.errors().iter().map(|error| error.code).collect();
-        assert_eq!(codes, ["required", "too_long", "invalid"]);
+        assert_eq!(codes, ["required", "too_long", "invalid", "invalid"]);
     }
 
     #[test]
@@ -409,7 +416,11 @@ mod tests {
         assert!(validate_metadata(long_key, "metadata", &mut errors).is_none());
         let long_value: BTreeMap<_, _> = [("k".to_owned(), "v".repeat(601))].into();
         assert!(validate_metadata(long_value, "metadata", &mut errors).is_none());
-        assert_eq!(errors.errors().len(), 3);
+        let control_key: BTreeMap<_, _> = [("a\u{1b}b".to_owned(), String::new())].into();
+        assert!(validate_metadata(control_key, "metadata", &mut errors).is_none());
+        assert_eq!(errors.errors().len(), 4);
+        let control_value: BTreeMap<_, _> = [("note".to_owned(), "two\nlines".to_owned())].into();
+        assert!(validate_metadata(control_value, "metadata", &mut errors).is_some());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::event::{EventInput, Metadata, metadata_to_json};
-use crate::validation::ValidationErrors;
+use crate::validation::{ValidationErrors, has_control_characters};
 
 /// The longest action name, in characters.
 pub const MAX_ACTION_NAME_CHARS: usize = crate::event::MAX_ACTION_CHARS;
@@ -59,7 +59,8 @@ pub fn validate_action_name(name: &str, errors: &mut ValidationErrors) -> bool {
     }
     if name
         .chars()
-        .any(|character| character.is_whitespace() || character.is_control() || character == '/')
+        .any(|character| character.is_whitespace() || character == '/')
+        || has_control_characters(name)
     {
         errors.push(
             "action",
@@ -69,6 +70,22 @@ pub fn validate_action_name(name: &str, errors: &mut ValidationErrors) -> bool {
         return false;
     }
     true
+}
+
+/// Rules a definition meets to be stored as a new version, beyond what [`CompiledSchema::compile`]
+/// checks: target types have no control characters, as event target types cannot have them.
+/// (Kept out of `compile`, which also compiles versions stored before the rule, so that those
+/// keep working.)
+pub fn validate_new_definition(definition: &SchemaDefinition, errors: &mut ValidationErrors) {
+    for (index, target) in definition.targets.iter().enumerate() {
+        if has_control_characters(&target.target_type) {
+            errors.push(
+                format!("targets.{index}.type"),
+                "invalid",
+                "a target type must not contain control characters",
+            );
+        }
+    }
 }
 
 fn compile(schema: &Value, field: &str, errors: &mut ValidationErrors) -> Option<jsonschema::Validator> {
@@ -365,5 +382,21 @@ mod tests {
         let mut remote = definition();
         remote.metadata = Some(json!({"$ref": "https://example.com/schema.json"}));
         assert_eq!(fields(remote), ["metadata"], "remote references are never fetched");
+    }
+
+    #[test]
+    fn new_target_types_and_action_names_refuse_control_characters() {
+        let mut bad = definition();
+        bad.targets[1].target_type = "in\u{1b}[31mvoice".into();
+        let mut errors = ValidationErrors::new();
+        validate_new_definition(&bad, &mut errors);
+        assert_eq!(errors.errors()[0].field, "targets.1.type");
+        let mut errors = ValidationErrors::new();
+        validate_new_definition(&definition(), &mut errors);
+        assert!(errors.is_empty());
+        for name in ["user\u{0}x", "user.\u{7f}", "user.\u{9b}x", "a b", "a/b"] {
+            assert!(!validate_action_name(name, &mut ValidationErrors::new()), "{name:?}");
+        }
+        assert!(validate_action_name("user.signed_in", &mut ValidationErrors::new()));
     }
 }

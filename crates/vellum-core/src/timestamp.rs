@@ -20,6 +20,11 @@ const MIN_MILLIS: i64 = -62_167_219_200_000;
 const MAX_MILLIS: i64 = 253_402_300_799_999;
 
 impl Timestamp {
+    /// The earliest timestamp: 0000-01-01T00:00:00.000Z.
+    pub const MIN: Self = Self(MIN_MILLIS);
+    /// The latest timestamp: 9999-12-31T23:59:59.999Z.
+    pub const MAX: Self = Self(MAX_MILLIS);
+
     /// Builds a timestamp from milliseconds since the Unix epoch, if it renders as a
     /// four-digit year.
     pub fn from_unix_millis(millis: i64) -> Option<Self> {

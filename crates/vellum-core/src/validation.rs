@@ -3,6 +3,17 @@
 
 use std::fmt;
 
+/// True when `text` holds a Unicode control character (general category Cc: the C0 controls
+/// U+0000–U+001F, DEL U+007F and the C1 controls U+0080–U+009F).
+///
+/// The one rule for stored text: identifiers, types, names, actions, locations, user agents and
+/// metadata keys refuse them everywhere (events of both APIs, organizations, schemas, API keys),
+/// so that nothing a client sends can drive the terminal of whoever reads it later. Free-text
+/// metadata values may hold them (line breaks are legitimate there).
+pub fn has_control_characters(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 /// One problem with one field of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -64,3 +75,37 @@ impl fmt::Display for ValidationErrors {
 }
 
 impl std::error::Error for ValidationErrors {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_c0_del_and_c1_only() {
+        for bad in [
+            "a\u{0}b",
+            "\u{1b}[31m",
+            "tab\t",
+            "line\n",
+            "\r",
+            "del\u{7f}",
+            "\u{80}",
+            "csi\u{9b}31m",
+            "\u{9f}",
+        ] {
+            assert!(has_control_characters(bad), "{bad:?}");
+        }
+        for good in [
+            "",
+            "plain",
+            "Zoë",
+            "日本",
+            "\u{a0}no-break",
+            "\u{200b}",
+            "emoji 🎉",
+            "\u{a0}",
+        ] {
+            assert!(!has_control_characters(good), "{good:?}");
+        }
+    }
+}

@@ -5,8 +5,10 @@
 //! `context_location`, `context_user_agent`, `metadata`, then `target_id_N`, `target_type_N`,
 //! `target_name_N`, `target_metadata_N` for N = 1 up to the most targets any exported event names.
 //! Metadata cells hold JSON objects (canonical JSON: keys sorted, no spaces); absent values are empty cells. Quoting is RFC 4180 and the
-//! text UTF-8. A cell that a spreadsheet would run as a formula (starting with `=`, `+`, `-`,
-//! `@`, a tab or a carriage return) is prefixed with `'`.
+//! text UTF-8. A cell that a spreadsheet would run as a formula is prefixed with `'`: one that
+//! starts with a tab or a carriage return, or whose first visible character (after any leading
+//! white space, control or invisible format characters) is `=`, `+`, `-` or `@` (see
+//! [`neutralise`]).
 
 use vellum_core::Event;
 use vellum_core::canonical::write_metadata_json;
@@ -36,11 +38,25 @@ pub struct CsvRows {
     json: Vec<u8>,
 }
 
-/// Makes a cell safe to open in a spreadsheet.
+/// Makes a cell safe to open in a spreadsheet (OWASP's CSV injection guidance): a cell that
+/// starts with a tab or a carriage return, or whose first visible character is `=`, `+`, `-` or
+/// `@`, is prefixed with `'`. Leading white space, control characters and invisible format
+/// characters do not count as visible (spreadsheets skip them: `" =1+1"` and `"\n@SUM(A1)"`
+/// run as formulas too).
 pub fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    match cell.as_bytes().first() {
-        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{cell}").into(),
-        _ => cell.into(),
+    let invisible = |character: char| {
+        character.is_whitespace()
+            || character.is_control()
+            || matches!(character, '\u{200b}'..='\u{200f}' | '\u{2060}' | '\u{feff}')
+    };
+    let starts_with_formula = cell
+        .chars()
+        .find(|character| !invisible(*character))
+        .is_some_and(|character| matches!(character, '=' | '+' | '-' | '@'));
+    if starts_with_formula || cell.starts_with(['\t', '\r']) {
+        format!("'{cell}").into()
+    } else {
+        cell.into()
     }
 }
 
@@ -139,12 +155,45 @@ mod tests {
 
     #[test]
     fn formula_cells_are_neutralised_and_others_left_alone() {
-        for cell in ["=1+1", "+SUM(A1)", "-2", "@cmd", "\tx", "\rx"] {
+        for cell in ["=1+1", "+SUM(A1)", "-2", "@cmd", "\tx", "\rx", "\t", "\r"] {
             assert_eq!(neutralise(cell), format!("'{cell}"));
         }
-        for cell in ["", "plain", "1.2.3.4", "{\"a\":1}", " =x", "'quoted"] {
+        for cell in [
+            "",
+            "plain",
+            "1.2.3.4",
+            "{\"a\":1}",
+            "'quoted",
+            " x",
+            "\nx",
+            "a=1",
+            "x-2",
+            "user@example.com",
+        ] {
             assert_eq!(neutralise(cell), cell);
         }
+    }
+
+    #[test]
+    fn formulas_behind_leading_white_space_or_control_characters_are_neutralised() {
+        for lead in [
+            " ", "  ", "\t", "\r", "\n", "\r\n", "\u{0}", "\u{b}", "\u{c}", "\u{1b}", "\u{7f}", "\u{85}", "\u{a0}",
+            "\u{3000}", "\u{200b}", "\u{feff}", " \n\t",
+        ] {
+            for formula in ["=1+1", "+SUM(A1)", "-2+3", "@cmd", "=HYPERLINK(\"http://evil\")"] {
+                let cell = format!("{lead}{formula}");
+                assert_eq!(neutralise(&cell), format!("'{cell}"), "{cell:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn neutralised_cells_survive_the_csv_writer() {
+        let mut writer = csv::Writer::from_writer(Vec::new());
+        writer.write_field(neutralise(" \n=1+1").as_ref()).unwrap();
+        writer.write_record(None::<&[u8]>).unwrap();
+        let text = String::from_utf8(writer.into_inner().unwrap()).unwrap();
+        assert_eq!(text, "\"' \n=1+1\"\n");
     }
 
     #[test]

@@ -11,5 +11,5 @@ mod service;
 pub mod storage;
 
 pub use links::{LinkError, LinkSigner};
-pub use service::{CreateError, DownloadError, ExportService, ExportSettings};
+pub use service::{CreateError, DELETED_ORGANIZATION, DownloadError, ExportService, ExportSettings};
 pub use storage::{Storage, StorageSettings};

@@ -8,6 +8,9 @@
 //!   [`ExportSettings::max_attempts`] starts, with the reason.
 //! - At most [`ExportSettings::workers`] exports run at once. They read through the store's
 //!   read pool, page by page, so ingest (on the single writer) is never blocked by them.
+//! - An export belongs to its organization: once the organization is deleted, the export is not
+//!   found ([`ExportService::get`]), its links download nothing, and a pending one is failed
+//!   instead of written.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -174,9 +177,17 @@ impl ExportService {
         Ok(export)
     }
 
-    /// Returns an export.
+    /// Returns an export of a live organization. An export whose organization was deleted is
+    /// `NotFound`, like an export that never existed (as every object of a deleted organization).
     pub async fn get(&self, id: ExportId) -> Result<Export, StoreError> {
-        self.shared.store.get_export(id).await
+        let export = self.shared.store.get_export(id).await?;
+        if !organization_is_live(&*self.shared.store, export.organization_id).await? {
+            return Err(StoreError::NotFound {
+                kind: "Audit Log Export",
+                id: id.to_string(),
+            });
+        }
+        Ok(export)
     }
 
     /// A fresh download link for a ready export: a presigned bucket URL, or a link to
@@ -207,7 +218,7 @@ impl ExportService {
     ) -> Result<(Export, object_store::GetResult), DownloadError> {
         self.links
             .check(id, expires, signature, unix_seconds(vellum_store::now()))?;
-        let export = match self.shared.store.get_export(id).await {
+        let export = match self.get(id).await {
             Ok(export) => export,
             Err(StoreError::NotFound { .. }) => return Err(DownloadError::NoFile),
             Err(error) => return Err(DownloadError::Store(error)),
@@ -221,6 +232,15 @@ impl ExportService {
             Err(error) => return Err(error.into()),
         };
         Ok((export, file))
+    }
+}
+
+/// Whether an organization is live (not deleted).
+async fn organization_is_live(store: &dyn Store, organization_id: OrganizationId) -> Result<bool, StoreError> {
+    match store.get_organization(organization_id).await {
+        Ok(_) => Ok(true),
+        Err(StoreError::NotFound { .. }) => Ok(false),
+        Err(error) => Err(error),
     }
 }
 
@@ -283,7 +303,7 @@ async fn dispatch(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Export
 }
 
 fn far_future() -> Timestamp {
-    Timestamp::from_unix_millis(253_402_300_799_999).expect("the latest timestamp is valid")
+    Timestamp::MAX
 }
 
 async fn delete_expired(shared: &Shared) {
@@ -322,7 +342,18 @@ async fn run(shared: &Shared, id: ExportId) {
             return;
         }
     };
-    let outcome = if export.attempts > shared.settings.max_attempts {
+    let live = match organization_is_live(&*shared.store, export.organization_id).await {
+        Ok(live) => live,
+        Err(error) => {
+            tracing::warn!(export_id = %id, %error, "cannot start an export; it stays pending");
+            return;
+        }
+    };
+    let outcome = if !live {
+        // Its organization was deleted while it waited: nothing of it is written.
+        tracing::info!(export_id = %id, "not writing the export of a deleted organization");
+        ExportOutcome::Failed(DELETED_ORGANIZATION.to_owned())
+    } else if export.attempts > shared.settings.max_attempts {
         ExportOutcome::Failed(format!(
             "The export was interrupted {} times and was abandoned.",
             export.attempts - 1
@@ -362,6 +393,9 @@ async fn run(shared: &Shared, id: ExportId) {
         tracing::warn!(export_id = %id, %error, "cannot record the outcome of an export");
     }
 }
+
+/// Why the pending export of a deleted organization was failed.
+pub const DELETED_ORGANIZATION: &str = "The organization was deleted; its events are not exported.";
 
 #[derive(Debug, thiserror::Error)]
 enum WriteError {

@@ -9,8 +9,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 use vellum_core::audit_trail::{FlatEvent, action_id, parse_crud, validate_audit_trail_event};
+use vellum_core::filter::{check_filter_values, check_search};
+use vellum_core::time_range::{Bound, Instant, TimeRange};
 use vellum_core::{
     AuditTrailEventId, Cursor, Event, EventId, NewOrganization, OrganizationId, Timestamp, ValidationErrors,
 };
@@ -81,7 +83,8 @@ async fn create_event(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let body: Map<String, Value> = parse_json(&bytes)?;
+    // Values kept as sent, so that numbers are judged as written.
+    let body: vellum_core::json::RawObject = parse_json(&bytes)?;
     let mut errors = ValidationErrors::new();
     let Some(input) = validate_audit_trail_event(&body, &mut errors) else {
         return Err(ApiError::LegacyValidation(errors));
@@ -138,13 +141,18 @@ pub fn audit_trail_event_json(event: &Event) -> Option<Value> {
     }))
 }
 
-/// One time parameter, recorded in `errors` when it is not a date-time or is repeated.
-fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut ValidationErrors) -> Option<Timestamp> {
+/// One time parameter, recorded in `errors` when it is not a date-time (of the years 0000 to
+/// 9999) or is repeated.
+fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut ValidationErrors) -> Option<Instant> {
     match query.single(name) {
         Ok(Some(text)) => {
-            let parsed = vellum_core::event::parse_occurred_at(text);
+            let parsed = Instant::parse(text);
             if parsed.is_none() {
-                errors.push(name, "invalid_date", format!("{name} must be an ISO 8601 date string"));
+                errors.push(
+                    name,
+                    "invalid_date",
+                    format!("{name} must be an ISO 8601 date string from year 0000 to 9999"),
+                );
             }
             parsed
         }
@@ -156,24 +164,24 @@ fn time_parameter(query: &QueryPairs, name: &'static str, errors: &mut Validatio
     }
 }
 
-fn plus_one_milli(stamp: Timestamp) -> Option<Timestamp> {
-    Timestamp::from_unix_millis(stamp.unix_millis().saturating_add(1))
-}
-
-/// The `[start, end)` range all time parameters allow together (times are kept to the
-/// millisecond, so `gt t` is `≥ t + 1 ms` and `lte t` is `< t + 1 ms`).
+/// The `[start, end)` range all time parameters allow together, compared exactly with the
+/// stored milliseconds: `gt` the last instant there is selects nothing, a bound inside a
+/// millisecond is not rounded first (see `vellum_core::time_range`).
 fn time_range(query: &QueryPairs, errors: &mut ValidationErrors) -> (Option<Timestamp>, Option<Timestamp>) {
     let exact = time_parameter(query, "occurred_at", errors);
     let gt = time_parameter(query, "occurred_at_gt", errors);
     let gte = time_parameter(query, "occurred_at_gte", errors);
     let lt = time_parameter(query, "occurred_at_lt", errors);
     let lte = time_parameter(query, "occurred_at_lte", errors);
-    let start = [exact, gte, gt.and_then(plus_one_milli)].into_iter().flatten().max();
-    let end = [exact.and_then(plus_one_milli), lt, lte.and_then(plus_one_milli)]
-        .into_iter()
-        .flatten()
-        .min();
-    (start, end)
+    let bounds = [
+        exact.map(Bound::AtOrAfter),
+        exact.map(Bound::AtOrBefore),
+        gt.map(Bound::After),
+        gte.map(Bound::AtOrAfter),
+        lt.map(Bound::Before),
+        lte.map(Bound::AtOrBefore),
+    ];
+    TimeRange::of(bounds.into_iter().flatten()).filter_bounds()
 }
 
 /// The query with the legacy Python SDK's own `order` spelling (`Order.Asc`, the text of its
@@ -200,8 +208,24 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
             .map(EventId::from)
             .map_err(|error| format!("not an Audit Trail event id: {error}"))
     });
+    let mut list = |name: &'static str| {
+        let values = query.list_exact(name);
+        // Counted before anything else is done with the values.
+        if check_filter_values(name, values.len(), &mut errors) {
+            values
+        } else {
+            Vec::new()
+        }
+    };
+    let groups = list("group");
+    let actions = list("action");
+    let crud_letters = list("action_type");
+    let actor_names = list("actor_name");
+    let actor_ids = list("actor_id");
+    let target_names = list("target_name");
+    let target_ids = list("target_id");
     let mut action_types = Vec::new();
-    for value in query.list_exact("action_type") {
+    for value in crud_letters {
         match parse_crud(&value) {
             Some(letter) => action_types.push(letter),
             None => errors.push("action_type", "invalid", "action_type must be one of C, R, U or D"),
@@ -209,7 +233,9 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
     }
     let (range_start, range_end) = time_range(&query, &mut errors);
     let search = match query.single("search") {
-        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Ok(search) => search
+            .filter(|text| !text.is_empty() && check_search("search", text, &mut errors))
+            .map(str::to_owned),
         Err(_) => {
             errors.push("search", "repeated", "search must be given at most once");
             None
@@ -219,13 +245,13 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
         return Err(ApiError::LegacyValidation(errors));
     }
     let filter = AuditTrailFilter {
-        groups: query.list_exact("group"),
-        actions: query.list_exact("action"),
+        groups,
+        actions,
         action_types,
-        actor_names: query.list_exact("actor_name"),
-        actor_ids: query.list_exact("actor_id"),
-        target_names: query.list_exact("target_name"),
-        target_ids: query.list_exact("target_id"),
+        actor_names,
+        actor_ids,
+        target_names,
+        target_ids,
         range_start,
         range_end,
         search,

@@ -10,8 +10,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use vellum_core::event::{RawEvent, RawMetadata, RawParty, parse_occurred_at, validate_event};
+use vellum_core::event::{RawEvent, RawMetadata, RawParty, validate_event};
+use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::schema::SchemaViolation;
+use vellum_core::time_range::{Bound, Instant, TimeRange};
 use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
 use vellum_store::{AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, ResponseRecorder};
 
@@ -101,8 +103,9 @@ struct CreateEventBody {
 #[derive(Deserialize)]
 struct BatchBody {
     organization_id: Option<String>,
-    /// Kept as raw JSON so that one malformed event fails alone.
-    events: Option<Vec<Value>>,
+    /// Kept as the JSON text sent, so that one malformed event fails alone and numbers are
+    /// judged as written.
+    events: Option<Vec<Box<serde_json::value::RawValue>>>,
 }
 
 /// Reads `organization_id`: missing is a 422; an id that cannot exist is a 404, as for any
@@ -315,7 +318,8 @@ async fn create_events_batch(
     let mut accepted = Vec::new();
     for (index, raw) in raw_events.into_iter().enumerate() {
         let prefix = format!("events.{index}");
-        let event_body: EventBody = match serde_path_to_error::deserialize(raw) {
+        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+        let event_body: EventBody = match serde_path_to_error::deserialize(&mut deserializer) {
             Ok(event_body) => event_body,
             Err(error) => {
                 let path = error.path().to_string().replace('[', ".").replace(']', "");
@@ -327,7 +331,7 @@ async fn create_events_batch(
                 items.push(refused(&ApiError::invalid_field(
                     field,
                     "invalid_type",
-                    error.into_inner().to_string(),
+                    crate::extract::strip_position(&error.into_inner().to_string()),
                 )));
                 continue;
             }
@@ -417,10 +421,14 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
         EventId::parse(text).map_err(|error| format!("not an event id: {error}"))
     });
     let mut time = |name: &'static str| match query.single(name) {
-        Ok(Some(text)) => match parse_occurred_at(text) {
-            Some(stamp) => Some(stamp),
+        Ok(Some(text)) => match Instant::parse(text) {
+            Some(instant) => Some(instant),
             None => {
-                errors.push(name, "invalid_date", format!("{name} must be an ISO 8601 date-time"));
+                errors.push(
+                    name,
+                    "invalid_date",
+                    format!("{name} must be an ISO 8601 date-time from year 0000 to 9999"),
+                );
                 None
             }
         },
@@ -437,19 +445,34 @@ async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result
     {
         errors.push("range_end", "invalid", "range_end must not be before range_start");
     }
+    // Compared exactly with the stored milliseconds (a bound may fall inside one).
+    let (range_start, range_end) = TimeRange::of(
+        range_start
+            .map(Bound::AtOrAfter)
+            .into_iter()
+            .chain(range_end.map(Bound::Before)),
+    )
+    .filter_bounds();
     let search = match query.single("search") {
-        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Ok(search) => search
+            .filter(|text| !text.is_empty() && check_search("search", text, &mut errors))
+            .map(str::to_owned),
         Err(_) => {
             errors.push("search", "repeated", "search may be given only once");
             None
         }
     };
+    let mut list = |name: &'static str| {
+        let values = query.list_exact(name);
+        check_filter_values(name, values.len(), &mut errors);
+        values
+    };
     let filter = EventFilter {
-        actions: query.list_exact("actions"),
-        actor_ids: query.list_exact("actor_ids"),
-        actor_names: query.list_exact("actor_names"),
-        target_types: query.list_exact("targets"),
-        target_ids: query.list_exact("target_ids"),
+        actions: list("actions"),
+        actor_ids: list("actor_ids"),
+        actor_names: list("actor_names"),
+        target_types: list("targets"),
+        target_ids: list("target_ids"),
         range_start,
         range_end,
         search,

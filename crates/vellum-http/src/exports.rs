@@ -9,7 +9,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Map, Value, json};
 use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
-use vellum_core::{ExportId, OrganizationId, ValidationErrors};
+use vellum_core::filter::{MAX_FILTER_VALUES, check_filter_values};
+use vellum_core::time_range::{Bound, Instant, TimeRange};
+use vellum_core::{ExportId, OrganizationId, Timestamp, ValidationErrors};
 use vellum_export::{CreateError, DownloadError, ExportService, LinkError};
 
 use crate::AppState;
@@ -76,9 +78,12 @@ fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     format!("http://{host}")
 }
 
+/// A list filter: an array of at most [`MAX_FILTER_VALUES`] strings.
 fn string_list(body: &Map<String, Value>, name: &'static str, errors: &mut ValidationErrors) -> Vec<String> {
     match body.get(name) {
         None | Some(Value::Null) => Vec::new(),
+        // Counted before the items are looked at, so a huge list costs one error, not one each.
+        Some(Value::Array(items)) if !check_filter_values(name, items.len(), errors) => Vec::new(),
         Some(Value::Array(items)) => {
             let mut list = Vec::with_capacity(items.len());
             for (index, item) in items.iter().enumerate() {
@@ -120,9 +125,13 @@ async fn create_export(
     };
     let mut time = |name: &'static str| match body.get(name) {
         Some(Value::String(text)) => {
-            let parsed = vellum_core::event::parse_occurred_at(text);
+            let parsed = Instant::parse(text);
             if parsed.is_none() {
-                errors.push(name, "invalid", format!("{name} must be an ISO 8601 date string"));
+                errors.push(
+                    name,
+                    "invalid",
+                    format!("{name} must be an ISO 8601 date string from year 0000 to 9999"),
+                );
             }
             parsed
         }
@@ -139,11 +148,18 @@ async fn create_export(
     let range_end = time("range_end");
     let actions = string_list(&body, "actions", &mut errors);
     let mut actor_names = string_list(&body, "actor_names", &mut errors);
-    // `actors` is WorkOS's deprecated name for `actor_names`.
+    // `actors` is WorkOS's deprecated name for `actor_names`; together they are one list.
     for name in string_list(&body, "actors", &mut errors) {
         if !actor_names.contains(&name) {
             actor_names.push(name);
         }
+    }
+    if actor_names.len() > MAX_FILTER_VALUES {
+        errors.push(
+            "actor_names",
+            "too_many",
+            format!("actor_names and actors take at most {MAX_FILTER_VALUES} values together"),
+        );
     }
     let actor_ids = string_list(&body, "actor_ids", &mut errors);
     let target_types = string_list(&body, "targets", &mut errors);
@@ -169,6 +185,21 @@ async fn create_export(
             code: "invalid_audit_log_export_range_date",
         });
     }
+    // The stored milliseconds the range selects, exactly (a bound may fall inside one). A range
+    // that selects none becomes [MAX, MAX): the export is then refused as empty, after the
+    // organization is looked up.
+    let (start, end) = TimeRange::of([Bound::AtOrAfter(range_start), Bound::Before(range_end)]).filter_bounds();
+    let Some(range_end) = end else {
+        return Err(ApiError::invalid_field(
+            "range_end",
+            "invalid",
+            format!(
+                "range_end must be at most {} (the last instant an event can have, exclusive)",
+                Timestamp::MAX
+            ),
+        ));
+    };
+    let range_start = start.unwrap_or(Timestamp::MIN);
     let organization_id = OrganizationId::parse(&organization).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{organization}'."),
     })?;

@@ -157,7 +157,7 @@ async fn entries(State(state): State<AppState>, query: QueryPairs) -> Result<Jso
     let Some(organization_id) = organization_id.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
     };
-    let end = end.unwrap_or(start + MAX_ENTRIES_PER_REQUEST);
+    let end = end.unwrap_or(start.saturating_add(MAX_ENTRIES_PER_REQUEST));
     let (tree_size, _) = state.store.log_tree_head(organization_id).await?;
     let events = state
         .store

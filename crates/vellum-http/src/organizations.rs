@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::organization::{DomainState, validate_domains, validate_identifier, validate_metadata, validate_name};
 use vellum_core::{NewOrganization, Organization, OrganizationId, OrganizationUpdate, ValidationErrors};
 use vellum_store::OrganizationFilter;
@@ -223,13 +224,16 @@ async fn list_organizations(
     let page = page_request(&query, &mut errors, |text| {
         OrganizationId::parse(text).map_err(|error| format!("not an organization id: {error}"))
     });
-    let domains = query
+    let domains: Vec<String> = query
         .list("domains")
         .into_iter()
         .map(|domain| domain.to_ascii_lowercase())
         .collect();
+    check_filter_values("domains", domains.len(), &mut errors);
     let search = match query.single("search") {
-        Ok(search) => search.filter(|text| !text.is_empty()).map(str::to_owned),
+        Ok(search) => search
+            .filter(|text| !text.is_empty() && check_search("search", text, &mut errors))
+            .map(str::to_owned),
         Err(_) => {
             errors.push("search", "repeated", "search may be given only once");
             None

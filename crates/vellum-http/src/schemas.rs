@@ -11,7 +11,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use vellum_core::schema::{CompiledSchema, SchemaDefinition, TargetSchema, validate_action_name};
+use vellum_core::schema::{
+    CompiledSchema, SchemaDefinition, TargetSchema, validate_action_name, validate_new_definition,
+};
 use vellum_core::{ActionId, SchemaId, ValidationErrors};
 use vellum_store::{ActionSummary, Store, StoredSchema};
 
@@ -197,6 +199,10 @@ pub fn schema_definition_from_json(value: Value) -> Result<SchemaDefinition, Val
         actor_metadata: body.actor.and_then(|actor| actor.metadata),
         metadata: body.metadata,
     };
+    validate_new_definition(&definition, &mut errors);
+    if !errors.is_empty() {
+        return Err(errors);
+    }
     // Compile before anything is stored, so a schema that cannot be used never is.
     CompiledSchema::compile(definition.clone())?;
     Ok(definition)

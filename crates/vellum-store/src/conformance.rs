@@ -1341,7 +1341,8 @@ fn legacy_event(millis: i64, group: &str, action_type: &str, actor: &str, target
         "metadata": {"note": metadata},
     });
     let mut errors = vellum_core::ValidationErrors::new();
-    let input = vellum_core::audit_trail::validate_audit_trail_event(body.as_object().unwrap(), &mut errors)
+    let body = vellum_core::json::RawObject::from(body.as_object().unwrap());
+    let input = vellum_core::audit_trail::validate_audit_trail_event(&body, &mut errors)
         .unwrap_or_else(|| panic!("invalid legacy event: {errors}"));
     NewEvent {
         input,

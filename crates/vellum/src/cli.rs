@@ -10,6 +10,7 @@ use vellum_store::{OrganizationFilter, SqliteConfig};
 
 use crate::config::{FileConfig, LogFormat, Overrides, Settings};
 use crate::startup::{Application, open_store, shutdown_signal};
+use crate::terminal;
 
 /// Vellum: a self-hosted, tamper-evident audit log that speaks the WorkOS Audit Logs API.
 #[derive(Debug, Parser)]
@@ -317,7 +318,7 @@ pub fn run() -> ExitCode {
     match execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", terminal::text(&format!("{error:#}")));
             ExitCode::FAILURE
         }
     }
@@ -421,7 +422,8 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
                 let key = store.create_api_key(name.trim().to_owned(), secret.clone()).await?;
                 println!(
                     "created API key {} ({}); the secret is shown only now:",
-                    key.id, key.name
+                    key.id,
+                    terminal::text(&key.name)
                 );
                 println!("{}", secret.expose());
             }
@@ -434,7 +436,11 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
                     let status = if key.is_active() { "active" } else { "revoked" };
                     println!(
                         "{:<32}  {:<10}  {:<24}  {:<8}  {}",
-                        key.id, key.redacted_secret, key.created_at, status, key.name
+                        key.id,
+                        key.redacted_secret,
+                        key.created_at,
+                        status,
+                        terminal::text(&key.name)
                     );
                 }
             }
@@ -442,7 +448,7 @@ async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Resul
                 let id =
                     ApiKeyId::parse(&id).map_err(|error| anyhow::anyhow!("`{id}` is not an API key id: {error}"))?;
                 let key = store.revoke_api_key(id).await?;
-                println!("revoked API key {} ({})", key.id, key.name);
+                println!("revoked API key {} ({})", key.id, terminal::text(&key.name));
             }
         }
         anyhow::Ok(())
@@ -490,7 +496,11 @@ async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Re
         match (command, email, password) {
             (OperatorsCommand::Create { .. }, Some(email), Some(password)) => {
                 let operator = store.create_operator(email, hash_password(password).await?).await?;
-                println!("created operator {} ({})", operator.id, operator.email);
+                println!(
+                    "created operator {} ({})",
+                    operator.id,
+                    terminal::text(operator.email.as_str())
+                );
             }
             (OperatorsCommand::SetPassword { .. }, Some(email), Some(password)) => {
                 let operator = store
@@ -500,12 +510,20 @@ async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Re
                 store
                     .set_operator_password(operator.id, hash_password(password).await?)
                     .await?;
-                println!("set a new password for {}; their sessions have ended", operator.email);
+                println!(
+                    "set a new password for {}; their sessions have ended",
+                    terminal::text(operator.email.as_str())
+                );
             }
             _ => {
                 println!("{:<36}  {:<24}  EMAIL", "ID", "CREATED");
                 for operator in store.list_operators().await? {
-                    println!("{:<36}  {:<24}  {}", operator.id, operator.created_at, operator.email);
+                    println!(
+                        "{:<36}  {:<24}  {}",
+                        operator.id,
+                        operator.created_at,
+                        terminal::text(operator.email.as_str())
+                    );
                 }
             }
         }
@@ -537,7 +555,11 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                     allow_profiles_outside_organization: false,
                 };
                 let organization = store.create_organization(request).await?;
-                println!("created organization {} ({})", organization.id, organization.name);
+                println!(
+                    "created organization {} ({})",
+                    organization.id,
+                    terminal::text(&organization.name)
+                );
                 println!("{}", organization.id);
             }
             OrganizationsCommand::List { limit } => {
@@ -557,8 +579,8 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
                         "{:<30}  {:<24}  {:<20}  {}",
                         organization.id,
                         organization.created_at,
-                        organization.external_id.unwrap_or_default(),
-                        organization.name
+                        terminal::text(organization.external_id.as_deref().unwrap_or_default()),
+                        terminal::text(&organization.name)
                     );
                 }
             }
@@ -592,13 +614,11 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
                 let definition =
                     vellum_http::schema_definition_from_json(body).map_err(|errors| anyhow::anyhow!("{errors}"))?;
                 let (stored, created) = store.create_schema(action, definition).await?;
+                let action = terminal::text(&stored.action);
                 if created {
-                    println!("created {} version {}", stored.action, stored.version);
+                    println!("created {action} version {}", stored.version);
                 } else {
-                    println!(
-                        "{} version {} already says this; nothing created",
-                        stored.action, stored.version
-                    );
+                    println!("{action} version {} already says this; nothing created", stored.version);
                 }
             }
             SchemasCommand::List { action: None } => {
@@ -619,10 +639,10 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
                         .collect();
                     println!(
                         "{:<40}  {:>7}  {:<24}  {}",
-                        action.name,
+                        terminal::text(&action.name),
                         action.latest.version,
                         action.updated_at,
-                        targets.join(",")
+                        terminal::text(&targets.join(","))
                     );
                 }
             }
@@ -637,7 +657,7 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
                     )
                     .await?;
                 for schema in page.data {
-                    println!("{}", vellum_http::schema_json(&schema));
+                    println!("{}", terminal::json(&vellum_http::schema_json(&schema)));
                 }
             }
         }
@@ -648,10 +668,10 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
     outcome
 }
 
-fn parse_time(text: Option<&str>, flag: &str) -> anyhow::Result<Option<vellum_core::Timestamp>> {
+fn parse_time(text: Option<&str>, flag: &str) -> anyhow::Result<Option<vellum_core::time_range::Instant>> {
     text.map(|text| {
-        vellum_core::event::parse_occurred_at(text)
-            .ok_or_else(|| anyhow::anyhow!("--{flag} `{text}` is not an RFC 3339 date-time"))
+        vellum_core::time_range::Instant::parse(text)
+            .ok_or_else(|| anyhow::anyhow!("--{flag} `{text}` is not an RFC 3339 date-time from year 0000 to 9999"))
     })
     .transpose()
 }
@@ -666,14 +686,32 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
         )),
         None => None,
     };
+    use vellum_core::time_range::{Bound, TimeRange};
+    let mut errors = vellum_core::ValidationErrors::new();
+    for (flag, count) in [
+        ("--action", args.actions.len()),
+        ("--actor-id", args.actor_ids.len()),
+        ("--actor-name", args.actor_names.len()),
+        ("--target-type", args.target_types.len()),
+        ("--target-id", args.target_ids.len()),
+    ] {
+        vellum_core::filter::check_filter_values(flag, count, &mut errors);
+    }
+    if let Some(search) = &args.search {
+        vellum_core::filter::check_search("--search", search, &mut errors);
+    }
+    anyhow::ensure!(errors.is_empty(), "{errors}");
+    let since = parse_time(args.since.as_deref(), "since")?.map(Bound::AtOrAfter);
+    let until = parse_time(args.until.as_deref(), "until")?.map(Bound::Before);
+    let (range_start, range_end) = TimeRange::of(since.into_iter().chain(until)).filter_bounds();
     let filter = vellum_store::EventFilter {
         actions: args.actions,
         actor_ids: args.actor_ids,
         actor_names: args.actor_names,
         target_types: args.target_types,
         target_ids: args.target_ids,
-        range_start: parse_time(args.since.as_deref(), "since")?,
-        range_end: parse_time(args.until.as_deref(), "until")?,
+        range_start,
+        range_end,
         search: args.search,
     };
     let store = open_store(settings)?;
@@ -691,7 +729,7 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
             .await?;
         if args.json {
             for event in &page.data {
-                println!("{}", vellum_http::event_json(event));
+                println!("{}", terminal::json(&vellum_http::event_json(event)));
             }
         } else {
             println!(
@@ -709,10 +747,10 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
                 println!(
                     "{:<24}  {:<40}  {:<24}  {:<24}  {}",
                     input.occurred_at,
-                    input.action,
-                    actor,
-                    input.context.location,
-                    targets.join(" ")
+                    terminal::text(&input.action),
+                    terminal::text(&actor),
+                    terminal::text(&input.context.location),
+                    terminal::text(&targets.join(" "))
                 );
             }
         }

@@ -63,7 +63,7 @@ fn api_error(context: &str, status: reqwest::StatusCode, body: &str) -> anyhow::
         .ok()
         .and_then(|value| value["message"].as_str().map(str::to_owned))
         .unwrap_or_else(|| body.to_owned());
-    anyhow::anyhow!("{context}: {status}: {message}")
+    anyhow::anyhow!("{context}: {status}: {}", crate::terminal::text(&message))
 }
 
 /// Shows progress on standard error when it is a terminal; says nothing otherwise.
@@ -75,7 +75,12 @@ struct Progress {
 impl Progress {
     fn show(&self, text: &str) {
         if self.enabled {
-            eprint!("\r\x1b[2K{text} ({:.0} s)", self.started.elapsed().as_secs_f64());
+            // Only this line's own escape (erase the line) reaches the terminal, never the text's.
+            eprint!(
+                "\r\x1b[2K{} ({:.0} s)",
+                crate::terminal::text(text),
+                self.started.elapsed().as_secs_f64()
+            );
             let _ = std::io::stderr().flush();
         }
     }
@@ -102,7 +107,8 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let body = json!({
         "organization_id": args.organization,
-        "range_start": args.range_start.unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned()),
+        // The beginning is the earliest time an event can have, not the Unix epoch.
+        "range_start": args.range_start.unwrap_or_else(|| vellum_core::Timestamp::MIN.to_wire()),
         "range_end": range_end,
         "actions": args.actions,
         "actor_names": args.actor_names,
@@ -127,7 +133,11 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         return Err(api_error("the export was refused", status, &text));
     }
     let mut export: Value = serde_json::from_str(&text).context("the server's answer is not JSON")?;
-    let id = export["id"].as_str().context("the export has no id")?.to_owned();
+    // The id names the output file and the next URLs: only an export id is taken.
+    let id = export["id"]
+        .as_str()
+        .and_then(|text| vellum_core::ExportId::parse(text).ok())
+        .context("the server's answer has no valid export id")?;
     while export["state"] == "pending" {
         progress.show(&format!("{id}: exporting"));
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -181,7 +191,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         export["events"]
             .as_u64()
             .map_or_else(|| "?".to_owned(), |count| count.to_string()),
-        output.display()
+        crate::terminal::text(&output.display().to_string())
     );
     Ok(())
 }
@@ -206,7 +216,11 @@ pub fn verify_export(path: &Path, key: &NoteVerifier) -> anyhow::Result<bool> {
         }
         let content = line.strip_suffix(b"\n").unwrap_or(&line);
         if let Err(problem) = verifier.push_line(content) {
-            println!("FAILED {}: {problem}", path.display());
+            println!(
+                "FAILED {}: {}",
+                crate::terminal::text(&path.display().to_string()),
+                crate::terminal::text(&problem.to_string())
+            );
             return Ok(false);
         }
     }
@@ -215,18 +229,22 @@ pub fn verify_export(path: &Path, key: &NoteVerifier) -> anyhow::Result<bool> {
             println!(
                 "OK {}: {} events and {} omitted entries at positions {}..{} of log {} are in the signed \
                  checkpoint of size {}",
-                path.display(),
+                crate::terminal::text(&path.display().to_string()),
                 summary.events,
                 summary.omitted,
                 summary.start,
                 summary.end,
-                summary.origin,
+                crate::terminal::text(&summary.origin),
                 summary.tree_size
             );
             Ok(true)
         }
         Err(problem) => {
-            println!("FAILED {}: {problem}", path.display());
+            println!(
+                "FAILED {}: {}",
+                crate::terminal::text(&path.display().to_string()),
+                crate::terminal::text(&problem.to_string())
+            );
             Ok(false)
         }
     }

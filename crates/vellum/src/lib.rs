@@ -9,4 +9,5 @@ pub mod export_cli;
 pub mod signing;
 pub mod startup;
 pub mod telemetry;
+pub mod terminal;
 pub mod verify;

@@ -126,7 +126,10 @@ pub async fn verify_store(
             Ok(summary) => println!("ok {organization_id}{note}: {}", describe(&summary)),
             Err(problem) => {
                 all_good = false;
-                println!("FAILED {organization_id}{note}: {problem}");
+                println!(
+                    "FAILED {organization_id}{note}: {}",
+                    crate::terminal::text(&problem.to_string())
+                );
             }
         }
     }
@@ -258,7 +261,10 @@ pub async fn verify_remote(
             let served = published["verifier_key"]
                 .as_str()
                 .context("the server publishes no verifier_key")?;
-            eprintln!("warning: no --public-key given; trusting the key the server publishes on first use: {served}");
+            eprintln!(
+                "warning: no --public-key given; trusting the key the server publishes on first use: {}",
+                crate::terminal::text(served)
+            );
             NoteVerifier::parse(served).map_err(|error| anyhow::anyhow!("{error}"))?
         }
     };
@@ -270,7 +276,10 @@ pub async fn verify_remote(
     let checkpoint = match verifier_key.verify(&note) {
         Ok(checkpoint) => checkpoint,
         Err(error) => {
-            println!("FAILED {organization_id}: the checkpoint does not verify against the pinned key: {error}");
+            println!(
+                "FAILED {organization_id}: the checkpoint does not verify against the pinned key: {}",
+                crate::terminal::text(&error.to_string())
+            );
             return Ok(false);
         }
     };
@@ -278,7 +287,7 @@ pub async fn verify_remote(
     if !checkpoint.origin.ends_with(&expected_origin_suffix) {
         println!(
             "FAILED {organization_id}: the checkpoint is for log `{}`",
-            checkpoint.origin
+            crate::terminal::text(&checkpoint.origin)
         );
         return Ok(false);
     }
@@ -376,7 +385,10 @@ pub async fn verify_remote(
             Ok(false)
         }
         Err(problem) => {
-            println!("FAILED {organization_id}: {problem}");
+            println!(
+                "FAILED {organization_id}: {}",
+                crate::terminal::text(&problem.to_string())
+            );
             Ok(false)
         }
     }

@@ -17,6 +17,7 @@ mod export_s3;
 mod export_scale;
 mod exports;
 mod files;
+mod hardening_inputs;
 mod health;
 mod helpers;
 mod listing;
