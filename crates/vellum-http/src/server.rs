@@ -10,6 +10,10 @@
 //!   the client stops reading closes the connection after `write_stall_timeout` without progress;
 //! - **idle**: between requests on a kept-alive connection: `idle_timeout`.
 //!
+//! One reaper task scans the connections a few times a second and closes those past their
+//! deadline, so that a request costs no timer of its own (a request body arms one only when it
+//! does not arrive with its head).
+//!
 //! At most `max_connections` are open at once. When a new connection would exceed that, the
 //! connection that has waited longest for a request (idle, or with half a head) is closed to
 //! make room; if every connection is busy with a request, the new one gets a 503 and is closed.
@@ -106,10 +110,8 @@ struct Tracker {
     phase: AtomicU8,
     phase_since: AtomicU64,
     write_blocked_since: AtomicU64,
-    /// Asks the connection to close (to make room for a new one).
+    /// Asks the connection to close (its deadline passed, or to make room for a new one).
     close: Notify,
-    /// Tells the connection's task that its deadline moved earlier.
-    deadline_moved: Notify,
 }
 
 impl Tracker {
@@ -119,17 +121,12 @@ impl Tracker {
             phase_since: AtomicU64::new(now_millis()),
             write_blocked_since: AtomicU64::new(NOT_BLOCKED),
             close: Notify::new(),
-            deadline_moved: Notify::new(),
         }
     }
 
     fn enter(&self, phase: u8) {
         self.phase_since.store(now_millis(), Ordering::Relaxed);
         self.phase.store(phase, Ordering::Release);
-        // A request has no deadline of its own; the phases after it do.
-        if phase != PHASE_REQUEST {
-            self.deadline_moved.notify_one();
-        }
     }
 
     fn phase(&self) -> u8 {
@@ -144,7 +141,6 @@ impl Tracker {
             .is_ok()
         {
             self.phase_since.store(now_millis(), Ordering::Relaxed);
-            self.deadline_moved.notify_one();
         }
     }
 
@@ -211,6 +207,8 @@ pub async fn serve(
     let registry = Arc::new(Mutex::new(Registry::default()));
     let (stop_sender, stop_receiver) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let reaper = tokio::spawn(reap_expired_connections(Arc::clone(&registry), limits));
+    let _stop_reaper = AbortOnDrop(reaper);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -258,6 +256,15 @@ pub async fn serve(
     let _ = stop_sender.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Aborts a task when dropped (the reaper ends with the server, however the server ends).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 fn lock(registry: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
@@ -316,8 +323,6 @@ async fn serve_connection(
         connection.as_mut().graceful_shutdown();
     }
     loop {
-        let deadline = tracker.deadline(&limits);
-        let sleep_for = Duration::from_millis(deadline.saturating_sub(now_millis()).min(3_600_000));
         tokio::select! {
             result = connection.as_mut() => {
                 if let Err(error) = result {
@@ -325,22 +330,41 @@ async fn serve_connection(
                 }
                 return;
             }
-            () = tracker.deadline_moved.notified() => {}
             () = tracker.close.notified() => {
-                tracing::debug!(%remote, "connection closed to make room");
+                tracing::debug!(%remote, phase = tracker.phase(), "connection closed: timed out, or to make room");
                 return;
-            }
-            () = tokio::time::sleep(sleep_for) => {
-                if tracker.deadline(&limits) <= now_millis() {
-                    tracing::debug!(%remote, phase = tracker.phase(), "connection timed out");
-                    return;
-                }
             }
             changed = stop.changed(), if !stopping => {
                 stopping = true;
                 if changed.is_ok() {
                     connection.as_mut().graceful_shutdown();
                 }
+            }
+        }
+    }
+}
+
+/// How often the reaper looks for connections past their deadline: a quarter of the shortest
+/// timeout, between 50 ms and 1 s. Deadlines are enforced to within this.
+fn reaper_tick(limits: &ServerLimits) -> Duration {
+    let shortest = limits
+        .header_read_timeout
+        .min(limits.idle_timeout)
+        .min(limits.write_stall_timeout);
+    (shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(1))
+}
+
+/// Closes connections whose deadline has passed. One task scans every connection's phase a few
+/// times a second, so that a request costs no timer of its own.
+async fn reap_expired_connections(registry: Arc<Mutex<Registry>>, limits: ServerLimits) {
+    let mut ticks = tokio::time::interval(reaper_tick(&limits));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let now = now_millis();
+        for tracker in lock(&registry).open.values() {
+            if tracker.deadline(&limits) <= now {
+                tracker.close.notify_one();
             }
         }
     }
@@ -390,17 +414,20 @@ impl std::fmt::Display for BodyReadTimeout {
 
 impl std::error::Error for BodyReadTimeout {}
 
-/// A request body that fails with [`BodyReadTimeout`] once its deadline passes.
+/// A request body that fails with [`BodyReadTimeout`] once its deadline passes. The timer is
+/// armed only when the body is not already there: most bodies arrive with their head.
 struct DeadlineBody {
     inner: Incoming,
-    deadline: Pin<Box<tokio::time::Sleep>>,
+    deadline: tokio::time::Instant,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
 impl DeadlineBody {
     fn new(inner: Incoming, deadline: tokio::time::Instant) -> Self {
         Self {
             inner,
-            deadline: Box::pin(tokio::time::sleep_until(deadline)),
+            deadline,
+            timer: None,
         }
     }
 }
@@ -413,7 +440,11 @@ impl HttpBody for DeadlineBody {
         if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|frame| frame.map_err(Into::into)));
         }
-        match self.deadline.as_mut().poll(cx) {
+        let deadline = self.deadline;
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match timer.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyReadTimeout)))),
             Poll::Pending => Poll::Pending,
         }
@@ -471,16 +502,19 @@ impl TrackedIo {
         };
         match &polled {
             Poll::Pending => {
-                let started_blocking = self
-                    .tracker
-                    .write_blocked_since
-                    .compare_exchange(NOT_BLOCKED, now_millis(), Ordering::Relaxed, Ordering::Relaxed)
-                    .is_ok();
-                if started_blocking {
-                    self.tracker.deadline_moved.notify_one();
+                let _ = self.tracker.write_blocked_since.compare_exchange(
+                    NOT_BLOCKED,
+                    now_millis(),
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
+            // Only a store when the write had been blocked: the common case stays a load.
+            Poll::Ready(_) => {
+                if self.tracker.write_blocked_since.load(Ordering::Relaxed) != NOT_BLOCKED {
+                    self.tracker.write_blocked_since.store(NOT_BLOCKED, Ordering::Relaxed);
                 }
             }
-            Poll::Ready(_) => self.tracker.write_blocked_since.store(NOT_BLOCKED, Ordering::Relaxed),
         }
         polled
     }
