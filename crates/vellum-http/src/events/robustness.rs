@@ -282,6 +282,11 @@ fn friendly_body() -> impl Strategy<Value = Value> {
         )
 }
 
+/// An object's member values as an array, in order.
+fn as_array(object: &Value) -> Value {
+    Value::Array(object.as_object().expect("an object").values().cloned().collect())
+}
+
 /// Bytes that are JSON or close to it: whole documents, cut short, or with bytes changed.
 fn near_json_bytes() -> impl Strategy<Value = Vec<u8>> {
     (body(), any::<prop::sample::Index>(), any::<u8>(), 0u8..4).prop_map(|(value, index, byte, edit)| {
@@ -325,21 +330,33 @@ proptest! {
         }
     }
 
-    /// A body that is not a JSON object (an array, a string, a number, `true`, `null`) is
-    /// refused, naming the body. An array must not be read as the members in declaration order
-    /// (serde's derived structs accept that by default): `["org_…", {…}]` is not an event.
+    /// A body, or a member, that should be a JSON object but is not (an array, a string, a
+    /// number, `true`, `null`) is refused naming it. An array must not be read as the members
+    /// in declaration order (serde's derived structs accept that by default): `["org_…", {…}]`
+    /// is not an event, and `"context": ["a", "b", "c"]` is not invalid JSON.
     #[test]
-    fn a_body_that_is_no_object_is_refused(value in prop_oneof![
-        json_value().prop_filter("an object", |value| !value.is_object()),
-        friendly_body().prop_map(|body| Value::Array(body.as_object().expect("an object").values().cloned().collect())),
-    ]) {
+    fn what_should_be_an_object_and_is_not_is_refused(
+        (value, member) in prop_oneof![
+            json_value().prop_filter("an object", |value| !value.is_object()).prop_map(|value| (value, "body")),
+            friendly_body().prop_map(|body| (as_array(&body), "body")),
+            (friendly_body(), prop::sample::select(vec!["event", "event.actor", "event.context"]), 0usize..3)
+                .prop_map(|(mut body, member, extra)| {
+                    let pointer = format!("/{}", member.replace('.', "/"));
+                    let slot = body.pointer_mut(&pointer).expect("a member of the body");
+                    let mut array = as_array(slot);
+                    array.as_array_mut().expect("an array").extend((0..extra).map(|_| Value::Null));
+                    *slot = array;
+                    (body, member)
+                }),
+        ]
+    ) {
         let bytes = serde_json::to_vec(&value).expect("serialisable");
         let result = ingest(&bytes);
         prop_assert!(result.is_err(), "accepted {}", value);
         if let Err(error) = result {
             check_refusal(&error, true)?;
             if let ApiError::Validation(errors) = &error {
-                prop_assert!(errors.errors().iter().all(|error| error.field == "body"), "{:?}", errors);
+                prop_assert!(errors.errors().iter().all(|error| error.field == member), "{:?} in {}", errors, value);
             }
         }
     }
