@@ -18,6 +18,7 @@ mod exports;
 mod health;
 mod helpers;
 mod listing;
+mod malformed;
 mod organizations;
 mod rate_limit;
 mod retention;
