@@ -17,6 +17,7 @@ mod export_scale;
 mod exports;
 mod health;
 mod helpers;
+mod isolation;
 mod listing;
 mod malformed;
 mod organizations;
