@@ -1085,6 +1085,23 @@ async fn probe(
     }
 }
 
+/// Sends a corpus request with the route's credential, and again without any: a route that
+/// needs one refuses the anonymous copy with a 401 whatever else is wrong with it.
+async fn probe_corpus(fixture: &Fixture, findings: &mut Findings, route: &Route, raw: Raw, expect: Expect) {
+    if route.auth != Auth::Public {
+        probe(
+            fixture,
+            findings,
+            route,
+            raw.clone(),
+            Credential::None,
+            Expect::Refused(Some(401)),
+        )
+        .await;
+    }
+    probe(fixture, findings, route, raw, route.credential(), expect).await;
+}
+
 /// Runs a corpus against a fresh fixture and checks that the store is as it was.
 async fn with_fixture<F>(what: &str, corpus: F)
 where
@@ -1255,7 +1272,7 @@ async fn malformed_ids_in_paths_are_refused() {
                     } else {
                         Expect::Refused(None)
                     };
-                    probe(fixture, findings, &route, raw, route.credential(), expect).await;
+                    probe_corpus(fixture, findings, &route, raw, expect).await;
                 }
             }
         }
@@ -1324,28 +1341,12 @@ async fn malformed_query_strings_are_refused_or_ignored() {
                 let overrides = vec![((*name).to_owned(), value.clone())];
                 if route.writes || !reads(name) {
                     if let Some(raw) = refused_request(&route, &overrides, None) {
-                        probe(
-                            fixture,
-                            findings,
-                            &route,
-                            raw,
-                            route.credential(),
-                            Expect::Refused(None),
-                        )
-                        .await;
+                        probe_corpus(fixture, findings, &route, raw, Expect::Refused(None)).await;
                     }
                     continue;
                 }
                 let raw = Raw::new(route.method, route.target(&path, &overrides, None));
-                probe(
-                    fixture,
-                    findings,
-                    &route,
-                    raw,
-                    route.credential(),
-                    Expect::Refused(None),
-                )
-                .await;
+                probe_corpus(fixture, findings, &route, raw, Expect::Refused(None)).await;
             }
             for name in route.strict.iter().filter(|name| **name != "action_type") {
                 let value = route
@@ -1372,15 +1373,7 @@ async fn malformed_query_strings_are_refused_or_ignored() {
                         ..raw
                     }
                 };
-                probe(
-                    fixture,
-                    findings,
-                    &route,
-                    raw,
-                    route.credential(),
-                    Expect::Refused(None),
-                )
-                .await;
+                probe_corpus(fixture, findings, &route, raw, Expect::Refused(None)).await;
             }
             // What a route does not check: never a 5xx (and never a change).
             for tail in &tolerated {
@@ -1397,7 +1390,7 @@ async fn malformed_query_strings_are_refused_or_ignored() {
                 } else {
                     Expect::Survives
                 };
-                probe(fixture, findings, &route, raw, route.credential(), expect).await;
+                probe_corpus(fixture, findings, &route, raw, expect).await;
             }
         }
     })
@@ -1490,7 +1483,6 @@ async fn malformed_bodies_are_refused() {
         ];
         for route in routes(fixture) {
             let Some(body) = &route.body else { continue };
-            let credential = route.credential();
             let target = route.target(&route.path_with(None), &[], None);
             let json_request = |bytes: Vec<u8>| {
                 Raw::new(route.method, target.clone())
@@ -1498,23 +1490,21 @@ async fn malformed_bodies_are_refused() {
                     .body(bytes)
             };
             for bytes in invalid_json.iter().chain(&wrong_types) {
-                probe(
+                probe_corpus(
                     fixture,
                     findings,
                     &route,
                     json_request(bytes.clone()),
-                    credential,
                     Expect::Refused(None),
                 )
                 .await;
             }
             // Empty bodies, and the valid body under content types that are not JSON.
-            probe(
+            probe_corpus(
                 fixture,
                 findings,
                 &route,
                 json_request(Vec::new()),
-                credential,
                 Expect::Refused(Some(400)),
             )
             .await;
@@ -1534,16 +1524,15 @@ async fn malformed_bodies_are_refused() {
                     Some(value) => raw.header("content-type", value),
                     None => raw,
                 };
-                probe(fixture, findings, &route, raw, credential, Expect::Refused(Some(415))).await;
+                probe_corpus(fixture, findings, &route, raw, Expect::Refused(Some(415))).await;
             }
             // Unknown members only.
             if body.requires_members {
-                probe(
+                probe_corpus(
                     fixture,
                     findings,
                     &route,
                     json_request(br#"{"zzz": 1, "__proto__": {"name": "x"}, "constructor": null}"#.to_vec()),
-                    credential,
                     Expect::Refused(None),
                 )
                 .await;
@@ -1579,12 +1568,11 @@ async fn malformed_bodies_are_refused() {
                     Some(prefix) if pointer.starts_with(prefix) => Expect::ItemsRefused,
                     _ => Expect::Refused(None),
                 };
-                probe(
+                probe_corpus(
                     fixture,
                     findings,
                     &route,
                     Raw::new(route.method, target.clone()).json(&changed),
-                    credential,
                     expect,
                 )
                 .await;
@@ -1601,12 +1589,11 @@ async fn malformed_bodies_are_refused() {
                     Some(prefix) if pointer.starts_with(prefix) => Expect::ItemsRefused,
                     _ => Expect::Refused(None),
                 };
-                probe(
+                probe_corpus(
                     fixture,
                     findings,
                     &route,
                     Raw::new(route.method, target.clone()).json(&changed),
-                    credential,
                     expect,
                 )
                 .await;
