@@ -509,3 +509,6 @@ async fn get_event(State(state): State<AppState>, WirePath(id): WirePath) -> Res
     })?;
     Ok(Json(event_json(&state.store.get_event(event_id).await?)))
 }
+
+#[cfg(test)]
+mod robustness;
