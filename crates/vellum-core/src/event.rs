@@ -447,6 +447,10 @@ pub(crate) fn parse_date_time(text: &str) -> Option<OffsetDateTime> {
     if !calendar_date || !matches!(bytes[10], b'T' | b't') {
         return None;
     }
+    // RFC 3339 §5.6 allows `t` and `z`; the ISO 8601 parser below takes only upper case, and no
+    // other letter is valid here, so upper-casing the whole text changes nothing else.
+    let text = text.to_ascii_uppercase();
+    let text = text.as_str();
     if has_explicit_offset(text) {
         return OffsetDateTime::parse(text, &Iso8601::DEFAULT).ok();
     }

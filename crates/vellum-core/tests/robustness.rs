@@ -13,6 +13,7 @@ use vellum_core::audit_trail::validate_audit_trail_event;
 use vellum_core::canonical::{canonical_event_bytes, canonical_json, event_envelope};
 use vellum_core::event::{RawEvent, RawMetadata, RawParty, parse_occurred_at, validate_event};
 use vellum_core::id::{IdParseError, Ulid};
+use vellum_core::json::RawObject;
 use vellum_core::pagination::{KeyBound, Order};
 use vellum_core::{
     ActionId, ApiKeyId, AuditTrailActionId, AuditTrailEventId, Cursor, Event, EventId, ExportId, OperatorId,
@@ -352,7 +353,7 @@ proptest! {
             id: text(value, "id"),
             party_type: text(value, "type"),
             name: text(value, "name"),
-            metadata: value.get("metadata").and_then(Value::as_object).cloned(),
+            metadata: value.get("metadata").and_then(Value::as_object).map(RawObject::from),
         };
         let raw = RawEvent {
             action: text(&rendered, "action"),
@@ -363,7 +364,7 @@ proptest! {
             context: rendered
                 .get("context")
                 .map(|context| (text(context, "location"), text(context, "user_agent"))),
-            metadata: rendered.get("metadata").and_then(Value::as_object).cloned(),
+            metadata: rendered.get("metadata").and_then(Value::as_object).map(RawObject::from),
         };
         let mut errors = ValidationErrors::new();
         let reparsed = validate_event(raw, "event", &mut errors);
@@ -393,7 +394,7 @@ proptest! {
     /// RFC 3339 (section 5.6) allows `t` and `z` in lower case, and the parser means to accept
     /// both (it checks for `z` among the offsets).
     #[test]
-    fn occurred_at_accepts_lower_case_t_and_z((text, millis) in date_time().prop_filter("this century, in UTC", |(text, _)| text.starts_with("20") && text.ends_with('Z'))) {
+    fn occurred_at_accepts_lower_case_t_and_z((text, millis) in date_time()) {
         let lower = text.replace('T', "t").replace('Z', "z");
         prop_assert_eq!(parse_occurred_at(&lower).map(Timestamp::unix_millis), Some(millis), "{}", lower);
     }
@@ -417,7 +418,7 @@ proptest! {
         ).prop_map(|pairs| pairs.into_iter().collect::<Map<String, Value>>())
     ) {
         let mut errors = ValidationErrors::new();
-        let accepted = validate_audit_trail_event(&body, &mut errors);
+        let accepted = validate_audit_trail_event(&RawObject::from(&body), &mut errors);
         prop_assert_eq!(accepted.is_some(), errors.is_empty(), "{:?}", errors);
         check_errors(&errors, "")?;
     }
@@ -475,9 +476,9 @@ proptest! {
         let reorder = |metadata: &Option<vellum_core::event::Metadata>| -> Result<Option<vellum_core::event::Metadata>, TestCaseError> {
             let Some(metadata) = metadata else { return Ok(None) };
             let json = shuffled(&vellum_core::event::metadata_to_json(metadata), seed);
-            let raw = json.as_object().cloned().expect("metadata is an object");
+            let raw = RawObject::from(json.as_object().expect("metadata is an object"));
             let mut errors = ValidationErrors::new();
-            let reread = vellum_core::event::validate_metadata(raw, "metadata", &mut errors);
+            let reread = vellum_core::event::validate_metadata(&raw, "metadata", &mut errors);
             prop_assert!(errors.is_empty(), "{:?}", errors);
             Ok(reread)
         };
