@@ -72,8 +72,11 @@ struct EventBody {
     action: Option<String>,
     occurred_at: Option<String>,
     version: Option<i64>,
+    #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     actor: Option<PartyBody>,
+    #[serde(default, deserialize_with = "crate::wire::objects_or_null")]
     targets: Option<Vec<PartyBody>>,
+    #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     context: Option<ContextBody>,
     metadata: Option<RawMetadata>,
 }
@@ -97,6 +100,7 @@ impl From<EventBody> for RawEvent {
 #[derive(Deserialize)]
 struct CreateEventBody {
     organization_id: Option<String>,
+    #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     event: Option<EventBody>,
 }
 
@@ -320,7 +324,7 @@ async fn create_events_batch(
         let prefix = format!("events.{index}");
         let mut deserializer = serde_json::Deserializer::from_str(raw.get());
         let event_body: EventBody = match serde_path_to_error::deserialize(&mut deserializer) {
-            Ok(event_body) => event_body,
+            Ok(crate::wire::ObjectOnly(event_body)) => event_body,
             Err(error) => {
                 let path = error.path().to_string().replace('[', ".").replace(']', "");
                 let field = if path == "." {

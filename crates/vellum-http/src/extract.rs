@@ -129,25 +129,27 @@ fn caused_by_body_timeout(rejection: &BytesRejection) -> bool {
 /// Parses a JSON document into `T` with the error mapping of [`WireJson`].
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
-        let path = error.path().to_string();
-        let inner = error.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data => {
-                // `event.targets[0].type` → `event.targets.0.type`, the form validation uses.
-                let field = if path == "." {
-                    "body".to_owned()
-                } else {
-                    path.replace('[', ".").replace(']', "")
-                };
-                ApiError::invalid_field(field, "invalid_type", strip_position(&inner.to_string()))
+    let value = serde_path_to_error::deserialize(&mut deserializer)
+        .map(|crate::wire::ObjectOnly(value)| value)
+        .map_err(|error| {
+            let path = error.path().to_string();
+            let inner = error.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    // `event.targets[0].type` → `event.targets.0.type`, the form validation uses.
+                    let field = if path == "." {
+                        "body".to_owned()
+                    } else {
+                        path.replace('[', ".").replace(']', "")
+                    };
+                    ApiError::invalid_field(field, "invalid_type", strip_position(&inner.to_string()))
+                }
+                _ => ApiError::BadRequest {
+                    message: format!("The request body is not valid JSON: {inner}."),
+                    code: "invalid_json",
+                },
             }
-            _ => ApiError::BadRequest {
-                message: format!("The request body is not valid JSON: {inner}."),
-                code: "invalid_json",
-            },
-        }
-    })?;
+        })?;
     deserializer.end().map_err(|error| ApiError::BadRequest {
         message: format!("The request body is not valid JSON: {error}."),
         code: "invalid_json",

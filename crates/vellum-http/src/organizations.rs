@@ -102,6 +102,7 @@ struct OrganizationBody {
     name: Option<String>,
     /// Deprecated by WorkOS in favour of `domain_data`; still sent by older SDKs.
     domains: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "crate::wire::objects_or_null")]
     domain_data: Option<Vec<DomainDataBody>>,
     #[serde(default, deserialize_with = "double_option")]
     external_id: Option<Option<String>>,

@@ -154,7 +154,9 @@ struct ActorBody {
 
 #[derive(Deserialize)]
 struct CreateSchemaBody {
+    #[serde(default, deserialize_with = "crate::wire::objects_or_null")]
     targets: Option<Vec<TargetBody>>,
+    #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     actor: Option<ActorBody>,
     metadata: Option<Value>,
 }
@@ -162,16 +164,18 @@ struct CreateSchemaBody {
 /// Reads a schema definition in its wire form (`{targets, actor?, metadata?}`), checks it and
 /// compiles it. Shared by the API and the CLI.
 pub fn schema_definition_from_json(value: Value) -> Result<SchemaDefinition, ValidationErrors> {
-    let body: CreateSchemaBody = serde_path_to_error::deserialize(value).map_err(|error| {
-        let path = error.path().to_string().replace('[', ".").replace(']', "");
-        let mut errors = ValidationErrors::new();
-        errors.push(
-            if path == "." { "body".to_owned() } else { path },
-            "invalid_type",
-            error.into_inner().to_string(),
-        );
-        errors
-    })?;
+    let body: CreateSchemaBody = serde_path_to_error::deserialize(value)
+        .map(|crate::wire::ObjectOnly(body)| body)
+        .map_err(|error| {
+            let path = error.path().to_string().replace('[', ".").replace(']', "");
+            let mut errors = ValidationErrors::new();
+            errors.push(
+                if path == "." { "body".to_owned() } else { path },
+                "invalid_type",
+                error.into_inner().to_string(),
+            );
+            errors
+        })?;
     let mut errors = ValidationErrors::new();
     let Some(targets) = body.targets else {
         errors.push(

@@ -99,3 +99,50 @@ where
 {
     Option::<T>::deserialize(deserializer).map(Some)
 }
+
+/// A `T` read from a JSON object only.
+///
+/// serde's derived structs also read a JSON array member by member, so that
+/// `["Foo Corp", null, …]` would be taken for `{"name": "Foo Corp", …}`: no client sends that,
+/// and a malformed body must be refused rather than given a meaning. Every request body and
+/// every object inside one is read through this (see [`object_or_null`], [`objects_or_null`]).
+pub(crate) struct ObjectOnly<T>(pub(crate) T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for ObjectOnly<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(std::marker::PhantomData))
+            .map(ObjectOnly)
+    }
+}
+
+/// For `#[serde(default, deserialize_with = "…")]` on an `Option<T>` member: `null` or absent is
+/// `None`, an object is `Some`, anything else is refused.
+pub(crate) fn object_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(Option::<ObjectOnly<T>>::deserialize(deserializer)?.map(|object| object.0))
+}
+
+/// For `#[serde(default, deserialize_with = "…")]` on an `Option<Vec<T>>` member: an array whose
+/// items are objects, or `null`.
+pub(crate) fn objects_or_null<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<Vec<T>>, D::Error> {
+    let objects = Option::<Vec<ObjectOnly<T>>>::deserialize(deserializer)?;
+    Ok(objects.map(|objects| objects.into_iter().map(|object| object.0).collect()))
+}
