@@ -58,23 +58,23 @@ impl FromRequest<AppState> for JsonBytes {
             .map_or(state.config.max_body_bytes, |route_limit| route_limit.0);
         // Room for the body among all bodies being read, held while this one is read: without
         // it, thousands of slow uploads could make the server buffer gigabytes at once.
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|text| text.trim().parse::<usize>().ok());
-        let reserved = declared.map_or(limit, |length| length.min(limit));
-        let room = Arc::clone(&state.body_budget);
+        let declared = declared_body_length(request.headers());
+        let reserved = declared.map_or(limit, |length| usize::try_from(length).unwrap_or(limit).min(limit));
         let units = u32::try_from(budget_units(reserved)).unwrap_or(u32::MAX);
-        let _room = tokio::time::timeout(BODY_BUDGET_WAIT, room.acquire_many_owned(units))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .ok_or_else(|| ApiError::Busy {
-                message: "The server is reading too many request bodies at once; retry shortly.".into(),
-                code: "server_busy",
-                retry_after_seconds: 1,
-            })?;
+        let room = Arc::clone(&state.body_budget);
+        // Almost always there is room at once; only a full budget waits (and arms a timer).
+        let _room = match Arc::clone(&room).try_acquire_many_owned(units) {
+            Ok(permit) => permit,
+            Err(_) => tokio::time::timeout(BODY_BUDGET_WAIT, room.acquire_many_owned(units))
+                .await
+                .ok()
+                .and_then(Result::ok)
+                .ok_or_else(|| ApiError::Busy {
+                    message: "The server is reading too many request bodies at once; retry shortly.".into(),
+                    code: "server_busy",
+                    retry_after_seconds: 1,
+                })?,
+        };
         let bytes = Bytes::from_request(request, state)
             .await
             .map_err(|rejection| match rejection {
@@ -91,6 +91,14 @@ impl FromRequest<AppState> for JsonBytes {
             })?;
         Ok(JsonBytes(bytes))
     }
+}
+
+/// The body length a request declares in `Content-Length`, if it declares a readable one.
+pub(crate) fn declared_body_length(headers: &axum::http::HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<u64>().ok())
 }
 
 /// How long a body waits for room in the body budget before a 503.

@@ -206,11 +206,7 @@ async fn refuse_oversized_bodies(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|text| text.trim().parse::<u64>().ok());
+    let declared = extract::declared_body_length(request.headers());
     if declared.is_some_and(|length| length > max_body_bytes as u64) {
         return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: max_body_bytes });
     }
