@@ -72,6 +72,11 @@ pub enum ApiError {
     },
     /// 408: the request body did not arrive within the body read timeout.
     RequestTimeout,
+    /// 431: the request's header fields are larger in total than allowed.
+    HeadersTooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// 415: the body is not JSON.
     UnsupportedMediaType,
     /// 422: the request is well-formed but some fields are not acceptable.
@@ -113,6 +118,7 @@ impl ApiError {
             Self::RateLimited { .. } | Self::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            Self::HeadersTooLarge { .. } => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation(_) | Self::LegacyValidation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -154,6 +160,10 @@ impl ApiError {
             Self::PayloadTooLarge { limit } => json!({
                 "message": format!("The request body is larger than the limit of {limit} bytes."),
                 "code": "payload_too_large",
+            }),
+            Self::HeadersTooLarge { limit } => json!({
+                "message": format!("The request's headers are larger than the limit of {limit} bytes in total."),
+                "code": "request_headers_too_large",
             }),
             Self::RequestTimeout => json!({
                 "message": "The request body did not arrive in time.",
@@ -211,7 +221,10 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after_seconds));
         }
         // The rest of the body was not read: the connection cannot carry another request.
-        if matches!(self, Self::PayloadTooLarge { .. } | Self::RequestTimeout) {
+        if matches!(
+            self,
+            Self::PayloadTooLarge { .. } | Self::RequestTimeout | Self::HeadersTooLarge { .. }
+        ) {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, header::HeaderValue::from_static("close"));

@@ -161,7 +161,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             max_body_bytes,
-            refuse_oversized_bodies,
+            refuse_oversized_requests,
         ))
         .layer(
             ServiceBuilder::new()
@@ -199,13 +199,28 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Refuses a request whose declared body is over the limit before reading any of it (a client
-/// announcing 5 GB gets its 413 at once, and the connection is closed rather than drained).
-async fn refuse_oversized_bodies(
+/// The most bytes of header fields (names and values) a request may carry. hyper's own bound
+/// (about 400 KiB of buffered head) is inexact: a head that arrives in one read may pass it.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// Refuses a request whose header fields exceed [`MAX_HEADER_BYTES`], or whose declared body is
+/// over the limit, before reading any of the body (a client announcing 5 GB gets its 413 at
+/// once, and the connection is closed rather than drained).
+async fn refuse_oversized_requests(
     axum::extract::State(max_body_bytes): axum::extract::State<usize>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return axum::response::IntoResponse::into_response(ApiError::HeadersTooLarge {
+            limit: MAX_HEADER_BYTES,
+        });
+    }
     let declared = extract::declared_body_length(request.headers());
     if declared.is_some_and(|length| length > max_body_bytes as u64) {
         return axum::response::IntoResponse::into_response(ApiError::PayloadTooLarge { limit: max_body_bytes });
