@@ -94,7 +94,10 @@ impl Frontier {
     }
 
     /// Rebuilds the frontier of a log of `size` leaves from its stored complete subtrees.
-    pub fn from_stored<E>(size: u64, complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>) -> Result<Self, E> {
+    pub fn from_stored<E>(
+        size: u64,
+        complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized),
+    ) -> Result<Self, E> {
         let mut nodes = Vec::new();
         let mut covered = 0u64;
         for level in (0..64u32).rev() {
@@ -135,7 +138,7 @@ pub fn nodes_completed_by(size: u64) -> impl Iterator<Item = (u32, u64)> {
 pub fn subtree_hash<E>(
     start: u64,
     end: u64,
-    complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized),
 ) -> Result<Hash, E> {
     debug_assert!(start < end);
     let size = end - start;
@@ -149,7 +152,7 @@ pub fn subtree_hash<E>(
 }
 
 /// The root of the first `size` leaves of a log, from its stored complete subtrees.
-pub fn tree_root<E>(size: u64, complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>) -> Result<Hash, E> {
+pub fn tree_root<E>(size: u64, complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized)) -> Result<Hash, E> {
     if size == 0 {
         Ok(empty_root())
     } else {
@@ -162,7 +165,7 @@ pub fn tree_root<E>(size: u64, complete: &mut impl FnMut(u32, u64) -> Result<Has
 pub fn inclusion_proof<E>(
     index: u64,
     size: u64,
-    complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized),
 ) -> Result<Vec<Hash>, E> {
     assert!(index < size, "leaf {index} is not in a tree of {size}");
     let mut proof = Vec::new();
@@ -174,7 +177,7 @@ fn path<E>(
     index: u64,
     start: u64,
     end: u64,
-    complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized),
     proof: &mut Vec<Hash>,
 ) -> Result<(), E> {
     let size = end - start;
@@ -197,7 +200,7 @@ fn path<E>(
 pub fn consistency_proof<E>(
     first: u64,
     second: u64,
-    complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized),
 ) -> Result<Vec<Hash>, E> {
     assert!(
         0 < first && first <= second,
@@ -213,7 +216,7 @@ fn subproof<E>(
     start: u64,
     end: u64,
     first_is_whole: bool,
-    complete: &mut impl FnMut(u32, u64) -> Result<Hash, E>,
+    complete: &mut (impl FnMut(u32, u64) -> Result<Hash, E> + ?Sized),
     proof: &mut Vec<Hash>,
 ) -> Result<(), E> {
     let size = end - start;

@@ -21,6 +21,7 @@ use vellum_core::{
 pub mod conformance;
 mod ids;
 pub mod sqlite;
+pub mod verifiable_log;
 
 pub mod private_files;
 pub use ids::{generate_api_key_secret, hash_new_password, now, random_bytes};

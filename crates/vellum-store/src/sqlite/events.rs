@@ -63,7 +63,7 @@ pub(super) fn prepare(
 
 pub(super) fn append(
     connection: &Connection,
-    frontiers: &super::log::Frontiers,
+    frontiers: &crate::verifiable_log::Frontiers<i64>,
     organization_id: OrganizationId,
     events: Vec<PreparedEvent>,
     idempotency: Option<IdempotencyClaim>,
@@ -120,6 +120,7 @@ pub(super) fn append(
          values (?1, ?2, ?3, ?4, ?5, ?6)",
     )?;
     let mut stored = Vec::with_capacity(events.len());
+    let mut leaves = Vec::with_capacity(events.len());
     for (log_index, prepared) in (first_log_index..).zip(events) {
         let PreparedEvent {
             mut event,
@@ -168,9 +169,19 @@ pub(super) fn append(
                 i64::try_from(position).unwrap_or(i64::MAX),
             ])?;
         }
-        super::log::append_leaf(connection, frontiers, organization_seq, event.log_index, &leaf_hash)?;
+        leaves.push(leaf_hash);
         stored.push(event);
     }
+    let log = super::log::SqliteLog {
+        connection,
+        organization_seq,
+    };
+    frontiers.append(
+        &log,
+        organization_seq,
+        u64::try_from(first_log_index).unwrap_or_default(),
+        &leaves,
+    )?;
     if let Some(claim) = idempotency {
         connection
             .prepare_cached(

@@ -1,191 +1,171 @@
-//! The verifiable log in SQLite: leaf hashes in `events`, even-level subtree hashes in `log_nodes`, the latest signed
-//! checkpoint per organization in `log_checkpoints`.
+//! The verifiable log's storage in SQLite: leaf hashes in `events`, even-level subtree hashes in
+//! `log_nodes`, the latest signed checkpoint per organization in `log_checkpoints`. Everything
+//! Merkle (what is stored, roots, proofs, signing) is in `crate::verifiable_log`; this file is SQL.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use vellum_core::checkpoint::{Checkpoint, NoteSigner};
-use vellum_core::merkle::{self, Hash};
-use vellum_core::{Event, EventId, OrganizationId};
+use vellum_core::checkpoint::NoteSigner;
+use vellum_core::merkle::Hash;
+use vellum_core::{Event, EventId, OrganizationId, Timestamp};
 
 use super::events::{events_by_log_range, live_organization_seq};
+use crate::verifiable_log::{self, LogStorage, StoredCheckpoint, StoredNode, SubtreeHash};
 use crate::{InclusionProof, LogRecord, SignedCheckpoint, StoreError};
 
 fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
     Hash::try_from(bytes).map_err(|_| StoreError::Internal("stored hash is not 32 bytes".into()))
 }
 
-/// Reads (or, for odd levels, composes) one complete subtree hash.
-fn node(connection: &Connection, organization_seq: i64, level: u32, index: u64) -> Result<Hash, StoreError> {
-    if level == 0 {
-        let mut statement =
-            connection.prepare_cached("select leaf_hash from events where organization_seq = ?1 and log_index = ?2")?;
-        let bytes: Option<Vec<u8>> = statement
-            .query_row(params![organization_seq, index_i64(index)?], |row| row.get(0))
-            .optional()?;
-        return hash_from(&bytes.ok_or_else(|| {
-            StoreError::Internal(format!("leaf {index} of organization {organization_seq} is missing"))
-        })?);
-    }
-    if level % 2 == 1 {
-        let left = node(connection, organization_seq, level - 1, 2 * index)?;
-        let right = node(connection, organization_seq, level - 1, 2 * index + 1)?;
-        return Ok(merkle::node_hash(&left, &right));
-    }
-    let mut statement = connection
-        .prepare_cached("select hash from log_nodes where organization_seq = ?1 and level = ?2 and node_index = ?3")?;
-    let bytes: Option<Vec<u8>> = statement
-        .query_row(params![organization_seq, level, index_i64(index)?], |row| row.get(0))
-        .optional()?;
-    hash_from(&bytes.ok_or_else(|| {
-        StoreError::Internal(format!(
-            "log node ({level}, {index}) of organization {organization_seq} is missing"
-        ))
-    })?)
-}
-
 fn index_i64(index: u64) -> Result<i64, StoreError> {
     i64::try_from(index).map_err(|_| StoreError::Internal("log index out of range".into()))
 }
 
-/// The right edge of each organization's log, kept by the writer so that appending a leaf reads
-/// nothing. An entry is trusted only while its size equals the log's size read in the same job;
-/// any rollback leaves the entry ahead of the log, and it is rebuilt from stored nodes.
-#[derive(Debug, Default)]
-pub(super) struct Frontiers {
-    logs: std::sync::Mutex<std::collections::HashMap<i64, merkle::Frontier>>,
+fn index_u64(index: i64) -> Result<u64, StoreError> {
+    u64::try_from(index).map_err(|_| StoreError::Internal("negative log index".into()))
 }
 
-/// Stores the even-level nodes completed by the leaf at `index` (the leaf itself is in its event
-/// row, written just before). Runs inside the append's commit, in the writer.
-pub(super) fn append_leaf(
-    connection: &Connection,
-    frontiers: &Frontiers,
-    organization_seq: i64,
-    index: u64,
-    leaf: &Hash,
-) -> Result<(), StoreError> {
-    let mut logs = frontiers.logs.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let frontier = match logs.remove(&organization_seq) {
-        Some(frontier) if frontier.size() == index => frontier,
-        _ => merkle::Frontier::from_stored(index, &mut lookup(connection, organization_seq))?,
-    };
-    let mut frontier = frontier;
-    let mut insert = connection
-        .prepare_cached("insert into log_nodes (organization_seq, level, node_index, hash) values (?1, ?2, ?3, ?4)")?;
-    let mut result = Ok(());
-    frontier.push_reporting(*leaf, |level, node_index, hash| {
-        if level % 2 == 0 && result.is_ok() {
-            result = index_i64(node_index)
-                .and_then(|node_index| {
-                    Ok(insert.execute(params![organization_seq, level, node_index, hash.as_slice()])?)
-                })
-                .map(|_| ());
+/// One organization's log, on a connection (inside its transaction, for writes).
+pub(super) struct SqliteLog<'c> {
+    pub(super) connection: &'c Connection,
+    pub(super) organization_seq: i64,
+}
+
+impl LogStorage for SqliteLog<'_> {
+    fn size(&self) -> Result<u64, StoreError> {
+        let size: i64 = self
+            .connection
+            .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
+            .query_row([self.organization_seq], |row| row.get(0))?;
+        index_u64(size)
+    }
+
+    fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
+        let mut leaf = self
+            .connection
+            .prepare_cached("select leaf_hash from events where organization_seq = ?1 and log_index = ?2")?;
+        let mut subtree = self.connection.prepare_cached(
+            "select hash from log_nodes where organization_seq = ?1 and level = ?2 and node_index = ?3",
+        )?;
+        nodes
+            .iter()
+            .map(|node| {
+                let bytes: Option<Vec<u8>> = match *node {
+                    StoredNode::Leaf(index) => leaf
+                        .query_row(params![self.organization_seq, index_i64(index)?], |row| row.get(0))
+                        .optional()?,
+                    StoredNode::Subtree { level, index } => subtree
+                        .query_row(params![self.organization_seq, level, index_i64(index)?], |row| {
+                            row.get(0)
+                        })
+                        .optional()?,
+                };
+                bytes.map(|bytes| hash_from(&bytes)).transpose()
+            })
+            .collect()
+    }
+
+    fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError> {
+        let mut insert = self.connection.prepare_cached(
+            "insert into log_nodes (organization_seq, level, node_index, hash) values (?1, ?2, ?3, ?4)",
+        )?;
+        for subtree in subtrees {
+            insert.execute(params![
+                self.organization_seq,
+                subtree.level,
+                index_i64(subtree.index)?,
+                subtree.hash.as_slice()
+            ])?;
         }
-    });
-    result?;
-    logs.insert(organization_seq, frontier);
-    Ok(())
-}
+        Ok(())
+    }
 
-/// How many leaves the organization's log holds: one per event.
-pub(super) fn size(connection: &Connection, organization_seq: i64) -> Result<u64, StoreError> {
-    let size: i64 = connection
-        .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
-        .query_row([organization_seq], |row| row.get(0))?;
-    u64::try_from(size).map_err(|_| StoreError::Internal("negative log size".into()))
-}
-
-/// Reads complete subtree hashes for one proof or root, remembering each one read. The
-/// right-edge ranges a proof needs are all suffixes of the same tree, so they decompose into the
-/// same right-edge subtrees: with the memo a proof reads O(log n) distinct stored hashes.
-fn lookup(connection: &Connection, organization_seq: i64) -> impl FnMut(u32, u64) -> Result<Hash, StoreError> + '_ {
-    let mut seen: std::collections::HashMap<(u32, u64), Hash> = std::collections::HashMap::new();
-    move |level, index| {
-        if let Some(hash) = seen.get(&(level, index)) {
-            return Ok(*hash);
+    fn visit_subtrees(&self, visit: &mut dyn FnMut(SubtreeHash) -> Result<bool, StoreError>) -> Result<(), StoreError> {
+        let mut statement = self.connection.prepare(
+            "select level, node_index, hash from log_nodes where organization_seq = ?1 order by level, node_index",
+        )?;
+        let mut rows = statement.query([self.organization_seq])?;
+        while let Some(row) = rows.next()? {
+            let subtree = SubtreeHash {
+                level: row.get(0)?,
+                index: index_u64(row.get(1)?)?,
+                hash: hash_from(&row.get::<_, Vec<u8>>(2)?)?,
+            };
+            if !visit(subtree)? {
+                break;
+            }
         }
-        let hash = node(connection, organization_seq, level, index)?;
-        seen.insert((level, index), hash);
-        Ok(hash)
+        Ok(())
+    }
+
+    fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        let row: Option<(i64, Vec<u8>, String, i64)> = self
+            .connection
+            .prepare_cached(
+                "select tree_size, root_hash, note, signed_at from log_checkpoints where organization_seq = ?1",
+            )?
+            .query_row([self.organization_seq], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })
+            .optional()?;
+        row.map(|(tree_size, root, note, signed_at)| {
+            Ok(StoredCheckpoint {
+                tree_size: index_u64(tree_size)?,
+                root: hash_from(&root)?,
+                note,
+                signed_at: Timestamp::from_unix_millis(signed_at)
+                    .ok_or_else(|| StoreError::Internal("bad checkpoint time".into()))?,
+            })
+        })
+        .transpose()
+    }
+
+    fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        self.connection
+            .prepare_cached(
+                "insert into log_checkpoints (organization_seq, tree_size, root_hash, note, signed_at) values (?1, ?2, ?3, ?4, ?5)
+                 on conflict (organization_seq) do update set tree_size = excluded.tree_size, root_hash = excluded.root_hash,
+                     note = excluded.note, signed_at = excluded.signed_at",
+            )?
+            .execute(params![
+                self.organization_seq,
+                index_i64(checkpoint.tree_size)?,
+                checkpoint.root.as_slice(),
+                checkpoint.note,
+                checkpoint.signed_at.unix_millis()
+            ])?;
+        Ok(())
     }
 }
 
-/// The root of the first `tree_size` leaves.
-pub(super) fn root(connection: &Connection, organization_seq: i64, tree_size: u64) -> Result<Hash, StoreError> {
-    merkle::tree_root(tree_size, &mut lookup(connection, organization_seq))
+fn live_log(connection: &Connection, organization_id: OrganizationId) -> Result<SqliteLog<'_>, StoreError> {
+    Ok(SqliteLog {
+        connection,
+        organization_seq: live_organization_seq(connection, organization_id)?,
+    })
 }
 
-fn check_size(requested: u64, current: u64, field: &'static str) -> Result<(), StoreError> {
-    if requested > current {
-        return Err(StoreError::InvalidInput {
-            field,
-            message: format!("{field} {requested} is larger than the log ({current} entries)"),
-        });
-    }
-    Ok(())
+/// The log of an organization, deleted or not (logs outlive their organizations).
+fn any_log(connection: &Connection, organization_id: OrganizationId) -> Result<SqliteLog<'_>, StoreError> {
+    let organization_seq = connection
+        .prepare_cached("select seq from organizations where id = ?1")?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| row.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
+    Ok(SqliteLog {
+        connection,
+        organization_seq,
+    })
 }
 
-/// Signs a checkpoint of the current log, unless the latest signed one already covers it; a new
-/// checkpoint is signed only if it is consistent with the previous one. Runs in the writer, so
-/// checkpoints of one log are signed one at a time.
+/// Signs a checkpoint of a live organization's log. Runs in the writer, so checkpoints of one
+/// log are signed one at a time.
 pub(super) fn sign_checkpoint(
     connection: &Connection,
     organization_id: OrganizationId,
     signer: &NoteSigner,
     origin: &str,
 ) -> Result<SignedCheckpoint, StoreError> {
-    let organization_seq = live_organization_seq(connection, organization_id)?;
-    let tree_size = size(connection, organization_seq)?;
-    let previous: Option<(i64, Vec<u8>, String)> = connection
-        .prepare_cached("select tree_size, root_hash, note from log_checkpoints where organization_seq = ?1")?
-        .query_row([organization_seq], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
-        .optional()?;
-    if let Some((previous_size, previous_root, note)) = &previous {
-        let previous_size = u64::try_from(*previous_size).map_err(|_| StoreError::Internal("bad checkpoint".into()))?;
-        let previous_root = hash_from(previous_root)?;
-        if previous_size > tree_size {
-            return Err(StoreError::Internal(format!(
-                "the log of {organization_id} has {tree_size} entries but a checkpoint of {previous_size} was signed: refusing to sign"
-            )));
-        }
-        // The log must still contain the tree the previous checkpoint signed.
-        if root(connection, organization_seq, previous_size)? != previous_root {
-            return Err(StoreError::Internal(format!(
-                "the log of {organization_id} no longer matches its checkpoint at size {previous_size}: refusing to sign"
-            )));
-        }
-        if previous_size == tree_size
-            && Checkpoint::parse_body(note).is_ok_and(|checkpoint| checkpoint.origin == origin)
-        {
-            return Ok(SignedCheckpoint {
-                checkpoint: Checkpoint {
-                    origin: origin.to_owned(),
-                    size: tree_size,
-                    root: previous_root,
-                },
-                note: note.clone(),
-            });
-        }
-    }
-    let checkpoint = Checkpoint {
-        origin: origin.to_owned(),
-        size: tree_size,
-        root: root(connection, organization_seq, tree_size)?,
-    };
-    let note = signer.sign(&checkpoint);
-    connection
-        .prepare_cached(
-            "insert into log_checkpoints (organization_seq, tree_size, root_hash, note, signed_at) values (?1, ?2, ?3, ?4, ?5)
-             on conflict (organization_seq) do update set tree_size = excluded.tree_size, root_hash = excluded.root_hash,
-                 note = excluded.note, signed_at = excluded.signed_at",
-        )?
-        .execute(params![
-            organization_seq,
-            index_i64(tree_size)?,
-            checkpoint.root.as_slice(),
-            note,
-            crate::now().unix_millis()
-        ])?;
-    Ok(SignedCheckpoint { checkpoint, note })
+    let log = live_log(connection, organization_id)?;
+    verifiable_log::sign_checkpoint(&log, organization_id, signer, origin, crate::now())
 }
 
 pub(super) fn inclusion_proof(
@@ -194,31 +174,16 @@ pub(super) fn inclusion_proof(
     event_id: EventId,
     tree_size: Option<u64>,
 ) -> Result<InclusionProof, StoreError> {
-    let organization_seq = live_organization_seq(connection, organization_id)?;
-    let current = size(connection, organization_seq)?;
-    let tree_size = tree_size.unwrap_or(current);
-    check_size(tree_size, current, "tree_size")?;
+    let log = live_log(connection, organization_id)?;
     let leaf_index: i64 = connection
         .prepare_cached("select log_index from events where id = ?1 and organization_seq = ?2")?
         .query_row(
-            params![event_id.ulid().to_bytes().as_slice(), organization_seq],
+            params![event_id.ulid().to_bytes().as_slice(), log.organization_seq],
             |row| row.get(0),
         )
         .optional()?
         .ok_or_else(|| StoreError::not_found("Audit log event", event_id))?;
-    let leaf_index = u64::try_from(leaf_index).map_err(|_| StoreError::Internal("negative log index".into()))?;
-    if leaf_index >= tree_size {
-        return Err(StoreError::InvalidInput {
-            field: "tree_size",
-            message: format!("event {event_id} is at position {leaf_index}, outside a tree of {tree_size}"),
-        });
-    }
-    let hashes = merkle::inclusion_proof(leaf_index, tree_size, &mut lookup(connection, organization_seq))?;
-    Ok(InclusionProof {
-        leaf_index,
-        tree_size,
-        hashes,
-    })
+    verifiable_log::inclusion_proof(&log, index_u64(leaf_index)?, tree_size)
 }
 
 pub(super) fn consistency_proof(
@@ -227,19 +192,7 @@ pub(super) fn consistency_proof(
     first: u64,
     second: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    let organization_seq = live_organization_seq(connection, organization_id)?;
-    let current = size(connection, organization_seq)?;
-    check_size(second, current, "second")?;
-    if first > second {
-        return Err(StoreError::InvalidInput {
-            field: "first",
-            message: "first must not exceed second".into(),
-        });
-    }
-    if first == 0 {
-        return Ok(Vec::new());
-    }
-    merkle::consistency_proof(first, second, &mut lookup(connection, organization_seq))
+    verifiable_log::consistency_proof(&live_log(connection, organization_id)?, first, second)
 }
 
 /// The events at positions `[start, end)` of a live organization's log.
@@ -249,11 +202,16 @@ pub(super) fn entries(
     start: u64,
     end: u64,
 ) -> Result<Vec<Event>, StoreError> {
-    let organization_seq = live_organization_seq(connection, organization_id)?;
-    let current = size(connection, organization_seq)?;
-    check_size(end, current, "end")?;
+    let log = live_log(connection, organization_id)?;
+    let current = log.size()?;
+    if end > current {
+        return Err(StoreError::InvalidInput {
+            field: "end",
+            message: format!("end {end} is larger than the log ({current} entries)"),
+        });
+    }
     Ok(
-        events_by_log_range(connection, organization_id, organization_seq, start, end)?
+        events_by_log_range(connection, organization_id, log.organization_seq, start, end)?
             .into_iter()
             .filter_map(|record| record.event.ok())
             .collect(),
@@ -277,54 +235,17 @@ pub(super) fn organizations_with_logs(connection: &Connection) -> Result<Vec<(Or
         .collect()
 }
 
-fn any_organization_seq(connection: &Connection, organization_id: OrganizationId) -> Result<i64, StoreError> {
-    connection
-        .prepare_cached("select seq from organizations where id = ?1")?
-        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| row.get(0))
-        .optional()?
-        .ok_or_else(|| StoreError::not_found("Organization", organization_id))
-}
-
 /// The size and stored root of an organization's log, deleted organizations included.
 pub(super) fn tree_head(connection: &Connection, organization_id: OrganizationId) -> Result<(u64, Hash), StoreError> {
-    let organization_seq = any_organization_seq(connection, organization_id)?;
-    let tree_size = size(connection, organization_seq)?;
-    Ok((tree_size, root(connection, organization_seq, tree_size)?))
+    verifiable_log::tree_head(&any_log(connection, organization_id)?)
 }
 
-/// For verification: the first stored subtree hash that does not equal the hash of the four
-/// subtrees two levels below it (leaves, for level 2), walking bottom-up. With the leaves checked
-/// against event content, this proves every stored hash, and so every proof served from them.
+/// For verification: the first stored subtree hash that does not match the hashes below it.
 pub(super) fn first_inconsistent_node(
     connection: &Connection,
     organization_id: OrganizationId,
 ) -> Result<Option<(u32, u64)>, StoreError> {
-    let organization_seq = any_organization_seq(connection, organization_id)?;
-    let mut statement = connection.prepare(
-        "select level, node_index, hash from log_nodes where organization_seq = ?1 order by level, node_index",
-    )?;
-    let mut rows = statement.query([organization_seq])?;
-    while let Some(row) = rows.next()? {
-        let level: u32 = row.get(0)?;
-        let index = u64::try_from(row.get::<_, i64>(1)?).map_err(|_| StoreError::Internal("negative index".into()))?;
-        let stored = hash_from(&row.get::<_, Vec<u8>>(2)?)?;
-        let below = |offset: u64| node(connection, organization_seq, level - 2, 4 * index + offset);
-        let expected = if level < 2 {
-            None
-        } else {
-            match (below(0), below(1), below(2), below(3)) {
-                (Ok(a), Ok(b), Ok(c), Ok(d)) => Some(merkle::node_hash(
-                    &merkle::node_hash(&a, &b),
-                    &merkle::node_hash(&c, &d),
-                )),
-                _ => None,
-            }
-        };
-        if expected != Some(stored) {
-            return Ok(Some((level, index)));
-        }
-    }
-    Ok(None)
+    verifiable_log::first_inconsistent_subtree(&any_log(connection, organization_id)?)
 }
 
 /// For verification: a page of raw log records from `start`, with what is stored for each.
@@ -334,19 +255,16 @@ pub(super) fn scan(
     start: u64,
     limit: u64,
 ) -> Result<(Vec<LogRecord>, u64, Option<String>), StoreError> {
-    let organization_seq = any_organization_seq(connection, organization_id)?;
+    let log = any_log(connection, organization_id)?;
     let records = events_by_log_range(
         connection,
         organization_id,
-        organization_seq,
+        log.organization_seq,
         start,
         start.saturating_add(limit),
     )?;
-    let note: Option<String> = connection
-        .prepare_cached("select note from log_checkpoints where organization_seq = ?1")?
-        .query_row([organization_seq], |row| row.get(0))
-        .optional()?;
-    Ok((records, size(connection, organization_seq)?, note))
+    let note = log.checkpoint()?.map(|checkpoint| checkpoint.note);
+    Ok((records, log.size()?, note))
 }
 
 /// The hashes of the complete subtrees that make up the first `size` leaves, largest first.
@@ -355,14 +273,5 @@ pub(super) fn frontier(
     organization_id: OrganizationId,
     size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    let organization_seq = any_organization_seq(connection, organization_id)?;
-    check_size(size, self::size(connection, organization_seq)?, "size")?;
-    let mut hashes = Vec::new();
-    let mut lookup = lookup(connection, organization_seq);
-    merkle::Frontier::from_stored(size, &mut |level, index| {
-        let hash = lookup(level, index)?;
-        hashes.push(hash);
-        Ok::<_, StoreError>(hash)
-    })?;
-    Ok(hashes)
+    verifiable_log::frontier(&any_log(connection, organization_id)?, size)
 }

@@ -78,7 +78,7 @@ impl SqliteConfig {
 /// The SQLite-backed [`Store`].
 #[derive(Debug)]
 pub struct SqliteStore {
-    frontiers: Arc<log::Frontiers>,
+    frontiers: Arc<crate::verifiable_log::Frontiers<i64>>,
     writer: Writer,
     readers: Arc<ReadPool>,
     ids: Arc<IdGenerator>,
@@ -177,7 +177,7 @@ impl SqliteStore {
             connections: Mutex::new(read_connections),
         };
         Ok(Self {
-            frontiers: Arc::default(),
+            frontiers: Arc::new(crate::verifiable_log::Frontiers::new()),
             writer: Writer::start(write_connection, config.max_batch.max(1))?,
             readers: Arc::new(readers),
             ids: Arc::new(IdGenerator::default()),
