@@ -69,7 +69,7 @@ mod tests {
         let fields: Vec<_> = errors
             .errors()
             .iter()
-            .map(|error| (error.field.as_str(), error.code))
+            .map(|error| (error.field.as_str(), error.code.as_ref()))
             .collect();
         assert_eq!(fields, [("actions", "too_many"), ("search", "too_long")]);
     }

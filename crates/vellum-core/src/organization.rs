@@ -381,7 +381,7 @@ mod tests {
         assert!(validate_name(&"x".repeat(MAX_NAME_CHARS + 1), "name", &mut errors).is_none());
         assert!(validate_name("a\u{0}b", "name", &mut errors).is_none());
         assert!(validate_name("a\u{9b}b", "name", &mut errors).is_none());
-        let codes: Vec<_> = errors.errors().iter().map(|error| error.code).collect();
+        let codes: Vec<_> = errors.errors().iter().map(|error| error.code.as_ref()).collect();
         assert_eq!(codes, ["required", "too_long", "invalid", "invalid"]);
     }
 

@@ -19,8 +19,9 @@ pub fn has_control_characters(text: &str) -> bool {
 pub struct FieldError {
     /// Where the problem is, as a dotted path (`name`, `domain_data.1.domain`).
     pub field: String,
-    /// A stable, machine-readable code (`required`, `invalid_type`, `too_long`, ...).
-    pub code: &'static str,
+    /// A stable, machine-readable code (`required`, `invalid_type`, `too_long`, ...); owned
+    /// only when read back from a record of an earlier request.
+    pub code: std::borrow::Cow<'static, str>,
     /// A sentence for people.
     pub message: String,
 }
@@ -39,9 +40,14 @@ impl ValidationErrors {
     pub fn push(&mut self, field: impl Into<String>, code: &'static str, message: impl Into<String>) {
         self.0.push(FieldError {
             field: field.into(),
-            code,
+            code: std::borrow::Cow::Borrowed(code),
             message: message.into(),
         });
+    }
+
+    /// Records a problem as it was recorded before (read back from storage).
+    pub fn push_error(&mut self, error: FieldError) {
+        self.0.push(error);
     }
 
     /// Returns true when no problem was recorded.

@@ -13,20 +13,14 @@ use serde_json::{Value, json};
 use vellum_core::audit_trail::{FlatEvent, action_id, parse_crud, validate_audit_trail_event};
 use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::time_range::{Bound, Instant, TimeRange};
-use vellum_core::{
-    AuditTrailEventId, Cursor, Event, EventId, NewOrganization, OrganizationId, Timestamp, ValidationErrors,
-};
-use vellum_store::{AppendOutcome, AuditTrailFilter, NewEvent, StoreError};
+use vellum_core::{AuditTrailEventId, Cursor, Event, EventId, Timestamp, ValidationErrors};
+use vellum_store::{AuditTrailFilter, StoreError};
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::events::{idempotency_claim, key_reused};
+use crate::events::idempotency_key;
 use crate::extract::{JsonBytes, QueryPairs, parse_json};
 use crate::wire::{ListResponse, page_request};
-
-/// The schema version recorded for legacy events: the legacy API has no schemas, so they are
-/// checked against the legacy rules only, never against an action's schema.
-pub const AUDIT_TRAIL_SCHEMA_VERSION: u32 = 0;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/events", post(create_event).get(list_events))
@@ -41,43 +35,6 @@ fn legacy(error: ApiError) -> ApiError {
     }
 }
 
-/// The organization a group names: the live organization with this id, else the one with this
-/// external id, else a new organization created for the group (name and external id = group).
-async fn organization_for_group(state: &AppState, group: &str) -> Result<OrganizationId, ApiError> {
-    if let Ok(id) = OrganizationId::parse(group) {
-        return match state.store.get_organization(id).await {
-            Ok(organization) => Ok(organization.id),
-            Err(StoreError::NotFound { .. }) => Err(ApiError::invalid_field(
-                "group",
-                "not_found",
-                format!("group {group} names no live organization"),
-            )),
-            Err(other) => Err(other.into()),
-        };
-    }
-    match state.store.get_organization_by_external_id(group).await {
-        Ok(organization) => return Ok(organization.id),
-        Err(StoreError::NotFound { .. }) => {}
-        Err(other) => return Err(other.into()),
-    }
-    let request = NewOrganization {
-        name: group.trim().to_owned(),
-        external_id: Some(group.to_owned()),
-        metadata: std::collections::BTreeMap::new(),
-        domains: Vec::new(),
-        allow_profiles_outside_organization: false,
-    };
-    match state.store.create_organization(request).await {
-        Ok(organization) => {
-            tracing::info!(organization = %organization.id, "created an organization for an Audit Trail group");
-            Ok(organization.id)
-        }
-        // Another request created it first.
-        Err(StoreError::Conflict(_)) => Ok(state.store.get_organization_by_external_id(group).await?.id),
-        Err(other) => Err(other.into()),
-    }
-}
-
 async fn create_event(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -89,23 +46,13 @@ async fn create_event(
     let Some(input) = validate_audit_trail_event(&body, &mut errors) else {
         return Err(ApiError::LegacyValidation(errors));
     };
-    let claim = idempotency_claim(&headers, "/events", &bytes, None).map_err(legacy)?;
-    let group = &input
-        .audit_trail
-        .as_ref()
-        .expect("a legacy event has legacy fields")
-        .group;
-    let organization_id = organization_for_group(&state, group).await.map_err(legacy)?;
-    let event = NewEvent {
-        input,
-        schema_version: AUDIT_TRAIL_SCHEMA_VERSION,
-    };
-    match state.store.append_events(organization_id, vec![event], claim).await? {
-        AppendOutcome::Appended(_) | AppendOutcome::Replayed { .. } => {
-            Ok((StatusCode::CREATED, Json(json!({ "success": true }))))
-        }
-        AppendOutcome::KeyReused => Err(key_reused()),
-    }
+    let key = idempotency_key(&headers, "/events", &bytes).map_err(legacy)?;
+    state
+        .ingest
+        .create_legacy_event(input, key)
+        .await
+        .map_err(|error| legacy(error.into()))?;
+    Ok((StatusCode::CREATED, Json(json!({ "success": true }))))
 }
 
 /// The flat wire form of a legacy event; `None` for an event of the newer API.

@@ -98,6 +98,28 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl From<vellum_ingest::Rejection> for ApiError {
+    fn from(rejection: vellum_ingest::Rejection) -> Self {
+        match rejection {
+            vellum_ingest::Rejection::Fields(errors) => Self::Validation(errors),
+            vellum_ingest::Rejection::Schema(violations) => Self::InvalidEvent(violations),
+        }
+    }
+}
+
+impl From<vellum_ingest::IngestError> for ApiError {
+    fn from(error: vellum_ingest::IngestError) -> Self {
+        match error {
+            vellum_ingest::IngestError::Rejected(rejection) => rejection.into(),
+            vellum_ingest::IngestError::KeyReused => Self::Conflict {
+                message: "This Idempotency-Key was already used with a different request in the last 24 hours.".into(),
+                code: "idempotency_key_reused",
+            },
+            vellum_ingest::IngestError::Store(error) => error.into(),
+        }
+    }
+}
+
 impl ApiError {
     /// A 422 for one field.
     pub fn invalid_field(field: impl Into<String>, code: &'static str, message: impl Into<String>) -> Self {

@@ -1,21 +1,18 @@
 //! `/audit_logs/events`: ingest (one event, exactly as WorkOS; or a batch of up to 1,000) and
 //! reading events back (Vellum's addition, in WorkOS's list conventions).
 
-use std::sync::Arc;
-
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
 use vellum_core::event::{RawEvent, RawMetadata, RawParty, validate_event};
 use vellum_core::filter::{check_filter_values, check_search};
-use vellum_core::schema::SchemaViolation;
 use vellum_core::time_range::{Bound, Instant, TimeRange};
-use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
-use vellum_store::{AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, ResponseRecorder};
+use vellum_core::{Event, EventId, OrganizationId, ValidationErrors};
+use vellum_ingest::{BatchItem, BatchOutcome, BatchResult, IdempotencyKey};
+use vellum_store::EventFilter;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -24,8 +21,6 @@ use crate::wire::{ListResponse, page_request};
 
 /// The most events in one batch request.
 pub const MAX_BATCH_EVENTS: usize = 1000;
-/// The longest `Idempotency-Key` accepted, in bytes.
-const MAX_IDEMPOTENCY_KEY_BYTES: usize = 1024;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -126,74 +121,17 @@ fn organization_id(value: Option<String>, errors: &mut ValidationErrors) -> Resu
     }
 }
 
-/// Checks an event against its action's schema: the version it names, or the latest.
-async fn check_schema(state: &AppState, input: &EventInput) -> Result<Result<u32, Vec<SchemaViolation>>, ApiError> {
-    let resolved = state
-        .schemas
-        .resolve(&*state.store, &input.action, input.version)
-        .await?;
-    let Some((version, schema)) = resolved else {
-        let violation = match input.version {
-            Some(version) => SchemaViolation {
-                instance_path: "/version".into(),
-                message: format!("action `{}` has no schema version {version}", input.action),
-            },
-            None => SchemaViolation {
-                instance_path: "/action".into(),
-                message: format!(
-                    "action `{}` has no schema; create one with POST /audit_logs/actions/{}/schemas",
-                    input.action, input.action
-                ),
-            },
-        };
-        return Ok(Err(vec![violation]));
-    };
-    let violations = schema.check(input);
-    Ok(if violations.is_empty() {
-        Ok(version)
-    } else {
-        Err(violations)
-    })
-}
-
-/// Reads the `Idempotency-Key` header into a claim over this exact request.
-pub(crate) fn idempotency_claim(
+/// Reads the `Idempotency-Key` header into a key bound to this exact request.
+pub(crate) fn idempotency_key(
     headers: &HeaderMap,
     path: &str,
     body: &[u8],
-    response: Option<ResponseRecorder>,
-) -> Result<Option<IdempotencyClaim>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value.as_bytes();
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_BYTES {
-        return Err(ApiError::invalid_field(
-            "Idempotency-Key",
-            "invalid",
-            format!("an Idempotency-Key is 1 to {MAX_IDEMPOTENCY_KEY_BYTES} bytes long"),
-        ));
-    }
-    let mut key_hash = [0u8; 16];
-    key_hash.copy_from_slice(&Sha256::digest(key)[..16]);
-    let mut hasher = Sha256::new();
-    hasher.update(path.as_bytes());
-    hasher.update([0]);
-    hasher.update(body);
-    let mut request_hash = [0u8; 16];
-    request_hash.copy_from_slice(&hasher.finalize()[..16]);
-    Ok(Some(IdempotencyClaim {
-        key_hash,
-        request_hash,
-        response,
-    }))
-}
-
-pub(crate) fn key_reused() -> ApiError {
-    ApiError::Conflict {
-        message: "This Idempotency-Key was already used with a different request in the last 24 hours.".into(),
-        code: "idempotency_key_reused",
-    }
+) -> Result<Option<IdempotencyKey>, ApiError> {
+    headers
+        .get("idempotency-key")
+        .map(|value| IdempotencyKey::new(value.as_bytes(), path, body))
+        .transpose()
+        .map_err(ApiError::Validation)
 }
 
 async fn create_event(
@@ -214,77 +152,37 @@ async fn create_event(
     let (Some(organization_id), Some(input)) = (organization_id, input) else {
         return Err(errors.into());
     };
-    let claim = idempotency_claim(&headers, "/audit_logs/events", &bytes, None)?;
-    let schema_version = match check_schema(&state, &input).await? {
-        Ok(version) => version,
-        Err(violations) => {
-            // A retry of a request that was stored is answered as it was, even if the schema
-            // changed since. Looked up only on this failure path, to keep it off the hot path
-            // (for valid events the append itself settles replays).
-            if let Some(claim) = &claim
-                && let Some(earlier) = state.store.check_idempotency(organization_id, claim).await?
-            {
-                return match earlier {
-                    AppendOutcome::KeyReused => Err(key_reused()),
-                    _ => Ok(Json(json!({ "success": true }))),
-                };
-            }
-            return Err(ApiError::InvalidEvent(violations));
-        }
-    };
-    let outcome = state
-        .store
-        .append_events(organization_id, vec![NewEvent { input, schema_version }], claim)
-        .await?;
-    match outcome {
-        AppendOutcome::Appended(_) | AppendOutcome::Replayed { .. } => Ok(Json(json!({ "success": true }))),
-        AppendOutcome::KeyReused => Err(key_reused()),
-    }
-}
-
-/// One item of a batch: accepted (and later stored), or refused with its error body.
-#[derive(Clone)]
-enum BatchItem {
-    Accepted,
-    Refused { status: u16, body: Value },
-}
-
-fn refused(error: &ApiError) -> BatchItem {
-    BatchItem::Refused {
-        status: error.status().as_u16(),
-        body: error.body(),
-    }
+    let key = idempotency_key(&headers, "/audit_logs/events", &bytes)?;
+    state.ingest.create_event(organization_id, input, key).await?;
+    Ok(Json(json!({ "success": true })))
 }
 
 /// The batch response: one entry per submitted event, in order, with the ids of those stored.
-fn batch_response(items: &[BatchItem], stored: &[Event]) -> Value {
-    let mut stored = stored.iter();
-    let mut succeeded = 0;
-    let data: Vec<Value> = items
+fn batch_response(outcome: &BatchOutcome) -> Value {
+    let data: Vec<Value> = outcome
+        .items
         .iter()
         .enumerate()
         .map(|(index, item)| match item {
-            BatchItem::Accepted => {
-                succeeded += 1;
-                let id = stored.next().map(|event| event.id.to_string());
-                json!({ "index": index, "success": true, "id": id })
-            }
-            BatchItem::Refused { status, body } => {
+            BatchItem::Stored(id) => json!({ "index": index, "success": true, "id": id.to_string() }),
+            BatchItem::Rejected(rejection) => {
+                let error = ApiError::from(rejection.clone());
                 let mut entry = Map::new();
                 entry.insert("index".into(), json!(index));
                 entry.insert("success".into(), json!(false));
-                entry.insert("status".into(), json!(status));
-                if let Value::Object(fields) = body {
-                    entry.extend(fields.clone());
+                entry.insert("status".into(), json!(error.status().as_u16()));
+                if let Value::Object(fields) = error.body() {
+                    entry.extend(fields);
                 }
                 Value::Object(entry)
             }
         })
         .collect();
+    let succeeded = outcome.succeeded();
     json!({
         "object": "audit_log_event_batch",
         "succeeded": succeeded,
-        "failed": items.len() - succeeded,
+        "failed": outcome.items.len() - succeeded,
         "data": data,
     })
 }
@@ -311,76 +209,43 @@ async fn create_events_batch(
     let (Some(organization_id), Some(raw_events), true) = (organization_id, body.events, errors.is_empty()) else {
         return Err(errors.into());
     };
-    let precheck = idempotency_claim(&headers, "/audit_logs/events/batch", &bytes, None)?;
-    if let Some(claim) = &precheck
-        && let Some(earlier) = state.store.check_idempotency(organization_id, claim).await?
-    {
-        return replay_batch(earlier);
-    }
-
-    let mut items = Vec::with_capacity(raw_events.len());
-    let mut accepted = Vec::new();
-    for (index, raw) in raw_events.into_iter().enumerate() {
-        let prefix = format!("events.{index}");
-        let mut deserializer = serde_json::Deserializer::from_str(raw.get());
-        let event_body: EventBody = match serde_path_to_error::deserialize(&mut deserializer) {
-            Ok(crate::wire::ObjectOnly(event_body)) => event_body,
-            Err(error) => {
-                let path = error.path().to_string().replace('[', ".").replace(']', "");
-                let field = if path == "." {
-                    prefix.clone()
-                } else {
-                    format!("{prefix}.{path}")
-                };
-                items.push(refused(&ApiError::invalid_field(
-                    field,
-                    "invalid_type",
-                    crate::extract::strip_position(&error.into_inner().to_string()),
-                )));
-                continue;
-            }
-        };
-        let mut item_errors = ValidationErrors::new();
-        let Some(input) = validate_event(event_body.into(), &prefix, &mut item_errors) else {
-            items.push(refused(&ApiError::Validation(item_errors)));
-            continue;
-        };
-        match check_schema(&state, &input).await? {
-            Ok(schema_version) => {
-                items.push(BatchItem::Accepted);
-                accepted.push(NewEvent { input, schema_version });
-            }
-            Err(violations) => items.push(refused(&ApiError::InvalidEvent(violations))),
+    let key = idempotency_key(&headers, "/audit_logs/events/batch", &bytes)?;
+    let items = raw_events
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            let prefix = format!("events.{index}");
+            let mut deserializer = serde_json::Deserializer::from_str(raw.get());
+            let event_body: EventBody = match serde_path_to_error::deserialize(&mut deserializer) {
+                Ok(crate::wire::ObjectOnly(event_body)) => event_body,
+                Err(error) => {
+                    let path = error.path().to_string().replace('[', ".").replace(']', "");
+                    let field = if path == "." {
+                        prefix
+                    } else {
+                        format!("{prefix}.{path}")
+                    };
+                    let mut errors = ValidationErrors::new();
+                    errors.push(
+                        field,
+                        "invalid_type",
+                        crate::extract::strip_position(&error.into_inner().to_string()),
+                    );
+                    return Err(errors);
+                }
+            };
+            let mut errors = ValidationErrors::new();
+            validate_event(event_body.into(), &prefix, &mut errors).ok_or(errors)
+        })
+        .collect();
+    match state.ingest.create_batch(organization_id, items, key).await? {
+        BatchResult::Outcome(outcome) => Ok(Json(batch_response(&outcome))),
+        // The stored answer of a batch claimed by an earlier version.
+        BatchResult::Verbatim(body) => {
+            Ok(Json(serde_json::from_str(&body).map_err(|error| {
+                ApiError::Internal(format!("stored batch response is not JSON: {error}"))
+            })?))
         }
-    }
-    let items = Arc::new(items);
-    let recorder_items = Arc::clone(&items);
-    let recorder: ResponseRecorder = Arc::new(move |stored| batch_response(&recorder_items, stored).to_string());
-    let claim = idempotency_claim(&headers, "/audit_logs/events/batch", &bytes, Some(recorder))?;
-    if accepted.is_empty() && claim.is_none() {
-        // Nothing to store, but an unknown organization is still a 404.
-        state.store.get_organization(organization_id).await?;
-        return Ok(Json(batch_response(&items, &[])));
-    }
-    match state.store.append_events(organization_id, accepted, claim).await? {
-        AppendOutcome::Appended(stored) => Ok(Json(batch_response(&items, &stored))),
-        earlier => replay_batch(earlier),
-    }
-}
-
-/// Answers a batch retry with the stored answer of the first request.
-fn replay_batch(earlier: AppendOutcome) -> Result<Json<Value>, ApiError> {
-    match earlier {
-        AppendOutcome::KeyReused => Err(key_reused()),
-        AppendOutcome::Replayed { response } => {
-            let replayed = response
-                .as_deref()
-                .map(serde_json::from_str)
-                .transpose()
-                .map_err(|error| ApiError::Internal(format!("stored batch response is not JSON: {error}")))?;
-            Ok(Json(replayed.unwrap_or_else(|| json!({ "success": true }))))
-        }
-        AppendOutcome::Appended(_) => Err(ApiError::Internal("an idempotency check appended events".into())),
     }
 }
 

@@ -36,13 +36,14 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 use vellum_store::Store;
 
-pub use audit_trail::{AUDIT_TRAIL_SCHEMA_VERSION, audit_trail_event_json};
+pub use audit_trail::audit_trail_event_json;
 pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServerLimits, serve};
+pub use vellum_ingest::AUDIT_TRAIL_SCHEMA_VERSION;
 
 /// The response header that carries the request id.
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
@@ -86,7 +87,7 @@ impl Default for HttpConfig {
 pub struct AppState {
     store: Arc<dyn Store>,
     config: Arc<HttpConfig>,
-    schemas: Arc<schemas::SchemaRegistry>,
+    ingest: Arc<vellum_ingest::IngestService>,
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
     log: Arc<vellum_core::checkpoint::NoteSigner>,
     exports: Option<Arc<vellum_export::ExportService>>,
@@ -108,6 +109,7 @@ impl AppState {
     ) -> Self {
         Self {
             log: log_signer,
+            ingest: Arc::new(vellum_ingest::IngestService::new(Arc::clone(&store))),
             store,
             rate_limiter: config
                 .rate_limit
@@ -117,10 +119,14 @@ impl AppState {
                 config.max_body_bytes.saturating_mul(BODY_BUDGET_MULTIPLE),
             ))),
             config: Arc::new(config),
-            schemas: Arc::default(),
             exports: None,
             sign_in_throttle: Arc::default(),
         }
+    }
+
+    /// The ingest service every way in appends through (subscribe to it to hear of commits).
+    pub fn ingest(&self) -> Arc<vellum_ingest::IngestService> {
+        Arc::clone(&self.ingest)
     }
 
     /// Serves exports through this service (without one, export requests answer 503).

@@ -1025,7 +1025,7 @@ fn claim(key: u8, request: u8) -> IdempotencyClaim {
     IdempotencyClaim {
         key_hash: [key; 16],
         request_hash: [request; 16],
-        response: None,
+        record: None,
     }
 }
 
@@ -1051,25 +1051,31 @@ pub async fn idempotency_keys_replay_and_refuse(store: Arc<impl Store>) {
     let other = store.create_organization(new_organization("Other")).await.unwrap().id;
     let event = || vec![event_at(1_000, "a", "u", &[])];
 
-    let mut with_response = claim(1, 1);
-    with_response.response = Some(Arc::new(|events: &[vellum_core::Event]| {
-        format!("{{\"stored\":{}}}", events.len())
-    }));
-    assert!(matches!(
-        store
-            .append_events(organization, event(), Some(with_response.clone()))
-            .await
-            .unwrap(),
-        AppendOutcome::Appended(_)
-    ));
+    let mut with_record = claim(1, 1);
+    with_record.record = Some("caller's record".into());
+    let stored = match store
+        .append_events(
+            organization,
+            vec![event_at(1_000, "a", "u", &[]), event_at(1_000, "b", "u", &[])],
+            Some(with_record.clone()),
+        )
+        .await
+        .unwrap()
+    {
+        AppendOutcome::Appended(stored) => stored,
+        other => panic!("expected an append, got {other:?}"),
+    };
+    let replay = AppendOutcome::Replayed {
+        record: Some("caller's record".into()),
+        event_ids: stored.iter().map(|event| event.id).collect(),
+    };
+    // The same request again (its record does not take part in the match) replays the first.
     assert_eq!(
         store
-            .append_events(organization, event(), Some(with_response))
+            .append_events(organization, event(), Some(claim(1, 1)))
             .await
             .unwrap(),
-        AppendOutcome::Replayed {
-            response: Some("{\"stored\":1}".into())
-        }
+        replay
     );
     assert_eq!(
         store
@@ -1080,14 +1086,14 @@ pub async fn idempotency_keys_replay_and_refuse(store: Arc<impl Store>) {
     );
     assert_eq!(
         count_events(&*store, organization).await,
-        1,
+        2,
         "replays and refusals store nothing"
     );
     // A look-up without a claim sees the same, and claims nothing.
-    assert!(matches!(
+    assert_eq!(
         store.check_idempotency(organization, &claim(1, 1)).await.unwrap(),
-        Some(AppendOutcome::Replayed { .. })
-    ));
+        Some(replay)
+    );
     assert_eq!(
         store.check_idempotency(organization, &claim(1, 2)).await.unwrap(),
         Some(AppendOutcome::KeyReused)
@@ -1113,7 +1119,7 @@ pub async fn idempotency_keys_replay_and_refuse(store: Arc<impl Store>) {
             .unwrap(),
         AppendOutcome::Appended(_)
     ));
-    assert_eq!(count_events(&*store, organization).await, 2);
+    assert_eq!(count_events(&*store, organization).await, 3);
 }
 
 /// Twenty concurrent requests with one key store one event.
@@ -1133,7 +1139,10 @@ pub async fn concurrent_identical_claims_store_once(store: Arc<impl Store>) {
     for task in tasks {
         match task.await.unwrap() {
             AppendOutcome::Appended(_) => appended_count += 1,
-            AppendOutcome::Replayed { response: None } => {}
+            AppendOutcome::Replayed {
+                record: None,
+                event_ids,
+            } => assert_eq!(event_ids.len(), 1),
             other => panic!("unexpected outcome {other:?}"),
         }
     }

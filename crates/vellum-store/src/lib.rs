@@ -114,29 +114,16 @@ pub struct NewEvent {
     pub schema_version: u32,
 }
 
-/// Renders the response body to remember for a replay, from the events just appended.
-pub type ResponseRecorder = Arc<dyn Fn(&[Event]) -> String + Send + Sync>;
-
 /// An `Idempotency-Key` to claim together with an append.
-#[derive(Clone)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdempotencyClaim {
     /// The first 16 bytes of the SHA-256 of the key.
     pub key_hash: [u8; 16],
     /// The first 16 bytes of the SHA-256 of the request (path and body).
     pub request_hash: [u8; 16],
-    /// Renders the response body to replay; `None` means `{"success": true}`.
-    pub response: Option<ResponseRecorder>,
-}
-
-impl std::fmt::Debug for IdempotencyClaim {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("IdempotencyClaim")
-            .field("key_hash", &self.key_hash)
-            .field("request_hash", &self.request_hash)
-            .field("records_response", &self.response.is_some())
-            .finish()
-    }
+    /// What the caller wants back on a replay besides the ids of the events appended: its own
+    /// encoding of the outcome, opaque to the store. `None` when the ids say everything.
+    pub record: Option<String>,
 }
 
 /// How long an idempotency key is remembered.
@@ -149,8 +136,11 @@ pub enum AppendOutcome {
     Appended(Vec<Event>),
     /// The key was claimed within 24 hours by the same request: nothing was stored.
     Replayed {
-        /// The stored response body, when it is not `{"success": true}`.
-        response: Option<String>,
+        /// The record the claim was made with.
+        record: Option<String>,
+        /// The ids of the events the claiming append stored, in order (empty for claims
+        /// recorded before the store kept them).
+        event_ids: Vec<EventId>,
     },
     /// The key was claimed within 24 hours by a different request: nothing was stored.
     KeyReused,

@@ -79,22 +79,19 @@ pub(super) fn append(
         .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
     let now = crate::now();
     if let Some(claim) = &idempotency {
-        let mut statement = connection.prepare_cached(
-            "select request_hash, response, created_at from idempotency_keys
-             where organization_seq = ?1 and key_hash = ?2",
-        )?;
-        let existing: Option<(Vec<u8>, Option<String>, i64)> = statement
-            .query_row(params![organization_seq, claim.key_hash.as_slice()], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
+        let existing = connection
+            .prepare_cached(
+                "select request_hash, response, event_ids, created_at from idempotency_keys
+                 where organization_seq = ?1 and key_hash = ?2",
+            )?
+            .query_row(
+                params![organization_seq, claim.key_hash.as_slice()],
+                StoredClaim::from_row,
+            )
             .optional()?;
-        if let Some((request_hash, response, created_at)) = existing {
-            if created_at > now.unix_millis() - IDEMPOTENCY_WINDOW_MILLIS {
-                return Ok(if request_hash == claim.request_hash {
-                    AppendOutcome::Replayed { response }
-                } else {
-                    AppendOutcome::KeyReused
-                });
+        if let Some(existing) = existing {
+            if existing.created_at > now.unix_millis() - IDEMPOTENCY_WINDOW_MILLIS {
+                return existing.outcome(claim.request_hash);
             }
             // Expired: the key starts over.
             connection
@@ -185,14 +182,15 @@ pub(super) fn append(
     if let Some(claim) = idempotency {
         connection
             .prepare_cached(
-                "insert into idempotency_keys (organization_seq, key_hash, request_hash, response, created_at)
-                 values (?1, ?2, ?3, ?4, ?5)",
+                "insert into idempotency_keys (organization_seq, key_hash, request_hash, response, event_ids, created_at)
+                 values (?1, ?2, ?3, ?4, ?5, ?6)",
             )?
             .execute(params![
                 organization_seq,
                 claim.key_hash.as_slice(),
                 claim.request_hash.as_slice(),
-                claim.response.map(|render| render(&stored)),
+                claim.record,
+                event_ids_blob(&stored),
                 now.unix_millis()
             ])?;
     }
@@ -206,22 +204,70 @@ pub(super) fn check_idempotency(
     request_hash: [u8; 16],
 ) -> Result<Option<AppendOutcome>, StoreError> {
     let cutoff = crate::now().unix_millis() - IDEMPOTENCY_WINDOW_MILLIS;
-    let found: Option<(Vec<u8>, Option<String>)> = connection
+    connection
         .prepare_cached(
-            "select k.request_hash, k.response from idempotency_keys k join organizations o on o.seq = k.organization_seq
+            "select k.request_hash, k.response, k.event_ids, k.created_at from idempotency_keys k
+             join organizations o on o.seq = k.organization_seq
              where o.id = ?1 and k.key_hash = ?2 and k.created_at > ?3",
         )?
-        .query_row(params![organization_id.ulid().to_bytes().as_slice(), key_hash.as_slice(), cutoff], |row| {
-            Ok((row.get(0)?, row.get(1)?))
+        .query_row(
+            params![
+                organization_id.ulid().to_bytes().as_slice(),
+                key_hash.as_slice(),
+                cutoff
+            ],
+            StoredClaim::from_row,
+        )
+        .optional()?
+        .map(|stored| stored.outcome(request_hash))
+        .transpose()
+}
+
+/// A claimed idempotency key as stored.
+struct StoredClaim {
+    request_hash: Vec<u8>,
+    record: Option<String>,
+    event_ids: Option<Vec<u8>>,
+    created_at: i64,
+}
+
+impl StoredClaim {
+    /// Reads `request_hash, response, event_ids, created_at`.
+    fn from_row(row: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            request_hash: row.get(0)?,
+            record: row.get(1)?,
+            event_ids: row.get(2)?,
+            created_at: row.get(3)?,
         })
-        .optional()?;
-    Ok(found.map(|(stored_hash, response)| {
-        if stored_hash == request_hash {
-            AppendOutcome::Replayed { response }
+    }
+
+    /// What a live claim answers to a request with this hash.
+    fn outcome(self, request_hash: [u8; 16]) -> Result<AppendOutcome, StoreError> {
+        Ok(if self.request_hash == request_hash {
+            AppendOutcome::Replayed {
+                record: self.record,
+                event_ids: event_ids_from_blob(self.event_ids.as_deref())?,
+            }
         } else {
             AppendOutcome::KeyReused
-        }
-    }))
+        })
+    }
+}
+
+/// The ids of the events an append stored, 16 bytes each, in order.
+fn event_ids_blob(events: &[Event]) -> Vec<u8> {
+    events.iter().flat_map(|event| event.id.ulid().to_bytes()).collect()
+}
+
+fn event_ids_from_blob(blob: Option<&[u8]>) -> Result<Vec<EventId>, StoreError> {
+    let blob = blob.unwrap_or_default();
+    if !blob.len().is_multiple_of(16) {
+        return Err(StoreError::Internal("stored event ids are not 16 bytes each".into()));
+    }
+    blob.chunks_exact(16)
+        .map(|id| Ok(EventId::from_ulid(ulid_from_blob(id)?)))
+        .collect()
 }
 
 pub(super) fn purge_idempotency_keys(connection: &Connection, before: Timestamp) -> Result<u64, StoreError> {

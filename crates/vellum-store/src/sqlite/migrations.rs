@@ -42,6 +42,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "audit_trail",
         sql: include_str!("../../migrations/sqlite/0005_audit_trail.sql"),
     },
+    Migration {
+        version: 6,
+        name: "idempotency_event_ids",
+        sql: include_str!("../../migrations/sqlite/0006_idempotency_event_ids.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -102,7 +107,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }
