@@ -4,6 +4,7 @@
 // Helpers are shared between modules of this one binary; nothing here is a public API.
 #![allow(unreachable_pub)]
 
+mod architecture;
 mod audit_trail;
 mod auth;
 mod browser;

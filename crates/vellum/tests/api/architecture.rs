@@ -1,0 +1,114 @@
+//! The invariants of ARCHITECTURE.md that can be checked by reading the code: which crates may
+//! know wire formats and HTTP, where events are appended, and where Merkle logic may live.
+
+use std::path::{Path, PathBuf};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+/// The `[dependencies]` (not dev-dependencies) a crate names.
+fn dependencies(krate: &str) -> Vec<String> {
+    let manifest = std::fs::read_to_string(workspace().join("crates").join(krate).join("Cargo.toml")).unwrap();
+    let mut in_dependencies = false;
+    let mut names = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            in_dependencies = line == "[dependencies]";
+            continue;
+        }
+        if in_dependencies && let Some((name, _)) = line.split_once(['=', '.']) {
+            let name = name.trim();
+            if !name.is_empty() && !name.starts_with('#') {
+                names.push(name.to_owned());
+            }
+        }
+    }
+    names
+}
+
+/// Every `.rs` file under a folder of the workspace, with its text.
+fn sources(folder: &str) -> Vec<(PathBuf, String)> {
+    let mut found = Vec::new();
+    let mut pending = vec![workspace().join(folder)];
+    while let Some(directory) = pending.pop() {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|extension| extension == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                found.push((path, text));
+            }
+        }
+    }
+    assert!(!found.is_empty(), "no sources under {folder}");
+    found
+}
+
+#[test]
+fn only_the_http_layer_and_the_binary_depend_on_http_crates() {
+    for krate in ["vellum-core", "vellum-store", "vellum-ingest", "vellum-export"] {
+        let dependencies = dependencies(krate);
+        assert!(!dependencies.is_empty(), "{krate} has no dependencies section");
+        for http in ["axum", "hyper", "hyper-util", "tower", "tower-http", "http-body"] {
+            assert!(
+                !dependencies.iter().any(|name| name == http),
+                "{krate} depends on {http}; only vellum-http serves HTTP"
+            );
+        }
+        assert!(
+            !dependencies.iter().any(|name| name == "vellum-http"),
+            "{krate} depends on vellum-http"
+        );
+    }
+    // The pure core does no I/O: no database, runtime or file-storage crates.
+    for io in ["rusqlite", "tokio", "object_store", "getrandom"] {
+        assert!(
+            !dependencies("vellum-core").iter().any(|name| name == io),
+            "vellum-core depends on {io}"
+        );
+    }
+}
+
+#[test]
+fn events_are_appended_only_through_the_ingest_service() {
+    for folder in [
+        "crates/vellum-http/src",
+        "crates/vellum/src",
+        "crates/vellum-export/src",
+    ] {
+        for (path, text) in sources(folder) {
+            assert!(
+                !text.contains(".append_events("),
+                "{} appends events without the ingest service",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn no_merkle_logic_lives_in_a_storage_backend() {
+    for (path, text) in sources("crates/vellum-store/src/sqlite") {
+        for forbidden in [
+            "merkle::tree_root",
+            "merkle::inclusion_proof",
+            "merkle::consistency_proof",
+            "merkle::node_hash",
+            "merkle::Frontier",
+            "NoteSigner::sign",
+            "signer.sign(",
+        ] {
+            assert!(
+                !text.contains(forbidden),
+                "{} uses {forbidden}: Merkle and signing logic belongs in verifiable_log.rs",
+                path.display()
+            );
+        }
+    }
+}
