@@ -541,7 +541,7 @@ async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> 
             let records = reader_store
                 .log_scan(organization_id, position, page.min(end - position))
                 .await
-                .map(|(records, _, _)| records);
+                .map(|scan| scan.records);
             position += page;
             if pages.send(records).await.is_err() {
                 return;

@@ -158,7 +158,7 @@ async fn entries(State(state): State<AppState>, query: QueryPairs) -> Result<Jso
         return Err(errors.into());
     };
     let end = end.unwrap_or(start.saturating_add(MAX_ENTRIES_PER_REQUEST));
-    let (tree_size, _) = state.store.log_tree_head(organization_id).await?;
+    let tree_size = state.store.log_tree_head(organization_id).await?.size;
     let events = state
         .store
         .log_entries(organization_id, start, end.min(tree_size).max(start))

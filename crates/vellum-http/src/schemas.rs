@@ -146,7 +146,10 @@ async fn create_schema(
         return Err(errors.into());
     }
     let definition = schema_definition_from_json(body)?;
-    let (stored, created) = state.store.create_schema(action, definition).await?;
+    let vellum_store::CreatedSchema {
+        schema: stored,
+        created,
+    } = state.store.create_schema(action, definition).await?;
     state.ingest.schema_created(stored.clone())?;
     // A definition equal to the latest version's creates nothing and answers with that version.
     let status = if created { StatusCode::CREATED } else { StatusCode::OK };

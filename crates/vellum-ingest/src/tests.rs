@@ -117,7 +117,7 @@ async fn a_batch_stores_what_passes_and_replays_its_whole_outcome() {
         .await
         .unwrap();
     assert_eq!(again, BatchResult::Outcome(first));
-    assert_eq!(store.log_tree_head(organization).await.unwrap().0, 2);
+    assert_eq!(store.log_tree_head(organization).await.unwrap().size, 2);
     assert!(committed.try_recv().is_err());
 
     // The same key with another request is refused.

@@ -269,6 +269,63 @@ pub struct InclusionProof {
     pub hashes: Vec<vellum_core::merkle::Hash>,
 }
 
+/// What `ensure_api_key` found or made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EnsuredApiKey {
+    /// The active key with the secret.
+    pub key: ApiKey,
+    /// Whether it was created just now.
+    pub created: bool,
+}
+
+/// What `create_schema` did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CreatedSchema {
+    /// The action's latest version: the new one, or the one the definition equals.
+    pub schema: StoredSchema,
+    /// Whether a version was created.
+    pub created: bool,
+}
+
+/// The head of a log as stored: its size and the root composed from its stored nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TreeHead {
+    /// How many leaves.
+    pub size: u64,
+    /// The root of those leaves.
+    pub root: vellum_core::merkle::Hash,
+}
+
+/// A complete subtree of a log: the one at `level` covers leaves
+/// `[index << level, (index + 1) << level)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NodePosition {
+    /// Its height (0 for a leaf).
+    pub level: u32,
+    /// Its position among the subtrees of that level.
+    pub index: u64,
+}
+
+/// An organization that has a log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LogOwner {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// Whether it was deleted (its log outlives it).
+    pub deleted: bool,
+}
+
+/// A page of a log as stored, for verification.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LogScan {
+    /// The records from the requested position on.
+    pub records: Vec<LogRecord>,
+    /// The log's size when read.
+    pub tree_size: u64,
+    /// The latest signed checkpoint note, if any.
+    pub checkpoint_note: Option<String>,
+}
+
 /// One position of a log as stored, for verification: nothing is trusted or repaired.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LogRecord {
@@ -282,12 +339,9 @@ pub struct LogRecord {
     pub stored_leaf: Option<vellum_core::merkle::Hash>,
 }
 
-/// The storage interface. Implementations are cheap to share (`Arc<dyn Store>`).
+/// Organizations and their settings.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
-    /// Succeeds when the store can serve reads and writes right now.
-    async fn check_ready(&self) -> Result<(), StoreError>;
-
+pub trait OrganizationStore: Send + Sync {
     /// Creates an organization with a fresh id. Fails with `Conflict` when another live
     /// organization has the same external id.
     async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError>;
@@ -316,12 +370,22 @@ pub trait Store: Send + Sync + 'static {
     /// Its audit trail is kept (see `docs/organizations.md`).
     async fn delete_organization(&self, id: OrganizationId) -> Result<(), StoreError>;
 
+    /// Returns a live organization's retention period in days (`None`: not set).
+    async fn get_retention(&self, organization_id: OrganizationId) -> Result<Option<u32>, StoreError>;
+
+    /// Sets a live organization's retention period in days.
+    async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError>;
+}
+
+/// Who may use Vellum: API keys, operators and their sessions.
+#[async_trait]
+pub trait AccessStore: Send + Sync {
     /// Stores a new API key under the hash of its secret.
     async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError>;
 
     /// Makes sure an active key with exactly this secret exists: creates it if missing. A revoked
     /// key is not brought back (`Conflict`). Returns the key and whether it was created.
-    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError>;
+    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<EnsuredApiKey, StoreError>;
 
     /// Finds a key (active or revoked) by the hash of its secret.
     async fn find_api_key(&self, hash: ApiKeyHash) -> Result<Option<ApiKey>, StoreError>;
@@ -375,15 +439,15 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: vellum_core::operator::SessionTokenHash,
     ) -> Result<(), StoreError>;
+}
 
+/// Actions and their versioned schemas.
+#[async_trait]
+pub trait SchemaStore: Send + Sync {
     /// Creates the next schema version of an action, creating the action if it is new. When the
     /// definition equals the latest version's, nothing is created and the latest is returned
     /// (as WorkOS does); the flag says whether a version was created.
-    async fn create_schema(
-        &self,
-        action: String,
-        definition: SchemaDefinition,
-    ) -> Result<(StoredSchema, bool), StoreError>;
+    async fn create_schema(&self, action: String, definition: SchemaDefinition) -> Result<CreatedSchema, StoreError>;
 
     /// Returns one version of an action's schema, or its latest when `version` is `None`.
     async fn get_schema(&self, action: &str, version: Option<u32>) -> Result<Option<StoredSchema>, StoreError>;
@@ -397,7 +461,11 @@ pub trait Store: Send + Sync + 'static {
         action: &str,
         page: PageRequest<SchemaId>,
     ) -> Result<Page<StoredSchema, SchemaId>, StoreError>;
+}
 
+/// Events: appended with their idempotency claims, listed and counted.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     /// Appends events to a live organization's log, all or none, claiming the idempotency key
     /// (if any) in the same commit.
     async fn append_events(
@@ -437,12 +505,21 @@ pub trait Store: Send + Sync + 'static {
     /// Returns one event.
     async fn get_event(&self, id: EventId) -> Result<Event, StoreError>;
 
-    /// Returns a live organization's retention period in days (`None`: not set).
-    async fn get_retention(&self, organization_id: OrganizationId) -> Result<Option<u32>, StoreError>;
+    /// How many of a live organization's events match a filter, the log positions they span, and
+    /// the most targets any of them names.
+    async fn event_bounds(
+        &self,
+        organization_id: OrganizationId,
+        filter: EventFilter,
+    ) -> Result<EventBounds, StoreError>;
 
-    /// Sets a live organization's retention period in days.
-    async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError>;
+    /// Forgets idempotency keys claimed before `before`. Returns how many were removed.
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
 
+/// The verifiable logs, served through `crate::verifiable_log`.
+#[async_trait]
+pub trait LogStore: Send + Sync {
     /// Returns a signed checkpoint covering every event appended so far, signing a new one only
     /// when the log grew, and only if it is consistent with the previous one.
     async fn log_checkpoint(
@@ -478,30 +555,34 @@ pub trait Store: Send + Sync + 'static {
 
     /// The stored tree head of an organization's log (deleted or not): its size and the root
     /// composed from its stored nodes.
-    async fn log_tree_head(
-        &self,
-        organization_id: OrganizationId,
-    ) -> Result<(u64, vellum_core::merkle::Hash), StoreError>;
+    async fn log_tree_head(&self, organization_id: OrganizationId) -> Result<TreeHead, StoreError>;
 
     /// For verification: the first stored subtree hash (as `(level, index)`) that does not match
     /// the hashes below it, if any.
     async fn log_first_inconsistent_node(
         &self,
         organization_id: OrganizationId,
-    ) -> Result<Option<(u32, u64)>, StoreError>;
+    ) -> Result<Option<NodePosition>, StoreError>;
 
     /// Every organization with a log, and whether it was deleted.
-    async fn log_organizations(&self) -> Result<Vec<(OrganizationId, bool)>, StoreError>;
+    async fn log_organizations(&self) -> Result<Vec<LogOwner>, StoreError>;
 
     /// For verification: up to `limit` raw records from position `start`, the stored tree size,
     /// and the latest signed checkpoint note.
-    async fn log_scan(
+    async fn log_scan(&self, organization_id: OrganizationId, start: u64, limit: u64) -> Result<LogScan, StoreError>;
+
+    /// The hashes of the complete subtrees that make up the first `size` leaves of a log, largest
+    /// first (the log's frontier at `size`; `size` at most the current size).
+    async fn log_frontier(
         &self,
         organization_id: OrganizationId,
-        start: u64,
-        limit: u64,
-    ) -> Result<(Vec<LogRecord>, u64, Option<String>), StoreError>;
+        size: u64,
+    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError>;
+}
 
+/// Export jobs.
+#[async_trait]
+pub trait ExportStore: Send + Sync {
     /// Queues an export of a live organization's events.
     async fn create_export(
         &self,
@@ -522,27 +603,22 @@ pub trait Store: Send + Sync + 'static {
     /// Records an export's outcome: `ready` or `error` from `pending`, `expired` from `ready`.
     /// `Conflict` when the export is not in the state the outcome follows.
     async fn finish_export(&self, id: ExportId, outcome: ExportOutcome) -> Result<Export, StoreError>;
+}
 
-    /// How many of a live organization's events match a filter, the log positions they span, and
-    /// the most targets any of them names.
-    async fn event_bounds(
-        &self,
-        organization_id: OrganizationId,
-        filter: EventFilter,
-    ) -> Result<EventBounds, StoreError>;
-
-    /// The hashes of the complete subtrees that make up the first `size` leaves of a log, largest
-    /// first (the log's frontier at `size`; `size` at most the current size).
-    async fn log_frontier(
-        &self,
-        organization_id: OrganizationId,
-        size: u64,
-    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError>;
-
-    /// Forgets idempotency keys claimed before `before`. Returns how many were removed.
-    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError>;
+/// The whole storage interface: every capability, plus readiness and shutdown.
+/// Implementations are cheap to share (`Arc<dyn Store>`); bring the capability traits into scope
+/// with `use vellum_store::prelude::*`.
+#[async_trait]
+pub trait Store: OrganizationStore + AccessStore + SchemaStore + EventStore + LogStore + ExportStore + 'static {
+    /// Succeeds when the store can serve reads and writes right now.
+    async fn check_ready(&self) -> Result<(), StoreError>;
 
     /// Finishes every accepted write, makes it durable and releases the store. Later calls fail
     /// with `Unavailable`.
     async fn close(&self) -> Result<(), StoreError>;
+}
+
+/// The storage traits, for `use vellum_store::prelude::*`.
+pub mod prelude {
+    pub use crate::{AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, SchemaStore, Store};
 }

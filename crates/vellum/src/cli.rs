@@ -613,7 +613,10 @@ async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result
                 };
                 let definition =
                     vellum_http::schema_definition_from_json(body).map_err(|errors| anyhow::anyhow!("{errors}"))?;
-                let (stored, created) = store.create_schema(action, definition).await?;
+                let vellum_store::CreatedSchema {
+                    schema: stored,
+                    created,
+                } = store.create_schema(action, definition).await?;
                 let action = terminal::text(&stored.action);
                 if created {
                     println!("created {action} version {}", stored.version);

@@ -81,7 +81,7 @@ impl Application {
             &settings.log_name,
         )?;
         if let Some(secret) = &settings.api_key {
-            let (key, changed) = store
+            let vellum_store::EnsuredApiKey { key, created: changed } = store
                 .ensure_api_key("VELLUM_API_KEY".into(), secret.clone())
                 .await
                 .context("cannot store the VELLUM_API_KEY key")?;

@@ -38,7 +38,7 @@ pub async fn audit_store_log(
     verifier: &NoteVerifier,
     origin: &str,
 ) -> anyhow::Result<Result<Summary, Problem>> {
-    let (_, _, note) = store.log_scan(organization_id, 0, 0).await?;
+    let note = store.log_scan(organization_id, 0, 0).await?.checkpoint_note;
     let checkpoint = match note {
         None => None,
         Some(note) => match verifier.verify(&note) {
@@ -55,7 +55,8 @@ pub async fn audit_store_log(
     let mut auditor = LogAuditor::new(checkpoint);
     let mut start = 0u64;
     let stored_size = loop {
-        let (records, stored_size, _) = store.log_scan(organization_id, start, PAGE).await?;
+        let scan = store.log_scan(organization_id, start, PAGE).await?;
+        let (records, stored_size) = (scan.records, scan.tree_size);
         for record in &records {
             let canonical = record.event.as_ref().map(canonical_event_bytes).map_err(Clone::clone);
             let accepted = auditor.push(Entry {
@@ -82,14 +83,16 @@ pub async fn audit_store_log(
     };
     // Every stored node must match the hashes below it (proofs are served from them), and they
     // must compose to the same root as the recomputed leaves.
-    if let Some((level, index)) = store.log_first_inconsistent_node(organization_id).await? {
+    if let Some(vellum_store::NodePosition { level, index }) =
+        store.log_first_inconsistent_node(organization_id).await?
+    {
         let (first, end) = (index << level, (index + 1) << level);
         return Ok(Err(problem(format!(
             "the stored log node at level {level} covering positions {first}..{end} does not match the hashes below it \
              (a stored hash was rewritten; proofs through it would fail)"
         ))));
     }
-    let (_, stored_root) = store.log_tree_head(organization_id).await?;
+    let stored_root = store.log_tree_head(organization_id).await?.root;
     if stored_root != summary.root {
         return Ok(Err(problem(
             "the stored log nodes do not match the events' leaves (a stored hash was rewritten)".into(),
@@ -116,7 +119,12 @@ pub async fn verify_store(
 ) -> anyhow::Result<bool> {
     let organizations = match only {
         Some(organization_id) => vec![(organization_id, false)],
-        None => store.log_organizations().await?,
+        None => store
+            .log_organizations()
+            .await?
+            .into_iter()
+            .map(|owner| (owner.organization_id, owner.deleted))
+            .collect(),
     };
     let mut all_good = true;
     for (organization_id, deleted) in organizations {

@@ -137,11 +137,20 @@ async fn health(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     let logs = state.store.log_organizations().await.unwrap_or_default();
     let mut total_events: u64 = 0;
     let mut organizations = Vec::new();
-    for (index, (organization_id, deleted)) in logs.iter().rev().enumerate() {
-        let (_, size, note) = state.store.log_scan(*organization_id, 0, 0).await?;
-        total_events += size;
+    for (index, owner) in logs.iter().rev().enumerate() {
+        let scan = state.store.log_scan(owner.organization_id, 0, 0).await?;
+        total_events += scan.tree_size;
         if index < HEALTH_ORGANIZATIONS {
-            organizations.push(health_organization(&state, *organization_id, *deleted, size, note).await?);
+            organizations.push(
+                health_organization(
+                    &state,
+                    owner.organization_id,
+                    owner.deleted,
+                    scan.tree_size,
+                    scan.checkpoint_note,
+                )
+                .await?,
+            );
         }
     }
     Ok(Json(json!({

@@ -41,8 +41,8 @@ use writer::Writer;
 
 use crate::ids::IdGenerator;
 use crate::{
-    ActionSummary, AppendOutcome, EventFilter, IdempotencyClaim, NewEvent, OrganizationFilter, Store, StoreError,
-    StoredSchema,
+    AccessStore, ActionSummary, AppendOutcome, EventFilter, EventStore, ExportStore, IdempotencyClaim, LogStore,
+    NewEvent, OrganizationFilter, OrganizationStore, SchemaStore, Store, StoreError, StoredSchema,
 };
 
 /// The database file's name inside the data directory.
@@ -222,16 +222,7 @@ impl SqliteStore {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn check_ready(&self) -> Result<(), StoreError> {
-        self.writer.check_alive()?;
-        self.read(|connection| {
-            connection.query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))?;
-            Ok(())
-        })
-        .await
-    }
-
+impl OrganizationStore for SqliteStore {
     async fn create_organization(&self, request: NewOrganization) -> Result<Organization, StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
@@ -281,6 +272,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn get_retention(&self, organization_id: OrganizationId) -> Result<Option<u32>, StoreError> {
+        self.read(move |connection| organizations::get_retention(connection, organization_id))
+            .await
+    }
+
+    async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| organizations::set_retention(connection, organization_id, days))
+            .await
+    }
+}
+
+#[async_trait]
+impl AccessStore for SqliteStore {
     async fn create_api_key(&self, name: String, secret: ApiKeySecret) -> Result<ApiKey, StoreError> {
         let ids = Arc::clone(&self.ids);
         self.writer
@@ -288,11 +293,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<(ApiKey, bool), StoreError> {
+    async fn ensure_api_key(&self, name: String, secret: ApiKeySecret) -> Result<crate::EnsuredApiKey, StoreError> {
         let ids = Arc::clone(&self.ids);
-        self.writer
+        let (key, created) = self
+            .writer
             .write(move |transaction| api_keys::ensure(transaction, &ids, name, &secret))
-            .await
+            .await?;
+        Ok(crate::EnsuredApiKey { key, created })
     }
 
     async fn find_api_key(&self, hash: ApiKeyHash) -> Result<Option<ApiKey>, StoreError> {
@@ -371,16 +378,21 @@ impl Store for SqliteStore {
             .write(move |transaction| operators::delete_session(transaction, token_hash))
             .await
     }
+}
 
+#[async_trait]
+impl SchemaStore for SqliteStore {
     async fn create_schema(
         &self,
         action: String,
         definition: SchemaDefinition,
-    ) -> Result<(StoredSchema, bool), StoreError> {
+    ) -> Result<crate::CreatedSchema, StoreError> {
         let ids = Arc::clone(&self.ids);
-        self.writer
+        let (schema, created) = self
+            .writer
             .write(move |connection| schemas::create(connection, &ids, action, definition))
-            .await
+            .await?;
+        Ok(crate::CreatedSchema { schema, created })
     }
 
     async fn get_schema(&self, action: &str, version: Option<u32>) -> Result<Option<StoredSchema>, StoreError> {
@@ -403,7 +415,10 @@ impl Store for SqliteStore {
         self.read(move |connection| schemas::list_schemas(connection, &action, &page))
             .await
     }
+}
 
+#[async_trait]
+impl EventStore for SqliteStore {
     async fn append_events(
         &self,
         organization_id: OrganizationId,
@@ -460,58 +475,6 @@ impl Store for SqliteStore {
         self.read(move |connection| events::get(connection, id)).await
     }
 
-    async fn get_retention(&self, organization_id: OrganizationId) -> Result<Option<u32>, StoreError> {
-        self.read(move |connection| organizations::get_retention(connection, organization_id))
-            .await
-    }
-
-    async fn set_retention(&self, organization_id: OrganizationId, days: u32) -> Result<(), StoreError> {
-        self.writer
-            .write(move |connection| organizations::set_retention(connection, organization_id, days))
-            .await
-    }
-
-    async fn create_export(
-        &self,
-        organization_id: OrganizationId,
-        format: vellum_core::export::ExportFormat,
-        filter: vellum_core::export::ExportFilter,
-    ) -> Result<vellum_core::export::Export, StoreError> {
-        let id = vellum_core::ExportId::from_ulid(self.ids.next());
-        self.writer
-            .write(move |connection| exports::insert(connection, id, organization_id, format, &filter, crate::now()))
-            .await
-    }
-
-    async fn get_export(&self, id: vellum_core::ExportId) -> Result<vellum_core::export::Export, StoreError> {
-        self.read(move |connection| exports::get(connection, id)).await
-    }
-
-    async fn exports_in_state(
-        &self,
-        state: vellum_core::export::ExportState,
-        updated_before: Timestamp,
-    ) -> Result<Vec<vellum_core::export::Export>, StoreError> {
-        self.read(move |connection| exports::in_state(connection, state, updated_before))
-            .await
-    }
-
-    async fn start_export(&self, id: vellum_core::ExportId) -> Result<vellum_core::export::Export, StoreError> {
-        self.writer
-            .write(move |connection| exports::start(connection, id, crate::now()))
-            .await
-    }
-
-    async fn finish_export(
-        &self,
-        id: vellum_core::ExportId,
-        outcome: crate::ExportOutcome,
-    ) -> Result<vellum_core::export::Export, StoreError> {
-        self.writer
-            .write(move |connection| exports::finish(connection, id, &outcome, crate::now()))
-            .await
-    }
-
     async fn event_bounds(
         &self,
         organization_id: OrganizationId,
@@ -521,15 +484,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn log_frontier(
-        &self,
-        organization_id: OrganizationId,
-        size: u64,
-    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError> {
-        self.read(move |connection| log::frontier(connection, organization_id, size))
+    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |connection| events::purge_idempotency_keys(connection, before))
             .await
     }
+}
 
+#[async_trait]
+impl LogStore for SqliteStore {
     async fn log_checkpoint(
         &self,
         organization_id: OrganizationId,
@@ -571,24 +534,32 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn log_tree_head(
-        &self,
-        organization_id: OrganizationId,
-    ) -> Result<(u64, vellum_core::merkle::Hash), StoreError> {
-        self.read(move |connection| log::tree_head(connection, organization_id))
-            .await
+    async fn log_tree_head(&self, organization_id: OrganizationId) -> Result<crate::TreeHead, StoreError> {
+        let (size, root) = self
+            .read(move |connection| log::tree_head(connection, organization_id))
+            .await?;
+        Ok(crate::TreeHead { size, root })
     }
 
     async fn log_first_inconsistent_node(
         &self,
         organization_id: OrganizationId,
-    ) -> Result<Option<(u32, u64)>, StoreError> {
-        self.read(move |connection| log::first_inconsistent_node(connection, organization_id))
-            .await
+    ) -> Result<Option<crate::NodePosition>, StoreError> {
+        let found = self
+            .read(move |connection| log::first_inconsistent_node(connection, organization_id))
+            .await?;
+        Ok(found.map(|(level, index)| crate::NodePosition { level, index }))
     }
 
-    async fn log_organizations(&self) -> Result<Vec<(OrganizationId, bool)>, StoreError> {
-        self.read(log::organizations_with_logs).await
+    async fn log_organizations(&self) -> Result<Vec<crate::LogOwner>, StoreError> {
+        let owners = self.read(log::organizations_with_logs).await?;
+        Ok(owners
+            .into_iter()
+            .map(|(organization_id, deleted)| crate::LogOwner {
+                organization_id,
+                deleted,
+            })
+            .collect())
     }
 
     async fn log_scan(
@@ -596,15 +567,80 @@ impl Store for SqliteStore {
         organization_id: OrganizationId,
         start: u64,
         limit: u64,
-    ) -> Result<(Vec<crate::LogRecord>, u64, Option<String>), StoreError> {
-        self.read(move |connection| log::scan(connection, organization_id, start, limit))
+    ) -> Result<crate::LogScan, StoreError> {
+        let (records, tree_size, checkpoint_note) = self
+            .read(move |connection| log::scan(connection, organization_id, start, limit))
+            .await?;
+        Ok(crate::LogScan {
+            records,
+            tree_size,
+            checkpoint_note,
+        })
+    }
+
+    async fn log_frontier(
+        &self,
+        organization_id: OrganizationId,
+        size: u64,
+    ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError> {
+        self.read(move |connection| log::frontier(connection, organization_id, size))
+            .await
+    }
+}
+
+#[async_trait]
+impl ExportStore for SqliteStore {
+    async fn create_export(
+        &self,
+        organization_id: OrganizationId,
+        format: vellum_core::export::ExportFormat,
+        filter: vellum_core::export::ExportFilter,
+    ) -> Result<vellum_core::export::Export, StoreError> {
+        let id = vellum_core::ExportId::from_ulid(self.ids.next());
+        self.writer
+            .write(move |connection| exports::insert(connection, id, organization_id, format, &filter, crate::now()))
             .await
     }
 
-    async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
-        self.writer
-            .write(move |connection| events::purge_idempotency_keys(connection, before))
+    async fn get_export(&self, id: vellum_core::ExportId) -> Result<vellum_core::export::Export, StoreError> {
+        self.read(move |connection| exports::get(connection, id)).await
+    }
+
+    async fn exports_in_state(
+        &self,
+        state: vellum_core::export::ExportState,
+        updated_before: Timestamp,
+    ) -> Result<Vec<vellum_core::export::Export>, StoreError> {
+        self.read(move |connection| exports::in_state(connection, state, updated_before))
             .await
+    }
+
+    async fn start_export(&self, id: vellum_core::ExportId) -> Result<vellum_core::export::Export, StoreError> {
+        self.writer
+            .write(move |connection| exports::start(connection, id, crate::now()))
+            .await
+    }
+
+    async fn finish_export(
+        &self,
+        id: vellum_core::ExportId,
+        outcome: crate::ExportOutcome,
+    ) -> Result<vellum_core::export::Export, StoreError> {
+        self.writer
+            .write(move |connection| exports::finish(connection, id, &outcome, crate::now()))
+            .await
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn check_ready(&self) -> Result<(), StoreError> {
+        self.writer.check_alive()?;
+        self.read(|connection| {
+            connection.query_row("SELECT count(*) FROM schema_migrations", [], |_| Ok(()))?;
+            Ok(())
+        })
+        .await
     }
 
     async fn close(&self) -> Result<(), StoreError> {

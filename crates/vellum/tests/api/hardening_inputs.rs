@@ -7,7 +7,8 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vellum_core::event::{Actor, Context, EventInput, MetadataValue, Target};
-use vellum_store::{NewEvent, SqliteConfig, SqliteStore, Store};
+use vellum_store::prelude::*;
+use vellum_store::{NewEvent, SqliteConfig, SqliteStore};
 
 use crate::helpers::{TestApp, json_ok, json_status, vellum_binary};
 

@@ -3,7 +3,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::json;
-use vellum_store::Store as _;
+use vellum_store::prelude::*;
 
 use crate::helpers::{ServerProcess, TestApp, fresh_secret};
 
