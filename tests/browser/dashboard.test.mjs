@@ -383,6 +383,8 @@ describe('the operator dashboard', () => {
     await nameField.fill(`${orgName} Renamed`);
     await page.getByRole('button', { name: 'Save name' }).click();
     await page.getByRole('heading', { name: `${orgName} Renamed` }).waitFor();
+    // Until the organization sets a period, the page says which one is in force.
+    await page.getByText('No retention period is set: the server\u2019s default of 365 days applies.').waitFor();
     await page.getByLabel('Retention period').selectOption('365');
     await page.getByRole('button', { name: 'Save retention' }).click();
     await page.getByText('Saved: 365 days.').waitFor();

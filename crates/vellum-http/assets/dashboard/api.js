@@ -164,6 +164,8 @@ export function createApi(options = {}) {
     updateOrganization: (id, body) => put(`/organizations/${enc(id)}`, body),
     getRetention: (id) => get(`/organizations/${enc(id)}/audit_logs_retention`),
     setRetention: (id, days) => put(`/organizations/${enc(id)}/audit_logs_retention`, { retention_period_in_days: days }),
+    /** The retention in force (the server's default when the organization set none). */
+    getAuditLogConfiguration: (id) => get(`/organizations/${enc(id)}/audit_log_configuration`),
 
     // Schemas.
     listActions: (query) => get('/audit_logs/actions', query),
