@@ -147,7 +147,26 @@ fn normalised(query: QueryPairs) -> QueryPairs {
     )
 }
 
+/// Refuses a request of WorkOS's newer Events API, which shares `GET /events` with the legacy
+/// list: its SDKs (Node `workos.events.listEvents`, Python `client.events.list_events`) always
+/// send `events`, the event types comma-joined, and no legacy Audit Trail client ever does.
+/// Vellum does not serve that API, and a legacy list would be misread as its answer, so it gets
+/// a 404 that says so before anything else about the request is looked at.
+fn refuse_events_api(query: &QueryPairs) -> Result<(), ApiError> {
+    if query.0.iter().any(|(key, _)| key == "events" || key == "events[]") {
+        return Err(ApiError::NotServed {
+            message: "Vellum does not serve WorkOS's Events API: GET /events here is the legacy Audit Trail \
+                      list, which takes no `events` parameter. Read audit log events with \
+                      GET /audit_logs/events."
+                .to_owned(),
+            code: "events_api_not_supported",
+        });
+    }
+    Ok(())
+}
+
 async fn list_events(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {
+    refuse_events_api(&query)?;
     let query = normalised(query);
     let mut errors = ValidationErrors::new();
     let page = page_request(&query, &mut errors, |text| {

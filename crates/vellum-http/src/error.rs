@@ -39,6 +39,14 @@ pub enum ApiError {
         /// WorkOS-style: `Organization not found: 'org_…'.`
         message: String,
     },
+    /// 404: a request for an API of WorkOS that Vellum does not serve, at a path it shares
+    /// with one Vellum does serve (WorkOS's Events API at `GET /events`).
+    NotServed {
+        /// For people: which API is not served, and where to look instead.
+        message: String,
+        /// Machine-readable.
+        code: &'static str,
+    },
     /// 405: the path exists but not with this method.
     MethodNotAllowed {
         /// The method used.
@@ -133,7 +141,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden { .. } => StatusCode::FORBIDDEN,
-            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::NotFound { .. } | Self::NotServed { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::InvalidEvent(_) => StatusCode::BAD_REQUEST,
@@ -161,6 +169,7 @@ impl ApiError {
             }),
             Self::Forbidden { message, code } => json!({ "message": message, "code": code }),
             Self::NotFound { message } => json!({ "message": message, "code": "entity_not_found" }),
+            Self::NotServed { message, code } => json!({ "message": message, "code": code }),
             Self::MethodNotAllowed { method, path } => json!({
                 "message": format!("Cannot {method} {path}"),
                 "code": "method_not_allowed",

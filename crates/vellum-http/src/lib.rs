@@ -64,6 +64,9 @@ pub struct HttpConfig {
     /// Dashboard sign-in password checks (argon2id, 19 MiB each) running at once; more wait in
     /// a bounded queue, and beyond it are refused with a 503.
     pub max_password_checks: usize,
+    /// The retention, in days, of an organization that set none: what
+    /// `GET /organizations/{id}/audit_log_configuration` answers for it.
+    pub default_retention_days: u32,
 }
 
 /// The default of [`HttpConfig::max_password_checks`].
@@ -78,6 +81,7 @@ impl Default for HttpConfig {
             public_url: None,
             dashboard_assets_dir: None,
             max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
+            default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
         }
     }
 }

@@ -1,13 +1,18 @@
 //! Per-organization audit log settings, as WorkOS serves them:
 //! `GET`/`PUT /organizations/{id}/audit_logs_retention` and
 //! `GET /organizations/{id}/audit_log_configuration`.
+//!
+//! `audit_logs_retention` answers the organization's own setting (`null` until it sets one, as
+//! WorkOS's `AuditLogsRetentionJson` allows); `audit_log_configuration` answers the retention in
+//! force, which is never `null` (WorkOS's `AuditLogConfiguration` requires an integer there, and
+//! SDKs such as PHP, .NET and Kotlin read it into a non-null one).
 
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use vellum_core::retention::{days_for_period, is_valid_days};
+use vellum_core::retention::{days_for_period, effective_retention_days, is_valid_days};
 use vellum_core::{OrganizationId, ValidationErrors};
 
 use crate::AppState;
@@ -96,9 +101,10 @@ async fn update_retention(
 
 async fn get_configuration(State(state): State<AppState>, WirePath(id): WirePath) -> Result<Json<Value>, ApiError> {
     let organization = organization_id(&id)?;
-    let days = state.store.get_retention(organization).await?;
+    let own_days = state.store.get_retention(organization).await?;
+    let days = effective_retention_days(own_days, state.config.default_retention_days);
     // Log streams are not built yet, so `log_stream` is absent, as WorkOS answers for an
-    // organization without one.
+    // organization without one (the member is optional and only present for a stream).
     Ok(Json(json!({
         "organization_id": organization.to_string(),
         "retention_period_in_days": days,

@@ -146,14 +146,12 @@ async fn create_schema(
         return Err(errors.into());
     }
     let definition = schema_definition_from_json(body)?;
-    let vellum_store::CreatedSchema {
-        schema: stored,
-        created,
-    } = state.store.create_schema(action, definition).await?;
+    let stored = state.store.create_schema(action, definition).await?.schema;
     state.ingest.schema_created(stored.clone())?;
-    // A definition equal to the latest version's creates nothing and answers with that version.
-    let status = if created { StatusCode::CREATED } else { StatusCode::OK };
-    Ok((status, Json(schema_json(&stored))))
+    // A definition equal to the latest version's creates nothing and answers with that version,
+    // still with 201: WorkOS's spec lists 201 as the only success of this operation, and
+    // clients tell the two cases apart by `version`.
+    Ok((StatusCode::CREATED, Json(schema_json(&stored))))
 }
 
 async fn list_actions(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {

@@ -50,6 +50,11 @@ pub struct Cli {
     /// first start].
     #[arg(long, env = "VELLUM_SIGNING_KEY_FILE", global = true, value_name = "FILE")]
     signing_key_file: Option<PathBuf>,
+
+    /// Days the events of an organization that set no retention period are kept: 30 to 330 in
+    /// steps of 30, or 365 to 3650 in steps of 365 [default: 365].
+    #[arg(long, env = "VELLUM_DEFAULT_RETENTION_DAYS", global = true, value_name = "DAYS")]
+    default_retention_days: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -338,6 +343,7 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         log_format: cli.log_format,
         log_name: cli.log_name.clone(),
         signing_key_file: cli.signing_key_file.clone(),
+        default_retention_days: cli.default_retention_days,
         public_url: serve.and_then(|args| args.public_url.clone()),
         export_workers: serve.and_then(|args| args.export_workers),
         export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),

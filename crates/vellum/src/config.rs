@@ -87,6 +87,8 @@ pub struct FileConfig {
     pub admin_email: Option<String>,
     /// See [`Settings::admin`].
     pub admin_password: Option<String>,
+    /// See [`Settings::default_retention_days`].
+    pub default_retention_days: Option<i64>,
 }
 
 /// Where and how exports run.
@@ -183,6 +185,8 @@ pub struct Overrides {
     pub admin_password: Option<String>,
     /// `VELLUM_DASHBOARD_DIR`: serve the dashboard's files from this folder (front-end work).
     pub dashboard_dir: Option<PathBuf>,
+    /// `--default-retention-days` / `VELLUM_DEFAULT_RETENTION_DAYS`.
+    pub default_retention_days: Option<u32>,
 }
 
 /// An operator account that `vellum serve` makes sure exists, with this password.
@@ -240,6 +244,9 @@ pub struct Settings {
     pub limits: vellum_http::ServerLimits,
     /// Dashboard sign-in password checks running at once.
     pub max_password_checks: usize,
+    /// How many days the events of an organization that set no retention period of its own
+    /// are kept: one of the values `retention_period_in_days` accepts.
+    pub default_retention_days: u32,
 }
 
 impl std::fmt::Debug for Settings {
@@ -262,6 +269,7 @@ impl std::fmt::Debug for Settings {
             .field("dashboard_dir", &self.dashboard_dir)
             .field("limits", &self.limits)
             .field("max_password_checks", &self.max_password_checks)
+            .field("default_retention_days", &self.default_retention_days)
             .finish()
     }
 }
@@ -421,9 +429,24 @@ impl Settings {
             (1..=64).contains(&max_password_checks),
             "max_password_checks must be between 1 and 64"
         );
+        let default_retention_days = match overrides
+            .default_retention_days
+            .map(i64::from)
+            .or(file.default_retention_days)
+        {
+            None => vellum_core::retention::DEFAULT_RETENTION_DAYS,
+            Some(days) => {
+                anyhow::ensure!(
+                    vellum_core::retention::is_valid_days(days),
+                    "invalid default retention of {days} days: use 30 to 330 in steps of 30, or 365 to 3650 in steps of 365 (the periods an organization may set)"
+                );
+                u32::try_from(days)?
+            }
+        };
         Ok(Self {
             limits,
             max_password_checks,
+            default_retention_days,
             admin,
             dashboard_dir: overrides.dashboard_dir,
             log_name,
@@ -468,6 +491,7 @@ impl Settings {
             dashboard_dir: None,
             limits: vellum_http::ServerLimits::default(),
             max_password_checks: vellum_http::DEFAULT_MAX_PASSWORD_CHECKS,
+            default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
         }
     }
 
@@ -536,6 +560,44 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_default_retention_is_layered_and_checked_like_an_organization_s() {
+        let resolve = |flag: Option<u32>, file_text: &str| {
+            Settings::resolve(
+                Overrides {
+                    default_retention_days: flag,
+                    ..Overrides::default()
+                },
+                file(file_text),
+            )
+        };
+        assert_eq!(
+            resolve(None, "").unwrap().default_retention_days,
+            vellum_core::retention::DEFAULT_RETENTION_DAYS
+        );
+        assert_eq!(
+            resolve(None, "default_retention_days = 90")
+                .unwrap()
+                .default_retention_days,
+            90
+        );
+        assert_eq!(
+            resolve(Some(3650), "default_retention_days = 90")
+                .unwrap()
+                .default_retention_days,
+            3650,
+            "flag (or environment) beats the file"
+        );
+        for bad in [0_i64, 31, 360, 3651, -30, 4_294_967_326] {
+            let error = resolve(None, &format!("default_retention_days = {bad}")).unwrap_err();
+            assert!(
+                error.to_string().contains("invalid default retention"),
+                "{bad}: {error}"
+            );
+        }
+        assert!(resolve(Some(7), "").is_err());
     }
 
     #[test]

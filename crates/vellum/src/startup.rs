@@ -152,6 +152,7 @@ impl Application {
                 public_url: self.settings.public_url.clone(),
                 dashboard_assets_dir: self.settings.dashboard_dir.clone(),
                 max_password_checks: self.settings.max_password_checks,
+                default_retention_days: self.settings.default_retention_days,
             },
             Arc::clone(&self.signer),
         );

@@ -16,7 +16,7 @@ import {
   UpdateAuditLogsRetentionRetentionPeriod,
 } from '@workos-inc/node';
 
-import { UNKNOWN_ORGANIZATION, client, storedEvents, uniqueTag, rejection } from './helpers.mjs';
+import { UNKNOWN_ORGANIZATION, client, storedEvents, uniqueTag, rejection, wireTimestamp } from './helpers.mjs';
 
 const workos = client();
 
@@ -58,7 +58,7 @@ describe('schemas', () => {
     assert.deepEqual(first.targets, [{ type: 'document', metadata: { sensitivity: 'string' } }]);
     assert.deepEqual(first.actor, { metadata: { role: 'string' } });
     assert.deepEqual(first.metadata, { words: 'number', draft: 'boolean' });
-    assert.ok(!Number.isNaN(Date.parse(first.createdAt)), first.createdAt);
+    wireTimestamp(first.createdAt);
 
     const second = await workos.auditLogs.createSchema({
       action: action('document.updated'),

@@ -8,7 +8,7 @@ import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { NotFoundException } from '@workos-inc/node';
 
-import { UNKNOWN_ORGANIZATION, client, rejection, storedEvents, uniqueTag } from './helpers.mjs';
+import { UNKNOWN_ORGANIZATION, client, rejection, storedEvents, uniqueTag, wireTimestamp } from './helpers.mjs';
 
 const workos = client();
 const START = new Date('2026-04-01T00:00:00.000Z');
@@ -100,7 +100,8 @@ describe('exports', () => {
       current = await workos.auditLogs.getExport(created.id);
     }
     assert.equal(current.state, 'ready');
-    assert.ok(current.createdAt && current.updatedAt);
+    assert.equal(wireTimestamp(current.createdAt), wireTimestamp(created.createdAt));
+    assert.ok(wireTimestamp(current.updatedAt) >= wireTimestamp(current.createdAt));
     const response = await fetch(current.url);
     assert.equal(response.status, 200);
     return parseCsv(await response.text());

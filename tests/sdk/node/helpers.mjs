@@ -2,15 +2,25 @@ import assert from 'node:assert/strict';
 // Shared by the suites of this folder: the SDK client pointed at the server under test, and
 // plain-HTTP reads of what the server stored (the SDK has no method to list events).
 //
-// The Rust test `sdk_node` starts the server and sets VELLUM_BASE_URL and VELLUM_API_KEY.
+// The Rust tests `sdk_node` start the server and set VELLUM_BASE_URL and VELLUM_API_KEY, and
+// VELLUM_NODE_SDK_VERSION to the SDK release the run must use: these files run both against
+// this folder's pinned SDK and, from ../node-latest, against the newest release.
 
 import { randomUUID } from 'node:crypto';
 import { WorkOS } from '@workos-inc/node';
 
 export const BASE_URL = process.env.VELLUM_BASE_URL;
 export const API_KEY = process.env.VELLUM_API_KEY;
-if (!BASE_URL || !API_KEY) {
-  throw new Error('VELLUM_BASE_URL and VELLUM_API_KEY must be set: run these suites through `cargo test -p vellum --test api sdk_node`');
+const SDK_VERSION = process.env.VELLUM_NODE_SDK_VERSION;
+if (!BASE_URL || !API_KEY || !SDK_VERSION) {
+  throw new Error(
+    'VELLUM_BASE_URL, VELLUM_API_KEY and VELLUM_NODE_SDK_VERSION must be set: run these suites through `cargo test -p vellum --test api sdk_node`',
+  );
+}
+// A run never passes against another copy of the SDK than the one it was meant to test.
+const loadedVersion = new WorkOS('sk_test_version_check').version;
+if (loadedVersion !== SDK_VERSION) {
+  throw new Error(`expected @workos-inc/node ${SDK_VERSION}, but ${loadedVersion} was loaded`);
 }
 
 export const UNKNOWN_ORGANIZATION = 'org_01EHWNCE74X7JSDV0X3SZ3KJNY';
@@ -24,6 +34,21 @@ export function client(apiKey = API_KEY) {
     https: url.protocol === 'https:',
     maxRetries: 0,
   });
+}
+
+/**
+ * A timestamp as the SDK hands it back, as the server's wire text: 11.x passes the wire string
+ * through, 12.x turns it into a Date. The wire form is always `YYYY-MM-DDTHH:MM:SS.mmmZ`, which
+ * is what Date#toISOString prints, so both versions compare through this.
+ */
+export function wireTimestamp(value) {
+  if (Number(SDK_VERSION.split('.')[0]) >= 12) {
+    assert.ok(value instanceof Date && !Number.isNaN(value.getTime()), `a valid Date: ${value}`);
+    return value.toISOString();
+  }
+  assert.equal(typeof value, 'string', `a string: ${value}`);
+  assert.match(value, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+  return value;
 }
 
 /** A random suffix, so that suites sharing one server never touch each other's data. */

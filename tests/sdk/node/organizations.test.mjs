@@ -9,7 +9,7 @@ import {
   UnprocessableEntityException,
 } from '@workos-inc/node';
 
-import { UNKNOWN_ORGANIZATION, client, uniqueTag, rejection } from './helpers.mjs';
+import { UNKNOWN_ORGANIZATION, client, uniqueTag, rejection, wireTimestamp } from './helpers.mjs';
 
 const workos = client();
 
@@ -30,7 +30,8 @@ test('create, get, update and delete an organization', async () => {
 
   const fetched = await workos.organizations.getOrganization(created.id);
   assert.equal(fetched.id, created.id);
-  assert.equal(fetched.updatedAt, created.updatedAt);
+  assert.equal(wireTimestamp(fetched.updatedAt), wireTimestamp(created.updatedAt));
+  assert.ok(wireTimestamp(created.createdAt) <= wireTimestamp(created.updatedAt));
   assert.equal((await workos.organizations.getOrganizationByExternalId(`ext-${tag}`)).id, created.id);
 
   const updated = await workos.organizations.updateOrganization({

@@ -320,6 +320,11 @@ class Retention(AuditLogTestCase):
     def test_get_and_update_retention_and_the_configuration(self):
         organization = self.organization.id
         self.assertIsNone(self.workos.audit_logs.get_organization_audit_logs_retention(organization).retention_period_in_days)
+        # The configuration answers the retention in force: the server's default (365 days) until
+        # the organization sets its own. The SDK types it as an int, never None.
+        configuration = self.workos.organizations.get_audit_log_configuration(organization)
+        self.assertEqual(configuration.retention_period_in_days, 365)
+        self.assertIsNone(configuration.log_stream)
 
         updated = self.workos.audit_logs.update_organization_audit_logs_retention(organization, retention=RetentionPeriod(retention_period="1_YEAR"))
         self.assertEqual(updated.retention_period_in_days, 365)

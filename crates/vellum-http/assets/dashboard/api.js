@@ -164,14 +164,27 @@ export function createApi(options = {}) {
     updateOrganization: (id, body) => put(`/organizations/${enc(id)}`, body),
     getRetention: (id) => get(`/organizations/${enc(id)}/audit_logs_retention`),
     setRetention: (id, days) => put(`/organizations/${enc(id)}/audit_logs_retention`, { retention_period_in_days: days }),
+    /** The retention in force (the server's default when the organization set none). */
+    getAuditLogConfiguration: (id) => get(`/organizations/${enc(id)}/audit_log_configuration`),
 
     // Schemas.
     listActions: (query) => get('/audit_logs/actions', query),
     listSchemas: (action, query) => get(`/audit_logs/actions/${enc(action)}/schemas`, query),
-    /** Answers `{created, schema}`: created is false when the definition equals the latest. */
+    /**
+     * Answers `{created, schema}`: created is false when the definition equals the latest.
+     * The server answers 201 either way (as WorkOS's spec says), with the latest version when
+     * nothing was created, so the version is compared with the latest one before the request.
+     */
     async createSchema(action, definition) {
-      const { status, data } = await send('POST', `/audit_logs/actions/${enc(action)}/schemas`, { body: definition });
-      return { created: status === 201, schema: data };
+      let latestBefore = 0;
+      try {
+        const page = await get(`/audit_logs/actions/${enc(action)}/schemas`, { limit: 1 });
+        latestBefore = page.data.length ? page.data[0].version : 0;
+      } catch (error) {
+        if (!(error instanceof ApiError) || error.status !== 404) throw error;
+      }
+      const schema = await post(`/audit_logs/actions/${enc(action)}/schemas`, definition);
+      return { created: schema.version > latestBefore, schema };
     },
 
     // Events (read only) and the verifiable log: what the events viewer needs.

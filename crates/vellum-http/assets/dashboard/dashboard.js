@@ -796,8 +796,10 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
     if (alive && organization && !nameInput.value) nameInput.value = organization.name;
   });
 
-  function showRetention(days) {
-    retentionCurrent.textContent = days ? `Events are kept for ${days} days.` : 'No retention period is set.';
+  function showRetention(days, inForce) {
+    retentionCurrent.textContent = days
+      ? `Events are kept for ${days} days.`
+      : `No retention period is set: the server\u2019s default of ${inForce} days applies.`;
     retention.value = days ? String(days) : '';
     if (days && retention.value !== String(days)) {
       retention.append(h('option', { value: String(days), text: `${days} days` }));
@@ -805,8 +807,8 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
     }
   }
 
-  api.getRetention(orgId).then(
-    (answer) => alive && showRetention(answer.retention_period_in_days),
+  Promise.all([api.getRetention(orgId), api.getAuditLogConfiguration(orgId)]).then(
+    ([own, configuration]) => alive && showRetention(own.retention_period_in_days, configuration.retention_period_in_days),
     (error) => {
       if (alive) {
         retentionCurrent.textContent = '';

@@ -749,3 +749,51 @@ async fn invalid_list_parameters_are_legacy_422s() {
     .await;
     assert_eq!(refused["errors"][0]["field"], "after");
 }
+
+/// WorkOS's newer Events API shares `GET /events`; its SDKs always send `events` (comma-joined
+/// event types, empty for an empty list). Vellum does not serve it: such a request gets a 404
+/// that says so, whatever else it carries, and changes nothing.
+#[tokio::test]
+async fn the_newer_events_api_is_a_404_that_names_it() {
+    let app = TestApp::spawn().await;
+    let organization = app.organization("Acme").await;
+    create(&app, &legacy_event(&organization)).await;
+    let before = list(&app, "limit=100").await;
+    assert_eq!(before["data"].as_array().unwrap().len(), 1);
+
+    for query in [
+        "events=dsync.user.created".to_owned(),
+        format!(
+            "events=dsync.user.created%2Cdsync.user.updated&organization_id={organization}\
+             &range_start=2025-01-01T00%3A00%3A00.000Z&range_end=2025-12-31T00%3A00%3A00.000Z&limit=10"
+        ),
+        "events=".to_owned(),
+        "events[]=dsync.user.created".to_owned(),
+        // The 404 comes before any check of the other parameters.
+        "events=dsync.user.created&limit=0&order=sideways".to_owned(),
+        "group=acme.com&events=dsync.user.created".to_owned(),
+    ] {
+        let refused = json_status(app.get(&format!("/events?{query}")).await, StatusCode::NOT_FOUND).await;
+        assert_eq!(refused["code"], "events_api_not_supported", "{query}: {refused}");
+        let message = refused["message"].as_str().unwrap();
+        assert!(
+            message.contains("does not serve WorkOS's Events API") && message.contains("GET /audit_logs/events"),
+            "{query}: {message}"
+        );
+    }
+
+    // Without a key the answer is still the 401: nothing is said about the API before the key.
+    let anonymous = app
+        .client
+        .get(app.url("/events?events=dsync.user.created"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // The legacy list is untouched, parameters named like `events` but not it included.
+    assert_eq!(list(&app, "limit=100").await, before);
+    assert_eq!(list(&app, "limit=100&eventsx=1&event=1").await, before);
+    assert_eq!(app.count_organizations().await, 1);
+    app.stop().await.unwrap();
+}

@@ -62,7 +62,7 @@ type Case = (
 #[test]
 fn bad_configuration_fails_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [Case; 4] = [
+    let cases: [Case; 6] = [
         (&["serve", "--listen", "not-an-address"], &[], "invalid listen address"),
         (
             &["serve"],
@@ -78,6 +78,16 @@ fn bad_configuration_fails_at_start_with_a_clear_message() {
             &["serve"],
             &[("VELLUM_DATABASE_URL", "postgres://localhost/vellum")],
             "no PostgreSQL backend",
+        ),
+        (
+            &["serve"],
+            &[("VELLUM_DEFAULT_RETENTION_DAYS", "31")],
+            "invalid default retention of 31 days",
+        ),
+        (
+            &["serve", "--default-retention-days", "4000"],
+            &[],
+            "invalid default retention of 4000 days",
         ),
     ];
     for (args, envs, expected) in cases {

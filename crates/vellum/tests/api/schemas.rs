@@ -38,9 +38,9 @@ async fn schemas_are_created_as_numbered_immutable_versions() {
         )
         .await;
     assert_eq!(
-        json_status(unchanged, StatusCode::OK).await,
+        json_status(unchanged, StatusCode::CREATED).await,
         second,
-        "the same definition again creates nothing"
+        "the same definition again creates nothing, and answers 201 as WorkOS's spec says"
     );
     assert!(
         second.get("actor").is_none() && second.get("metadata").is_none(),
