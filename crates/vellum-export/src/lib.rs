@@ -1,4 +1,4 @@
-//! Vellum's exports (`docs/exports.md`): export jobs run by background workers, the CSV and
+//! Vellum's exports (`docs/exports.md`): export jobs run on the shared job runner, the CSV and
 //! verifiable NDJSON files they write, the object storage that keeps those files, and the
 //! signed links they are downloaded from.
 //!
@@ -11,5 +11,7 @@ mod service;
 pub mod storage;
 
 pub use links::{LinkError, LinkSigner};
-pub use service::{CreateError, DELETED_ORGANIZATION, DownloadError, ExportService, ExportSettings};
+pub use service::{
+    CreateError, DELETED_ORGANIZATION, DownloadError, ExpiredExportSweep, ExportJob, ExportService, ExportSettings,
+};
 pub use storage::{Storage, StorageSettings};

@@ -1,25 +1,27 @@
-//! The export service: queues exports, runs them in background workers, and hands out links.
+//! The export service: queues exports, runs them as background jobs, and hands out links.
 //!
 //! **Invariants:**
 //! - An export becomes `ready` only after its whole file is stored (a multipart upload is
 //!   completed, or a local file renamed into place), so no partial file is ever served.
-//! - Exports are jobs in the store. Whatever was pending when the process stopped is started
-//!   again at the next start; one that keeps getting interrupted is failed after
+//! - Exports are jobs in the store, claimed under a lease ([`Store::claim_export`]): a worker of
+//!   any process takes the oldest pending export nobody holds, renews the lease while it writes,
+//!   and only the lease's holder records the outcome. So several processes on one database never
+//!   write one export at once, and an export whose worker went away (stopped, or crashed and let
+//!   its lease run out) is taken up again; one that keeps getting interrupted is failed after
 //!   [`ExportSettings::max_attempts`] starts, with the reason.
-//! - At most [`ExportSettings::workers`] exports run at once. They read through the store's
-//!   read pool, page by page, so ingest (on the single writer) is never blocked by them.
+//! - At most [`ExportSettings::workers`] exports run at once per process. They read through the
+//!   store's read pool, page by page, so ingest (on the single writer) is never blocked by them.
 //! - An export belongs to its organization: once the organization is deleted, the export is not
 //!   found ([`ExportService::get`]), its links download nothing, and a pending one is failed
 //!   instead of written.
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{Mutex, Semaphore, mpsc};
-use tokio::task::JoinSet;
+use tokio::sync::mpsc;
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::export::{
     Export, ExportFilter, ExportFormat, ExportState, ndjson_event_line, ndjson_header, ndjson_omitted_line,
@@ -27,6 +29,7 @@ use vellum_core::export::{
 };
 use vellum_core::pagination::Cursor;
 use vellum_core::{ExportId, Order, OrganizationId, PageRequest, Timestamp};
+use vellum_jobs::{Job, JobError, JobWaker, Runner, Schedule, StepContext, StepOutcome};
 use vellum_store::{EventFilter, ExportOutcome, Store, StoreError};
 
 use crate::csv_file::CsvRows;
@@ -36,7 +39,7 @@ use crate::storage::Storage;
 /// How exports run.
 #[derive(Clone, Debug)]
 pub struct ExportSettings {
-    /// Exports running at once.
+    /// Exports running at once (per process).
     pub workers: usize,
     /// How long a ready export's file is kept.
     pub ttl: Duration,
@@ -46,6 +49,9 @@ pub struct ExportSettings {
     pub max_attempts: u32,
     /// Events read per page.
     pub page_size: u32,
+    /// How long a claim keeps other workers off an export; renewed every third of it while the
+    /// export is written. After a crash, the export waits at most this long to be taken up again.
+    pub lease: Duration,
 }
 
 impl Default for ExportSettings {
@@ -56,9 +62,15 @@ impl Default for ExportSettings {
             link_lifetime: Duration::from_secs(10 * 60),
             max_attempts: 3,
             page_size: 1000,
+            lease: Duration::from_secs(30),
         }
     }
 }
+
+/// How often idle export workers look for exports queued by other processes, or left by a
+/// worker whose lease ran out. (Exports queued through this process start at once: creating
+/// one wakes a worker.)
+const EXPORT_POLL: Duration = Duration::from_secs(5);
 
 /// Why an export was not created.
 #[derive(Debug, thiserror::Error)]
@@ -95,12 +107,12 @@ struct Shared {
     settings: ExportSettings,
 }
 
-/// Runs exports in the background. Cheap to share behind an `Arc`.
+/// Queues exports and serves them; their files are written by [`ExportJob`] and deleted after
+/// their time to live by [`ExpiredExportSweep`]. Cheap to share behind an `Arc`.
 pub struct ExportService {
     shared: Arc<Shared>,
     links: LinkSigner,
-    queue: mpsc::UnboundedSender<ExportId>,
-    dispatcher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    waker: JobWaker,
 }
 
 impl std::fmt::Debug for ExportService {
@@ -118,7 +130,8 @@ fn unix_seconds(timestamp: Timestamp) -> i64 {
 }
 
 impl ExportService {
-    /// Starts the workers; exports left pending by an earlier process are picked up again.
+    /// Starts the export workers and the sweep of expired files on `runner`, which stops them.
+    /// Exports left pending by an earlier process are taken up as soon as no lease holds them.
     /// Call from within a Tokio runtime.
     pub fn start(
         store: Arc<dyn Store>,
@@ -126,6 +139,7 @@ impl ExportService {
         links: LinkSigner,
         log: Arc<NoteSigner>,
         settings: ExportSettings,
+        runner: &Runner,
     ) -> Self {
         let shared = Arc::new(Shared {
             store,
@@ -133,22 +147,13 @@ impl ExportService {
             log,
             settings,
         });
-        let (queue, receiver) = mpsc::unbounded_channel();
-        let dispatcher = tokio::spawn(dispatch(Arc::clone(&shared), receiver));
-        Self {
-            shared,
-            links,
-            queue,
-            dispatcher: Mutex::new(Some(dispatcher)),
-        }
-    }
-
-    /// Stops the workers. Running exports stay pending and resume at the next start.
-    pub async fn stop(&self) {
-        if let Some(dispatcher) = self.dispatcher.lock().await.take() {
-            dispatcher.abort();
-            let _ = dispatcher.await;
-        }
+        let waker = runner.spawn(Arc::new(ExportJob {
+            shared: Arc::clone(&shared),
+        }));
+        runner.spawn(Arc::new(ExpiredExportSweep {
+            shared: Arc::clone(&shared),
+        }));
+        Self { shared, links, waker }
     }
 
     /// Queues an export of a live organization's events, refusing one that would be empty.
@@ -172,8 +177,8 @@ impl ExportService {
             return Err(CreateError::NoEvents);
         }
         let export = self.shared.store.create_export(organization_id, format, filter).await?;
-        // The dispatcher only goes away when the service stops; the job then waits in the store.
-        let _ = self.queue.send(export.id);
+        // A worker of this process starts it now; if all are busy, the first to finish does.
+        self.waker.wake();
         Ok(export)
     }
 
@@ -244,80 +249,101 @@ async fn organization_is_live(store: &dyn Store, organization_id: OrganizationId
     }
 }
 
-/// Receives queued exports and runs each in its own task, at most `workers` at once. Also
-/// deletes expired files.
-async fn dispatch(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<ExportId>) {
-    let permits = Arc::new(Semaphore::new(shared.settings.workers.max(1)));
-    let mut running: JoinSet<ExportId> = JoinSet::new();
-    let mut active: HashSet<ExportId> = HashSet::new();
-    let start = |id: ExportId, running: &mut JoinSet<ExportId>, active: &mut HashSet<ExportId>| {
-        if active.insert(id) {
-            let shared = Arc::clone(&shared);
-            let permits = Arc::clone(&permits);
-            running.spawn(async move {
-                if let Ok(_permit) = permits.acquire_owned().await {
-                    run(&shared, id).await;
-                }
-                id
-            });
-        }
-    };
-
-    match shared.storage.remove_interrupted_uploads() {
-        Ok(0) => {}
-        Ok(removed) => tracing::info!(removed, "removed the partial files of interrupted exports"),
-        Err(error) => tracing::warn!(%error, "cannot remove the partial files of interrupted exports"),
-    }
-    // Whatever an earlier process left pending (or was queued while starting).
-    let resumed = loop {
-        match shared.store.exports_in_state(ExportState::Pending, far_future()).await {
-            Ok(pending) => break pending,
-            Err(error) => {
-                tracing::warn!(%error, "cannot list pending exports; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-        }
-    };
-    for export in resumed {
-        tracing::info!(export_id = %export.id, attempts = export.attempts, "resuming an unfinished export");
-        start(export.id, &mut running, &mut active);
-    }
-
-    let sweep_every = (shared.settings.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(300));
-    let mut sweep = tokio::time::interval(sweep_every);
-    loop {
-        tokio::select! {
-            received = queue.recv() => match received {
-                Some(id) => start(id, &mut running, &mut active),
-                None => break,
-            },
-            Some(finished) = running.join_next() => {
-                if let Ok(id) = finished {
-                    active.remove(&id);
-                }
-            }
-            _ = sweep.tick() => delete_expired(&shared).await,
-        }
-    }
-    while running.join_next().await.is_some() {}
+/// `now` plus `duration`, saturating.
+fn later_by(now: Timestamp, duration: Duration) -> Timestamp {
+    let millis = i64::try_from(duration.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_millis(now.unix_millis().saturating_add(millis)).unwrap_or(Timestamp::MAX)
 }
 
-fn far_future() -> Timestamp {
-    Timestamp::MAX
+/// The export workers' job: each step claims the oldest pending export no lease holds and
+/// writes it to its end (or until shutdown, which leaves it pending for the next claim).
+pub struct ExportJob {
+    shared: Arc<Shared>,
 }
 
-async fn delete_expired(shared: &Shared) {
+impl ExportJob {
+    /// The job on its own, for running steps directly (tests; [`ExportService::start`] makes
+    /// its own).
+    pub fn new(store: Arc<dyn Store>, storage: Storage, log: Arc<NoteSigner>, settings: ExportSettings) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                store,
+                storage,
+                log,
+                settings,
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl Job for ExportJob {
+    fn name(&self) -> &'static str {
+        "exports"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::every(EXPORT_POLL).with_workers(self.shared.settings.workers)
+    }
+
+    async fn step(&self, context: &StepContext) -> Result<StepOutcome, JobError> {
+        let now = vellum_store::now();
+        let lease_until = later_by(now, self.shared.settings.lease);
+        let Some(export) = self
+            .shared
+            .store
+            .claim_export(context.worker(), now, lease_until)
+            .await?
+        else {
+            return Ok(StepOutcome::Idle);
+        };
+        run(&self.shared, export, context).await?;
+        Ok(StepOutcome::Worked)
+    }
+}
+
+/// The sweep of expired export files: each step deletes the files of exports ready for longer
+/// than the time to live and marks them `expired`.
+pub struct ExpiredExportSweep {
+    shared: Arc<Shared>,
+}
+
+impl ExpiredExportSweep {
+    /// The sweep on its own, for running steps directly (tests; [`ExportService::start`] makes
+    /// its own).
+    pub fn new(store: Arc<dyn Store>, storage: Storage, log: Arc<NoteSigner>, settings: ExportSettings) -> Self {
+        Self {
+            shared: ExportJob::new(store, storage, log, settings).shared,
+        }
+    }
+}
+
+#[async_trait]
+impl Job for ExpiredExportSweep {
+    fn name(&self) -> &'static str {
+        "expired-export-files"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::every((self.shared.settings.ttl / 10).clamp(Duration::from_secs(1), Duration::from_secs(300)))
+    }
+
+    async fn step(&self, _context: &StepContext) -> Result<StepOutcome, JobError> {
+        delete_expired(&self.shared).await?;
+        Ok(StepOutcome::Idle)
+    }
+}
+
+/// Deletes the files of exports ready for longer than the time to live and marks them
+/// `expired`. A file that cannot be deleted is tried again at the next sweep. Safe with
+/// several processes sweeping at once: deleting a deleted file succeeds, and only one of them
+/// moves the export to `expired`.
+async fn delete_expired(shared: &Shared) -> Result<(), StoreError> {
     let ttl_millis = i64::try_from(shared.settings.ttl.as_millis()).unwrap_or(i64::MAX);
     let Some(cutoff) = Timestamp::from_unix_millis(vellum_store::now().unix_millis().saturating_sub(ttl_millis)) else {
-        return;
+        return Ok(());
     };
-    let expired = match shared.store.exports_in_state(ExportState::Ready, cutoff).await {
-        Ok(expired) => expired,
-        Err(error) => {
-            tracing::warn!(%error, "cannot list expired exports");
-            return;
-        }
-    };
+    let expired = shared.store.exports_in_state(ExportState::Ready, cutoff).await?;
     for export in expired {
         if let Some(path) = &export.object_path
             && let Err(error) = shared.storage.delete(path).await
@@ -327,26 +353,37 @@ async fn delete_expired(shared: &Shared) {
         }
         match shared.store.finish_export(export.id, ExportOutcome::Expired).await {
             Ok(_) => tracing::info!(export_id = %export.id, "deleted an expired export file"),
+            Err(StoreError::Conflict(_)) => {
+                tracing::debug!(export_id = %export.id, "another process marked the export expired");
+            }
             Err(error) => tracing::warn!(export_id = %export.id, %error, "cannot mark an export expired"),
         }
     }
+    Ok(())
 }
 
-/// Runs one export to its end.
-async fn run(shared: &Shared, id: ExportId) {
-    let export = match shared.store.start_export(id).await {
-        Ok(export) if export.state == ExportState::Pending => export,
-        Ok(_) => return,
+/// Runs one claimed export to its outcome, or leaves it pending when the worker stops or its
+/// lease is lost. An error means the store failed; the export is then left for a later claim.
+async fn run(shared: &Shared, export: Export, context: &StepContext) -> Result<(), StoreError> {
+    let (id, worker) = (export.id, context.worker());
+    if export.attempts > 1 {
+        tracing::info!(export_id = %id, attempts = export.attempts, "resuming an unfinished export");
+    }
+    let path = shared.storage.path_for(&export);
+    // Whatever an interrupted attempt at this export left behind is ours to remove: we hold its
+    // lease, so no other worker is writing it.
+    match shared.storage.remove_interrupted_uploads(&path) {
+        Ok(0) => {}
+        Ok(removed) => tracing::info!(export_id = %id, removed, "removed the partial files of interrupted attempts"),
         Err(error) => {
-            tracing::warn!(export_id = %id, %error, "cannot start an export; it stays pending");
-            return;
+            tracing::warn!(export_id = %id, %error, "cannot remove the partial files of interrupted attempts")
         }
-    };
+    }
     let live = match organization_is_live(&*shared.store, export.organization_id).await {
         Ok(live) => live,
         Err(error) => {
-            tracing::warn!(export_id = %id, %error, "cannot start an export; it stays pending");
-            return;
+            release(shared, id, worker).await;
+            return Err(error);
         }
     };
     let outcome = if !live {
@@ -360,9 +397,8 @@ async fn run(shared: &Shared, id: ExportId) {
         ))
     } else {
         let started = std::time::Instant::now();
-        let path = shared.storage.path_for(&export);
-        match write_file(shared, &export, &path).await {
-            Ok((rows, bytes)) => {
+        match write_under_lease(shared, &export, &path, context).await {
+            Attempt::Finished(Ok((rows, bytes))) => {
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(
                     export_id = %id,
@@ -378,19 +414,117 @@ async fn run(shared: &Shared, id: ExportId) {
                     bytes,
                 }
             }
-            Err(WriteError::Store(StoreError::Unavailable(reason))) => {
-                // The store is closing: leave the export pending for the next start.
+            Attempt::Finished(Err(WriteError::Store(StoreError::Unavailable(reason)))) => {
+                // The store cannot be reached (or is closing): leave the export for later.
                 tracing::info!(export_id = %id, %reason, "export interrupted");
-                return;
+                release(shared, id, worker).await;
+                return Err(StoreError::Unavailable(reason));
             }
-            Err(error) => {
+            Attempt::Finished(Err(error)) => {
                 tracing::warn!(export_id = %id, %error, "export failed");
                 ExportOutcome::Failed(error.to_string())
             }
+            Attempt::Stopped => {
+                tracing::info!(export_id = %id, "export interrupted by shutdown; it stays pending");
+                release(shared, id, worker).await;
+                return Ok(());
+            }
+            Attempt::LeaseLost => {
+                tracing::warn!(export_id = %id, "another worker took the export over; stopping this attempt");
+                return Ok(());
+            }
         }
     };
-    if let Err(error) = shared.store.finish_export(id, outcome).await {
-        tracing::warn!(export_id = %id, %error, "cannot record the outcome of an export");
+    match shared.store.finish_leased_export(id, worker, outcome).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::Conflict(reason)) => {
+            tracing::warn!(export_id = %id, %reason, "the outcome of an export was not recorded");
+            Ok(())
+        }
+        Err(error) => {
+            tracing::warn!(export_id = %id, %error, "cannot record the outcome of an export");
+            Err(error)
+        }
+    }
+}
+
+/// Gives the export back so that the next claim takes it at once (best effort: if this fails,
+/// the lease runs out instead).
+async fn release(shared: &Shared, id: ExportId, worker: &str) {
+    if let Err(error) = shared.store.release_export_lease(id, worker).await {
+        tracing::debug!(export_id = %id, %error, "cannot release an export's lease; it will run out");
+    }
+}
+
+/// How an attempt at writing an export ended.
+enum Attempt {
+    /// The file is complete (rows and bytes), or writing it failed.
+    Finished(Result<(u64, u64), WriteError>),
+    /// The worker is stopping; the file was left incomplete.
+    Stopped,
+    /// Another worker holds the export now; the file was left incomplete.
+    LeaseLost,
+}
+
+/// Renews the lease; `false` once another worker holds it (or the export was finished).
+async fn renew(shared: &Shared, id: ExportId, worker: &str) -> Result<bool, StoreError> {
+    let lease_until = later_by(vellum_store::now(), shared.settings.lease);
+    match shared.store.renew_export_lease(id, worker, lease_until).await {
+        Ok(()) => Ok(true),
+        Err(StoreError::Conflict(_)) => Ok(false),
+        Err(error) => Err(error),
+    }
+}
+
+/// Writes an export's file while renewing its lease, and completes the upload (which makes the
+/// file visible) only after confirming the lease is still ours. Shutdown stops it between two
+/// writes; the incomplete upload is removed by the export's next attempt (S3: by the bucket's
+/// rule for incomplete multipart uploads).
+async fn write_under_lease(
+    shared: &Shared,
+    export: &Export,
+    path: &object_store::path::Path,
+    context: &StepContext,
+) -> Attempt {
+    let worker = context.worker();
+    let renew_every = (shared.settings.lease / 3).max(Duration::from_millis(10));
+    let mut renewals = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+    renewals.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let body = write_body(shared, export, path);
+    let mut body = std::pin::pin!(body);
+    let written = loop {
+        // In this order: a stop is noticed before anything more is written.
+        tokio::select! {
+            biased;
+            () = context.stopping() => return Attempt::Stopped,
+            _ = renewals.tick() => match renew(shared, export.id, worker).await {
+                Ok(true) => {}
+                Ok(false) => return Attempt::LeaseLost,
+                // Try again at the next tick; the lease lasts three of them.
+                Err(error) => tracing::warn!(export_id = %export.id, %error, "cannot renew an export's lease"),
+            },
+            written = &mut body => break written,
+        }
+    };
+    let (rows, mut output) = match written {
+        Ok(written) => written,
+        Err(error) => return Attempt::Finished(Err(error)),
+    };
+    // A worker that lost the lease must not make its file visible: the new holder writes it.
+    let confirmed = renew(shared, export.id, worker).await;
+    if !matches!(confirmed, Ok(true)) {
+        if let Err(abort) = output.writer.abort().await {
+            tracing::debug!(%abort, "aborting the upload of an export");
+        }
+        return match confirmed {
+            Err(error) => Attempt::Finished(Err(error.into())),
+            _ => Attempt::LeaseLost,
+        };
+    }
+    // Completing the upload is what makes the file visible at its path.
+    match output.writer.shutdown().await {
+        Ok(()) => Attempt::Finished(Ok((rows, output.bytes))),
+        Err(error) => Attempt::Finished(Err(error.into())),
     }
 }
 
@@ -428,11 +562,13 @@ impl Output {
 /// Part size of uploads: S3's minimum, so that at most a few parts are in memory.
 const PART_BYTES: usize = 5 * 1024 * 1024;
 
-async fn write_file(
+/// Writes the file's contents and returns the row count with the upload, not yet completed.
+/// A failed write aborts the upload.
+async fn write_body(
     shared: &Shared,
     export: &Export,
     path: &object_store::path::Path,
-) -> Result<(u64, u64), WriteError> {
+) -> Result<(u64, Output), WriteError> {
     let writer = BufWriter::with_capacity(Arc::clone(shared.storage.objects()), path.clone(), PART_BYTES)
         .with_max_concurrency(2);
     let mut output = Output { writer, bytes: 0 };
@@ -441,11 +577,7 @@ async fn write_file(
         ExportFormat::Ndjson => write_ndjson(shared, export, &mut output).await,
     };
     match written {
-        Ok(rows) => {
-            // Completing the upload is what makes the file visible at its path.
-            output.writer.shutdown().await?;
-            Ok((rows, output.bytes))
-        }
+        Ok(rows) => Ok((rows, output)),
         Err(error) => {
             if let Err(abort) = output.writer.abort().await {
                 tracing::debug!(%abort, "aborting the upload of a failed export");

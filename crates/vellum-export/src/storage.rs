@@ -127,14 +127,22 @@ impl Storage {
         None
     }
 
-    /// Deletes the staging files (`<path>#<n>`) of local uploads a crash interrupted; they are
-    /// invisible to readers but take space. Returns how many were removed. (Incomplete S3
-    /// multipart uploads are the bucket's to expire: set an AbortIncompleteMultipartUpload rule.)
-    pub fn remove_interrupted_uploads(&self) -> std::io::Result<usize> {
+    /// Deletes the staging files (`<path>#<n>`) that interrupted local uploads of one export's
+    /// file left; they are invisible to readers but take space. Returns how many were removed.
+    /// Call only while no one else writes that file (the caller holds the export's lease), so
+    /// that other exports' uploads in progress, of this process or another, are never touched.
+    /// (Incomplete S3 multipart uploads are the bucket's to expire: set an
+    /// AbortIncompleteMultipartUpload rule.)
+    pub fn remove_interrupted_uploads(&self, path: &Path) -> std::io::Result<usize> {
         let Some(root) = &self.local_root else {
             return Ok(0);
         };
-        let directory = root.join("exports");
+        let Some(name) = path.filename() else {
+            return Ok(0);
+        };
+        let mut directory = root.clone();
+        directory.extend(path.parts().map(|part| part.as_ref().to_owned()));
+        directory.pop();
         let entries = match std::fs::read_dir(&directory) {
             Ok(entries) => entries,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -142,14 +150,15 @@ impl Storage {
         };
         let mut removed = 0;
         for entry in entries {
-            let path = entry?.path();
-            let staged = path
+            let entry = entry?;
+            let staged = entry
                 .file_name()
-                .and_then(|name| name.to_str())
-                .and_then(|name| name.rsplit_once('#'))
-                .is_some_and(|(_, number)| !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit()));
+                .to_str()
+                .and_then(|file_name| file_name.strip_prefix(name))
+                .and_then(|rest| rest.strip_prefix('#'))
+                .is_some_and(|number| !number.is_empty() && number.bytes().all(|byte| byte.is_ascii_digit()));
             if staged {
-                std::fs::remove_file(&path)?;
+                std::fs::remove_file(entry.path())?;
                 removed += 1;
             }
         }

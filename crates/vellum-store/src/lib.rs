@@ -603,6 +603,34 @@ pub trait ExportStore: Send + Sync {
     /// Records an export's outcome: `ready` or `error` from `pending`, `expired` from `ready`.
     /// `Conflict` when the export is not in the state the outcome follows.
     async fn finish_export(&self, id: ExportId, outcome: ExportOutcome) -> Result<Export, StoreError>;
+
+    /// Claims the oldest pending export that no lease holds (none was taken, or it ran out:
+    /// `lease_until <= now`): leases it to `worker` until `lease_until`, counts one more start
+    /// and returns it; `None` when there is none. Atomic across every process that shares the
+    /// store: two claims never return the same export while its lease lasts.
+    async fn claim_export(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Export>, StoreError>;
+
+    /// Extends the lease `worker` holds on a pending export to `lease_until`. `Conflict` when it
+    /// no longer holds it (another worker took the export over, or it was finished).
+    async fn renew_export_lease(&self, id: ExportId, worker: &str, lease_until: Timestamp) -> Result<(), StoreError>;
+
+    /// Gives up `worker`'s lease on a pending export without finishing it (its worker is
+    /// stopping), so that the next claim takes it at once. A lease it does not hold is left alone.
+    async fn release_export_lease(&self, id: ExportId, worker: &str) -> Result<(), StoreError>;
+
+    /// Records the outcome of a claimed export, `ready` or `error`, as [`ExportStore::finish_export`]
+    /// does, but only while `worker` holds its lease (`Conflict` otherwise). Clears the lease.
+    async fn finish_leased_export(
+        &self,
+        id: ExportId,
+        worker: &str,
+        outcome: ExportOutcome,
+    ) -> Result<Export, StoreError>;
 }
 
 /// The whole storage interface: every capability, plus readiness and shutdown.

@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod config;
 pub mod export_cli;
+pub mod jobs;
 pub mod signing;
 pub mod startup;
 pub mod telemetry;

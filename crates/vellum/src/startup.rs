@@ -1,9 +1,10 @@
 //! Start-up and shutdown of `vellum serve`.
 //!
 //! [`Application::build`] opens the store, applies the `VELLUM_API_KEY` bootstrap and binds the
-//! listener; [`Application::run_until_stopped`] serves until the shutdown future completes, lets
-//! in-flight requests finish (for at most the grace period), then closes the store, which
-//! commits every write it accepted before returning.
+//! listener; [`Application::run_until_stopped`] starts the background jobs, serves until the
+//! shutdown future completes, lets in-flight requests finish (for at most the grace period),
+//! stops the jobs, then closes the store, which commits every write it accepted before
+//! returning.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -110,7 +111,7 @@ impl Application {
         self.local_addr
     }
 
-    fn start_exports(&self) -> anyhow::Result<vellum_export::ExportService> {
+    fn start_exports(&self, runner: &vellum_jobs::Runner) -> anyhow::Result<vellum_export::ExportService> {
         let options = &self.settings.exports;
         let storage_settings = match &options.s3 {
             None => vellum_export::StorageSettings::Local {
@@ -139,6 +140,7 @@ impl Application {
                 link_lifetime: options.link_lifetime,
                 ..vellum_export::ExportSettings::default()
             },
+            runner,
         ))
     }
 
@@ -156,10 +158,11 @@ impl Application {
             },
             Arc::clone(&self.signer),
         );
-        let exports = Arc::new(self.start_exports()?);
-        let state = state.with_exports(Arc::clone(&exports));
+        let jobs = vellum_jobs::Runner::new(crate::jobs::new_run_id().context("cannot draw a run id")?);
+        let exports = Arc::new(self.start_exports(&jobs)?);
+        jobs.spawn(Arc::new(crate::jobs::IdempotencyKeyPurge::new(Arc::clone(&self.store))));
+        let state = state.with_exports(exports);
         let router = vellum_http::router(state);
-        let housekeeping = tokio::spawn(forget_expired_idempotency_keys(Arc::clone(&self.store)));
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);
         let limits = self.settings.effective_limits();
@@ -183,9 +186,9 @@ impl Application {
                 Ok(())
             }
         };
-        housekeeping.abort();
-        // Running exports stop here and resume at the next start.
-        exports.stop().await;
+        // Running exports stop here and give their leases back: they stay pending, and the next
+        // claim (of this store's next process, or of another one) starts them again.
+        jobs.shutdown(JOBS_STOP_GRACE).await;
         // Whatever happened to the listener, commit what the store accepted.
         let closed = self.store.close().await;
         outcome.context("the HTTP server failed")?;
@@ -195,25 +198,9 @@ impl Application {
     }
 }
 
-/// How often idempotency keys older than 24 hours are deleted. (Expired keys are already
-/// ignored when they are looked up; this only reclaims their space.)
-const IDEMPOTENCY_PURGE_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
-
-async fn forget_expired_idempotency_keys(store: Arc<dyn Store>) {
-    let mut interval = tokio::time::interval(IDEMPOTENCY_PURGE_INTERVAL);
-    loop {
-        interval.tick().await;
-        let cutoff = vellum_core::Timestamp::from_unix_millis(
-            vellum_store::now().unix_millis() - vellum_store::IDEMPOTENCY_WINDOW_MILLIS,
-        );
-        let Some(cutoff) = cutoff else { continue };
-        match store.purge_idempotency_keys(cutoff).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::debug!(removed, "forgot expired idempotency keys"),
-            Err(error) => tracing::warn!(%error, "could not forget expired idempotency keys"),
-        }
-    }
-}
+/// How long background jobs get to reach a safe point at shutdown before they are dropped.
+/// Export steps stop between two writes, so they need a fraction of this.
+const JOBS_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Registers for SIGINT (Ctrl-C) and SIGTERM now, and returns a future that completes on
 /// either. Registering before the server announces itself means a signal sent right after the

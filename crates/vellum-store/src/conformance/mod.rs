@@ -54,6 +54,8 @@ macro_rules! store_conformance_suite {
             log_proofs_and_checkpoints_agree_with_the_core_math,
             concurrent_checkpoints_are_consistent,
             close_keeps_accepted_writes_and_refuses_later_calls,
+            export_claims_lease_each_export_to_one_worker,
+            concurrent_export_claims_never_share_an_export,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {

@@ -1,4 +1,5 @@
-//! Export jobs: created pending, started by workers (again after a restart), finished once.
+//! Export jobs: created pending, claimed by workers under a lease (again when a lease runs out
+//! or is released), finished once, by the lease's owner.
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
@@ -111,11 +112,13 @@ pub(super) fn start(connection: &Connection, id: ExportId, now: Timestamp) -> Re
     get(connection, id)
 }
 
-/// Moves an export to its outcome, only from the state that outcome follows.
+/// Moves an export to its outcome, only from the state that outcome follows, and (when `owner`
+/// is given) only while that worker holds its lease. Finishing clears the lease.
 pub(super) fn finish(
     connection: &Connection,
     id: ExportId,
     outcome: &ExportOutcome,
+    owner: Option<&str>,
     now: Timestamp,
 ) -> Result<Export, StoreError> {
     let key = id.ulid().to_bytes();
@@ -126,27 +129,39 @@ pub(super) fn finish(
             bytes,
         } => connection
             .prepare_cached(
-                "update exports set state = 'ready', object_path = ?2, rows = ?3, bytes = ?4, updated_at = ?5
-                 where id = ?1 and state = 'pending'",
+                "update exports set state = 'ready', object_path = ?2, rows = ?3, bytes = ?4, updated_at = ?5,
+                     lease_owner = null, lease_until = null
+                 where id = ?1 and state = 'pending' and (?6 is null or lease_owner = ?6)",
             )?
             .execute(params![
                 key.as_slice(),
                 object_path,
                 i64::try_from(*rows).unwrap_or(i64::MAX),
                 i64::try_from(*bytes).unwrap_or(i64::MAX),
-                now.unix_millis()
+                now.unix_millis(),
+                owner,
             ])?,
         ExportOutcome::Failed(reason) => connection
             .prepare_cached(
-                "update exports set state = 'error', error = ?2, updated_at = ?3 where id = ?1 and state = 'pending'",
+                "update exports set state = 'error', error = ?2, updated_at = ?3, lease_owner = null, lease_until = null
+                 where id = ?1 and state = 'pending' and (?4 is null or lease_owner = ?4)",
             )?
-            .execute(params![key.as_slice(), reason, now.unix_millis()])?,
+            .execute(params![key.as_slice(), reason, now.unix_millis(), owner])?,
+        // A ready export has no lease, so no worker can expire it under one.
         ExportOutcome::Expired => connection
-            .prepare_cached("update exports set state = 'expired', updated_at = ?2 where id = ?1 and state = 'ready'")?
-            .execute(params![key.as_slice(), now.unix_millis()])?,
+            .prepare_cached(
+                "update exports set state = 'expired', updated_at = ?2
+                 where id = ?1 and state = 'ready' and ?3 is null",
+            )?
+            .execute(params![key.as_slice(), now.unix_millis(), owner])?,
     };
     let export = get(connection, id)?;
     if changed == 0 {
+        if let Some(worker) = owner
+            && export.state == ExportState::Pending
+        {
+            return Err(not_leased(id, worker));
+        }
         return Err(StoreError::Conflict(format!(
             "export {id} is {}, so it cannot become {}",
             export.state.as_str(),
@@ -154,4 +169,70 @@ pub(super) fn finish(
         )));
     }
     Ok(export)
+}
+
+fn not_leased(id: ExportId, worker: &str) -> StoreError {
+    StoreError::Conflict(format!("export {id} is not leased to {worker}"))
+}
+
+/// Leases the oldest pending export whose lease is absent or ran out (`lease_until <= now`) to
+/// `worker` until `lease_until`, and counts the start. Runs on the single writer, whose
+/// `BEGIN IMMEDIATE` also holds off every other process's writer, so the scan and the update
+/// are one atomic step.
+pub(super) fn claim(
+    connection: &Connection,
+    worker: &str,
+    now: Timestamp,
+    lease_until: Timestamp,
+) -> Result<Option<Export>, StoreError> {
+    let claimed: Option<Vec<u8>> = connection
+        .prepare_cached(
+            "update exports set lease_owner = ?1, lease_until = ?3, attempts = attempts + 1, updated_at = ?2
+             where seq = (select seq from exports
+                          where state = 'pending' and (lease_until is null or lease_until <= ?2)
+                          order by seq limit 1)
+             returning id",
+        )?
+        .query_row(params![worker, now.unix_millis(), lease_until.unix_millis()], |row| {
+            row.get(0)
+        })
+        .optional()?;
+    let Some(id) = claimed else {
+        return Ok(None);
+    };
+    let id = ExportId::from_ulid(ulid_from_blob(&id).map_err(|_| corrupt("a malformed id"))?);
+    get(connection, id).map(Some)
+}
+
+/// Extends the lease `worker` holds on a pending export. `Conflict` once it holds it no more.
+pub(super) fn renew_lease(
+    connection: &Connection,
+    id: ExportId,
+    worker: &str,
+    lease_until: Timestamp,
+) -> Result<(), StoreError> {
+    let changed = connection
+        .prepare_cached("update exports set lease_until = ?3 where id = ?1 and state = 'pending' and lease_owner = ?2")?
+        .execute(params![
+            id.ulid().to_bytes().as_slice(),
+            worker,
+            lease_until.unix_millis()
+        ])?;
+    if changed == 0 {
+        get(connection, id)?;
+        return Err(not_leased(id, worker));
+    }
+    Ok(())
+}
+
+/// Drops the lease `worker` holds on a pending export, so that the next claim takes it at once;
+/// a lease it does not hold is left alone.
+pub(super) fn release_lease(connection: &Connection, id: ExportId, worker: &str) -> Result<(), StoreError> {
+    connection
+        .prepare_cached(
+            "update exports set lease_owner = null, lease_until = null
+             where id = ?1 and state = 'pending' and lease_owner = ?2",
+        )?
+        .execute(params![id.ulid().to_bytes().as_slice(), worker])?;
+    Ok(())
 }

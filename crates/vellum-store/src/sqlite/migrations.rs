@@ -47,6 +47,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "idempotency_event_ids",
         sql: include_str!("../../migrations/sqlite/0006_idempotency_event_ids.sql"),
     },
+    Migration {
+        version: 7,
+        name: "export_leases",
+        sql: include_str!("../../migrations/sqlite/0007_export_leases.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -54,6 +59,12 @@ pub const LATEST_SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].version;
 
 /// Applies every migration the database has not seen. Returns the versions applied.
 pub fn migrate(connection: &mut Connection) -> Result<Vec<i64>, StoreError> {
+    migrate_up_to(connection, LATEST_SCHEMA_VERSION)
+}
+
+/// Applies the migrations the database has not seen, up to and including `target` (tests build
+/// databases of earlier versions with it, to check that upgrades keep their rows).
+pub(super) fn migrate_up_to(connection: &mut Connection, target: i64) -> Result<Vec<i64>, StoreError> {
     let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     transaction.execute_batch(
         "create table if not exists schema_migrations (
@@ -72,7 +83,10 @@ pub fn migrate(connection: &mut Connection) -> Result<Vec<i64>, StoreError> {
         )));
     }
     let mut applied = Vec::new();
-    for migration in MIGRATIONS.iter().filter(|migration| migration.version > current) {
+    for migration in MIGRATIONS
+        .iter()
+        .filter(|migration| migration.version > current && migration.version <= target)
+    {
         transaction.execute_batch(migration.sql).map_err(|error| {
             StoreError::Internal(format!(
                 "migration {} ({}) failed: {error}",
@@ -107,7 +121,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

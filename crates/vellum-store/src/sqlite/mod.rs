@@ -627,7 +627,50 @@ impl ExportStore for SqliteStore {
         outcome: crate::ExportOutcome,
     ) -> Result<vellum_core::export::Export, StoreError> {
         self.writer
-            .write(move |connection| exports::finish(connection, id, &outcome, crate::now()))
+            .write(move |connection| exports::finish(connection, id, &outcome, None, crate::now()))
+            .await
+    }
+
+    async fn claim_export(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<vellum_core::export::Export>, StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| exports::claim(connection, &worker, now, lease_until))
+            .await
+    }
+
+    async fn renew_export_lease(
+        &self,
+        id: vellum_core::ExportId,
+        worker: &str,
+        lease_until: Timestamp,
+    ) -> Result<(), StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| exports::renew_lease(connection, id, &worker, lease_until))
+            .await
+    }
+
+    async fn release_export_lease(&self, id: vellum_core::ExportId, worker: &str) -> Result<(), StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| exports::release_lease(connection, id, &worker))
+            .await
+    }
+
+    async fn finish_leased_export(
+        &self,
+        id: vellum_core::ExportId,
+        worker: &str,
+        outcome: crate::ExportOutcome,
+    ) -> Result<vellum_core::export::Export, StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| exports::finish(connection, id, &outcome, Some(&worker), crate::now()))
             .await
     }
 }
@@ -744,6 +787,108 @@ mod tests {
         assert!(matches!(error, Err(StoreError::Unavailable(_))), "{error:?}");
         assert!(matches!(store.list_api_keys().await, Err(StoreError::Unavailable(_))));
         assert!(store.check_ready().await.is_err());
+    }
+
+    fn after(timestamp: Timestamp, seconds: i64) -> Timestamp {
+        Timestamp::from_unix_millis(timestamp.unix_millis() + seconds * 1000).unwrap()
+    }
+
+    /// Two stores on one database are two processes as far as SQLite is concerned: each has
+    /// its own writer, and their claims race through SQLite's lock, not through one thread.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claims_from_two_processes_on_one_database_never_share_an_export() {
+        let (first, dir) = open_temp().await;
+        let second = SqliteStore::open(&SqliteConfig::new(dir._dir.path())).unwrap();
+        let organization = first
+            .create_organization(crate::conformance::new_organization("Shared"))
+            .await
+            .unwrap()
+            .id;
+        let filter = vellum_core::export::ExportFilter {
+            range_start: Timestamp::MIN,
+            range_end: Timestamp::MAX,
+            actions: Vec::new(),
+            actor_names: Vec::new(),
+            actor_ids: Vec::new(),
+            target_types: Vec::new(),
+        };
+        let mut created = Vec::new();
+        for _ in 0..30 {
+            let export = first
+                .create_export(organization, vellum_core::export::ExportFormat::Csv, filter.clone())
+                .await
+                .unwrap();
+            created.push(export.id);
+        }
+        let stores = [Arc::new(first), Arc::new(second)];
+        let now = crate::now();
+        let mut tasks = Vec::new();
+        for worker in 0..6 {
+            let store = Arc::clone(&stores[worker % 2]);
+            tasks.push(tokio::spawn(async move {
+                let mut claimed = Vec::new();
+                while let Some(export) = store
+                    .claim_export(&format!("process-{}/{worker}", worker % 2), now, after(now, 60))
+                    .await
+                    .unwrap()
+                {
+                    claimed.push(export.id);
+                }
+                claimed
+            }));
+        }
+        let mut claimed = Vec::new();
+        for task in tasks {
+            claimed.extend(task.await.unwrap());
+        }
+        claimed.sort();
+        created.sort();
+        assert_eq!(claimed, created, "every export claimed exactly once");
+        for store in stores {
+            store.close().await.unwrap();
+        }
+    }
+
+    /// A store written before exports had leases (schema version 5) upgrades in place: an export
+    /// it left pending keeps its start count and is claimed at once.
+    #[tokio::test]
+    async fn an_upgraded_store_hands_out_the_exports_it_left_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SqliteConfig::new(dir.path());
+        let export_id = vellum_core::ExportId::from_ulid(ulid::Ulid::from_parts(1_700_000_000_000, 7));
+        {
+            let mut connection = open_for_migration(&config.database_path()).unwrap();
+            assert_eq!(migrations::migrate_up_to(&mut connection, 5).unwrap(), [1, 2, 3, 4, 5]);
+            let filter = vellum_core::export::ExportFilter {
+                range_start: Timestamp::MIN,
+                range_end: Timestamp::MAX,
+                actions: vec!["user.signed_in".into()],
+                actor_names: Vec::new(),
+                actor_ids: Vec::new(),
+                target_types: Vec::new(),
+            };
+            connection
+                .execute(
+                    "insert into organizations (seq, id, name, metadata, domains, created_at, updated_at)
+                     values (1, ?1, 'Before', '{}', '[]', 0, 0)",
+                    [ulid::Ulid::from_parts(1_700_000_000_000, 1).to_bytes().as_slice()],
+                )
+                .unwrap();
+            connection
+                .execute(
+                    "insert into exports (id, organization_seq, format, filter, state, attempts, created_at, updated_at)
+                     values (?1, 1, 'csv', ?2, 'pending', 1, 0, 0)",
+                    rusqlite::params![export_id.ulid().to_bytes().as_slice(), filter.to_json().to_string()],
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&config).unwrap();
+        let now = crate::now();
+        let claimed = store.claim_export("new", now, after(now, 30)).await.unwrap().unwrap();
+        assert_eq!((claimed.id, claimed.attempts), (export_id, 2));
+        assert_eq!(claimed.filter.actions, ["user.signed_in"]);
+        assert_eq!(store.claim_export("other", now, after(now, 30)).await.unwrap(), None);
+        store.close().await.unwrap();
     }
 
     #[tokio::test]
