@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vellum_core::checkpoint::NoteSigner;
-use vellum_core::event::{Actor, Context};
 use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
-use vellum_core::{EventInput, OrganizationId, Timestamp};
+use vellum_core::{OrganizationId, Timestamp};
 use vellum_export::{ExpiredExportSweep, ExportJob, ExportSettings, Storage, StorageSettings};
 use vellum_jobs::{Job, StepContext, StepOutcome};
 use vellum_store::prelude::*;
@@ -24,27 +23,7 @@ struct Fixture {
 }
 
 fn event(millis: i64) -> NewEvent {
-    NewEvent {
-        input: EventInput {
-            action: "user.signed_in".into(),
-            occurred_at: Timestamp::from_unix_millis(millis).unwrap(),
-            version: None,
-            actor: Actor {
-                id: "user_1".into(),
-                actor_type: "user".into(),
-                name: None,
-                metadata: None,
-            },
-            targets: Vec::new(),
-            context: Context {
-                location: "192.0.2.1".into(),
-                user_agent: None,
-            },
-            metadata: None,
-            audit_trail: None,
-        },
-        schema_version: 1,
-    }
+    vellum_store::conformance::event_at(millis, "user.signed_in", "user_1", &[])
 }
 
 /// A store with one organization holding `events` events, and local export storage.

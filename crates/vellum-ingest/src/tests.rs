@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use vellum_core::event::{Actor, Context};
 use vellum_core::schema::{SchemaDefinition, TargetSchema};
-use vellum_core::{EventInput, OrganizationId, Timestamp, ValidationErrors};
+use vellum_core::{EventInput, OrganizationId, ValidationErrors};
 use vellum_store::{IdempotencyClaim, SqliteConfig, SqliteStore, Store, StoreError};
 
 use super::*;
@@ -35,29 +34,7 @@ async fn service() -> (IngestService, Arc<dyn Store>, OrganizationId, tempfile::
 }
 
 fn event(action: &str, target_type: &str) -> EventInput {
-    EventInput {
-        action: action.to_owned(),
-        occurred_at: Timestamp::from_unix_millis(1_700_000_000_000).unwrap(),
-        version: None,
-        actor: Actor {
-            id: "u1".into(),
-            actor_type: "user".into(),
-            name: None,
-            metadata: None,
-        },
-        targets: vec![vellum_core::event::Target {
-            id: "d1".into(),
-            target_type: target_type.to_owned(),
-            name: None,
-            metadata: None,
-        }],
-        context: Context {
-            location: "192.0.2.1".into(),
-            user_agent: None,
-        },
-        metadata: None,
-        audit_trail: None,
-    }
+    vellum_store::conformance::event_at(1_700_000_000_000, action, "u1", &[(target_type, "d1")]).input
 }
 
 fn shape_error() -> ValidationErrors {

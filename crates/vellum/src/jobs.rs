@@ -67,34 +67,12 @@ impl Job for IdempotencyKeyPurge {
 
 #[cfg(test)]
 mod tests {
-    use vellum_core::EventInput;
-    use vellum_core::event::{Actor, Context};
     use vellum_store::{AppendOutcome, IdempotencyClaim, NewEvent, SqliteConfig, SqliteStore};
 
     use super::*;
 
     fn event() -> NewEvent {
-        NewEvent {
-            input: EventInput {
-                action: "user.signed_in".into(),
-                occurred_at: Timestamp::from_unix_millis(1_000).unwrap(),
-                version: None,
-                actor: Actor {
-                    id: "user_1".into(),
-                    actor_type: "user".into(),
-                    name: None,
-                    metadata: None,
-                },
-                targets: Vec::new(),
-                context: Context {
-                    location: "192.0.2.1".into(),
-                    user_agent: None,
-                },
-                metadata: None,
-                audit_trail: None,
-            },
-            schema_version: 1,
-        }
+        vellum_store::conformance::event_at(1_000, "user.signed_in", "user_1", &[])
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -117,7 +117,9 @@ fn schema(types: &[&str]) -> SchemaDefinition {
     }
 }
 
-fn event_at(millis: i64, action: &str, actor: &str, targets: &[(&str, &str)]) -> NewEvent {
+/// A valid event of schema version 1 at `millis`: `action` by user `actor` (with a name and
+/// metadata), naming `targets` as `(type, id)`, from a fixed location, with event metadata.
+pub fn event_at(millis: i64, action: &str, actor: &str, targets: &[(&str, &str)]) -> NewEvent {
     NewEvent {
         input: EventInput {
             action: action.to_owned(),
