@@ -29,6 +29,7 @@ mod organizations;
 mod rate_limit;
 mod retention;
 mod schemas;
+mod schemathesis;
 mod sdk_node;
 mod sdk_python;
 mod shutdown;
