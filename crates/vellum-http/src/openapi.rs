@@ -29,7 +29,9 @@ answers 204) the operation says so. Vellum's additions (batches of events, readi
 verifiable log, the legacy Audit Trail API at `/events`, `retention_period`, export `format`) \
 are described as Vellum serves them.
 
-Every error is JSON with at least `message` and `code`. Authenticate with an API key as a bearer \
+Every error is JSON with at least `message` and `code` (the `ErrorResponse` schema), also the \
+ones no operation lists because any request may get them: 404 for an unknown path, 405 for a \
+method a path does not serve, 414 and 431 for a URI or headers over the limits. Authenticate with an API key as a bearer \
 token: `Authorization: Bearer sk_…`. The operator dashboard's session API under `/dashboard/api` \
 is not part of this document.";
 
@@ -124,7 +126,8 @@ impl Modify for Conventions {
                 .build()
                 .into()
         };
-        for item in openapi.paths.paths.values_mut() {
+        for (path, item) in &mut openapi.paths.paths {
+            let probe = matches!(path.as_str(), "/health" | "/openapi.json");
             for operation in [
                 &mut item.get,
                 &mut item.put,
@@ -140,24 +143,36 @@ impl Modify for Conventions {
                         .iter()
                         .all(|requirement| requirement == &Default::default())
                 });
-                let responses = &mut operation.responses.responses;
-                responses
-                    .entry("400".to_owned())
-                    .or_insert_with(|| error("The request cannot be read: malformed JSON, query string or path."));
+                let has_body = operation.request_body.is_some();
+                let mut add = |status: &str, description: &str| {
+                    operation
+                        .responses
+                        .responses
+                        .entry(status.to_owned())
+                        .or_insert_with(|| error(description));
+                };
+                add(
+                    "400",
+                    "The request cannot be read: malformed JSON, query string or path.",
+                );
                 if !public {
-                    responses
-                        .entry("401".to_owned())
-                        .or_insert_with(|| error("No API key, or one that is not valid."));
-                    responses.entry("429".to_owned()).or_insert_with(|| {
-                        error("The API key used up its request budget (`Retry-After` says when to retry).")
-                    });
+                    add("401", "No API key, or one that is not valid.");
+                    add(
+                        "429",
+                        "The API key used up its request budget (`Retry-After` says when to retry).",
+                    );
                 }
-                responses.entry("default".to_owned()).or_insert_with(|| {
-                    error(
-                        "Any other error, e.g. 405, 408, 413 (body too large), 415 (not JSON), 431 or 503 \
-                         (unavailable, with `Retry-After`).",
-                    )
-                });
+                if has_body {
+                    add("408", "The body did not arrive within the body read timeout.");
+                    add("413", "The body is larger than the limit.");
+                    add("415", "The body is not `application/json`.");
+                }
+                if !probe {
+                    add(
+                        "503",
+                        "The store (or the export service) is unavailable, or the server is busy; retry after `Retry-After`.",
+                    );
+                }
             }
         }
     }

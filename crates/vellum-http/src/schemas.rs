@@ -15,7 +15,7 @@ use vellum_core::{ActionId, SchemaId, ValidationErrors};
 use vellum_store::{ActionSummary, StoredSchema};
 
 use crate::AppState;
-use crate::error::{ApiError, ValidationError};
+use crate::error::{ApiError, ErrorResponse, ValidationError};
 use crate::extract::{QueryPairs, WireJson, WirePath};
 use crate::wire::{ListResponse, PageParams, page_request, wire_const};
 
@@ -287,6 +287,7 @@ pub(crate) async fn list_actions(
     params(("action" = String, Path, description = "The action's name.", example = "user.logged_in"), PageParams),
     responses(
         (status = 200, description = "A page of the action's schema versions.", body = ListResponse<SchemaResponse>),
+        (status = 404, description = "No such action.", body = ErrorResponse),
         (status = 422, description = "A parameter is not acceptable.", body = ValidationError),
     ),
 )]
