@@ -178,13 +178,63 @@ impl Modify for Conventions {
     }
 }
 
+/// The names utoipa gives the list envelopes, and the names they have in the document:
+/// WorkOS's `OrganizationList`, and the same pattern for the other lists.
+const LIST_NAMES: [(&str, &str); 5] = [
+    ("ListResponse_Organization", "OrganizationList"),
+    ("ListResponse_AuditLogActionJson", "AuditLogActionList"),
+    ("ListResponse_AuditLogSchemaJson", "AuditLogSchemaList"),
+    ("ListResponse_AuditLogEvent", "AuditLogEventList"),
+    ("ListResponse_AuditTrailEvent", "AuditTrailEventList"),
+];
+
 /// The document, pretty-printed with a final newline, as committed in `docs/openapi.json`.
 pub fn openapi_json() -> String {
-    let mut text = ApiDoc::openapi()
-        .to_pretty_json()
-        .expect("the OpenAPI document serialises");
+    let mut document = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    rename_list_schemas(&mut document);
+    let mut text = serde_json::to_string_pretty(&document).expect("the OpenAPI document serialises");
     text.push('\n');
     text
+}
+
+/// Renames the list envelopes' components (see [`LIST_NAMES`]) and every reference to them,
+/// keeping the components in name order.
+fn rename_list_schemas(document: &mut serde_json::Value) {
+    fn rewrite_references(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(members) => {
+                for (name, member) in members.iter_mut() {
+                    if name == "$ref"
+                        && let serde_json::Value::String(reference) = member
+                        && let Some((_, to)) = LIST_NAMES
+                            .iter()
+                            .find(|(from, _)| reference.strip_prefix("#/components/schemas/") == Some(*from))
+                    {
+                        *reference = format!("#/components/schemas/{to}");
+                    } else {
+                        rewrite_references(member);
+                    }
+                }
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite_references),
+            _ => {}
+        }
+    }
+    rewrite_references(document);
+    if let Some(serde_json::Value::Object(schemas)) = document.pointer_mut("/components/schemas") {
+        let mut renamed: Vec<(String, serde_json::Value)> = std::mem::take(schemas)
+            .into_iter()
+            .map(|(name, schema)| {
+                let name = LIST_NAMES
+                    .iter()
+                    .find(|(from, _)| *from == name)
+                    .map_or(name, |(_, to)| (*to).to_owned());
+                (name, schema)
+            })
+            .collect();
+        renamed.sort_by(|(left, _), (right, _)| left.cmp(right));
+        schemas.extend(renamed);
+    }
 }
 
 static DOCUMENT: LazyLock<String> = LazyLock::new(openapi_json);

@@ -43,6 +43,11 @@ async fn the_served_document_is_the_committed_one() {
     }
     let document: Value = serde_json::from_str(&served).expect("the document is JSON");
     assert_eq!(document["openapi"], "3.1.0");
+    // Every list envelope has a name of its own (WorkOS's `OrganizationList` pattern).
+    assert!(
+        !served.contains("ListResponse_"),
+        "a list envelope has utoipa's generic name: add it to LIST_NAMES in crates/vellum-http/src/openapi.rs"
+    );
     app.stop().await.unwrap();
 }
 
