@@ -48,8 +48,7 @@ pub(crate) struct PartyBody {
     party_type: Option<String>,
     #[schema(example = "Jon Smith")]
     name: Option<String>,
-    /// At most 50 keys; values are strings of at most 500 characters, numbers or booleans.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<RawMetadata>,
 }
 
@@ -62,6 +61,32 @@ impl From<PartyBody> for RawParty {
             metadata: body.metadata,
         }
     }
+}
+
+/// Metadata of a new event, its actor or a target, as WorkOS documents it: at most 50 keys
+/// matching `^[a-zA-Z0-9_-]{0,40}$`; values are strings of at most 500 characters, numbers
+/// (an integer within ±2^53, or a decimal a double holds exactly) or booleans.
+fn metadata_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
+    let value = AnyOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::String).max_length(Some(500)))
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::Boolean))
+        .build();
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "At most 50 keys of the form `^[a-zA-Z0-9_-]{0,40}$`; values are strings of at most 500 \
+             characters, numbers (an integer within ±2^53, or a decimal a double holds exactly) or booleans.",
+        ))
+        .max_properties(Some(50))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[a-zA-Z0-9_-]{0,40}$")),
+        ))
+        .additional_properties(Some(Schema::AnyOf(value)))
+        .build()
 }
 
 /// Where a new event happened.
@@ -94,8 +119,7 @@ pub(crate) struct EventBody {
     #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     #[schema(required = true, value_type = ContextBody)]
     context: Option<ContextBody>,
-    /// At most 50 keys; values are strings of at most 500 characters, numbers or booleans.
-    #[schema(value_type = Option<Object>)]
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<RawMetadata>,
 }
 

@@ -120,7 +120,7 @@ pub(crate) struct CreateOrganizationDoc {
     /// 1 to 255 characters, unique among live organizations.
     #[schema(min_length = 1, max_length = 255)]
     external_id: Option<String>,
-    /// At most 50 keys of at most 40 characters; values at most 600 characters.
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<BTreeMap<String, String>>,
     allow_profiles_outside_organization: Option<bool>,
 }
@@ -155,6 +155,31 @@ impl From<Organization> for OrganizationResponse {
     }
 }
 
+/// An organization's metadata in a request, as WorkOS documents it; `null` clears it on update.
+fn metadata_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "String values only: at most 50 keys of 1 to 40 characters, values at most 600 characters; \
+             no control characters.",
+        ))
+        .max_properties(Some(50))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(40)),
+        ))
+        .additional_properties(Some(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(600))
+                .build(),
+        )))
+        .build()
+}
+
 /// A domain of a new or updated organization.
 #[derive(Deserialize, ToSchema)]
 #[schema(as = OrganizationDomainDataDto)]
@@ -183,9 +208,8 @@ pub(crate) struct OrganizationBody {
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     external_id: Option<Option<String>>,
-    /// At most 50 keys of at most 40 characters; values at most 600 characters.
     #[serde(default, deserialize_with = "double_option")]
-    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<Option<BTreeMap<String, String>>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
