@@ -45,7 +45,7 @@ fn legacy(error: ApiError) -> ApiError {
     operation_id = "AuditTrailController_create",
     summary = "Create a legacy Audit Trail event",
     description = "WorkOS's earlier Audit Trail API (no longer in WorkOS's document).",
-    params(("idempotency-key" = Option<String>, Header, description = "As for `POST /audit_logs/events`.")),
+    params(("idempotency-key" = Option<String>, Header, nullable = false, description = "As for `POST /audit_logs/events`.")),
     request_body = AuditTrailEventBody,
     responses(
         (status = 201, description = "Stored.", body = SuccessResponse),

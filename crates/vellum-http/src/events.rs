@@ -230,7 +230,7 @@ pub(crate) fn idempotency_key(
     tag = "audit-logs",
     operation_id = "AuditLogEventsController_create",
     summary = "Create an event",
-    params(("idempotency-key" = Option<String>, Header, description = "Replays the first answer to a later request with the same key and body for 24 hours; the same key with another body is a 409.", example = "884793cd-bef4-46cf-8790-e3d4957a09ce")),
+    params(("idempotency-key" = Option<String>, Header, nullable = false, description = "Replays the first answer to a later request with the same key and body for 24 hours; the same key with another body is a 409.", example = "884793cd-bef4-46cf-8790-e3d4957a09ce")),
     request_body = CreateEventBody,
     responses(
         (status = 200, description = "Stored.", body = SuccessResponse),
@@ -404,7 +404,7 @@ pub(crate) enum BatchAnswer {
     operation_id = "AuditLogEventsController_createBatch",
     summary = "Create up to 1,000 events",
     description = "Vellum's addition. Each event is checked on its own: the answer is 200 with one entry per event, stored or refused.",
-    params(("idempotency-key" = Option<String>, Header, description = "As for a single event.")),
+    params(("idempotency-key" = Option<String>, Header, nullable = false, description = "As for a single event.")),
     request_body = BatchBody,
     responses(
         (status = 200, description = "One entry per event, in order.", body = BatchResponse),

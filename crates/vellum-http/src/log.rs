@@ -180,7 +180,7 @@ fn hashes_json(hashes: &[vellum_core::merkle::Hash]) -> Vec<String> {
     params(
         ("organization_id" = String, Query, description = "The organization whose log this is.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
         ("event_id" = String, Query, description = "The event."),
-        ("tree_size" = Option<u64>, Query, description = "The tree size to prove inclusion at (default: the latest)."),
+        ("tree_size" = Option<u64>, Query, nullable = false, description = "The tree size to prove inclusion at (default: the latest)."),
     ),
     responses(
         (status = 200, description = "The proof.", body = LogInclusionProof),
@@ -272,8 +272,8 @@ pub(crate) async fn consistency_proof(
     summary = "Read entries of the log",
     params(
         ("organization_id" = String, Query, description = "The organization whose log this is.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
-        ("start" = Option<u64>, Query, description = "The first log index (default 0)."),
-        ("end" = Option<u64>, Query, description = "The log index after the last (default and at most `start` + 1000)."),
+        ("start" = Option<u64>, Query, nullable = false, description = "The first log index (default 0)."),
+        ("end" = Option<u64>, Query, nullable = false, description = "The log index after the last (default and at most `start` + 1000)."),
     ),
     responses(
         (status = 200, description = "The entries.", body = LogEntries),
