@@ -459,7 +459,7 @@ pub(crate) async fn update_organization(
     tag = "organizations",
     operation_id = "OrganizationsController_deleteOrganization",
     summary = "Delete an organization",
-    description = "Answers 204 with no body (WorkOS documents 200 or 202, also with no body; the SDKs accept any 2xx).",
+    description = "Answers 204 with no body (WorkOS documents 200 or 202, also with no body).",
     params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
     responses(
         (status = 204, description = "Deleted, with its events and exports."),
