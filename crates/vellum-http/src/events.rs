@@ -37,7 +37,7 @@ pub(crate) fn read_routes() -> Router<AppState> {
         .route("/audit_logs/events/{id}", get(get_event))
 }
 
-/// The actor or a target of a new event.
+/// The actor of a new event (each target is read the same way).
 #[derive(Deserialize, ToSchema)]
 #[schema(as = AuditLogEventActorDto)]
 pub(crate) struct PartyBody {
@@ -61,6 +61,22 @@ impl From<PartyBody> for RawParty {
             metadata: body.metadata,
         }
     }
+}
+
+/// A target of a new event: the same members as the actor (both are read the same way), under
+/// WorkOS's name for it.
+#[derive(ToSchema)]
+#[schema(as = AuditLogEventTargetDto)]
+#[allow(dead_code)] // describes the wire; targets are read as `PartyBody`
+pub(crate) struct TargetDoc {
+    #[schema(min_length = 1, example = "user_98432YHF")]
+    id: String,
+    #[schema(rename = "type", min_length = 1, example = "user")]
+    target_type: String,
+    #[schema(example = "Jon Smith")]
+    name: Option<String>,
+    #[schema(schema_with = metadata_schema)]
+    metadata: Option<RawMetadata>,
 }
 
 /// Metadata of a new event, its actor or a target, as WorkOS documents it: at most 50 keys
@@ -114,7 +130,7 @@ pub(crate) struct EventBody {
     #[schema(required = true, value_type = PartyBody)]
     actor: Option<PartyBody>,
     #[serde(default, deserialize_with = "crate::wire::objects_or_null")]
-    #[schema(required = true, value_type = Vec<PartyBody>)]
+    #[schema(required = true, value_type = Vec<TargetDoc>)]
     targets: Option<Vec<PartyBody>>,
     #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     #[schema(required = true, value_type = ContextBody)]
@@ -328,7 +344,7 @@ pub(crate) struct BatchItemRefused {
     error: RefusalBody,
 }
 
-/// The members of an error body, for [`BatchItemRefused`].
+/// The members of an error body, for a refused event of a batch.
 #[derive(Serialize, ToSchema)]
 pub(crate) struct RefusalBody {
     message: String,
@@ -511,7 +527,7 @@ impl AuditLogEvent {
 
 /// A stored event (Vellum's addition: WorkOS has no read API for events). It allows no other
 /// members, so that schemathesis, reading events against the document, catches any drift
-/// between this description and what [`event_json`] renders.
+/// between this description and what `event_json` renders.
 #[derive(ToSchema, Deserialize)]
 #[schema(as = AuditLogEvent)]
 #[serde(deny_unknown_fields)]
