@@ -6,7 +6,8 @@ use std::any::Any;
 use axum::Json;
 use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 use vellum_core::ValidationErrors;
 use vellum_core::schema::SchemaViolation;
 use vellum_store::StoreError;
@@ -156,81 +157,207 @@ impl ApiError {
         }
     }
 
-    pub(crate) fn body(&self) -> Value {
+    /// The JSON body of this error, as a typed [`ErrorBody`].
+    pub(crate) fn body(&self) -> ErrorBody {
+        let plain = |message: String, code: &str| {
+            ErrorBody::Plain(ErrorResponse {
+                message,
+                code: code.to_owned(),
+            })
+        };
         match self {
-            Self::BadRequest { message, code } => json!({ "message": message, "code": code }),
-            Self::Unauthorized { code } => json!({
-                "message": match *code {
+            Self::BadRequest { message, code }
+            | Self::Forbidden { message, code }
+            | Self::NotServed { message, code }
+            | Self::Conflict { message, code }
+            | Self::Busy { message, code, .. } => plain(message.clone(), code),
+            Self::Unauthorized { code } => plain(
+                match *code {
                     "not_signed_in" => "Sign in to continue.",
                     "invalid_credentials" => "Incorrect email or password.",
                     _ => "Unauthorized",
-                },
-                "code": code,
+                }
+                .to_owned(),
+                code,
+            ),
+            Self::NotFound { message } => plain(message.clone(), "entity_not_found"),
+            Self::MethodNotAllowed { method, path } => plain(format!("Cannot {method} {path}"), "method_not_allowed"),
+            Self::InvalidEvent(violations) => ErrorBody::InvalidEvent(InvalidEventError {
+                message: "Invalid Audit Log event.".to_owned(),
+                code: "invalid_audit_log_event".to_owned(),
+                errors: violations
+                    .iter()
+                    .map(|violation| SchemaViolationItem {
+                        instance_path: violation.instance_path.clone(),
+                        message: violation.message.clone(),
+                    })
+                    .collect(),
             }),
-            Self::Forbidden { message, code } => json!({ "message": message, "code": code }),
-            Self::NotFound { message } => json!({ "message": message, "code": "entity_not_found" }),
-            Self::NotServed { message, code } => json!({ "message": message, "code": code }),
-            Self::MethodNotAllowed { method, path } => json!({
-                "message": format!("Cannot {method} {path}"),
-                "code": "method_not_allowed",
+            Self::RateLimited { .. } => plain("Too many requests.".to_owned(), "rate_limit_exceeded"),
+            Self::TooManyAttempts { retry_after_seconds } => plain(
+                format!("Too many failed sign-ins. Try again in {retry_after_seconds} seconds."),
+                "too_many_attempts",
+            ),
+            Self::PayloadTooLarge { limit } => plain(
+                format!("The request body is larger than the limit of {limit} bytes."),
+                "payload_too_large",
+            ),
+            Self::HeadersTooLarge { limit } => plain(
+                format!("The request's headers are larger than the limit of {limit} bytes in total."),
+                "request_headers_too_large",
+            ),
+            Self::RequestTimeout => plain("The request body did not arrive in time.".to_owned(), "request_timeout"),
+            Self::UnsupportedMediaType => plain(
+                "Expected a JSON body with `Content-Type: application/json`.".to_owned(),
+                "unsupported_media_type",
+            ),
+            Self::Validation(errors) => ErrorBody::Validation(ValidationError {
+                message: "Validation failed.".to_owned(),
+                code: "validation_failed".to_owned(),
+                errors: errors
+                    .errors()
+                    .iter()
+                    .map(|error| FieldErrorItem {
+                        field: error.field.clone(),
+                        code: error.code.to_string(),
+                        message: error.message.clone(),
+                    })
+                    .collect(),
             }),
-            Self::Conflict { message, code } => json!({ "message": message, "code": code }),
-            Self::InvalidEvent(violations) => json!({
-                "message": "Invalid Audit Log event.",
-                "code": "invalid_audit_log_event",
-                "errors": violations.iter().map(|violation| json!({
-                    "instancePath": violation.instance_path,
-                    "message": violation.message,
-                })).collect::<Vec<_>>(),
+            Self::LegacyValidation(errors) => ErrorBody::LegacyValidation(LegacyValidationError {
+                message: "Validation failed".to_owned(),
+                code: "validation_failed".to_owned(),
+                errors: errors
+                    .errors()
+                    .iter()
+                    .map(|error| LegacyFieldErrorItem {
+                        field: error.field.clone(),
+                        code: error.message.clone(),
+                    })
+                    .collect(),
             }),
-            Self::RateLimited { .. } => json!({ "message": "Too many requests.", "code": "rate_limit_exceeded" }),
-            Self::TooManyAttempts { retry_after_seconds } => json!({
-                "message": format!("Too many failed sign-ins. Try again in {retry_after_seconds} seconds."),
-                "code": "too_many_attempts",
-            }),
-            Self::PayloadTooLarge { limit } => json!({
-                "message": format!("The request body is larger than the limit of {limit} bytes."),
-                "code": "payload_too_large",
-            }),
-            Self::HeadersTooLarge { limit } => json!({
-                "message": format!("The request's headers are larger than the limit of {limit} bytes in total."),
-                "code": "request_headers_too_large",
-            }),
-            Self::RequestTimeout => json!({
-                "message": "The request body did not arrive in time.",
-                "code": "request_timeout",
-            }),
-            Self::UnsupportedMediaType => json!({
-                "message": "Expected a JSON body with `Content-Type: application/json`.",
-                "code": "unsupported_media_type",
-            }),
-            Self::Validation(errors) => json!({
-                "message": "Validation failed.",
-                "code": "validation_failed",
-                "errors": errors.errors().iter().map(|error| json!({
-                    "field": error.field,
-                    "code": error.code,
-                    "message": error.message,
-                })).collect::<Vec<_>>(),
-            }),
-            Self::LegacyValidation(errors) => json!({
-                "message": "Validation failed",
-                "code": "validation_failed",
-                "errors": errors.errors().iter().map(|error| json!({
-                    "field": error.field,
-                    "code": error.message,
-                })).collect::<Vec<_>>(),
-            }),
-            Self::Unavailable => json!({
-                "message": "The service is temporarily unavailable; retry shortly.",
-                "code": "service_unavailable",
-            }),
-            Self::Busy { message, code, .. } => json!({ "message": message, "code": code }),
-            Self::Internal(_) => {
-                json!({ "message": "Internal server error.", "code": "internal_error" })
-            }
+            Self::Unavailable => plain(
+                "The service is temporarily unavailable; retry shortly.".to_owned(),
+                "service_unavailable",
+            ),
+            Self::Internal(_) => plain("Internal server error.".to_owned(), "internal_error"),
         }
     }
+}
+
+/// Every error body Vellum sends: one of the shapes below, each with at least `message` and
+/// `code`, so that a client may read any error as an [`ErrorResponse`].
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(crate) enum ErrorBody {
+    /// `{message, code}`.
+    Plain(ErrorResponse),
+    /// A 400 for an event its action's schema refuses.
+    InvalidEvent(InvalidEventError),
+    /// A 422 naming each field.
+    Validation(ValidationError),
+    /// A 422 of the legacy Audit Trail API.
+    LegacyValidation(LegacyValidationError),
+}
+
+/// An error: `message` for people, `code` for programs. Every error Vellum answers has both
+/// (WorkOS documents most errors as `{message}` and adds `code` to some; the SDKs read both).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ErrorResponse {
+    /// For people.
+    #[schema(example = "Organization not found: 'org_01EHQMYV6MBK39QC5PZXHY59C3'.")]
+    pub(crate) message: String,
+    /// Machine-readable, e.g. `entity_not_found`, `invalid_json`, `unauthorized`.
+    #[schema(example = "entity_not_found")]
+    pub(crate) code: String,
+}
+
+/// 400 for an event that its action's schema refuses (WorkOS's Ajv-style shape).
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct InvalidEventError {
+    #[schema(example = "Invalid Audit Log event.")]
+    message: String,
+    #[schema(example = "invalid_audit_log_event")]
+    code: String,
+    errors: Vec<SchemaViolationItem>,
+}
+
+/// The 400 of `POST /audit_logs/events`: an [`InvalidEventError`] for an event its schema
+/// refuses, or an [`ErrorResponse`] for a body that cannot be read (as WorkOS documents it, an
+/// `anyOf` of the two).
+pub(crate) struct EventBadRequest;
+
+impl utoipa::PartialSchema for EventBadRequest {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::AnyOfBuilder::new()
+            .item(utoipa::openapi::Ref::from_schema_name(InvalidEventError::name()))
+            .item(utoipa::openapi::Ref::from_schema_name(ErrorResponse::name()))
+            .into()
+    }
+}
+
+impl ToSchema for EventBadRequest {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((
+            InvalidEventError::name().into(),
+            <InvalidEventError as utoipa::PartialSchema>::schema(),
+        ));
+        schemas.push((
+            ErrorResponse::name().into(),
+            <ErrorResponse as utoipa::PartialSchema>::schema(),
+        ));
+        InvalidEventError::schemas(schemas);
+    }
+}
+
+/// One place where an event breaks its schema.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct SchemaViolationItem {
+    /// A JSON pointer into the event, e.g. `/targets`.
+    #[serde(rename = "instancePath")]
+    #[schema(rename = "instancePath", example = "/targets")]
+    instance_path: String,
+    message: String,
+}
+
+/// 422: the request is well-formed but some fields are not acceptable; one item per field.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct ValidationError {
+    #[schema(example = "Validation failed.")]
+    message: String,
+    #[schema(example = "validation_failed")]
+    code: String,
+    errors: Vec<FieldErrorItem>,
+}
+
+/// One refused field.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct FieldErrorItem {
+    /// The field's path, members joined with `.`, e.g. `event.action` or `targets.0.type`.
+    #[schema(example = "event.action")]
+    field: String,
+    #[schema(example = "required")]
+    code: String,
+    message: String,
+}
+
+/// 422 of the legacy Audit Trail API: `code` is a sentence, as the legacy SDKs show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LegacyValidationError {
+    #[schema(example = "Validation failed")]
+    message: String,
+    #[schema(example = "validation_failed")]
+    code: String,
+    errors: Vec<LegacyFieldErrorItem>,
+}
+
+/// One refused field of a legacy request.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct LegacyFieldErrorItem {
+    #[schema(example = "target_id")]
+    field: String,
+    #[schema(example = "target_id must be a string")]
+    code: String,
 }
 
 impl IntoResponse for ApiError {

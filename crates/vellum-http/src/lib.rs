@@ -14,6 +14,7 @@ mod exports;
 mod extract;
 mod health;
 mod log;
+mod openapi;
 mod organizations;
 mod ratelimit;
 mod retention;
@@ -40,6 +41,7 @@ pub use audit_trail::audit_trail_event_json;
 pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
+pub use openapi::openapi_json;
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServerLimits, serve};
@@ -163,6 +165,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
+        .route("/openapi.json", get(openapi::serve_document))
         .merge(api)
         .merge(exports::download_routes())
         .merge(dashboard::routes(&state))

@@ -7,13 +7,15 @@ use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use serde_json::{Value, json};
+use serde::Serialize;
+use utoipa::ToSchema;
 use vellum_core::{EventId, OrganizationId, ValidationErrors};
 
 use crate::AppState;
-use crate::error::ApiError;
-use crate::events::event_json;
+use crate::error::{ApiError, ErrorResponse, ValidationError};
+use crate::events::AuditLogEvent;
 use crate::extract::QueryPairs;
+use crate::wire::{ListObject, wire_const};
 
 /// The most entries one `entries` request returns.
 pub const MAX_ENTRIES_PER_REQUEST: u64 = 1000;
@@ -64,7 +66,24 @@ fn origin(state: &AppState, organization_id: OrganizationId) -> String {
     format!("{}/{organization_id}", state.log.name())
 }
 
-async fn checkpoint(State(state): State<AppState>, query: QueryPairs) -> Result<impl IntoResponse, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/audit_logs/log/checkpoint",
+    tag = "log",
+    operation_id = "LogController_checkpoint",
+    summary = "Get the latest signed checkpoint of an organization's log",
+    description = "Vellum's addition: a signed note (see docs/log-format.md).",
+    params(("organization_id" = String, Query, description = "The organization whose log this is.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    responses(
+        (status = 200, description = "The signed checkpoint.", body = String, content_type = "text/plain"),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 422, description = "A parameter is missing or not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn checkpoint(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> Result<impl IntoResponse, ApiError> {
     let mut errors = ValidationErrors::new();
     let Some(organization_id) = organization(&query, &mut errors)?.filter(|_| errors.is_empty()) else {
         return Err(errors.into());
@@ -76,20 +95,103 @@ async fn checkpoint(State(state): State<AppState>, query: QueryPairs) -> Result<
     Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], signed.note))
 }
 
-async fn public_key(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "algorithm": "ed25519",
-        "key_name": state.log.name(),
-        "public_key": BASE64.encode(state.log.public_key()),
-        "verifier_key": state.log.verifier_key(),
-    }))
+wire_const!(
+    /// `"ed25519"`.
+    Ed25519 = "ed25519"
+);
+
+/// The key the server signs checkpoints with.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LogPublicKey {
+    algorithm: Ed25519,
+    /// The key's name, as in the checkpoint's signature line.
+    key_name: String,
+    /// The raw public key, base64.
+    public_key: String,
+    /// The key in the note verifier format (`name+hash+base64`).
+    verifier_key: String,
+}
+
+#[utoipa::path(
+    get,
+    path = "/audit_logs/log/public_key",
+    tag = "log",
+    operation_id = "LogController_publicKey",
+    summary = "Get the key checkpoints are signed with",
+    responses((status = 200, description = "The public key.", body = LogPublicKey)),
+)]
+pub(crate) async fn public_key(State(state): State<AppState>) -> Json<LogPublicKey> {
+    Json(LogPublicKey {
+        algorithm: Ed25519::Value,
+        key_name: state.log.name().to_owned(),
+        public_key: BASE64.encode(state.log.public_key()),
+        verifier_key: state.log.verifier_key(),
+    })
+}
+
+/// A proof that an event is in the log at a tree size.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LogInclusionProof {
+    leaf_index: u64,
+    tree_size: u64,
+    /// The audit path, leaf side first, each hash base64.
+    hashes: Vec<String>,
+}
+
+/// A proof that the log at `second` entries extends the log at `first`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LogConsistencyProof {
+    first: u64,
+    second: u64,
+    /// Each hash base64.
+    hashes: Vec<String>,
+}
+
+/// A run of log entries.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LogEntries {
+    object: ListObject,
+    /// The log's size now.
+    tree_size: u64,
+    data: Vec<LogEntry>,
+}
+
+/// One entry of the log: the event, and the exact bytes its leaf hash is taken over.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LogEntry {
+    log_index: u64,
+    id: String,
+    /// The canonical encoding of the event, base64.
+    canonical: String,
+    #[schema(value_type = crate::events::AuditLogEventJson)]
+    event: AuditLogEvent,
 }
 
 fn hashes_json(hashes: &[vellum_core::merkle::Hash]) -> Vec<String> {
     hashes.iter().map(|hash| BASE64.encode(hash)).collect()
 }
 
-async fn inclusion_proof(State(state): State<AppState>, query: QueryPairs) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/audit_logs/log/proof/inclusion",
+    tag = "log",
+    operation_id = "LogController_inclusionProof",
+    summary = "Prove that an event is in the log",
+    params(
+        ("organization_id" = String, Query, description = "The organization whose log this is.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
+        ("event_id" = String, Query, description = "The event."),
+        ("tree_size" = Option<u64>, Query, nullable = false, description = "The tree size to prove inclusion at (default: the latest)."),
+    ),
+    responses(
+        (status = 200, description = "The proof.", body = LogInclusionProof),
+        (status = 404, description = "No such organization or event.", body = ErrorResponse),
+        (status = 422, description = "A parameter is missing or not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn inclusion_proof(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<LogInclusionProof>, ApiError> {
     let mut errors = ValidationErrors::new();
     let organization_id = organization(&query, &mut errors)?;
     let event_id = match query.single("event_id") {
@@ -109,14 +211,34 @@ async fn inclusion_proof(State(state): State<AppState>, query: QueryPairs) -> Re
         .store
         .log_inclusion_proof(organization_id, event_id, tree_size)
         .await?;
-    Ok(Json(json!({
-        "leaf_index": proof.leaf_index,
-        "tree_size": proof.tree_size,
-        "hashes": hashes_json(&proof.hashes),
-    })))
+    Ok(Json(LogInclusionProof {
+        leaf_index: proof.leaf_index,
+        tree_size: proof.tree_size,
+        hashes: hashes_json(&proof.hashes),
+    }))
 }
 
-async fn consistency_proof(State(state): State<AppState>, query: QueryPairs) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/audit_logs/log/proof/consistency",
+    tag = "log",
+    operation_id = "LogController_consistencyProof",
+    summary = "Prove that one tree size extends another",
+    params(
+        ("organization_id" = String, Query, description = "The organization whose log this is.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
+        ("first" = u64, Query, description = "The smaller tree size."),
+        ("second" = u64, Query, description = "The larger tree size."),
+    ),
+    responses(
+        (status = 200, description = "The proof.", body = LogConsistencyProof),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 422, description = "A parameter is missing or not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn consistency_proof(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<LogConsistencyProof>, ApiError> {
     let mut errors = ValidationErrors::new();
     let organization_id = organization(&query, &mut errors)?;
     let first = number(&query, "first", &mut errors);
@@ -135,12 +257,31 @@ async fn consistency_proof(State(state): State<AppState>, query: QueryPairs) -> 
         .store
         .log_consistency_proof(organization_id, first, second)
         .await?;
-    Ok(Json(
-        json!({ "first": first, "second": second, "hashes": hashes_json(&hashes) }),
-    ))
+    Ok(Json(LogConsistencyProof {
+        first,
+        second,
+        hashes: hashes_json(&hashes),
+    }))
 }
 
-async fn entries(State(state): State<AppState>, query: QueryPairs) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/audit_logs/log/entries",
+    tag = "log",
+    operation_id = "LogController_entries",
+    summary = "Read entries of the log",
+    params(
+        ("organization_id" = String, Query, description = "The organization whose log this is.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY"),
+        ("start" = Option<u64>, Query, nullable = false, description = "The first log index (default 0)."),
+        ("end" = Option<u64>, Query, nullable = false, description = "The log index after the last (default and at most `start` + 1000)."),
+    ),
+    responses(
+        (status = 200, description = "The entries.", body = LogEntries),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 422, description = "A parameter is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn entries(State(state): State<AppState>, query: QueryPairs) -> Result<Json<LogEntries>, ApiError> {
     let mut errors = ValidationErrors::new();
     let organization_id = organization(&query, &mut errors)?;
     let start = number(&query, "start", &mut errors).unwrap_or(0);
@@ -163,16 +304,18 @@ async fn entries(State(state): State<AppState>, query: QueryPairs) -> Result<Jso
         .store
         .log_entries(organization_id, start, end.min(tree_size).max(start))
         .await?;
-    let data: Vec<Value> = events
+    let data = events
         .iter()
-        .map(|event| {
-            json!({
-                "log_index": event.log_index,
-                "id": event.id.to_string(),
-                "canonical": BASE64.encode(vellum_core::canonical::canonical_event_bytes(event)),
-                "event": event_json(event),
-            })
+        .map(|event| LogEntry {
+            log_index: event.log_index,
+            id: event.id.to_string(),
+            canonical: BASE64.encode(vellum_core::canonical::canonical_event_bytes(event)),
+            event: AuditLogEvent::of(event),
         })
         .collect();
-    Ok(Json(json!({ "object": "list", "tree_size": tree_size, "data": data })))
+    Ok(Json(LogEntries {
+        object: ListObject::Value,
+        tree_size,
+        data,
+    }))
 }

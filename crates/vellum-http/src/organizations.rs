@@ -7,15 +7,16 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::organization::{DomainState, validate_domains, validate_identifier, validate_metadata, validate_name};
 use vellum_core::{NewOrganization, Organization, OrganizationId, OrganizationUpdate, ValidationErrors};
 use vellum_store::OrganizationFilter;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse, ValidationError};
 use crate::extract::{QueryPairs, WireJson, WirePath};
-use crate::wire::{ListResponse, double_option, page_request};
+use crate::wire::{ListResponse, PageParams, double_option, page_request, wire_const};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -32,43 +33,108 @@ pub(crate) fn routes() -> Router<AppState> {
         )
 }
 
+wire_const!(
+    /// `"organization"`.
+    OrganizationObject = "organization"
+);
+wire_const!(
+    /// `"organization_domain"`.
+    DomainObject = "organization_domain"
+);
+
 /// The wire form of an organization, as the official SDKs parse it.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
+#[schema(as = Organization)]
 pub(crate) struct OrganizationResponse {
-    object: &'static str,
+    object: OrganizationObject,
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
     id: String,
+    #[schema(example = "Foo Corp")]
     name: String,
     allow_profiles_outside_organization: bool,
     domains: Vec<OrganizationDomainResponse>,
     metadata: BTreeMap<String, String>,
+    #[schema(required = true)]
     external_id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stripe_customer_id: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
-#[derive(Serialize)]
-struct OrganizationDomainResponse {
-    object: &'static str,
+/// A domain of an organization.
+#[derive(Serialize, ToSchema)]
+#[schema(as = OrganizationDomain)]
+pub(crate) struct OrganizationDomainResponse {
+    object: DomainObject,
+    #[schema(example = "org_domain_01EHZNVPK2QXHMVWCEDQEKY69A")]
     id: String,
     organization_id: String,
+    #[schema(example = "foo-corp.com")]
     domain: String,
+    #[schema(value_type = DomainStateName)]
     state: &'static str,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
+}
+
+/// The verification state of a domain.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // names the values of `state` for the document
+pub(crate) enum DomainStateName {
+    Pending,
+    Verified,
+}
+
+/// The filters of `GET /organizations`.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the document; read through `QueryPairs`
+pub(crate) struct OrganizationListParams {
+    /// Only organizations with one of these domains, comma-joined (`domains=a.com,b.com`), as
+    /// WorkOS documents it; `domains=a.com&domains=b.com` and `domains[]=a.com` are accepted
+    /// too. At most 100.
+    #[param(style = Form, explode = false, max_items = 100)]
+    domains: Option<Vec<String>>,
+    /// Matches against the organization name (at most 1,024 characters).
+    #[param(max_length = 1024)]
+    search: Option<String>,
+}
+
+/// The body of `POST /organizations` (the same members as an update, with `name` required).
+#[derive(ToSchema)]
+#[schema(as = OrganizationDto)]
+#[allow(dead_code)] // describes the wire; the body is read as an `OrganizationBody`
+pub(crate) struct CreateOrganizationDoc {
+    #[schema(min_length = 1, example = "Foo Corp")]
+    name: String,
+    /// Deprecated in favour of `domain_data`; give one of the two.
+    #[schema(deprecated)]
+    domains: Option<Vec<String>>,
+    domain_data: Option<Vec<DomainDataBody>>,
+    /// 1 to 255 characters, unique among live organizations.
+    #[schema(min_length = 1, max_length = 255)]
+    external_id: Option<String>,
+    #[schema(schema_with = metadata_schema)]
+    metadata: Option<BTreeMap<String, String>>,
+    allow_profiles_outside_organization: Option<bool>,
 }
 
 impl From<Organization> for OrganizationResponse {
     fn from(organization: Organization) -> Self {
         let organization_id = organization.id.to_string();
         Self {
-            object: "organization",
+            object: OrganizationObject::Value,
             domains: organization
                 .domains
                 .into_iter()
                 .map(|domain| OrganizationDomainResponse {
-                    object: "organization_domain",
+                    object: DomainObject::Value,
                     id: domain.id.to_string(),
                     organization_id: organization_id.clone(),
                     domain: domain.domain,
@@ -89,26 +155,64 @@ impl From<Organization> for OrganizationResponse {
     }
 }
 
-#[derive(Deserialize)]
-struct DomainDataBody {
+/// An organization's metadata in a request, as WorkOS documents it; `null` clears it on update.
+fn metadata_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Object, Type::Null]))
+        .description(Some(
+            "String values only: at most 50 keys of 1 to 40 characters, values at most 600 characters; \
+             no control characters.",
+        ))
+        .max_properties(Some(50))
+        .property_names(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(40)),
+        ))
+        .additional_properties(Some(Schema::Object(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .max_length(Some(600))
+                .build(),
+        )))
+        .build()
+}
+
+/// A domain of a new or updated organization.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = OrganizationDomainDataDto)]
+pub(crate) struct DomainDataBody {
+    #[schema(required = true, value_type = String, example = "foo-corp.com")]
     domain: Option<String>,
+    #[schema(value_type = Option<DomainStateName>)]
     state: Option<String>,
 }
 
-/// The body of create and update. Every field is optional at this level so that a missing field
-/// is reported as `required` with the other problems, not as a deserialisation failure.
-#[derive(Deserialize)]
-struct OrganizationBody {
+/// The body of create and update (`PUT /organizations/{id}`: every member is optional, and
+/// `null` clears `external_id`, `metadata` and `stripe_customer_id`). Every field is optional
+/// at this level so that a missing field is reported as `required` with the other problems, not
+/// as a deserialisation failure.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateOrganizationDto)]
+pub(crate) struct OrganizationBody {
+    #[schema(min_length = 1, example = "Foo Corp")]
     name: Option<String>,
     /// Deprecated by WorkOS in favour of `domain_data`; still sent by older SDKs.
+    #[schema(deprecated)]
     domains: Option<Vec<String>>,
     #[serde(default, deserialize_with = "crate::wire::objects_or_null")]
     domain_data: Option<Vec<DomainDataBody>>,
+    /// 1 to 255 characters, unique among live organizations; `null` clears it.
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     external_id: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(schema_with = metadata_schema)]
     metadata: Option<Option<BTreeMap<String, String>>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 255)]
     stripe_customer_id: Option<Option<String>>,
     allow_profiles_outside_organization: Option<bool>,
 }
@@ -165,7 +269,20 @@ fn parse_organization_id(text: &str) -> Result<OrganizationId, ApiError> {
     })
 }
 
-async fn create_organization(
+#[utoipa::path(
+    post,
+    path = "/organizations",
+    tag = "organizations",
+    operation_id = "OrganizationsController_create",
+    summary = "Create an organization",
+    request_body = CreateOrganizationDoc,
+    responses(
+        (status = 201, description = "The new organization.", body = OrganizationResponse),
+        (status = 409, description = "A domain or `external_id` is already used.", body = ErrorResponse),
+        (status = 422, description = "A field is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn create_organization(
     State(state): State<AppState>,
     WireJson(mut body): WireJson<OrganizationBody>,
 ) -> Result<(StatusCode, Json<OrganizationResponse>), ApiError> {
@@ -200,7 +317,19 @@ async fn create_organization(
     Ok((StatusCode::CREATED, Json(organization.into())))
 }
 
-async fn get_organization(
+#[utoipa::path(
+    get,
+    path = "/organizations/{id}",
+    tag = "organizations",
+    operation_id = "OrganizationsController_find",
+    summary = "Get an organization",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    responses(
+        (status = 200, description = "The organization.", body = OrganizationResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn get_organization(
     State(state): State<AppState>,
     WirePath(id): WirePath,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
@@ -208,7 +337,19 @@ async fn get_organization(
     Ok(Json(state.store.get_organization(id).await?.into()))
 }
 
-async fn get_organization_by_external_id(
+#[utoipa::path(
+    get,
+    path = "/organizations/external_id/{external_id}",
+    tag = "organizations",
+    operation_id = "OrganizationsController_getByExternalId",
+    summary = "Get an organization by its external id",
+    params(("external_id" = String, Path, description = "The organization's external id.")),
+    responses(
+        (status = 200, description = "The organization.", body = OrganizationResponse),
+        (status = 404, description = "No organization has this external id.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn get_organization_by_external_id(
     State(state): State<AppState>,
     WirePath(external_id): WirePath,
 ) -> Result<Json<OrganizationResponse>, ApiError> {
@@ -217,7 +358,19 @@ async fn get_organization_by_external_id(
     ))
 }
 
-async fn list_organizations(
+#[utoipa::path(
+    get,
+    path = "/organizations",
+    tag = "organizations",
+    operation_id = "OrganizationsController_list",
+    summary = "List organizations",
+    params(PageParams, OrganizationListParams),
+    responses(
+        (status = 200, description = "A page of organizations.", body = ListResponse<OrganizationResponse>),
+        (status = 422, description = "A parameter is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn list_organizations(
     State(state): State<AppState>,
     query: QueryPairs,
 ) -> Result<Json<ListResponse<OrganizationResponse>>, ApiError> {
@@ -250,7 +403,22 @@ async fn list_organizations(
     Ok(Json(ListResponse::from_page(page, OrganizationResponse::from)))
 }
 
-async fn update_organization(
+#[utoipa::path(
+    put,
+    path = "/organizations/{id}",
+    tag = "organizations",
+    operation_id = "OrganizationsController_updateOrganization",
+    summary = "Update an organization",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    request_body = OrganizationBody,
+    responses(
+        (status = 200, description = "The updated organization.", body = OrganizationResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 409, description = "A domain or `external_id` is already used.", body = ErrorResponse),
+        (status = 422, description = "A field is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn update_organization(
     State(state): State<AppState>,
     WirePath(id): WirePath,
     WireJson(mut body): WireJson<OrganizationBody>,
@@ -285,7 +453,23 @@ async fn update_organization(
     Ok(Json(state.store.update_organization(id, update).await?.into()))
 }
 
-async fn delete_organization(State(state): State<AppState>, WirePath(id): WirePath) -> Result<StatusCode, ApiError> {
+#[utoipa::path(
+    delete,
+    path = "/organizations/{id}",
+    tag = "organizations",
+    operation_id = "OrganizationsController_deleteOrganization",
+    summary = "Delete an organization",
+    description = "Answers 204 with no body (WorkOS documents 200 or 202, also with no body).",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    responses(
+        (status = 204, description = "Deleted, with its events and exports."),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn delete_organization(
+    State(state): State<AppState>,
+    WirePath(id): WirePath,
+) -> Result<StatusCode, ApiError> {
     let id = parse_organization_id(&id)?;
     state.store.delete_organization(id).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -10,14 +10,15 @@
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 use vellum_core::retention::{days_for_period, effective_retention_days, is_valid_days};
 use vellum_core::{OrganizationId, ValidationErrors};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse, ValidationError};
 use crate::extract::{WireJson, WirePath};
+use crate::wire::wire_const;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -34,24 +35,69 @@ fn organization_id(text: &str) -> Result<OrganizationId, ApiError> {
     })
 }
 
-async fn get_retention(State(state): State<AppState>, WirePath(id): WirePath) -> Result<Json<Value>, ApiError> {
-    let days = state.store.get_retention(organization_id(&id)?).await?;
-    Ok(Json(json!({ "retention_period_in_days": days })))
+/// An organization's own retention setting.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogsRetentionJson)]
+pub(crate) struct RetentionResponse {
+    /// The days events are kept; `null` until the organization sets a retention.
+    #[schema(required = true, example = 30)]
+    retention_period_in_days: Option<u32>,
 }
 
-/// Either form WorkOS has accepted: `retention_period` (current) or `retention_period_in_days`
-/// (older SDKs). They are mutually exclusive.
-#[derive(Deserialize)]
-struct RetentionBody {
+#[utoipa::path(
+    get,
+    path = "/organizations/{id}/audit_logs_retention",
+    tag = "audit-logs",
+    operation_id = "AuditLogsRetentionController_auditLogsRetention",
+    summary = "Get an organization's retention setting",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    responses(
+        (status = 200, description = "The organization's own setting (`null` until it sets one).", body = RetentionResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn get_retention(
+    State(state): State<AppState>,
+    WirePath(id): WirePath,
+) -> Result<Json<RetentionResponse>, ApiError> {
+    let days = state.store.get_retention(organization_id(&id)?).await?;
+    Ok(Json(RetentionResponse {
+        retention_period_in_days: days,
+    }))
+}
+
+/// Either form WorkOS has accepted: `retention_period` (current SDKs) or
+/// `retention_period_in_days` (WorkOS's public document, older SDKs). Exactly one is required.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateAuditLogsRetentionDto)]
+pub(crate) struct RetentionBody {
+    /// `1_MONTH` to `11_MONTHS`, or `1_YEAR` to `10_YEARS`.
+    #[schema(pattern = "^([1-9]|1[01])_MONTHS?$|^([1-9]|10)_YEARS?$", example = "1_YEAR")]
     retention_period: Option<String>,
+    /// Deprecated form: 30 to 330 in steps of 30, or 365 to 3650 in steps of 365.
+    #[schema(example = 30)]
     retention_period_in_days: Option<i64>,
 }
 
-async fn update_retention(
+#[utoipa::path(
+    put,
+    path = "/organizations/{id}/audit_logs_retention",
+    tag = "audit-logs",
+    operation_id = "AuditLogsRetentionController_updateAuditLogsRetention",
+    summary = "Set an organization's retention",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    request_body = RetentionBody,
+    responses(
+        (status = 200, description = "The new setting.", body = RetentionResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 422, description = "Neither or both forms, or a value not allowed.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn update_retention(
     State(state): State<AppState>,
     WirePath(id): WirePath,
     WireJson(body): WireJson<RetentionBody>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RetentionResponse>, ApiError> {
     let organization = organization_id(&id)?;
     let mut errors = ValidationErrors::new();
     let days = match (body.retention_period, body.retention_period_in_days) {
@@ -96,18 +142,53 @@ async fn update_retention(
         return Err(errors.into());
     };
     state.store.set_retention(organization, days).await?;
-    Ok(Json(json!({ "retention_period_in_days": days })))
+    Ok(Json(RetentionResponse {
+        retention_period_in_days: Some(days),
+    }))
 }
 
-async fn get_configuration(State(state): State<AppState>, WirePath(id): WirePath) -> Result<Json<Value>, ApiError> {
+wire_const!(
+    /// `"active"`: audit logs are on for every organization.
+    ConfigurationState = "active"
+);
+
+/// An organization's audit log configuration (without `log_stream`: Vellum has no log streams,
+/// and WorkOS omits the member for an organization without one).
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogConfiguration)]
+pub(crate) struct ConfigurationResponse {
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
+    organization_id: String,
+    /// The retention in force: the organization's own, else the server's default.
+    #[schema(example = 365)]
+    retention_period_in_days: u32,
+    state: ConfigurationState,
+}
+
+#[utoipa::path(
+    get,
+    path = "/organizations/{id}/audit_log_configuration",
+    tag = "organizations",
+    operation_id = "OrganizationsController_getAuditLogConfiguration",
+    summary = "Get an organization's audit log configuration",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    responses(
+        (status = 200, description = "The configuration in force.", body = ConfigurationResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn get_configuration(
+    State(state): State<AppState>,
+    WirePath(id): WirePath,
+) -> Result<Json<ConfigurationResponse>, ApiError> {
     let organization = organization_id(&id)?;
     let own_days = state.store.get_retention(organization).await?;
     let days = effective_retention_days(own_days, state.config.default_retention_days);
     // Log streams are not built yet, so `log_stream` is absent, as WorkOS answers for an
     // organization without one (the member is optional and only present for a stream).
-    Ok(Json(json!({
-        "organization_id": organization.to_string(),
-        "retention_period_in_days": days,
-        "state": "active",
-    })))
+    Ok(Json(ConfigurationResponse {
+        organization_id: organization.to_string(),
+        retention_period_in_days: days,
+        state: ConfigurationState::Value,
+    }))
 }

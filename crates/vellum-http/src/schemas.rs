@@ -5,8 +5,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::Deserialize;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 use vellum_core::schema::{
     CompiledSchema, SchemaDefinition, TargetSchema, validate_action_name, validate_new_definition,
 };
@@ -14,9 +15,9 @@ use vellum_core::{ActionId, SchemaId, ValidationErrors};
 use vellum_store::{ActionSummary, StoredSchema};
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorResponse, ValidationError};
 use crate::extract::{QueryPairs, WireJson, WirePath};
-use crate::wire::{ListResponse, page_request};
+use crate::wire::{ListResponse, PageParams, page_request, wire_const};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/audit_logs/actions", get(list_actions)).route(
@@ -25,59 +26,139 @@ pub(crate) fn routes() -> Router<AppState> {
     )
 }
 
-/// The wire form of a schema version.
-pub fn schema_json(schema: &StoredSchema) -> Value {
-    let mut object = Map::new();
-    object.insert("object".into(), json!("audit_log_schema"));
-    object.insert("version".into(), json!(schema.version));
-    let targets: Vec<Value> = schema
-        .definition
-        .targets
-        .iter()
-        .map(|target| match &target.metadata {
-            Some(metadata) => json!({"type": target.target_type, "metadata": metadata}),
-            None => json!({"type": target.target_type}),
-        })
-        .collect();
-    object.insert("targets".into(), targets.into());
-    if let Some(actor_metadata) = &schema.definition.actor_metadata {
-        object.insert("actor".into(), json!({"metadata": actor_metadata}));
-    }
-    if let Some(metadata) = &schema.definition.metadata {
-        object.insert("metadata".into(), metadata.clone());
-    }
-    object.insert("created_at".into(), json!(schema.created_at.to_wire()));
-    Value::Object(object)
+wire_const!(
+    /// `"audit_log_schema"`.
+    SchemaObject = "audit_log_schema"
+);
+wire_const!(
+    /// `"audit_log_action"`.
+    ActionObject = "audit_log_action"
+);
+
+/// A version of an action's schema.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogSchemaJson)]
+pub(crate) struct SchemaResponse {
+    object: SchemaObject,
+    /// From 1, one more for each new definition.
+    version: u32,
+    targets: Vec<SchemaTargetResponse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actor: Option<SchemaActorResponse>,
+    /// A JSON Schema for the event's `metadata`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+    #[schema(format = DateTime)]
+    created_at: String,
 }
 
-fn action_json(action: &ActionSummary) -> Value {
-    json!({
-        "object": "audit_log_action",
-        "name": action.name,
-        "schema": schema_json(&action.latest),
-        "created_at": action.created_at.to_wire(),
-        "updated_at": action.updated_at.to_wire(),
-    })
-}
-
-#[derive(Deserialize)]
-struct TargetBody {
+/// A target type an action allows, with a JSON Schema for its `metadata`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SchemaTargetResponse {
     #[serde(rename = "type")]
+    #[schema(example = "invoice")]
+    target_type: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    metadata: Option<Value>,
+}
+
+/// A JSON Schema for the actor's `metadata`.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SchemaActorResponse {
+    #[schema(value_type = Object)]
+    metadata: Value,
+}
+
+impl From<&StoredSchema> for SchemaResponse {
+    fn from(schema: &StoredSchema) -> Self {
+        let definition = &schema.definition;
+        Self {
+            object: SchemaObject::Value,
+            version: schema.version,
+            targets: definition
+                .targets
+                .iter()
+                .map(|target| SchemaTargetResponse {
+                    target_type: target.target_type.clone(),
+                    metadata: target.metadata.clone(),
+                })
+                .collect(),
+            actor: definition
+                .actor_metadata
+                .clone()
+                .map(|metadata| SchemaActorResponse { metadata }),
+            metadata: definition.metadata.clone(),
+            created_at: schema.created_at.to_wire(),
+        }
+    }
+}
+
+/// The wire form of a schema version (for the CLI, which prints it).
+pub fn schema_json(schema: &StoredSchema) -> Value {
+    serde_json::to_value(SchemaResponse::from(schema)).unwrap_or_default()
+}
+
+/// An action, with its latest schema.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogActionJson)]
+pub(crate) struct ActionResponse {
+    object: ActionObject,
+    #[schema(example = "user.viewed_invoice")]
+    name: String,
+    schema: SchemaResponse,
+    #[schema(format = DateTime)]
+    created_at: String,
+    #[schema(format = DateTime)]
+    updated_at: String,
+}
+
+impl From<&ActionSummary> for ActionResponse {
+    fn from(action: &ActionSummary) -> Self {
+        Self {
+            object: ActionObject::Value,
+            name: action.name.clone(),
+            schema: SchemaResponse::from(&action.latest),
+            created_at: action.created_at.to_wire(),
+            updated_at: action.updated_at.to_wire(),
+        }
+    }
+}
+
+/// A target type of a new schema.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AuditLogSchemaTargetDto)]
+pub(crate) struct TargetBody {
+    #[serde(rename = "type")]
+    #[schema(required = true, value_type = String, example = "invoice")]
     target_type: Option<String>,
+    /// A JSON Schema for the target's `metadata`.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct ActorBody {
+/// The actor of a new schema.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AuditLogSchemaActorDto)]
+pub(crate) struct ActorBody {
+    /// A JSON Schema for the actor's `metadata`.
+    #[schema(required = true, value_type = Object)]
     metadata: Option<Value>,
 }
 
-#[derive(Deserialize)]
-struct CreateSchemaBody {
+/// A new schema for an action.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = AuditLogSchemaDto)]
+pub(crate) struct CreateSchemaBody {
+    /// The target types the action allows.
     #[serde(default, deserialize_with = "crate::wire::objects_or_null")]
+    #[schema(required = true, value_type = Vec<TargetBody>, min_items = 1)]
     targets: Option<Vec<TargetBody>>,
     #[serde(default, deserialize_with = "crate::wire::object_or_null")]
     actor: Option<ActorBody>,
+    /// A JSON Schema for the event's `metadata`.
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
 }
 
@@ -132,11 +213,25 @@ pub fn schema_definition_from_json(value: Value) -> Result<SchemaDefinition, Val
     Ok(definition)
 }
 
-async fn create_schema(
+#[utoipa::path(
+    post,
+    path = "/audit_logs/actions/{action}/schemas",
+    tag = "audit-logs",
+    operation_id = "AuditLogValidatorVersionsController_create",
+    summary = "Create a schema for an action",
+    description = "Creates the action if it does not exist. A definition equal to the latest version's creates nothing and answers that version, also with 201.",
+    params(("action" = String, Path, description = "The action's name.", example = "user.logged_in")),
+    request_body = CreateSchemaBody,
+    responses(
+        (status = 201, description = "The new (or equal latest) version.", body = SchemaResponse),
+        (status = 422, description = "The action name or the definition is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn create_schema(
     State(state): State<AppState>,
     WirePath(action): WirePath,
     WireJson(body): WireJson<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<SchemaResponse>), ApiError> {
     let mut errors = ValidationErrors::new();
     validate_action_name(&action, &mut errors);
     if !body.is_object() {
@@ -151,10 +246,25 @@ async fn create_schema(
     // A definition equal to the latest version's creates nothing and answers with that version,
     // still with 201: WorkOS's spec lists 201 as the only success of this operation, and
     // clients tell the two cases apart by `version`.
-    Ok((StatusCode::CREATED, Json(schema_json(&stored))))
+    Ok((StatusCode::CREATED, Json(SchemaResponse::from(&stored))))
 }
 
-async fn list_actions(State(state): State<AppState>, query: QueryPairs) -> Result<Json<ListResponse<Value>>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/audit_logs/actions",
+    tag = "audit-logs",
+    operation_id = "AuditLogValidatorsController_list",
+    summary = "List actions",
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of actions, each with its latest schema.", body = ListResponse<ActionResponse>),
+        (status = 422, description = "A parameter is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn list_actions(
+    State(state): State<AppState>,
+    query: QueryPairs,
+) -> Result<Json<ListResponse<ActionResponse>>, ApiError> {
     let mut errors = ValidationErrors::new();
     let page = page_request(&query, &mut errors, |text| {
         ActionId::parse(text).map_err(|error| format!("not an action cursor: {error}"))
@@ -163,14 +273,29 @@ async fn list_actions(State(state): State<AppState>, query: QueryPairs) -> Resul
         return Err(errors.into());
     }
     let page = state.store.list_actions(page).await?;
-    Ok(Json(ListResponse::from_page(page, |action| action_json(&action))))
+    Ok(Json(ListResponse::from_page(page, |action| {
+        ActionResponse::from(&action)
+    })))
 }
 
-async fn list_schemas(
+#[utoipa::path(
+    get,
+    path = "/audit_logs/actions/{action}/schemas",
+    tag = "audit-logs",
+    operation_id = "AuditLogValidatorVersionsController_schemas",
+    summary = "List an action's schemas",
+    params(("action" = String, Path, description = "The action's name.", example = "user.logged_in"), PageParams),
+    responses(
+        (status = 200, description = "A page of the action's schema versions.", body = ListResponse<SchemaResponse>),
+        (status = 404, description = "No such action.", body = ErrorResponse),
+        (status = 422, description = "A parameter is not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn list_schemas(
     State(state): State<AppState>,
     WirePath(action): WirePath,
     query: QueryPairs,
-) -> Result<Json<ListResponse<Value>>, ApiError> {
+) -> Result<Json<ListResponse<SchemaResponse>>, ApiError> {
     let mut errors = ValidationErrors::new();
     let page = page_request(&query, &mut errors, |text| {
         SchemaId::parse(text).map_err(|error| format!("not a schema cursor: {error}"))
@@ -179,5 +304,7 @@ async fn list_schemas(
         return Err(errors.into());
     }
     let page = state.store.list_schemas(&action, page).await?;
-    Ok(Json(ListResponse::from_page(page, |schema| schema_json(&schema))))
+    Ok(Json(ListResponse::from_page(page, |schema| {
+        SchemaResponse::from(&schema)
+    })))
 }

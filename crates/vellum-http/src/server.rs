@@ -639,7 +639,11 @@ fn replacement_for(head: &[u8]) -> Option<Vec<u8>> {
 
 /// A complete HTTP/1.1 error response in Vellum's shape, closing the connection.
 fn error_response(status: u16, reason: &str, message: &str, code: &str) -> Vec<u8> {
-    let body = serde_json::json!({ "message": message, "code": code }).to_string();
+    let body = serde_json::to_string(&crate::error::ErrorResponse {
+        message: message.to_owned(),
+        code: code.to_owned(),
+    })
+    .unwrap_or_default();
     let request_id = format!("req_{}", ulid::Ulid::generate());
     format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nx-request-id: {request_id}\r\nconnection: close\r\n\r\n{body}",

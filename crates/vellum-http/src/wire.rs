@@ -1,22 +1,58 @@
 //! Shared wire shapes: the list envelope, pagination parameters and timestamps.
 
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
 use vellum_core::pagination::{DEFAULT_LIMIT, MAX_LIMIT};
 use vellum_core::{Cursor, Order, Page, PageRequest, ValidationErrors};
 
 use crate::extract::QueryPairs;
 
+/// A type whose wire form is one fixed string, such as an object's `object` member: its schema
+/// is an enum of that one value.
+macro_rules! wire_const {
+    ($(#[$attribute:meta])* $name:ident = $value:literal) => {
+        $(#[$attribute])*
+        #[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+        pub(crate) enum $name {
+            #[default]
+            #[serde(rename = $value)]
+            Value,
+        }
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .enum_values(Some([$value]))
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+pub(crate) use wire_const;
+
+wire_const!(
+    /// `"list"`.
+    ListObject = "list"
+);
+
 /// WorkOS's list envelope: `{"object": "list", "data": [...], "list_metadata": {...}}`.
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub(crate) struct ListResponse<T> {
-    object: &'static str,
+    object: ListObject,
     data: Vec<T>,
-    list_metadata: ListMetadataResponse,
+    list_metadata: ListMetadata,
 }
 
-#[derive(Serialize)]
-struct ListMetadataResponse {
+/// The cursors of a page: pass `before` or `after` back to get the page before or after this
+/// one; `null` when there is none that way.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ListMetadata {
+    #[schema(required = true)]
     before: Option<String>,
+    #[schema(required = true)]
     after: Option<String>,
 }
 
@@ -24,14 +60,41 @@ impl<T> ListResponse<T> {
     /// Renders a page, turning each item and each cursor key into its wire form.
     pub(crate) fn from_page<I, K: ToString>(page: Page<I, K>, render: impl Fn(I) -> T) -> Self {
         Self {
-            object: "list",
+            object: ListObject::Value,
             data: page.data.into_iter().map(render).collect(),
-            list_metadata: ListMetadataResponse {
+            list_metadata: ListMetadata {
                 before: page.list_metadata.before.map(|key| key.to_string()),
                 after: page.list_metadata.after.map(|key| key.to_string()),
             },
         }
     }
+}
+
+/// The order of a list: `desc` (newest first, the default), `asc`, or `normal` (newest first,
+/// with `before` fetching older and `after` newer items).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)] // names the values of `order` for the document
+pub(crate) enum PaginationOrder {
+    Normal,
+    Desc,
+    Asc,
+}
+
+/// The pagination parameters of every list.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // describes the query for the document; read by `page_request`
+pub(crate) struct PageParams {
+    /// How many items a page holds.
+    #[param(minimum = 1, maximum = 100, default = 10)]
+    limit: Option<u32>,
+    #[param(inline)]
+    order: Option<PaginationOrder>,
+    /// A cursor from `list_metadata.before`: the page before it.
+    before: Option<String>,
+    /// A cursor from `list_metadata.after`: the page after it.
+    after: Option<String>,
 }
 
 /// Reads `limit`, `order`, `before` and `after`, recording problems in `errors`.

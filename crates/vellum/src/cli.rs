@@ -83,6 +83,9 @@ enum Command {
     /// Checks that a log or an export was never edited, reordered or trimmed.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// Prints the OpenAPI document of the API (what `GET /openapi.json` serves; committed as
+    /// `docs/openapi.json`: `vellum openapi > docs/openapi.json` regenerates it).
+    Openapi,
 }
 
 #[derive(Debug, Subcommand)]
@@ -364,6 +367,11 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
 }
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
+    // Needs no settings and no store.
+    if matches!(cli.command, Command::Openapi) {
+        print!("{}", vellum_http::openapi_json());
+        return Ok(());
+    }
     let serve_args = match &cli.command {
         Command::Serve(args) => Some(args),
         _ => None,
@@ -382,6 +390,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
             Command::Export(args) => crate::export_cli::export(args).await,
             Command::Verify(command) => verify(&settings, command).await,
+            Command::Openapi => unreachable!("handled before the settings are read"),
         }
     })
 }

@@ -49,7 +49,7 @@ fn ingest(bytes: &[u8]) -> Result<(OrganizationId, EventInput), ApiError> {
 fn check_refusal(error: &ApiError, valid_json: bool) -> Result<(), TestCaseError> {
     let status = error.status();
     prop_assert!(status.is_client_error(), "{error:?} is a {status}");
-    let body = error.body();
+    let body = serde_json::to_value(error.body()).expect("an error body is JSON");
     prop_assert!(body["message"].is_string() && body["code"].is_string(), "{body}");
     match error {
         ApiError::Validation(errors) => {
