@@ -155,7 +155,8 @@ async fn an_export_stopped_by_shutdown_stays_pending_and_the_next_claim_takes_it
     let interrupted = fixture.export(&queued).await;
     assert_eq!(
         (interrupted.state, interrupted.attempts, interrupted.error),
-        (ExportState::Pending, 1, None)
+        (ExportState::Pending, 0, None),
+        "a clean stop gives its start back"
     );
     assert!(!fixture.file(&queued).exists());
     assert!(
@@ -168,7 +169,7 @@ async fn an_export_stopped_by_shutdown_stays_pending_and_the_next_claim_takes_it
     let (context, _stop) = StepContext::standalone("run-2/exports/0");
     assert_eq!(job.step(&context).await.unwrap(), StepOutcome::Worked);
     let resumed = fixture.export(&queued).await;
-    assert_eq!((resumed.state, resumed.attempts), (ExportState::Ready, 2));
+    assert_eq!((resumed.state, resumed.attempts), (ExportState::Ready, 1));
     assert!(fixture.file(&queued).exists());
 }
 
@@ -222,17 +223,29 @@ async fn an_export_interrupted_too_often_or_of_a_deleted_organization_is_failed(
     let (context, _stop) = StepContext::standalone("run/exports/0");
 
     let restarted = fixture.queue(ExportFormat::Csv).await;
-    for attempt in 1..=3 {
+    // Graceful stops give their starts back: any number of them leave the export to be written.
+    for attempt in 1..=5 {
+        let worker = format!("stopped-{attempt}/exports/0");
         let claimed = fixture
             .store
-            .claim_export(&format!("run-{attempt}/exports/0"), vellum_store::now(), in_seconds(30))
+            .claim_export(&worker, vellum_store::now(), in_seconds(30))
             .await
             .unwrap()
             .unwrap();
+        fixture.store.release_export_lease(claimed.id, &worker).await.unwrap();
+    }
+    assert_eq!(fixture.export(&restarted).await.attempts, 0);
+    // Three workers that died holding it (their leases ran out unreleased) use up its attempts.
+    for attempt in 1..=3 {
         fixture
             .store
-            .release_export_lease(claimed.id, &format!("run-{attempt}/exports/0"))
+            .claim_export(
+                &format!("crashed-{attempt}/exports/0"),
+                vellum_store::now(),
+                vellum_store::now(),
+            )
             .await
+            .unwrap()
             .unwrap();
     }
     assert_eq!(job.step(&context).await.unwrap(), StepOutcome::Worked);

@@ -620,7 +620,9 @@ pub trait ExportStore: Send + Sync {
     async fn renew_export_lease(&self, id: ExportId, worker: &str, lease_until: Timestamp) -> Result<(), StoreError>;
 
     /// Gives up `worker`'s lease on a pending export without finishing it (its worker is
-    /// stopping), so that the next claim takes it at once. A lease it does not hold is left alone.
+    /// stopping), so that the next claim takes it at once, and takes back the start its claim
+    /// counted: only attempts that ended without a release (a crash) count towards the limit. A
+    /// lease it does not hold is left alone.
     async fn release_export_lease(&self, id: ExportId, worker: &str) -> Result<(), StoreError>;
 
     /// Records the outcome of a claimed export, `ready` or `error`, as [`ExportStore::finish_export`]

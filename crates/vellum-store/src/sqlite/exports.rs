@@ -225,12 +225,13 @@ pub(super) fn renew_lease(
     Ok(())
 }
 
-/// Drops the lease `worker` holds on a pending export, so that the next claim takes it at once;
-/// a lease it does not hold is left alone.
+/// Drops the lease `worker` holds on a pending export, so that the next claim takes it at once,
+/// and takes back the start its claim counted: a worker that stopped cleanly did not use up an
+/// attempt. A lease it does not hold is left alone.
 pub(super) fn release_lease(connection: &Connection, id: ExportId, worker: &str) -> Result<(), StoreError> {
     connection
         .prepare_cached(
-            "update exports set lease_owner = null, lease_until = null
+            "update exports set lease_owner = null, lease_until = null, attempts = max(attempts - 1, 0)
              where id = ?1 and state = 'pending' and lease_owner = ?2",
         )?
         .execute(params![id.ulid().to_bytes().as_slice(), worker])?;
