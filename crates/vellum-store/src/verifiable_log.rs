@@ -363,7 +363,8 @@ impl<K: std::hash::Hash + Eq> Frontiers<K> {
         Ok(())
     }
 
-    /// Forgets every right edge (they are rebuilt from stored nodes when next needed).
+    /// Forgets every right edge (they are rebuilt from stored nodes when next needed): after a
+    /// rolled-back append, when another process may have written the same positions since.
     pub fn clear(&self) {
         self.logs.lock().unwrap_or_else(PoisonError::into_inner).clear();
     }

@@ -437,9 +437,18 @@ impl EventStore for SqliteStore {
             events::prepare(&ids, organization_id, events, received_at)
         };
         let frontiers = Arc::clone(&self.frontiers);
-        self.writer
+        let outcome = self
+            .writer
             .write(move |connection| events::append(connection, &frontiers, organization_id, prepared, idempotency))
-            .await
+            .await;
+        if outcome.is_err() {
+            // The append (or its whole group commit) was rolled back, so a cached right edge may be
+            // ahead of the log. Within this process that is caught (its size no longer matches),
+            // but another process sharing the file may have appended as many leaves meanwhile:
+            // rebuild every edge from what is stored.
+            self.frontiers.clear();
+        }
+        outcome
     }
 
     async fn check_idempotency(
