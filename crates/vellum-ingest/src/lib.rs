@@ -3,8 +3,10 @@
 //! [`IngestService`] owns the three ways in (one event, a batch, a legacy Audit Trail event):
 //! the `Idempotency-Key` claim, resolving and checking the action's schema, the append, and the
 //! typed outcome the HTTP layer renders. Events validated here are appended by the store in
-//! one commit with their claim; once the commit is durable, the subscribers of [`IngestService::subscribe`] hear
-//! of them (log streams, the live tail and metrics listen there, off the write path).
+//! one commit with their claim; once the commit is durable, the subscribers of
+//! [`IngestService::subscribe`] hear of them promptly (log streams, the live tail and metrics
+//! listen there, off the write path), and read the store by log position for anything the
+//! announcements did not carry.
 //!
 //! Shape checks of an event (`vellum_core::event::validate_event`) run in the caller, which
 //! alone knows the wire form; everything after them runs here.
@@ -178,9 +180,14 @@ impl IngestService {
         }
     }
 
-    /// Hears of every commit of events from now on, in commit order per organization. A
-    /// subscriber that falls more than 1,024 commits behind gets `RecvError::Lagged` and must
-    /// read what it missed from the store (by log position); nothing here ever waits for it.
+    /// Hears of commits of events from now on: a prompt hint, not a record. Each announcement
+    /// carries whole commits with their log positions, but announcements of concurrent requests
+    /// may arrive out of commit order, and one is missed when its request is dropped between the
+    /// commit and the announcement (a client gone, a shutdown). A subscriber that falls more than
+    /// 1,024 announcements behind gets `RecvError::Lagged`. Subscribers therefore keep, per
+    /// organization, the next log position they expect, and read any gap from the store by
+    /// position (`LogStore::log_entries`); the store is the only record. Nothing here ever waits
+    /// for a subscriber.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Committed>> {
         self.committed.subscribe()
     }

@@ -62,7 +62,14 @@ pub(crate) enum Decoded {
 
 pub(crate) fn decode(text: String, event_ids: &[EventId]) -> Result<Decoded, String> {
     let Ok(record) = serde_json::from_str::<Record>(&text) else {
-        return Ok(Decoded::Verbatim(text));
+        // Before records, the store kept the batch response itself; anything else is damage.
+        let earlier_body = serde_json::from_str::<serde_json::Value>(&text)
+            .is_ok_and(|body| body.get("object").and_then(serde_json::Value::as_str) == Some("audit_log_event_batch"));
+        return if earlier_body {
+            Ok(Decoded::Verbatim(text))
+        } else {
+            Err("an idempotency record is unreadable".into())
+        };
     };
     if record.v != VERSION {
         return Err(format!("idempotency record version {} is unknown", record.v));

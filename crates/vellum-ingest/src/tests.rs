@@ -127,6 +127,27 @@ async fn a_batch_claimed_by_an_earlier_version_replays_its_stored_body() {
 }
 
 #[tokio::test]
+async fn a_damaged_batch_record_is_an_error_not_a_response() {
+    let (service, store, organization, _dir) = service().await;
+    let damaged = key("damaged");
+    store
+        .append_events(
+            organization,
+            Vec::new(),
+            Some(IdempotencyClaim {
+                record: Some("{\"v\":1,\"items\":[{\"t\":".into()),
+                ..damaged.claim(None)
+            }),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        service.create_batch(organization, vec![], Some(damaged)).await,
+        Err(IngestError::Store(StoreError::Internal(_)))
+    ));
+}
+
+#[tokio::test]
 async fn one_event_is_checked_claimed_and_announced() {
     let (service, _store, organization, _dir) = service().await;
     let mut committed = service.subscribe();

@@ -10,15 +10,27 @@ fn workspace() -> PathBuf {
         .unwrap()
 }
 
-/// The `[dependencies]` (not dev-dependencies) a crate names.
+/// The dependencies a crate builds with: every `dependencies` and `build-dependencies` table,
+/// plain, per target (`[target.'cfg(…)'.dependencies]`) or one per crate
+/// (`[dependencies.axum]`); not dev-dependencies.
 fn dependencies(krate: &str) -> Vec<String> {
     let manifest = std::fs::read_to_string(workspace().join("crates").join(krate).join("Cargo.toml")).unwrap();
     let mut in_dependencies = false;
     let mut names = Vec::new();
     for line in manifest.lines() {
         let line = line.trim();
-        if line.starts_with('[') {
-            in_dependencies = line == "[dependencies]";
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_end_matches(']');
+            let table = header.rsplit_once('.').map_or(header, |(_, last)| last);
+            in_dependencies = false;
+            if let Some(name) = header
+                .strip_prefix("dependencies.")
+                .or_else(|| header.strip_prefix("build-dependencies."))
+            {
+                names.push(name.to_owned());
+            } else {
+                in_dependencies = table == "dependencies" || table == "build-dependencies";
+            }
             continue;
         }
         if in_dependencies && let Some((name, _)) = line.split_once(['=', '.']) {
@@ -99,7 +111,7 @@ fn events_are_appended_only_through_the_ingest_service() {
             // Unit tests (at the end of a file, by convention) may set a store up directly.
             let code = text.split("#[cfg(test)]").next().unwrap_or_default();
             assert!(
-                !code.contains(".append_events("),
+                !code.contains("append_events"),
                 "{} appends events without the ingest service",
                 path.display()
             );
