@@ -7,6 +7,8 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
+use super::checkpointer::Checkpointer;
+use super::search::SearchIndexer;
 use crate::StoreError;
 
 /// What a job leaves behind after it ran inside the open transaction: whether it succeeded, and
@@ -65,6 +67,21 @@ where
     }
 }
 
+/// The store's background threads that follow the writer: told after each group commit, and
+/// stopped (after a last pass each) when the writer stops.
+#[derive(Debug)]
+pub(super) struct Followers {
+    pub(super) checkpointer: Checkpointer,
+    pub(super) search: SearchIndexer,
+}
+
+impl Followers {
+    fn committed(&self) {
+        self.checkpointer.committed();
+        self.search.committed();
+    }
+}
+
 enum Message {
     Job(Box<dyn Job>),
     Close(oneshot::Sender<()>),
@@ -79,13 +96,13 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(connection: Connection, max_batch: usize) -> Result<Self, StoreError> {
+    pub(super) fn start(connection: Connection, max_batch: usize, followers: Followers) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel::<Message>();
         let closed_reason = Arc::new(Mutex::new(None));
         let thread_closed_reason = Arc::clone(&closed_reason);
         let thread = std::thread::Builder::new()
             .name("vellum-sqlite-writer".into())
-            .spawn(move || run(connection, &receiver, max_batch, &thread_closed_reason))
+            .spawn(move || run(connection, &receiver, max_batch, &thread_closed_reason, followers))
             .map_err(|error| StoreError::Internal(format!("cannot start writer thread: {error}")))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
@@ -178,6 +195,7 @@ fn run(
     receiver: &mpsc::Receiver<Message>,
     max_batch: usize,
     closed_reason: &Mutex<Option<String>>,
+    followers: Followers,
 ) {
     let mut close_reply = None;
     while close_reply.is_none() {
@@ -210,7 +228,9 @@ fn run(
             }
             break;
         }
+        followers.committed();
     }
+    drop(followers);
     if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
         tracing::warn!(%error, "wal checkpoint at close failed");
     }
@@ -232,6 +252,26 @@ fn commit_batch(connection: &Connection, jobs: Vec<Box<dyn Job>>) -> Result<(), 
             job.refuse(&reason);
         }
         return Ok(());
+    }
+    // A lone job needs no savepoint: if it fails, the whole transaction is rolled back instead.
+    // (A savepoint copies every page the job first touches into a sub-journal.)
+    if jobs.len() == 1 {
+        let job = jobs.into_iter().next().expect("one job");
+        let ran = job.run(connection);
+        let closing = if ran.succeeded { "COMMIT" } else { "ROLLBACK" };
+        return match connection.execute_batch(closing) {
+            Ok(()) => {
+                (ran.answer)(None);
+                Ok(())
+            }
+            Err(error) => {
+                let message = error.to_string();
+                let _ = connection.execute_batch("ROLLBACK");
+                (ran.answer)(Some(&message));
+                tracing::error!(error = %message, "commit failed");
+                Ok(())
+            }
+        };
     }
     let mut answers: Vec<Answer> = Vec::with_capacity(jobs.len());
     for job in jobs {
