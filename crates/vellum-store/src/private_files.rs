@@ -20,10 +20,11 @@ pub fn restrict_umask() {
     rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
 }
 
-/// The names, directly in the data directory, of what Vellum keeps there: the database and
-/// its companions (`-wal`, `-shm`), the key files, and the export files' folder.
-const DATA_DIR_ENTRIES: [&str; 4] = [
+/// The names, directly in the data directory, of what Vellum keeps there: the database, the
+/// search index and their companions (`-wal`, `-shm`), the key files, and the export files' folder.
+const DATA_DIR_ENTRIES: [&str; 5] = [
     crate::sqlite::DATABASE_FILE_NAME,
+    crate::sqlite::SEARCH_FILE_NAME,
     "log-signing-key",
     "export-link-key",
     "exports",

@@ -51,10 +51,11 @@ pub(super) fn prepare(
                     ..new_event.input
                 },
             };
+            let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event.input))
+                .expect("JSON written from strings is UTF-8");
             PreparedEvent {
                 leaf: PreparedLeaf::new(&event),
-                payload: String::from_utf8(vellum_core::canonical::event_details_json(&event.input))
-                    .expect("JSON written from strings is UTF-8"),
+                payload,
                 event,
             }
         })
@@ -113,9 +114,10 @@ pub(super) fn append(
          values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
     let mut insert_target = connection.prepare_cached(
-        "insert into event_targets (organization_seq, target_type, target_id, occurred_at, event_seq, position)
-         values (?1, ?2, ?3, ?4, ?5, ?6)",
+        "insert into event_targets (organization_seq, segment, target_type, target_id, occurred_at, event_seq, position)
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
+    let mut spans: Vec<SegmentSpan> = Vec::new();
     let mut stored = Vec::with_capacity(events.len());
     let mut leaves = Vec::with_capacity(events.len());
     for (log_index, prepared) in (first_log_index..).zip(events) {
@@ -141,6 +143,19 @@ pub(super) fn append(
             leaf_hash.as_slice(),
         ])?;
         let event_seq = connection.last_insert_rowid();
+        let segment = log_index >> SEGMENT_BITS;
+        let occurred_at = input.occurred_at.unix_millis();
+        match spans.last_mut() {
+            Some(span) if span.segment == segment => {
+                span.min_occurred_at = span.min_occurred_at.min(occurred_at);
+                span.max_occurred_at = span.max_occurred_at.max(occurred_at);
+            }
+            _ => spans.push(SegmentSpan {
+                segment,
+                min_occurred_at: occurred_at,
+                max_occurred_at: occurred_at,
+            }),
+        }
         if let Some(flat) = vellum_core::audit_trail::FlatEvent::of(input) {
             connection
                 .prepare_cached(
@@ -159,6 +174,7 @@ pub(super) fn append(
         for (position, target) in input.targets.iter().enumerate() {
             insert_target.execute(params![
                 organization_seq,
+                segment,
                 target.target_type,
                 target.id,
                 input.occurred_at.unix_millis(),
@@ -168,6 +184,21 @@ pub(super) fn append(
         }
         leaves.push(leaf_hash);
         stored.push(event);
+    }
+    let mut record_span = connection.prepare_cached(
+        "insert into event_segments (organization_seq, segment, min_occurred_at, max_occurred_at)
+         values (?1, ?2, ?3, ?4)
+         on conflict (organization_seq, segment) do update set
+             min_occurred_at = min(min_occurred_at, excluded.min_occurred_at),
+             max_occurred_at = max(max_occurred_at, excluded.max_occurred_at)",
+    )?;
+    for span in &spans {
+        record_span.execute(params![
+            organization_seq,
+            span.segment,
+            span.min_occurred_at,
+            span.max_occurred_at
+        ])?;
     }
     let log = super::log::SqliteLog {
         connection,
@@ -312,21 +343,50 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-/// Appends a filter's conditions (` and ...`) and their values. Target filters expect the
-/// query to read `event_targets t` joined to `events e`; `time_column` is the driving table's.
-fn push_filter(sql: &mut String, values: &mut Vec<Value>, filter: &EventFilter, time_column: &str) {
-    if !filter.target_types.is_empty() {
+/// How a listing query reads the events it considers.
+enum Scope<'a> {
+    /// One segment of the organization, driven by the index its filters select.
+    Segment(i64),
+    /// Only these events (a JSON array of `seq`s, from the search index) and those past the
+    /// index's mark, read by key.
+    Candidates(&'a str, i64),
+}
+
+/// Appends a filter's conditions (` and ...`) and their values. With `targets_drive`, the query
+/// reads `event_targets t` joined to `events e`; otherwise `events e` alone, and target filters
+/// become lookups of the event's own target rows. `time_column` is the driving table's.
+fn push_filter(
+    sql: &mut String,
+    values: &mut Vec<Value>,
+    filter: &EventFilter,
+    time_column: &str,
+    targets_drive: bool,
+) {
+    if targets_drive && !filter.target_types.is_empty() {
         push_in(sql, values, "t.target_type", &filter.target_types);
         if !filter.target_ids.is_empty() {
             sql.push_str(&format!(
                 " and exists (select 1 from event_targets t2 where t2.organization_seq = t.organization_seq \
-                   and t2.target_id in ({}) and t2.occurred_at = t.occurred_at and t2.event_seq = t.event_seq)",
+                   and t2.segment = t.segment and t2.target_id in ({}) and t2.occurred_at = t.occurred_at \
+                   and t2.event_seq = t.event_seq)",
                 placeholders(filter.target_ids.len())
             ));
             values.extend(filter.target_ids.iter().cloned().map(Value::Text));
         }
-    } else if !filter.target_ids.is_empty() {
+    } else if targets_drive {
         push_in(sql, values, "t.target_id", &filter.target_ids);
+    } else {
+        for (column, items) in [("target_type", &filter.target_types), ("target_id", &filter.target_ids)] {
+            if !items.is_empty() {
+                sql.push_str(&format!(
+                    " and exists (select 1 from event_targets t where t.organization_seq = e.organization_seq \
+                       and t.segment = {SEGMENT_OF_EVENT} and t.{column} in ({}) and t.occurred_at = e.occurred_at \
+                       and t.event_seq = e.seq)",
+                    placeholders(items.len())
+                ));
+                values.extend(items.iter().cloned().map(Value::Text));
+            }
+        }
     }
     push_in(sql, values, "e.action", &filter.actions);
     push_in(sql, values, "e.actor_id", &filter.actor_ids);
@@ -342,6 +402,209 @@ fn push_filter(sql: &mut String, values: &mut Vec<Value>, filter: &EventFilter, 
     if let Some(search) = &filter.search {
         push_search(sql, values, search);
     }
+}
+
+/// Starts a listing query over `scope`: `select <columns> from … where <organization and scope>`,
+/// with `targets_drive` as in [`push_filter`]. Returns the SQL and the time and seq columns.
+fn scoped_select(
+    columns: &str,
+    organization_seq: i64,
+    scope: &Scope<'_>,
+    targets_drive: bool,
+    values: &mut Vec<Value>,
+) -> (String, &'static str, &'static str) {
+    values.push(Value::Integer(organization_seq));
+    match scope {
+        Scope::Segment(segment) if targets_drive => {
+            values.push(Value::Integer(*segment));
+            (
+                format!(
+                    "select {columns} from event_targets t join events e on e.seq = t.event_seq \
+                     where t.organization_seq = ? and t.segment = ?"
+                ),
+                "t.occurred_at",
+                "t.event_seq",
+            )
+        }
+        Scope::Segment(segment) => {
+            values.push(Value::Integer(*segment));
+            (
+                format!("select {columns} from events e where e.organization_seq = ? and {SEGMENT_OF_EVENT} = ?"),
+                "e.occurred_at",
+                "e.seq",
+            )
+        }
+        Scope::Candidates(seqs, mark) => {
+            values.push(Value::Text((*seqs).to_owned()));
+            values.push(Value::Integer(*mark));
+            (
+                format!(
+                    "select {columns} from events e where e.organization_seq = ? \
+                     and e.seq in (select value from json_each(?) union all select seq from events where seq > ?)"
+                ),
+                "e.occurred_at",
+                "e.seq",
+            )
+        }
+    }
+}
+
+/// Log positions per segment, as a shift: an event's segment is `log_index >> SEGMENT_BITS`.
+/// The indexes of migration 8 are built on the same expression, which [`SEGMENT_OF_EVENT`] spells
+/// exactly as they do so that SQLite matches it to them.
+pub(super) const SEGMENT_BITS: u32 = 15;
+const SEGMENT_OF_EVENT: &str = "(e.log_index >> 15)";
+
+/// A segment of one organization's log and the time span of its events.
+#[derive(Clone, Copy, Debug)]
+struct SegmentSpan {
+    segment: i64,
+    min_occurred_at: i64,
+    max_occurred_at: i64,
+}
+
+/// The organization's segments that may hold events in `[lower, upper]` (milliseconds, inclusive),
+/// in the order a listing walks them: by latest event, newest first, or by earliest, oldest first.
+fn segment_spans(
+    connection: &Connection,
+    organization_seq: i64,
+    lower: Option<i64>,
+    upper: Option<i64>,
+    ascending: bool,
+) -> Result<Vec<SegmentSpan>, StoreError> {
+    let mut spans = connection
+        .prepare_cached(
+            "select segment, min_occurred_at, max_occurred_at from event_segments
+             where organization_seq = ?1 and max_occurred_at >= ?2 and min_occurred_at <= ?3",
+        )?
+        .query_map(
+            params![organization_seq, lower.unwrap_or(i64::MIN), upper.unwrap_or(i64::MAX)],
+            |row| {
+                Ok(SegmentSpan {
+                    segment: row.get(0)?,
+                    min_occurred_at: row.get(1)?,
+                    max_occurred_at: row.get(2)?,
+                })
+            },
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    if ascending {
+        spans.sort_by_key(|span| (span.min_occurred_at, span.segment));
+    } else {
+        spans.sort_by_key(|span| std::cmp::Reverse((span.max_occurred_at, span.segment)));
+    }
+    Ok(spans)
+}
+
+/// Collects the first `fetch` rows in listing order, `(occurred_at, seq)` ascending or descending,
+/// from segments walked in [`segment_spans`] order: each segment is asked for its own first
+/// `fetch`, and the walk stops as soon as the next segment cannot hold a row that would make the
+/// page (its whole span lies past the `fetch`-th row found so far). When segments follow time, as
+/// they do unless events arrive long after they occurred, that is one or two segments.
+fn walk_segments<T>(
+    spans: &[SegmentSpan],
+    ascending: bool,
+    fetch: usize,
+    mut query: impl FnMut(i64) -> Result<Vec<(i64, i64, T)>, StoreError>,
+) -> Result<Vec<(i64, i64, T)>, StoreError> {
+    let order = |rows: &mut Vec<(i64, i64, T)>| {
+        if ascending {
+            rows.sort_by_key(|row| (row.0, row.1));
+        } else {
+            rows.sort_by_key(|row| std::cmp::Reverse((row.0, row.1)));
+        }
+        rows.truncate(fetch);
+    };
+    let mut rows = Vec::new();
+    for span in spans {
+        if rows.len() >= fetch {
+            order(&mut rows);
+            let last = rows.last().map_or(0, |row: &(i64, i64, T)| row.0);
+            let cannot_improve = if ascending {
+                span.min_occurred_at > last
+            } else {
+                span.max_occurred_at < last
+            };
+            if cannot_improve {
+                break;
+            }
+        }
+        rows.extend(query(span.segment)?);
+    }
+    order(&mut rows);
+    Ok(rows)
+}
+
+/// At most this many events are read by key when the search index narrows a `search`; a term
+/// that matches more is common enough that scanning newest first finds a page quickly.
+const SEARCH_CANDIDATES: usize = 4_096;
+
+/// At most this many events past the search index's mark (not indexed yet, see `search`) are
+/// checked directly alongside its candidates; further behind (an upgraded store being indexed),
+/// listings scan as they did before the index.
+const SEARCH_TAIL: i64 = 50_000;
+
+/// The events that may match `search`, when the search index can narrow them to a few: a JSON
+/// array of their `seq`s and the index's mark (events past it are not indexed yet and must be
+/// checked as well). `None` when the listing should scan instead.
+fn search_candidates(connection: &Connection, search: &str) -> Result<Option<(String, i64)>, StoreError> {
+    let Some(query) = trigram_query(search) else {
+        return Ok(None);
+    };
+    // The mark first: the index rows read next are at least as recent, so nothing at or below
+    // the mark is missed, and everything above it is checked directly.
+    let (mark, newest): (i64, i64) = connection
+        .prepare_cached(
+            "select (select indexed_seq from search.search_state where id = 1),
+                    (select coalesce(max(seq), 0) from events)",
+        )?
+        .query_row([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    if newest - mark > SEARCH_TAIL {
+        return Ok(None);
+    }
+    let mut statement =
+        connection.prepare_cached("select rowid from search.event_search where event_search match ?1 limit ?2")?;
+    let seqs = statement
+        .query_map(
+            params![query, i64::try_from(SEARCH_CANDIDATES + 1).unwrap_or(i64::MAX)],
+            |row| row.get::<_, i64>(0),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    if seqs.len() > SEARCH_CANDIDATES {
+        return Ok(None);
+    }
+    let seqs = serde_json::to_string(&seqs).map_err(|error| StoreError::Internal(error.to_string()))?;
+    Ok(Some((seqs, mark)))
+}
+
+/// The most trigrams a search index query names; more would only narrow a set that is already
+/// small, at a cost per trigram.
+const MAX_QUERY_TRIGRAMS: usize = 16;
+
+/// An FTS5 query for the events whose indexed text holds every trigram of `term` (case folded by
+/// the index): a necessary condition of `term` appearing in one of their values. `None` for
+/// terms shorter than three characters, which the index cannot look up.
+fn trigram_query(term: &str) -> Option<String> {
+    let characters: Vec<char> = term.chars().collect();
+    if characters.len() < 3 {
+        return None;
+    }
+    let mut trigrams: Vec<String> = characters.windows(3).map(|window| window.iter().collect()).collect();
+    trigrams.sort_unstable();
+    trigrams.dedup();
+    if trigrams.len() > MAX_QUERY_TRIGRAMS {
+        let step = trigrams.len() as f64 / MAX_QUERY_TRIGRAMS as f64;
+        trigrams = (0..MAX_QUERY_TRIGRAMS)
+            .map(|index| trigrams[((index as f64) * step) as usize].clone())
+            .collect();
+    }
+    Some(
+        trigrams
+            .iter()
+            .map(|trigram| format!("\"{}\"", trigram.replace('"', "\"\"")))
+            .collect::<Vec<_>>()
+            .join(" AND "),
+    )
 }
 
 /// Appends the keyword search condition: `search` appears, ignoring ASCII case, in the action or
@@ -371,37 +634,49 @@ fn push_search(sql: &mut String, values: &mut Vec<Value>, search: &str) {
 }
 
 /// What an export of these events will hold: how many, the log positions they span, and the
-/// most targets any of them names.
+/// most targets any of them names. Summed over the organization's segments (or over the search
+/// index's candidates), each counted with the index its filters select.
 pub(super) fn bounds(
     connection: &Connection,
     organization_id: OrganizationId,
     filter: &EventFilter,
 ) -> Result<crate::EventBounds, StoreError> {
     let organization_seq = live_organization_seq(connection, organization_id)?;
-    let driver_is_targets = !filter.target_types.is_empty() || !filter.target_ids.is_empty();
     let aggregates = "count(distinct e.seq), min(e.log_index), max(e.log_index), \
                       coalesce(max(json_array_length(e.payload, '$.targets')), 0)";
-    let (mut sql, time_column) = if driver_is_targets {
-        (
-            format!(
-                "select {aggregates} from event_targets t join events e on e.seq = t.event_seq \
-                 where t.organization_seq = ?"
-            ),
-            "t.occurred_at",
-        )
-    } else {
-        (
-            format!("select {aggregates} from events e where e.organization_seq = ?"),
-            "e.occurred_at",
-        )
+    let candidates = match &filter.search {
+        Some(search) => search_candidates(connection, search)?,
+        None => None,
     };
-    let mut values = vec![Value::Integer(organization_seq)];
-    push_filter(&mut sql, &mut values, filter, time_column);
-    let (count, first, last, max_targets): (i64, Option<i64>, Option<i64>, i64) = connection
-        .prepare_cached(&sql)?
-        .query_row(params_from_iter(values), |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?;
+    let scopes: Vec<Scope<'_>> = match &candidates {
+        Some((seqs, mark)) => vec![Scope::Candidates(seqs, *mark)],
+        None => segment_spans(
+            connection,
+            organization_seq,
+            filter.range_start.map(Timestamp::unix_millis),
+            filter.range_end.map(|end| end.unix_millis().saturating_sub(1)),
+            true,
+        )?
+        .into_iter()
+        .map(|span| Scope::Segment(span.segment))
+        .collect(),
+    };
+    let targets_drive = candidates.is_none() && (!filter.target_types.is_empty() || !filter.target_ids.is_empty());
+    let (mut count, mut first, mut last, mut max_targets) = (0_i64, None::<i64>, None::<i64>, 0_i64);
+    for scope in &scopes {
+        let mut values = Vec::new();
+        let (mut sql, time_column, _) = scoped_select(aggregates, organization_seq, scope, targets_drive, &mut values);
+        push_filter(&mut sql, &mut values, filter, time_column, targets_drive);
+        let (scope_count, scope_first, scope_last, scope_targets): (i64, Option<i64>, Option<i64>, i64) = connection
+            .prepare_cached(&sql)?
+            .query_row(params_from_iter(values), |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?;
+        count += scope_count;
+        first = first.into_iter().chain(scope_first).min();
+        last = last.into_iter().chain(scope_last).max();
+        max_targets = max_targets.max(scope_targets);
+    }
     let to_u64 = |value: i64| u64::try_from(value).map_err(|_| corrupt("a negative count or position"));
     Ok(crate::EventBounds {
         events: to_u64(count)?,
@@ -430,45 +705,61 @@ pub(super) fn list(
     let mut filter = filter.clone();
     let bound = tighten(bound, &mut filter.range_start, &mut filter.range_end);
     let filter = &filter;
+    let fetch = usize::try_from(plan.fetch).unwrap_or(usize::MAX);
 
-    // Target filters are answered from `event_targets`, whose primary key and index lead with
-    // (organization, target type or id, occurred_at): the newest matching events come first
-    // without reading any other event. Everything else is answered from `events` itself.
-    let driver_is_targets = !filter.target_types.is_empty() || !filter.target_ids.is_empty();
-    let (time_column, seq_column) = if driver_is_targets {
-        ("t.occurred_at", "t.event_seq")
-    } else {
-        ("e.occurred_at", "e.seq")
+    // A rare search term is answered from the search index's candidates alone.
+    let candidates = match &filter.search {
+        Some(search) => search_candidates(connection, search)?,
+        None => None,
     };
-    let mut sql = if driver_is_targets {
-        "select distinct t.occurred_at, t.event_seq from event_targets t join events e on e.seq = t.event_seq \
-         where t.organization_seq = ?"
-            .to_owned()
+    // Otherwise segment by segment. Target filters are answered from `event_targets`, whose
+    // primary key and index lead with (organization, segment, target type or id, occurred_at):
+    // the newest matching events of a segment come first without reading any other event.
+    // Everything else is answered from `events` itself.
+    let targets_drive = candidates.is_none() && (!filter.target_types.is_empty() || !filter.target_ids.is_empty());
+    // Each scope yields keys only, `(occurred_at, seq)`, read from its covering index; the page's
+    // events are loaded once the walk has chosen them. (When segments overlap in time, a walk asks
+    // several segments for a page each, and most of those rows are not kept.)
+    let columns = if targets_drive {
+        "distinct t.occurred_at, t.event_seq"
     } else {
-        format!("select {EVENT_COLUMNS} from events e where e.organization_seq = ?")
+        "e.occurred_at, e.seq"
     };
-    let mut values = vec![Value::Integer(organization_seq)];
-    push_filter(&mut sql, &mut values, filter, time_column);
-    push_keyset(&mut sql, &mut values, bound, time_column, seq_column);
-    sql.push_str(&format!(
-        " order by {time_column} {direction}, {seq_column} {direction} limit ?"
-    ));
-    values.push(Value::Integer(i64::from(plan.fetch)));
-
-    let rows = if driver_is_targets {
-        let mut statement = connection.prepare_cached(&sql)?;
-        let seqs = statement
-            .query_map(params_from_iter(values), |row| row.get::<_, i64>(1))?
-            .collect::<Result<Vec<_>, _>>()?;
-        events_by_seq(connection, organization_id, &seqs)?
-    } else {
+    let query = |scope: Scope<'_>| -> Result<Vec<(i64, i64, ())>, StoreError> {
+        let mut values = Vec::new();
+        let (mut sql, time_column, seq_column) =
+            scoped_select(columns, organization_seq, &scope, targets_drive, &mut values);
+        push_filter(&mut sql, &mut values, filter, time_column, targets_drive);
+        push_keyset(&mut sql, &mut values, bound, time_column, seq_column);
+        sql.push_str(&format!(
+            " order by {time_column} {direction}, {seq_column} {direction} limit ?"
+        ));
+        values.push(Value::Integer(i64::from(plan.fetch)));
         let mut statement = connection.prepare_cached(&sql)?;
         statement
-            .query_map(params_from_iter(values), |row| read_event(row, organization_id))?
-            .map(|row| row.map_err(StoreError::from).and_then(|decoded| decoded))
-            .collect::<Result<Vec<_>, _>>()?
+            .query_map(params_from_iter(values), |row| Ok((row.get(0)?, row.get(1)?, ())))?
+            .map(|row| row.map_err(StoreError::from))
+            .collect()
     };
-    Ok(page.finish(rows, |event| event.id))
+    let rows = match &candidates {
+        Some((seqs, mark)) => query(Scope::Candidates(seqs, *mark))?,
+        None => {
+            let (mut lower, mut upper) = (
+                filter.range_start.map(Timestamp::unix_millis),
+                filter.range_end.map(|end| end.unix_millis().saturating_sub(1)),
+            );
+            match bound {
+                Some((true, (occurred_at, _))) => lower = Some(lower.map_or(occurred_at, |l| l.max(occurred_at))),
+                Some((false, (occurred_at, _))) => upper = Some(upper.map_or(occurred_at, |u| u.min(occurred_at))),
+                None => {}
+            }
+            let spans = segment_spans(connection, organization_seq, lower, upper, plan.ascending)?;
+            walk_segments(&spans, plan.ascending, fetch, |segment| query(Scope::Segment(segment)))?
+        }
+    };
+    let seqs: Vec<i64> = rows.iter().map(|row| row.1).collect();
+    let events = events_by_seq(connection, organization_id, &seqs)?;
+    Ok(page.finish(events, |event| event.id))
 }
 
 /// A cursor resolved to `(occurred_at, seq)`: `true` for "above it" (larger keys), `false` for below.

@@ -52,6 +52,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "export_leases",
         sql: include_str!("../../migrations/sqlite/0007_export_leases.sql"),
     },
+    Migration {
+        version: 8,
+        name: "segments",
+        sql: include_str!("../../migrations/sqlite/0008_segments.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -121,7 +126,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7, 8]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

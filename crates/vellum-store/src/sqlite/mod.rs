@@ -5,6 +5,7 @@
 //! SQLite allows one writer at a time, and a durable commit costs an fsync. So every write from
 //! every request goes to one thread that owns the only write connection. That thread takes
 //! whatever jobs are queued (up to [`SqliteConfig::max_batch`]), runs each in its own `SAVEPOINT`
+//! (a lone job runs without one)
 //! inside one transaction, commits once, and only then answers every job. Under load one fsync
 //! therefore acknowledges many requests; a job that fails rolls back to its savepoint alone and
 //! does not disturb the others in the batch.
@@ -15,6 +16,7 @@
 //! proceed while the writer commits.
 
 mod api_keys;
+mod checkpointer;
 mod events;
 mod exports;
 mod log;
@@ -22,6 +24,7 @@ mod migrations;
 mod operators;
 mod organizations;
 mod schemas;
+mod search;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -37,6 +40,7 @@ use vellum_core::{
 };
 
 pub use migrations::{LATEST_SCHEMA_VERSION, migrate};
+pub use search::SEARCH_FILE_NAME;
 use writer::Writer;
 
 use crate::ids::IdGenerator;
@@ -57,6 +61,12 @@ pub struct SqliteConfig {
     pub read_connections: usize,
     /// The most write jobs committed together.
     pub max_batch: usize,
+    /// The page cache of the write connection, in MiB. The indexes being written must stay in
+    /// it: a cache smaller than their working set spills dirty pages mid-transaction and rereads
+    /// them at every commit.
+    pub write_cache_mib: u32,
+    /// The page cache of each read connection, in MiB.
+    pub read_cache_mib: u32,
 }
 
 impl SqliteConfig {
@@ -66,6 +76,8 @@ impl SqliteConfig {
             data_dir: data_dir.into(),
             read_connections: 4,
             max_batch: 1024,
+            write_cache_mib: 256,
+            read_cache_mib: 8,
         }
     }
 
@@ -112,6 +124,11 @@ impl From<rusqlite::Error> for StoreError {
 
 /// Opens a connection with the settings every connection shares.
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
+    open_connection_with_cache(path, read_only, 0)
+}
+
+/// Opens a connection with a page cache of `cache_mib` MiB (0: SQLite's default, 2 MiB).
+fn open_connection_with_cache(path: &Path, read_only: bool, cache_mib: u32) -> Result<Connection, StoreError> {
     let flags = if read_only {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
@@ -122,6 +139,12 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
     // Another process (the CLI next to a running server) may hold the write lock briefly.
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
     connection.pragma_update(None, "foreign_keys", true)?;
+    if cache_mib > 0 {
+        // A negative cache_size is in KiB.
+        connection.pragma_update(None, "cache_size", -i64::from(cache_mib) * 1024)?;
+    }
+    // Savepoint sub-journals and sorts stay in memory instead of temporary files.
+    connection.pragma_update(None, "temp_store", "memory")?;
     if !read_only {
         // WAL lets readers run during commits; FULL makes every commit durable on return.
         let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
@@ -165,12 +188,23 @@ impl SqliteStore {
             })?;
         let path = config.database_path();
         create_private_file(&path)?;
-        let mut write_connection = open_connection(&path, false)?;
+        let mut write_connection = open_connection_with_cache(&path, false, config.write_cache_mib)?;
         migrate(&mut write_connection)?;
+        // Checkpoints run on their own thread (see `checkpointer`), never on the commit path.
+        write_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // After a burst, give the WAL file back down to 64 MiB once a checkpoint has emptied it.
+        write_connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
+        let checkpointer = checkpointer::Checkpointer::start(open_connection(&path, false)?)?;
+        let search_path = config.data_dir.join(SEARCH_FILE_NAME);
+        let search = search::SearchIndexer::start(&path, &search_path)?;
 
         let mut read_connections = Vec::with_capacity(config.read_connections);
         for _ in 0..config.read_connections.max(1) {
-            read_connections.push(open_connection(&path, true)?);
+            let connection = open_connection_with_cache(&path, true, config.read_cache_mib)?;
+            connection
+                .execute("attach database ?1 as search", [search_path.to_string_lossy()])
+                .map_err(|error| StoreError::Unavailable(format!("cannot open the search index: {error}")))?;
+            read_connections.push(connection);
         }
         let readers = ReadPool {
             permits: Semaphore::new(read_connections.len()),
@@ -178,10 +212,29 @@ impl SqliteStore {
         };
         Ok(Self {
             frontiers: Arc::new(crate::verifiable_log::Frontiers::new()),
-            writer: Writer::start(write_connection, config.max_batch.max(1))?,
+            writer: Writer::start(
+                write_connection,
+                config.max_batch.max(1),
+                writer::Followers { checkpointer, search },
+            )?,
             readers: Arc::new(readers),
             ids: Arc::new(IdGenerator::default()),
         })
+    }
+
+    /// How many stored events the search index has not covered yet (it follows the writer by a
+    /// moment; searches stay exact meanwhile). For tests and the benchmark harness.
+    pub async fn search_index_lag(&self) -> Result<u64, StoreError> {
+        self.read(|connection| {
+            let lag: i64 = connection.query_row(
+                "select (select coalesce(max(seq), 0) from events)
+                      - (select indexed_seq from search.search_state where id = 1)",
+                [],
+                |row| row.get(0),
+            )?;
+            Ok(u64::try_from(lag).unwrap_or_default())
+        })
+        .await
     }
 
     /// Runs `work` on a read connection without blocking the async runtime.
@@ -915,5 +968,264 @@ mod tests {
         drop(connection);
         let error = SqliteStore::open(&config).unwrap_err().to_string();
         assert!(error.contains("newer"), "{error}");
+    }
+}
+
+/// Listings over more than one segment (`events::SEGMENT_BITS`), against a model of the order.
+#[cfg(test)]
+mod segment_tests {
+    use std::cmp::Reverse;
+
+    use vellum_core::event::MetadataValue;
+    use vellum_core::pagination::{Cursor, Order};
+
+    use super::*;
+    use crate::conformance::{event_at, new_organization};
+
+    const SEGMENT: usize = 1 << events::SEGMENT_BITS;
+
+    /// One stored event as the model sees it.
+    struct Modelled {
+        id: EventId,
+        occurred_at: i64,
+        index: usize,
+        action: String,
+        actor: String,
+        target: String,
+        note: Option<String>,
+    }
+
+    /// Which modelled events a filter keeps.
+    type Keep = Box<dyn Fn(&Modelled) -> bool>;
+
+    fn shape(index: usize) -> (i64, String, String, String, Option<String>) {
+        let base = 1_700_000_000_000_i64;
+        let step = i64::try_from(index).unwrap() * 10;
+        // Most events follow arrival; in the second segment every seventh arrived late (its time
+        // falls among the first segment's), and every eleventh ties with the event before it.
+        let occurred_at = if index >= SEGMENT && index.is_multiple_of(7) {
+            base + (step - i64::try_from(SEGMENT).unwrap() * 10) + 5
+        } else if index.is_multiple_of(11) && index > 0 {
+            base + step - 10
+        } else {
+            base + step
+        };
+        let actor = if index % 5_000 == 17 {
+            "rare-actor".to_owned()
+        } else {
+            format!("u{}", index % 50)
+        };
+        let note = (index % 9_000 == 3).then(|| format!("Needle-{index}"));
+        (
+            occurred_at,
+            format!("a{}", index % 3),
+            actor,
+            format!("t{}", index % 13),
+            note,
+        )
+    }
+
+    async fn all_pages(
+        store: &SqliteStore,
+        organization: OrganizationId,
+        filter: &EventFilter,
+        order: Order,
+    ) -> Vec<EventId> {
+        let mut ids = Vec::new();
+        let mut request = PageRequest {
+            limit: 100,
+            order,
+            cursor: None,
+        };
+        loop {
+            let page = store
+                .list_events(organization, filter.clone(), request.clone())
+                .await
+                .unwrap();
+            ids.extend(page.data.iter().map(|event| event.id));
+            let Some(after) = page.list_metadata.after else { break };
+            request.cursor = Some(Cursor::After(after));
+        }
+        ids
+    }
+
+    fn expected(model: &[Modelled], keep: impl Fn(&Modelled) -> bool, ascending: bool) -> Vec<EventId> {
+        let mut rows: Vec<&Modelled> = model.iter().filter(|event| keep(event)).collect();
+        rows.sort_by_key(|event| (event.occurred_at, event.index));
+        if !ascending {
+            rows.reverse();
+        }
+        rows.iter().map(|event| event.id).collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listings_across_segments_match_the_model() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path())).unwrap();
+        let organization = store
+            .create_organization(new_organization("Segments"))
+            .await
+            .unwrap()
+            .id;
+        let total = SEGMENT + 3_000;
+        let mut model = Vec::with_capacity(total);
+        for start in (0..total).step_by(1_000) {
+            let batch: Vec<NewEvent> = (start..(start + 1_000).min(total))
+                .map(|index| {
+                    let (occurred_at, action, actor, target, note) = shape(index);
+                    let mut event = event_at(occurred_at, &action, &actor, &[("team", &target)]);
+                    if let Some(note) = &note {
+                        event.input.metadata = Some([("note".to_owned(), MetadataValue::String(note.clone()))].into());
+                    }
+                    event
+                })
+                .collect();
+            let AppendOutcome::Appended(stored) = store.append_events(organization, batch, None).await.unwrap() else {
+                panic!("not appended");
+            };
+            for (offset, event) in stored.into_iter().enumerate() {
+                let index = start + offset;
+                let (occurred_at, action, actor, target, note) = shape(index);
+                model.push(Modelled {
+                    id: event.id,
+                    occurred_at,
+                    index,
+                    action,
+                    actor,
+                    target,
+                    note,
+                });
+            }
+        }
+
+        let cases: Vec<(EventFilter, Keep)> = vec![
+            (EventFilter::default(), Box::new(|_| true)),
+            (
+                EventFilter {
+                    actions: vec!["a1".into()],
+                    ..EventFilter::default()
+                },
+                Box::new(|event| event.action == "a1"),
+            ),
+            (
+                EventFilter {
+                    actor_ids: vec!["rare-actor".into()],
+                    ..EventFilter::default()
+                },
+                Box::new(|event| event.actor == "rare-actor"),
+            ),
+            (
+                EventFilter {
+                    actor_names: vec!["Name of u7".into()],
+                    ..EventFilter::default()
+                },
+                Box::new(|event| event.actor == "u7"),
+            ),
+            (
+                EventFilter {
+                    target_ids: vec!["t3".into()],
+                    ..EventFilter::default()
+                },
+                Box::new(|event| event.target == "t3"),
+            ),
+            (
+                EventFilter {
+                    target_types: vec!["team".into()],
+                    actions: vec!["a2".into()],
+                    ..EventFilter::default()
+                },
+                Box::new(|event| event.action == "a2"),
+            ),
+            (
+                EventFilter {
+                    range_start: Timestamp::from_unix_millis(1_700_000_000_000 + 300_000),
+                    range_end: Timestamp::from_unix_millis(1_700_000_000_000 + 330_000),
+                    ..EventFilter::default()
+                },
+                Box::new(|event| {
+                    (1_700_000_000_000 + 300_000..1_700_000_000_000 + 330_000).contains(&event.occurred_at)
+                }),
+            ),
+        ];
+        for (filter, keep) in &cases {
+            for (order, ascending) in [(Order::Desc, false), (Order::Asc, true)] {
+                let listed = all_pages(&store, organization, filter, order).await;
+                assert!(listed == expected(&model, keep, ascending), "{filter:?} {order:?}");
+            }
+            let bounds = store.event_bounds(organization, filter.clone()).await.unwrap();
+            let count = model.iter().filter(|event| keep(event)).count();
+            assert_eq!(bounds.events, u64::try_from(count).unwrap(), "{filter:?}");
+        }
+
+        // A page backwards from the middle, across the segment boundary.
+        let newest_first = expected(&model, |_| true, false);
+        let middle = newest_first[SEGMENT];
+        let page = store
+            .list_events(
+                organization,
+                EventFilter::default(),
+                PageRequest {
+                    limit: 100,
+                    order: Order::Desc,
+                    cursor: Some(Cursor::Before(middle)),
+                },
+            )
+            .await
+            .unwrap();
+        let ids: Vec<EventId> = page.data.iter().map(|event| event.id).collect();
+        assert_eq!(ids, newest_first[SEGMENT - 100..SEGMENT]);
+
+        // Search: exact whether or not the index has caught up, and through it once it has.
+        let needles = expected(&model, |event| event.note.is_some(), false);
+        assert!(needles.len() >= 4);
+        let search = EventFilter {
+            search: Some("needle-".into()),
+            ..EventFilter::default()
+        };
+        assert_eq!(all_pages(&store, organization, &search, Order::Desc).await, needles);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while store.search_index_lag().await.unwrap() > 0 {
+            assert!(std::time::Instant::now() < deadline, "the search index never caught up");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        assert_eq!(all_pages(&store, organization, &search, Order::Desc).await, needles);
+        let one = EventFilter {
+            search: Some(format!(
+                "NEEDLE-{}",
+                model[model.len() - 1 - (model.len() - 1) % 9_000 + 3].index
+            )),
+            ..EventFilter::default()
+        };
+        assert_eq!(all_pages(&store, organization, &one, Order::Desc).await.len(), 1);
+        // A term too short for the index, and one too common for it, are scanned for.
+        let short = EventFilter {
+            search: Some("e-".into()),
+            ..EventFilter::default()
+        };
+        assert_eq!(
+            all_pages(&store, organization, &short, Order::Desc).await,
+            expected(
+                &model,
+                |event| event.note.is_some() || event.actor == "rare-actor",
+                false
+            )
+        );
+        let common = EventFilter {
+            search: Some("OF U1".into()),
+            ..EventFilter::default()
+        };
+        let common_expected = expected(&model, |event| event.actor.starts_with("u1"), false);
+        assert!(common_expected.len() > 4_096);
+        assert_eq!(
+            all_pages(&store, organization, &common, Order::Desc).await,
+            common_expected
+        );
+        let counted = store.event_bounds(organization, search).await.unwrap();
+        assert_eq!(counted.events, u64::try_from(needles.len()).unwrap());
+        // Newest first by time, not by arrival, among the candidates too.
+        let mut by_time: Vec<&Modelled> = model.iter().filter(|event| event.note.is_some()).collect();
+        by_time.sort_by_key(|event| Reverse((event.occurred_at, event.index)));
+        assert_eq!(by_time.iter().map(|event| event.id).collect::<Vec<_>>(), needles);
+        store.close().await.unwrap();
     }
 }

@@ -39,6 +39,7 @@ fn assert_private(root: &Path) {
         "vellum.sqlite3",
         "vellum.sqlite3-wal",
         "vellum.sqlite3-shm",
+        "vellum-search.sqlite3",
         "log-signing-key",
         "export-link-key",
     ] {
