@@ -24,6 +24,7 @@ mod helpers;
 mod isolation;
 mod listing;
 mod malformed;
+mod migration;
 mod openapi;
 mod organizations;
 mod rate_limit;
