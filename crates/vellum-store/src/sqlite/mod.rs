@@ -138,6 +138,9 @@ fn open_connection_with_cache(path: &Path, read_only: bool, cache_mib: u32) -> R
         .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
     // Another process (the CLI next to a running server) may hold the write lock briefly.
     connection.busy_timeout(std::time::Duration::from_secs(10))?;
+    // Listings build their SQL from the filters given, and an append runs a dozen statements:
+    // keep them all prepared rather than re-parsing them once the default 16 are in use.
+    connection.set_prepared_statement_cache_capacity(128);
     connection.pragma_update(None, "foreign_keys", true)?;
     if cache_mib > 0 {
         // A negative cache_size is in KiB.
