@@ -241,6 +241,7 @@ pub(crate) struct FillResult {
     pub(crate) curve: Vec<CurvePoint>,
 }
 
+#[derive(Debug, Default)]
 struct Curve {
     total: u64,
     boundaries: Vec<u64>,
@@ -250,27 +251,32 @@ struct Curve {
 }
 
 impl Curve {
+    /// Counts `events` more, stored at `seconds`. A batch that crosses several boundaries at
+    /// once (a batch larger than a tenth) makes one point, at the last of them.
     fn record(&mut self, events: u64, seconds: f64) {
         self.total += events;
-        while let Some(&boundary) = self.boundaries.first() {
-            if self.total < boundary {
-                break;
-            }
-            self.boundaries.remove(0);
-            let interval = seconds - self.last_seconds;
-            let rate = if interval > 0.0 {
-                (self.total - self.last_events) as f64 / interval
-            } else {
-                0.0
-            };
-            self.points.push(CurvePoint {
-                store_events: self.total,
-                seconds,
-                events_per_second: rate,
-            });
-            self.last_events = self.total;
-            self.last_seconds = seconds;
+        let crossed = self
+            .boundaries
+            .iter()
+            .take_while(|&&boundary| boundary <= self.total)
+            .count();
+        if crossed == 0 {
+            return;
         }
+        self.boundaries.drain(..crossed);
+        let interval = seconds - self.last_seconds;
+        let rate = if interval > 0.0 {
+            (self.total - self.last_events) as f64 / interval
+        } else {
+            0.0
+        };
+        self.points.push(CurvePoint {
+            store_events: self.total,
+            seconds,
+            events_per_second: rate,
+        });
+        self.last_events = self.total;
+        self.last_seconds = seconds;
     }
 }
 
@@ -327,18 +333,6 @@ pub(crate) async fn fill(
         seconds,
         curve: curve.points,
     })
-}
-
-impl Default for Curve {
-    fn default() -> Self {
-        Self {
-            total: 0,
-            boundaries: Vec::new(),
-            last_events: 0,
-            last_seconds: 0.0,
-            points: Vec::new(),
-        }
-    }
 }
 
 /// Makes the fill's batches on a thread of its own (so that generating never waits for the
@@ -408,5 +402,22 @@ mod tests {
         assert_eq!(curve.points.len(), 10);
         assert_eq!(curve.points[9].store_events, 1000);
         assert!((curve.points[0].events_per_second - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn a_batch_larger_than_a_tenth_makes_one_point() {
+        let mut curve = Curve {
+            total: 0,
+            boundaries: (1..=10).map(|tenth| 1000 * tenth / 10).collect(),
+            ..Curve::default()
+        };
+        curve.record(250, 1.0);
+        curve.record(750, 2.0);
+        let points: Vec<(u64, f64)> = curve
+            .points
+            .iter()
+            .map(|point| (point.store_events, point.events_per_second))
+            .collect();
+        assert_eq!(points, [(250, 250.0), (1000, 750.0)]);
     }
 }
