@@ -13,6 +13,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::net::TcpStream;
 
+/// The longest a request may take, answer read included, before the run fails: far beyond any
+/// measurement's, so that a server that stopped answering fails the run instead of hanging it.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// An answer: its status and whole body.
 #[derive(Debug)]
 pub(crate) struct Reply {
@@ -108,20 +112,24 @@ impl Client {
         let request = request
             .body(Full::new(body.unwrap_or_default()))
             .context("cannot build the request")?;
-        let response = self
-            .ready()
-            .await?
-            .send_request(request)
+        let sender = self.ready().await?;
+        let exchange = async {
+            let response = sender
+                .send_request(request)
+                .await
+                .with_context(|| format!("request to {path} failed"))?;
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .with_context(|| format!("reading the answer of {path} failed"))?
+                .to_bytes();
+            anyhow::Ok(Reply { status, body })
+        };
+        tokio::time::timeout(REQUEST_TIMEOUT, exchange)
             .await
-            .with_context(|| format!("request to {path} failed"))?;
-        let status = response.status();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .with_context(|| format!("reading the answer of {path} failed"))?
-            .to_bytes();
-        Ok(Reply { status, body })
+            .with_context(|| format!("no answer to {path} within {REQUEST_TIMEOUT:?}"))?
     }
 
     /// A GET that must answer `200` with JSON.

@@ -40,8 +40,9 @@ const READ_BUDGET: Duration = Duration::from_secs(30);
 const MIN_READS: usize = 5;
 /// Events whose JSON size is averaged (spread over the store).
 const JSON_SAMPLE: u64 = 20_000;
-/// How often the export's state and the server's memory are sampled.
+/// How often the export's state and the server's memory are sampled, and how long it may take.
 const EXPORT_POLL: Duration = Duration::from_millis(50);
+const EXPORT_TIMEOUT: Duration = Duration::from_secs(3600);
 
 /// Progress lines on standard error.
 struct Progress {
@@ -249,10 +250,11 @@ impl Bench {
             self.work.path().display()
         ));
         let event_json_bytes = self.generator.mean_event_json_bytes(self.config.events, JSON_SAMPLE);
-        let pools = Pools::new(&self.generator, 0);
-
-        let ceilings = self.ceilings(&pools).await?;
-        let empty_store = self.empty_store(&pools).await?;
+        let (ceilings, empty_store) = {
+            // The ceilings and the empty store get the same events, the first ones.
+            let pools = Pools::new(&self.generator, 0);
+            (self.ceilings(&pools).await?, self.empty_store(&pools).await?)
+        };
 
         let data_dir = match &self.config.data_dir {
             Some(data_dir) => data_dir.clone(),
@@ -677,6 +679,9 @@ impl Bench {
             let export = client.get_json(&format!("/audit_logs/exports/{id}")).await?;
             if export["state"] != "pending" {
                 break export;
+            }
+            if started.elapsed() > EXPORT_TIMEOUT {
+                bail!("the export was still pending after {EXPORT_TIMEOUT:?}");
             }
         };
         let seconds = started.elapsed().as_secs_f64();
