@@ -62,7 +62,16 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot build the runtime")?;
-    let report = runtime.block_on(vellum_bench::run(config))?;
+    // On Ctrl-C the run is dropped, which stops its servers and removes its temporary stores.
+    let report = runtime.block_on(async {
+        tokio::select! {
+            report = vellum_bench::run(config) => report,
+            interrupted = tokio::signal::ctrl_c() => {
+                interrupted.context("cannot listen for Ctrl-C")?;
+                anyhow::bail!("interrupted")
+            }
+        }
+    })?;
     print!("{}", report.render());
     if let Some(parent) = arguments
         .output
