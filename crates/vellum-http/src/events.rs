@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 use vellum_core::event::{RawEvent, RawMetadata, RawParty, validate_event};
 use vellum_core::filter::{check_filter_values, check_search};
 use vellum_core::time_range::{Bound, Instant, TimeRange};
-use vellum_core::{Event, EventId, OrganizationId, ValidationErrors};
+use vellum_core::{Event, EventId, EventInput, OrganizationId, ValidationErrors};
 use vellum_ingest::{BatchItem, BatchOutcome, BatchResult, IdempotencyKey};
 use vellum_store::EventFilter;
 
@@ -261,7 +261,26 @@ pub(crate) async fn create_event(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Json<SuccessResponse>, ApiError> {
-    let body: CreateEventBody = parse_json(&bytes)?;
+    let CreateEventRequest {
+        organization_id,
+        input,
+        key,
+    } = read_create_event(&headers, &bytes)?;
+    state.ingest.create_event(organization_id, input, key).await?;
+    Ok(Json(SuccessResponse { success: true }))
+}
+
+/// A request to create one event, read and checked as far as the wire allows: what the ingest
+/// service is handed.
+pub(crate) struct CreateEventRequest {
+    pub(crate) organization_id: OrganizationId,
+    pub(crate) input: EventInput,
+    pub(crate) key: Option<IdempotencyKey>,
+}
+
+/// Reads the body (and `Idempotency-Key`) of `POST /audit_logs/events`.
+pub(crate) fn read_create_event(headers: &HeaderMap, bytes: &[u8]) -> Result<CreateEventRequest, ApiError> {
+    let body: CreateEventBody = parse_json(bytes)?;
     let mut errors = ValidationErrors::new();
     let organization_id = organization_id(body.organization_id, &mut errors)?;
     let input = match body.event {
@@ -274,9 +293,12 @@ pub(crate) async fn create_event(
     let (Some(organization_id), Some(input)) = (organization_id, input) else {
         return Err(errors.into());
     };
-    let key = idempotency_key(&headers, "/audit_logs/events", &bytes)?;
-    state.ingest.create_event(organization_id, input, key).await?;
-    Ok(Json(SuccessResponse { success: true }))
+    let key = idempotency_key(headers, "/audit_logs/events", bytes)?;
+    Ok(CreateEventRequest {
+        organization_id,
+        input,
+        key,
+    })
 }
 
 /// The answer of a stored event: always `{"success": true}`.
@@ -356,7 +378,7 @@ pub(crate) struct RefusalBody {
 }
 
 /// The batch response: one entry per submitted event, in order, with the ids of those stored.
-fn batch_response(outcome: &BatchOutcome) -> BatchResponse {
+pub(crate) fn batch_response(outcome: &BatchOutcome) -> BatchResponse {
     let data: Vec<BatchItemResponse> = outcome
         .items
         .iter()
@@ -434,7 +456,32 @@ pub(crate) async fn create_events_batch(
     headers: HeaderMap,
     JsonBytes(bytes): JsonBytes,
 ) -> Result<Json<BatchAnswer>, ApiError> {
-    let body: BatchBody = parse_json(&bytes)?;
+    let BatchRequest {
+        organization_id,
+        items,
+        key,
+    } = read_batch(&headers, &bytes)?;
+    match state.ingest.create_batch(organization_id, items, key).await? {
+        BatchResult::Outcome(outcome) => Ok(Json(BatchAnswer::Fresh(batch_response(&outcome)))),
+        // The stored answer of a batch claimed by an earlier version.
+        BatchResult::Verbatim(body) => Ok(Json(BatchAnswer::Stored(
+            serde_json::from_str(&body)
+                .map_err(|error| ApiError::Internal(format!("stored batch response is not JSON: {error}")))?,
+        ))),
+    }
+}
+
+/// A batch request, read and checked as far as the wire allows: each event read on its own (or
+/// why its shape was refused), as the ingest service is handed them.
+pub(crate) struct BatchRequest {
+    pub(crate) organization_id: OrganizationId,
+    pub(crate) items: Vec<Result<EventInput, ValidationErrors>>,
+    pub(crate) key: Option<IdempotencyKey>,
+}
+
+/// Reads the body (and `Idempotency-Key`) of `POST /audit_logs/events/batch`.
+pub(crate) fn read_batch(headers: &HeaderMap, bytes: &[u8]) -> Result<BatchRequest, ApiError> {
+    let body: BatchBody = parse_json(bytes)?;
     let mut errors = ValidationErrors::new();
     let organization_id = organization_id(body.organization_id, &mut errors)?;
     match &body.events {
@@ -451,7 +498,7 @@ pub(crate) async fn create_events_batch(
     let (Some(organization_id), Some(raw_events), true) = (organization_id, body.events, errors.is_empty()) else {
         return Err(errors.into());
     };
-    let key = idempotency_key(&headers, "/audit_logs/events/batch", &bytes)?;
+    let key = idempotency_key(headers, "/audit_logs/events/batch", bytes)?;
     let items = raw_events
         .into_iter()
         .enumerate()
@@ -480,14 +527,11 @@ pub(crate) async fn create_events_batch(
             validate_event(event_body.into(), &prefix, &mut errors).ok_or(errors)
         })
         .collect();
-    match state.ingest.create_batch(organization_id, items, key).await? {
-        BatchResult::Outcome(outcome) => Ok(Json(BatchAnswer::Fresh(batch_response(&outcome)))),
-        // The stored answer of a batch claimed by an earlier version.
-        BatchResult::Verbatim(body) => Ok(Json(BatchAnswer::Stored(
-            serde_json::from_str(&body)
-                .map_err(|error| ApiError::Internal(format!("stored batch response is not JSON: {error}")))?,
-        ))),
-    }
+    Ok(BatchRequest {
+        organization_id,
+        items,
+        key,
+    })
 }
 
 /// The wire form of a stored event: the canonical envelope the log commits to (so the read API

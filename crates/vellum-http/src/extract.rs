@@ -2,7 +2,7 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
@@ -41,27 +41,59 @@ where
     }
 }
 
+/// What reading a request body needs from a router's state: the largest body accepted, and
+/// the room shared by every body being read at once.
+#[derive(Clone, Debug)]
+pub(crate) struct BodyRoom {
+    max_body_bytes: usize,
+    budget: Arc<tokio::sync::Semaphore>,
+}
+
+impl BodyRoom {
+    /// Bodies of at most `max_body_bytes`, at most [`crate::BODY_BUDGET_MULTIPLE`] times that
+    /// being read at once.
+    pub(crate) fn new(max_body_bytes: usize) -> Self {
+        Self {
+            max_body_bytes,
+            budget: Arc::new(tokio::sync::Semaphore::new(budget_units(
+                max_body_bytes.saturating_mul(crate::BODY_BUDGET_MULTIPLE),
+            ))),
+        }
+    }
+}
+
+impl FromRef<AppState> for BodyRoom {
+    fn from_ref(state: &AppState) -> Self {
+        state.body_room.clone()
+    }
+}
+
 /// The raw bytes of a JSON request body, after the content-type and size checks of
 /// [`WireJson`]; for handlers that also hash the body (idempotency).
 pub(crate) struct JsonBytes(pub(crate) Bytes);
 
-impl FromRequest<AppState> for JsonBytes {
+impl<S> FromRequest<S> for JsonBytes
+where
+    S: Send + Sync,
+    BodyRoom: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         if !is_json_content_type(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
+        let body_room = BodyRoom::from_ref(state);
         let limit = request
             .extensions()
             .get::<RouteBodyLimit>()
-            .map_or(state.config.max_body_bytes, |route_limit| route_limit.0);
+            .map_or(body_room.max_body_bytes, |route_limit| route_limit.0);
         // Room for the body among all bodies being read, held while this one is read: without
         // it, thousands of slow uploads could make the server buffer gigabytes at once.
         let declared = declared_body_length(request.headers());
         let reserved = declared.map_or(limit, |length| usize::try_from(length).unwrap_or(limit).min(limit));
         let units = u32::try_from(budget_units(reserved)).unwrap_or(u32::MAX);
-        let room = Arc::clone(&state.body_budget);
+        let room = body_room.budget;
         // Almost always there is room at once; only a full budget waits (and arms a timer).
         let _room = match Arc::clone(&room).try_acquire_many_owned(units) {
             Ok(permit) => permit,

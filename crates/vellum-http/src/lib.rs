@@ -7,6 +7,7 @@
 
 mod audit_trail;
 mod auth;
+mod ceiling;
 mod dashboard;
 mod error;
 mod events;
@@ -38,6 +39,7 @@ use tracing::Level;
 use vellum_store::Store;
 
 pub use audit_trail::audit_trail_event_json;
+pub use ceiling::null_ingest_router;
 pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
@@ -99,7 +101,7 @@ pub struct AppState {
     exports: Option<Arc<vellum_export::ExportService>>,
     sign_in_throttle: Arc<dashboard::SignInThrottle>,
     password_checker: Arc<dashboard::PasswordChecker>,
-    body_budget: Arc<tokio::sync::Semaphore>,
+    body_room: extract::BodyRoom,
 }
 
 /// Request bodies being read at once may hold at most this many times the largest body (256 MiB
@@ -121,9 +123,7 @@ impl AppState {
                 .rate_limit
                 .map(|limit| Arc::new(ratelimit::RateLimiter::new(limit))),
             password_checker: Arc::new(dashboard::PasswordChecker::start(config.max_password_checks)),
-            body_budget: Arc::new(tokio::sync::Semaphore::new(extract::budget_units(
-                config.max_body_bytes.saturating_mul(BODY_BUDGET_MULTIPLE),
-            ))),
+            body_room: extract::BodyRoom::new(config.max_body_bytes),
             config: Arc::new(config),
             exports: None,
             sign_in_throttle: Arc::default(),
@@ -162,13 +162,23 @@ pub fn router(state: AppState) -> Router {
         ));
 
     let max_body_bytes = state.config.max_body_bytes;
-    Router::new()
+    let routes = Router::new()
         .route("/health", get(health::health))
         .route("/ready", get(health::ready))
         .route("/openapi.json", get(openapi::serve_document))
         .merge(api)
         .merge(exports::download_routes())
-        .merge(dashboard::routes(&state))
+        .merge(dashboard::routes(&state));
+    with_common_layers(routes, max_body_bytes).with_state(state)
+}
+
+/// What every request goes through, whatever its route: JSON answers for unknown routes and
+/// methods, the body limits, request ids, the request log and the panic guard.
+fn with_common_layers<S>(routes: Router<S>, max_body_bytes: usize) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    routes
         .fallback(error::route_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -209,7 +219,6 @@ pub fn router(state: AppState) -> Router {
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
                 .layer(CatchPanicLayer::custom(error::panic_response)),
         )
-        .with_state(state)
 }
 
 /// The most bytes of header fields (names and values) a request may carry. hyper's own bound

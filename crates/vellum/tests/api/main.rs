@@ -7,6 +7,7 @@
 mod architecture;
 mod audit_trail;
 mod auth;
+mod bench_smoke;
 mod browser;
 mod cli;
 mod connections;

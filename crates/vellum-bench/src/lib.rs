@@ -1,0 +1,82 @@
+//! Vellum's benchmark harness: one run measures a `vellum` binary on a store of millions of
+//! events and reports every figure with its ratio to a ceiling measured in the same run.
+//!
+//! [`run`] starts `vellum serve` as its own process and drives it over HTTP only (plus the
+//! `vellum verify store` command and the store's public traits for the store ceiling):
+//!
+//! 1. **Ceilings.** The HTTP stack storing nothing (`vellum_http::null_ingest_router` behind
+//!    `vellum_http::serve`, in this process on a runtime of its own), and a direct batched
+//!    insert (`EventStore::append_events` on a fresh embedded store).
+//! 2. **Empty store.** Single events from 1 and 32 clients (each request with its own
+//!    `Idempotency-Key`), 32 clients paced at half the 32-client rate (the latency target),
+//!    batches of 100 and 1,000 over 4 connections; every run on a fresh store.
+//! 3. **Fill** to the target size with batches of 1,000 over 4 connections: the rate over each
+//!    tenth, and the server's peak resident memory.
+//! 4. **Full store.** The same ingest measurements; reads of the largest organization (the
+//!    newest page with each single filter, a deep cursor, a rare-word search, inclusion and
+//!    consistency proofs); `vellum verify store`; a CSV export through the API (rows per second,
+//!    memory growth); bytes on disk per event against the events' JSON.
+//!
+//! Events come from a deterministic generator ([`generator`]); load comes from hyper's
+//! low-level HTTP/1.1 client over kept-alive connections with bodies serialised before each run
+//! starts, on the caller's runtime (the `vellum-bench` binary gives it one thread).
+
+pub mod generator;
+pub mod report;
+
+mod ceiling;
+mod client;
+mod load;
+mod phases;
+mod pool;
+mod server;
+
+use std::path::PathBuf;
+
+pub use report::Report;
+
+/// What to measure, and how long.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// The `vellum` binary to measure.
+    pub server_binary: PathBuf,
+    /// Keep the measured store here (created if missing; a store filled by an earlier run is
+    /// reused and filled up to `events`). `None`: a temporary directory, removed at the end.
+    pub data_dir: Option<PathBuf>,
+    /// The store size to measure at.
+    pub events: u64,
+    /// Seconds per measured run.
+    pub seconds: f64,
+    /// Runs per throughput measurement; the median run is reported.
+    pub repeats: usize,
+    /// Requests per kind of read.
+    pub read_requests: usize,
+    /// The servers' log filter (`VELLUM_LOG`): `warn` keeps the per-request log lines out of the
+    /// measurement.
+    pub server_log: String,
+    /// A label recorded in the report (a commit, a machine).
+    pub label: Option<String>,
+    /// No progress lines on standard error.
+    pub quiet: bool,
+}
+
+impl Default for BenchConfig {
+    fn default() -> Self {
+        Self {
+            server_binary: PathBuf::from("target/release/vellum"),
+            data_dir: None,
+            events: 10_000_000,
+            seconds: 10.0,
+            repeats: 3,
+            read_requests: 200,
+            server_log: "warn".to_owned(),
+            label: None,
+            quiet: false,
+        }
+    }
+}
+
+/// Runs every phase and returns the figures (and the table, [`Report::render`]).
+pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
+    phases::run(config).await
+}

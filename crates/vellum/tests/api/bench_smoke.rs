@@ -1,0 +1,81 @@
+//! The benchmark harness (`vellum-bench`) end to end at a tiny size, against this build's
+//! `vellum` binary: every phase runs, and every figure is present and positive. It asserts
+//! nothing about speed (a debug build, on whatever machine runs the tests); `bench/run` measures.
+
+use serde_json::Value;
+
+use crate::helpers::vellum_binary;
+
+/// Figures that may rightly be zero: the events a fresh store held before the fill, and how
+/// much an export of a few thousand rows grew the server's memory.
+const MAY_BE_ZERO: [&str; 2] = ["events_before", "rss_growth_bytes"];
+
+/// Every `null`, empty string, and number that is not positive (outside [`MAY_BE_ZERO`]).
+fn missing_figures(value: &Value, path: &str, found: &mut Vec<String>) {
+    match value {
+        Value::Null => found.push(format!("{path} is null")),
+        Value::String(text) if text.is_empty() => found.push(format!("{path} is empty")),
+        Value::Number(number) => {
+            let zero_allowed = MAY_BE_ZERO.iter().any(|name| path.ends_with(name));
+            let acceptable = number
+                .as_f64()
+                .is_some_and(|number| number.is_finite() && (number > 0.0 || (zero_allowed && number == 0.0)));
+            if !acceptable {
+                found.push(format!("{path} is {number}"));
+            }
+        }
+        Value::Array(items) => {
+            if items.is_empty() {
+                found.push(format!("{path} is an empty list"));
+            }
+            for (index, item) in items.iter().enumerate() {
+                missing_figures(item, &format!("{path}[{index}]"), found);
+            }
+        }
+        Value::Object(members) => {
+            for (name, member) in members {
+                missing_figures(member, &format!("{path}.{name}"), found);
+            }
+        }
+        Value::Bool(_) | Value::String(_) => {}
+    }
+}
+
+#[tokio::test]
+async fn every_phase_runs_and_reports_every_figure() {
+    let config = vellum_bench::BenchConfig {
+        server_binary: vellum_binary(),
+        events: 20_000,
+        seconds: 0.5,
+        repeats: 1,
+        read_requests: 20,
+        ..vellum_bench::BenchConfig::default()
+    };
+    let report = vellum_bench::run(config).await.expect("every phase runs");
+    println!("{}", report.render());
+
+    let json = serde_json::to_value(&report).expect("the report serialises");
+    let mut missing = Vec::new();
+    missing_figures(&json, "report", &mut missing);
+    assert!(missing.is_empty(), "figures missing or not positive: {missing:#?}");
+
+    assert_eq!(report.store_events, 20_000, "the fill stops at the size asked for");
+    assert_eq!(report.fill.curve.len(), 10, "one point per tenth of the fill");
+    assert_eq!(report.reads.measures.len(), 11);
+    assert!(report.reads.measures.iter().all(|read| read.requests == 20));
+    assert!(report.disk.events >= report.store_events);
+    let measures: Vec<&str> = report.table.iter().map(|row| row.measure.as_str()).collect();
+    for expected in [
+        "HTTP stack, no store: single event, 32 clients",
+        "store append_events: batch of 1,000, 4 tasks",
+        "single event, 32 clients at half rate: p99",
+        "batch of 1,000, 4 connections",
+        "flat: batch of 1,000",
+        "read: newest page, search for a rare word: p99",
+        "verify store: events per CPU second",
+        "export (CSV) of the largest organization",
+        "disk per event",
+    ] {
+        assert!(measures.contains(&expected), "no row for {expected}: {measures:#?}");
+    }
+}
