@@ -413,10 +413,9 @@ fn scoped_select(
     targets_drive: bool,
     values: &mut Vec<Value>,
 ) -> (String, &'static str, &'static str) {
-    values.push(Value::Integer(organization_seq));
     match scope {
         Scope::Segment(segment) if targets_drive => {
-            values.push(Value::Integer(*segment));
+            values.extend([Value::Integer(organization_seq), Value::Integer(*segment)]);
             (
                 format!(
                     "select {columns} from event_targets t join events e on e.seq = t.event_seq \
@@ -427,7 +426,7 @@ fn scoped_select(
             )
         }
         Scope::Segment(segment) => {
-            values.push(Value::Integer(*segment));
+            values.extend([Value::Integer(organization_seq), Value::Integer(*segment)]);
             (
                 format!("select {columns} from events e where e.organization_seq = ? and {SEGMENT_OF_EVENT} = ?"),
                 "e.occurred_at",
@@ -435,12 +434,19 @@ fn scoped_select(
             )
         }
         Scope::Candidates(seqs, mark) => {
-            values.push(Value::Text((*seqs).to_owned()));
-            values.push(Value::Integer(*mark));
+            values.extend([
+                Value::Text((*seqs).to_owned()),
+                Value::Integer(*mark),
+                Value::Integer(organization_seq),
+            ]);
+            // CROSS JOIN keeps the candidates the outer loop: each is one lookup by key, never
+            // a scan of the organization checking membership row by row. UNION drops a
+            // candidate that is also past the mark.
             (
                 format!(
-                    "select {columns} from events e where e.organization_seq = ? \
-                     and e.seq in (select value from json_each(?) union all select seq from events where seq > ?)"
+                    "select {columns} from (select value as seq from json_each(?) \
+                     union select seq from events where seq > ?) c cross join events e \
+                     where e.seq = c.seq and e.organization_seq = ?"
                 ),
                 "e.occurred_at",
                 "e.seq",
