@@ -446,6 +446,8 @@ impl Bench {
         let fill = self.fill(server, &target, &tenants, before).await?;
 
         let store_events = store_size(&target, &tenants).await?;
+        // Measured from rest, as the empty store is: the search index finishes the fill first.
+        let search_index_after_fill_s = search_index_caught_up(data_dir).await?;
         let phase = format!("{} events", crate::report::thousands(store_events as f64));
         // Later events than any stored, so that `occurred_at` keeps increasing.
         let pools = Pools::new(&self.generator, store_events);
@@ -453,7 +455,10 @@ impl Bench {
         drop(pools);
 
         let largest = &tenants.organization_ids[0];
-        let reads = self.reads(&target, largest).await?;
+        let search_index_wait_s = search_index_caught_up(data_dir).await?;
+        let mut reads = self.reads(&target, largest).await?;
+        reads.search_index_wait_s = search_index_wait_s;
+        reads.search_index_after_fill_s = search_index_after_fill_s;
         let verify = self.verify(data_dir, store_size(&target, &tenants).await?).await?;
         let export = self.export(server, &target, largest).await?;
         let store_events_at_end = store_size(&target, &tenants).await?;
@@ -599,6 +604,8 @@ impl Bench {
         }
         Ok(Reads {
             organization_events: size,
+            search_index_wait_s: 0.0,
+            search_index_after_fill_s: 0.0,
             measures,
         })
     }
@@ -934,21 +941,60 @@ async fn sample(client: &mut Client, organization: &str, position: u64) -> anyho
     })
 }
 
+/// Waits until the store's search index covers every stored event, as it does on a store at
+/// rest (it follows ingest by a moment, and by more after a long burst on busy cores; searches
+/// meanwhile check the events it has not covered one by one). Reads its state from the files:
+/// how far behind the index is is not part of the API. Returns the seconds waited.
+async fn search_index_caught_up(data_dir: &Path) -> anyhow::Result<f64> {
+    let store = data_dir.join(vellum_store::sqlite::DATABASE_FILE_NAME);
+    let index = data_dir.join(vellum_store::sqlite::SEARCH_FILE_NAME);
+    let started = Instant::now();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+        let connection = rusqlite::Connection::open_with_flags(&store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .with_context(|| format!("cannot open {}", store.display()))?;
+        connection
+            .execute("attach database ?1 as search", [index.to_string_lossy()])
+            .context("cannot open the search index")?;
+        let deadline = started + Duration::from_secs(3_600);
+        loop {
+            let lag: i64 = connection.query_row(
+                "select (select coalesce(max(seq), 0) from events)
+                      - (select indexed_seq from search.search_state where id = 1)",
+                [],
+                |row| row.get(0),
+            )?;
+            if lag <= 0 {
+                return Ok(started.elapsed().as_secs_f64());
+            }
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the search index is still {lag} events behind after an hour"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+    .await?
+}
+
 /// The database files of a stopped store.
 fn disk(data_dir: &Path, events: u64, json_bytes_per_event: f64) -> anyhow::Result<Disk> {
-    let mut database_bytes = 0;
+    let (mut database_bytes, mut search_index_bytes) = (0, 0);
     for entry in std::fs::read_dir(data_dir).with_context(|| format!("cannot list {}", data_dir.display()))? {
         let entry = entry?;
-        if entry.file_name().to_string_lossy().starts_with("vellum.sqlite3") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with("vellum.sqlite3") {
             database_bytes += entry.metadata()?.len();
+        } else if name.starts_with("vellum-search.sqlite3") {
+            search_index_bytes += entry.metadata()?.len();
         }
     }
     if database_bytes == 0 {
         bail!("no vellum.sqlite3 files in {}", data_dir.display());
     }
-    let bytes_per_event = database_bytes as f64 / events.max(1) as f64;
+    let bytes_per_event = (database_bytes + search_index_bytes) as f64 / events.max(1) as f64;
     Ok(Disk {
         database_bytes,
+        search_index_bytes,
         events,
         bytes_per_event,
         json_bytes_per_event,

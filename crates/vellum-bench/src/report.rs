@@ -159,6 +159,12 @@ pub struct Fill {
 pub struct Reads {
     /// Its events when the reads began.
     pub organization_events: u64,
+    /// Seconds the search index took, after the last ingest run, to cover every stored event
+    /// (reads wait for it, as on a store at rest).
+    pub search_index_wait_s: f64,
+    /// Seconds the search index took, after the fill, to cover every stored event (the
+    /// full-store ingest runs wait for it, so that they start from rest as the empty ones do).
+    pub search_index_after_fill_s: f64,
     /// One entry per kind of read.
     pub measures: Vec<ReadFigure>,
 }
@@ -222,9 +228,11 @@ pub struct Export {
 pub struct Disk {
     /// Every `vellum.sqlite3*` file of the data directory, after the server stopped.
     pub database_bytes: u64,
+    /// Every `vellum-search.sqlite3*` file (the search index, derived from the events).
+    pub search_index_bytes: u64,
     /// Events in the store.
     pub events: u64,
-    /// Bytes per event.
+    /// Bytes per event, the search index included.
     pub bytes_per_event: f64,
     /// The mean compact JSON size of the events as generated.
     pub json_bytes_per_event: f64,
@@ -448,6 +456,24 @@ pub(crate) fn table(report: &Report) -> Vec<Row> {
         Some(&report.empty_store),
     ));
 
+    rows.push(
+        Row::new(
+            &full,
+            "search index caught up after the fill",
+            report.reads.search_index_after_fill_s,
+            "s",
+        )
+        .detail("the ingest runs start once it has".to_owned()),
+    );
+    rows.push(
+        Row::new(
+            &full,
+            "search index caught up after the ingest runs",
+            report.reads.search_index_wait_s,
+            "s",
+        )
+        .detail("reads start once it has".to_owned()),
+    );
     for read in &report.reads.measures {
         let mut row = Row::new(&full, &format!("read: {}: p99", read.name), read.p99_ms, "ms")
             .detail(format!("p50 {:.2} ms, {} requests", read.p50_ms, read.requests));
@@ -509,9 +535,10 @@ pub(crate) fn table(report: &Report) -> Vec<Row> {
     rows.push(
         Row::new(&full, "disk per event", disk.bytes_per_event, "B")
             .detail(format!(
-                "{:.0} MB for {} events",
-                disk.database_bytes as f64 / MB,
-                thousands(disk.events as f64)
+                "{:.0} MB for {} events ({:.0} MB of it the search index)",
+                (disk.database_bytes + disk.search_index_bytes) as f64 / MB,
+                thousands(disk.events as f64),
+                disk.search_index_bytes as f64 / MB
             ))
             .ratio(disk.bytes_per_event, disk.json_bytes_per_event, "event JSON")
             .target("≤1.5× the JSON", disk.ratio_to_json <= DISK_RATIO),
