@@ -406,6 +406,8 @@ fn push_filter(
 
 /// Starts a listing query over `scope`: `select <columns> from … where <organization and scope>`,
 /// with `targets_drive` as in [`push_filter`]. Returns the SQL and the time and seq columns.
+/// For a segment, the organization and the segment are the first two values: `list` rebinds the
+/// second as it walks.
 fn scoped_select(
     columns: &str,
     organization_seq: i64,
@@ -554,9 +556,9 @@ const SEARCH_TAIL: i64 = 50_000;
 /// array of their `seq`s and the index's mark (events past it are not indexed yet and must be
 /// checked as well). `None` when the listing should scan instead.
 fn search_candidates(connection: &Connection, search: &str) -> Result<Option<(String, i64)>, StoreError> {
-    let Some(query) = trigram_query(search) else {
+    if trigram_queries(search).is_none() {
         return Ok(None);
-    };
+    }
     // The mark first: the index rows read next are at least as recent, so nothing at or below
     // the mark is missed, and everything above it is checked directly.
     let (mark, newest): (i64, i64) = connection
@@ -568,29 +570,21 @@ fn search_candidates(connection: &Connection, search: &str) -> Result<Option<(St
     if newest - mark > SEARCH_TAIL {
         return Ok(None);
     }
-    let mut statement =
-        connection.prepare_cached("select rowid from search.event_search where event_search match ?1 limit ?2")?;
-    let seqs = statement
-        .query_map(
-            params![query, i64::try_from(SEARCH_CANDIDATES + 1).unwrap_or(i64::MAX)],
-            |row| row.get::<_, i64>(0),
-        )?
-        .collect::<Result<Vec<_>, _>>()?;
-    if seqs.len() > SEARCH_CANDIDATES {
+    let Some(seqs) = rare_trigram_candidates(connection, search)? else {
         return Ok(None);
-    }
+    };
     let seqs = serde_json::to_string(&seqs).map_err(|error| StoreError::Internal(error.to_string()))?;
     Ok(Some((seqs, mark)))
 }
 
-/// The most trigrams a search index query names; more would only narrow a set that is already
-/// small, at a cost per trigram.
-const MAX_QUERY_TRIGRAMS: usize = 16;
+/// The most trigrams of a term looked up in the search index; more would only narrow a set that
+/// is already small, at a cost per trigram.
+const MAX_QUERY_TRIGRAMS: usize = 8;
 
-/// An FTS5 query for the events whose indexed text holds every trigram of `term` (case folded by
-/// the index): a necessary condition of `term` appearing in one of their values. `None` for
+/// FTS5 queries for the trigrams of `term`, one each (case folded by the index): an event holds
+/// `term` in one of its values only if its indexed text holds every one of them. `None` for
 /// terms shorter than three characters, which the index cannot look up.
-fn trigram_query(term: &str) -> Option<String> {
+fn trigram_queries(term: &str) -> Option<Vec<String>> {
     let characters: Vec<char> = term.chars().collect();
     if characters.len() < 3 {
         return None;
@@ -608,9 +602,60 @@ fn trigram_query(term: &str) -> Option<String> {
         trigrams
             .iter()
             .map(|trigram| format!("\"{}\"", trigram.replace('"', "\"\"")))
-            .collect::<Vec<_>>()
-            .join(" AND "),
+            .collect(),
     )
+}
+
+/// How many events of one trigram are read, at most, to learn whether it is rare.
+const TRIGRAM_PROBE: usize = 16_384;
+
+/// The events (`seq`s) that may hold `term`: those holding every one of its rarer trigrams
+/// (held by at most [`TRIGRAM_PROBE`] events each), or, when all of them are commoner, all of
+/// its trigrams at once. `None` when that is still more than [`SEARCH_CANDIDATES`], or the term
+/// is too short.
+///
+/// Why not one FTS5 query of all trigrams: with `detail=none` an AND walks every list it
+/// combines, and at 10 million events the list of a common trigram ("are", "ing") holds
+/// millions. Even a rare word's trigrams are held by thousands of events each (random ids hold
+/// every trigram of letters and digits), but reading a few thousand entries per trigram and
+/// intersecting the short lists costs a few milliseconds whatever the store's size.
+fn rare_trigram_candidates(connection: &Connection, term: &str) -> Result<Option<Vec<i64>>, StoreError> {
+    let Some(queries) = trigram_queries(term) else {
+        return Ok(None);
+    };
+    let mut statement =
+        connection.prepare_cached("select rowid from search.event_search where event_search match ?1 limit ?2")?;
+    let probe = i64::try_from(TRIGRAM_PROBE + 1).unwrap_or(i64::MAX);
+    let mut candidates: Option<Vec<i64>> = None;
+    for query in &queries {
+        let seqs = statement
+            .query_map(params![query, probe], |row| row.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if seqs.len() > TRIGRAM_PROBE {
+            continue;
+        }
+        candidates = Some(match candidates {
+            None => seqs,
+            Some(kept) => {
+                let held: std::collections::HashSet<i64> = seqs.into_iter().collect();
+                kept.into_iter().filter(|seq| held.contains(seq)).collect()
+            }
+        });
+        if candidates.as_ref().is_some_and(Vec::is_empty) {
+            break;
+        }
+    }
+    let limit = i64::try_from(SEARCH_CANDIDATES + 1).unwrap_or(i64::MAX);
+    if candidates.is_none() {
+        // Every trigram is common; together they may still be rare.
+        let seqs = statement
+            .query_map(params![queries.join(" AND "), limit], |row| row.get::<_, i64>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        if seqs.len() <= SEARCH_CANDIDATES {
+            candidates = Some(seqs);
+        }
+    }
+    Ok(candidates.filter(|seqs| seqs.len() <= SEARCH_CANDIDATES))
 }
 
 /// Appends the keyword search condition: `search` appears, ignoring ASCII case, in the action or
@@ -623,7 +668,9 @@ fn push_search(sql: &mut String, values: &mut Vec<Value>, search: &str) {
     let escapes_in_json = search
         .chars()
         .any(|character| matches!(character, '"' | '\\') || character.is_control());
-    sql.push_str(r" and (e.action like ? escape '\'");
+    // `+` keeps SQLite from planning around the pattern's value (the LIKE optimisation on the
+    // action's index), which would make it prepare the statement again at every new binding.
+    sql.push_str(r" and (+e.action like ? escape '\'");
     values.push(Value::Text(pattern.clone()));
     if escapes_in_json {
         sql.push_str(
@@ -731,7 +778,10 @@ pub(super) fn list(
     } else {
         "e.occurred_at, e.seq"
     };
-    let query = |scope: Scope<'_>| -> Result<Vec<(i64, i64, ())>, StoreError> {
+    // The SQL and its values are built once; walking segments rebinds only the segment (the
+    // second value), so that probing a hundred segments costs a hundred index seeks, not a
+    // hundred rounds of building SQL.
+    let build = |scope: Scope<'_>| -> (String, Vec<Value>) {
         let mut values = Vec::new();
         let (mut sql, time_column, seq_column) =
             scoped_select(columns, organization_seq, &scope, targets_drive, &mut values);
@@ -741,14 +791,22 @@ pub(super) fn list(
             " order by {time_column} {direction}, {seq_column} {direction} limit ?"
         ));
         values.push(Value::Integer(i64::from(plan.fetch)));
-        let mut statement = connection.prepare_cached(&sql)?;
+        (sql, values)
+    };
+    let run = |sql: &str, values: &[Value]| -> Result<Vec<(i64, i64, ())>, StoreError> {
+        let mut statement = connection.prepare_cached(sql)?;
         statement
-            .query_map(params_from_iter(values), |row| Ok((row.get(0)?, row.get(1)?, ())))?
+            .query_map(params_from_iter(values.iter()), |row| {
+                Ok((row.get(0)?, row.get(1)?, ()))
+            })?
             .map(|row| row.map_err(StoreError::from))
             .collect()
     };
     let rows = match &candidates {
-        Some((seqs, mark)) => query(Scope::Candidates(seqs, *mark))?,
+        Some((seqs, mark)) => {
+            let (sql, values) = build(Scope::Candidates(seqs, *mark));
+            run(&sql, &values)?
+        }
         None => {
             let (mut lower, mut upper) = (
                 filter.range_start.map(Timestamp::unix_millis),
@@ -760,7 +818,11 @@ pub(super) fn list(
                 None => {}
             }
             let spans = segment_spans(connection, organization_seq, lower, upper, plan.ascending)?;
-            walk_segments(&spans, plan.ascending, fetch, |segment| query(Scope::Segment(segment)))?
+            let (sql, mut values) = build(Scope::Segment(0));
+            walk_segments(&spans, plan.ascending, fetch, |segment| {
+                values[1] = Value::Integer(segment);
+                run(&sql, &values)
+            })?
         }
     };
     let seqs: Vec<i64> = rows.iter().map(|row| row.1).collect();
