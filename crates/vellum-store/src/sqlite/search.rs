@@ -155,13 +155,7 @@ fn run(store: &Connection, index: &Connection, woken: &mpsc::Receiver<()>) {
             }
             last = Instant::now();
             match catch_up(store, index, woken) {
-                Ok(CatchUp::Done) => match merge_while_idle(index, woken) {
-                    Ok(Idle::Merged) => {}
-                    // Events committed meanwhile: index them next, without waiting for a wake-up.
-                    Ok(Idle::Woken) => continue,
-                    Ok(Idle::Closed) => break,
-                    Err(error) => tracing::warn!(%error, "merging the search index failed"),
-                },
+                Ok(CatchUp::Done) => {}
                 Ok(CatchUp::Stopped) => break,
                 Err(error) => {
                     tracing::warn!(%error, "indexing events for search failed; retrying");
@@ -213,42 +207,6 @@ fn catch_up(store: &Connection, index: &Connection, woken: &mpsc::Receiver<()>) 
             return Ok(CatchUp::Stopped);
         }
     }
-}
-
-/// Pages of index segments merged per step while idle.
-const MERGE_PAGES: i64 = 500;
-
-/// Merges the index's segments, a bounded step at a time, until FTS5 has nothing left to merge
-/// or events commit again (a wake-up is waiting). Indexing writes many small segments (more
-/// when it falls behind and catches up), and a lookup reads every segment: merging them while
-/// nothing else needs the core keeps lookups at a few segments.
-fn merge_while_idle(index: &Connection, woken: &mpsc::Receiver<()>) -> rusqlite::Result<Idle> {
-    loop {
-        match woken.try_recv() {
-            Err(mpsc::TryRecvError::Empty) => {}
-            Ok(()) => return Ok(Idle::Woken),
-            Err(mpsc::TryRecvError::Disconnected) => return Ok(Idle::Closed),
-        }
-        let before = index.total_changes();
-        index.execute(
-            "insert into event_search (event_search, rank) values ('merge', ?1)",
-            [MERGE_PAGES],
-        )?;
-        // FTS5 reports a finished merge as fewer than two changes.
-        if index.total_changes() - before < 2 {
-            return Ok(Idle::Merged);
-        }
-    }
-}
-
-/// How an idle merge ended.
-enum Idle {
-    /// Nothing is left to merge.
-    Merged,
-    /// Events committed (the wake-up was taken).
-    Woken,
-    /// The store is closing.
-    Closed,
 }
 
 /// Indexes up to [`BATCH`] events past the mark; returns how many.
