@@ -14,12 +14,12 @@
 //! [`RESTART_FRAMES`] anyway (long reads under sustained writes), one `RESTART` checkpoint waits
 //! for those readers and briefly holds new writers back, bounding the file.
 
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
+use super::follower::Follower;
 use crate::StoreError;
 
 /// The least time between two checkpoints while commits keep coming.
@@ -29,43 +29,10 @@ const PACE: Duration = Duration::from_millis(200);
 /// (64 Ki pages of 4 KiB: 256 MiB).
 const RESTART_FRAMES: i64 = 65_536;
 
-/// The checkpoint thread; dropping it stops the thread after a last checkpoint.
-#[derive(Debug)]
-pub(super) struct Checkpointer {
-    wake: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    pub(super) fn start(connection: Connection) -> Result<Self, StoreError> {
-        let (wake, woken) = mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("vellum-sqlite-checkpoint".into())
-            .spawn(move || run(&connection, &woken))
-            .map_err(|error| StoreError::Internal(format!("cannot start the checkpoint thread: {error}")))?;
-        Ok(Self {
-            wake: Some(wake),
-            thread: Some(thread),
-        })
-    }
-
-    /// Tells the thread that commits happened (never blocks; wake-ups coalesce).
-    pub(super) fn committed(&self) {
-        if let Some(wake) = &self.wake {
-            match wake.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-            }
-        }
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.wake.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Starts the checkpoint thread on its own connection; dropping the handle stops it after a last
+/// checkpoint.
+pub(super) fn start(connection: Connection) -> Result<Follower, StoreError> {
+    Follower::spawn("vellum-sqlite-checkpoint", move |woken| run(&connection, &woken))
 }
 
 fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {

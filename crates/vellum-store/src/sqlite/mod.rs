@@ -19,6 +19,7 @@ mod api_keys;
 mod checkpointer;
 mod events;
 mod exports;
+mod follower;
 mod log;
 mod migrations;
 mod operators;
@@ -197,9 +198,9 @@ impl SqliteStore {
         write_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         // After a burst, give the WAL file back down to 64 MiB once a checkpoint has emptied it.
         write_connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
-        let checkpointer = checkpointer::Checkpointer::start(open_connection(&path, false)?)?;
+        let checkpointer = checkpointer::start(open_connection(&path, false)?)?;
         let search_path = config.data_dir.join(SEARCH_FILE_NAME);
-        let search = search::SearchIndexer::start(&path, &search_path)?;
+        let search = search::start(&path, &search_path)?;
 
         let mut read_connections = Vec::with_capacity(config.read_connections);
         for _ in 0..config.read_connections.max(1) {

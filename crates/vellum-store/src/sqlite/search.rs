@@ -11,7 +11,7 @@
 //!
 //! Indexing an event costs about as much as storing it (hundreds of trigrams each), and the
 //! store has one writer. So the index lives in a second database file beside the store
-//! ([`SEARCH_FILE_NAME`]) and is written by its own thread ([`SearchIndexer`]), on the other
+//! ([`SEARCH_FILE_NAME`]) and is written by its own thread ([`start`]), on the other
 //! core, a moment after the events commit: it reads what committed past its high-water mark
 //! (`search_state.indexed_seq`), indexes it in large transactions, and moves the mark in the same
 //! transaction. It is derived data: it is written with `synchronous = NORMAL`, a crash can only
@@ -23,12 +23,12 @@
 //! indexed, a search scans as it did before.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender, TrySendError};
-use std::thread::JoinHandle;
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, params};
 
+use super::follower::Follower;
 use crate::StoreError;
 
 /// The search index's file name inside the data directory.
@@ -99,47 +99,12 @@ fn open_index(path: &Path) -> Result<Connection, StoreError> {
     })
 }
 
-/// The thread that keeps the search index up with the store.
-#[derive(Debug)]
-pub(super) struct SearchIndexer {
-    wake: Option<SyncSender<()>>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl SearchIndexer {
-    /// Opens the index at `index_path` (creating it if needed) and starts indexing the store at
-    /// `store_path`.
-    pub(super) fn start(store_path: &Path, index_path: &Path) -> Result<Self, StoreError> {
-        let index = open_index(index_path)?;
-        let store = super::open_connection(store_path, true)?;
-        let (wake, woken) = mpsc::sync_channel::<()>(1);
-        let thread = std::thread::Builder::new()
-            .name("vellum-search-index".into())
-            .spawn(move || run(&store, &index, &woken))
-            .map_err(|error| StoreError::Internal(format!("cannot start the search index thread: {error}")))?;
-        Ok(Self {
-            wake: Some(wake),
-            thread: Some(thread),
-        })
-    }
-
-    /// Tells the thread that events may have committed (never blocks; wake-ups coalesce).
-    pub(super) fn committed(&self) {
-        if let Some(wake) = &self.wake {
-            match wake.try_send(()) {
-                Ok(()) | Err(TrySendError::Full(())) | Err(TrySendError::Disconnected(())) => {}
-            }
-        }
-    }
-}
-
-impl Drop for SearchIndexer {
-    fn drop(&mut self) {
-        drop(self.wake.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
+/// Opens the index at `index_path` (creating it if needed) and starts the thread that keeps it
+/// up with the store at `store_path`.
+pub(super) fn start(store_path: &Path, index_path: &Path) -> Result<Follower, StoreError> {
+    let index = open_index(index_path)?;
+    let store = super::open_connection(store_path, true)?;
+    Follower::spawn("vellum-search-index", move |woken| run(&store, &index, &woken))
 }
 
 fn run(store: &Connection, index: &Connection, woken: &mpsc::Receiver<()>) {

@@ -7,8 +7,7 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::checkpointer::Checkpointer;
-use super::search::SearchIndexer;
+use super::follower::Follower;
 use crate::StoreError;
 
 /// What a job leaves behind after it ran inside the open transaction: whether it succeeded, and
@@ -71,8 +70,8 @@ where
 /// stopped (after a last pass each) when the writer stops.
 #[derive(Debug)]
 pub(super) struct Followers {
-    pub(super) checkpointer: Checkpointer,
-    pub(super) search: SearchIndexer,
+    pub(super) checkpointer: Follower,
+    pub(super) search: Follower,
 }
 
 impl Followers {
