@@ -949,6 +949,10 @@ async fn search_index_caught_up(data_dir: &Path) -> anyhow::Result<f64> {
     let store = data_dir.join(vellum_store::sqlite::DATABASE_FILE_NAME);
     let index = data_dir.join(vellum_store::sqlite::SEARCH_FILE_NAME);
     let started = Instant::now();
+    if !index.exists() {
+        // A build from before the search index (`--server-binary` to compare builds).
+        return Ok(0.0);
+    }
     tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
         let connection = rusqlite::Connection::open_with_flags(&store, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .with_context(|| format!("cannot open {}", store.display()))?;
