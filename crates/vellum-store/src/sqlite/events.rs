@@ -589,7 +589,15 @@ fn trigram_queries(term: &str) -> Option<Vec<String>> {
     if characters.len() < 3 {
         return None;
     }
-    let mut trigrams: Vec<String> = characters.windows(3).map(|window| window.iter().collect()).collect();
+    // FTS5 cannot take a NUL in a query; dropping a trigram only widens the candidates.
+    let mut trigrams: Vec<String> = characters
+        .windows(3)
+        .filter(|window| !window.contains(&'\0'))
+        .map(|window| window.iter().collect())
+        .collect();
+    if trigrams.is_empty() {
+        return None;
+    }
     trigrams.sort_unstable();
     trigrams.dedup();
     if trigrams.len() > MAX_QUERY_TRIGRAMS {

@@ -1202,6 +1202,17 @@ mod segment_tests {
         };
         assert_eq!(all_pages(&store, organization, &one, Order::Desc).await.len(), 1);
         // A term too short for the index, and one too common for it, are scanned for.
+        // Terms the index cannot look up (a NUL, FTS5 syntax) are answered, not refused.
+        for odd in ["\0a0", "a\0bcd\0", "\"\"\"", "*:^"] {
+            let filter = EventFilter {
+                search: Some(odd.into()),
+                ..EventFilter::default()
+            };
+            store
+                .list_events(organization, filter, PageRequest::default())
+                .await
+                .unwrap_or_else(|error| panic!("{odd:?}: {error}"));
+        }
         let short = EventFilter {
             search: Some("e-".into()),
             ..EventFilter::default()
