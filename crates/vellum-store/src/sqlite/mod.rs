@@ -62,10 +62,13 @@ pub struct SqliteConfig {
     pub read_connections: usize,
     /// The most write jobs committed together.
     pub max_batch: usize,
-    /// The page cache of the write connection, in MiB. The indexes being written must stay in
-    /// it: a cache smaller than their working set spills dirty pages mid-transaction and rereads
-    /// them at every commit.
+    /// The page cache of the write connection, in MiB, once the database file is over 1 GiB.
+    /// The indexes being written must stay in it: a cache smaller than their working set spills
+    /// dirty pages mid-transaction and rereads them at every commit.
     pub write_cache_mib: u32,
+    /// The page cache of the write connection, in MiB, while the database file is under 1 GiB
+    /// (see `writer::CacheSizer` for why it is smaller then).
+    pub small_write_cache_mib: u32,
     /// The page cache of each read connection, in MiB.
     pub read_cache_mib: u32,
 }
@@ -78,6 +81,7 @@ impl SqliteConfig {
             read_connections: 4,
             max_batch: 1024,
             write_cache_mib: 256,
+            small_write_cache_mib: 8,
             read_cache_mib: 8,
         }
     }
@@ -192,6 +196,8 @@ impl SqliteStore {
             })?;
         let path = config.database_path();
         create_private_file(&path)?;
+        // Migrations rewrite whole tables: they get the full cache (the writer sizes it by the
+        // file from its first commit on).
         let mut write_connection = open_connection_with_cache(&path, false, config.write_cache_mib)?;
         migrate(&mut write_connection)?;
         // Checkpoints run on their own thread (see `checkpointer`), never on the commit path.
@@ -219,6 +225,7 @@ impl SqliteStore {
             writer: Writer::start(
                 write_connection,
                 config.max_batch.max(1),
+                writer::CacheSizer::new(config.write_cache_mib, config.small_write_cache_mib),
                 writer::Followers { checkpointer, search },
             )?,
             readers: Arc::new(readers),

@@ -81,6 +81,68 @@ impl Followers {
     }
 }
 
+/// Sizes the writer's page cache by the database's size.
+///
+/// When SQLite rebalances B-tree pages it briefly renumbers one page to the page holding the
+/// file-locking byte at 1 GiB. The cache then remembers that page number as the largest it has
+/// seen, and at the end of every transaction that did so it drops pages past the end of the
+/// file: while the file is under 1 GiB, that means walking every page it holds. With the full
+/// cache (65,536 pages) that walk was a quarter of the writer's time under single-event load.
+/// So the writer keeps a small cache until the file passes the locking page (after which the
+/// walk finds nothing to do), then grows it to the configured size, which the indexes of a
+/// large store need.
+#[derive(Debug)]
+pub(super) struct CacheSizer {
+    large_mib: u32,
+    small_mib: u32,
+    large: Option<bool>,
+    commits_until_check: u32,
+}
+
+/// How often (in group commits) the writer looks at the file's size again.
+const COMMITS_PER_CACHE_CHECK: u32 = 256;
+
+impl CacheSizer {
+    pub(super) fn new(large_mib: u32, small_mib: u32) -> Self {
+        Self {
+            large_mib,
+            small_mib: small_mib.min(large_mib),
+            large: None,
+            commits_until_check: 0,
+        }
+    }
+
+    fn adjust(&mut self, connection: &Connection) {
+        if self.commits_until_check > 0 {
+            self.commits_until_check -= 1;
+            return;
+        }
+        self.commits_until_check = COMMITS_PER_CACHE_CHECK;
+        let sizes = connection.query_row(
+            "select page_count, page_size from pragma_page_count(), pragma_page_size()",
+            [],
+            |row| Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?)),
+        );
+        let Ok((page_count, page_size)) = sizes else {
+            return;
+        };
+        // SQLite's PENDING_BYTE: the page that holds it is never used.
+        let locking_page = (1_i64 << 30) / page_size.max(512) + 1;
+        let large = page_count > locking_page;
+        if self.large == Some(large) {
+            return;
+        }
+        let mib = if large { self.large_mib } else { self.small_mib };
+        if mib > 0 {
+            if let Err(error) = connection.pragma_update(None, "cache_size", -i64::from(mib) * 1024) {
+                tracing::warn!(%error, "cannot resize the writer's page cache");
+                return;
+            }
+        }
+        self.large = Some(large);
+    }
+}
+
 enum Message {
     Job(Box<dyn Job>),
     Close(oneshot::Sender<()>),
@@ -95,13 +157,27 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn start(connection: Connection, max_batch: usize, followers: Followers) -> Result<Self, StoreError> {
+    pub(super) fn start(
+        connection: Connection,
+        max_batch: usize,
+        cache: CacheSizer,
+        followers: Followers,
+    ) -> Result<Self, StoreError> {
         let (sender, receiver) = mpsc::channel::<Message>();
         let closed_reason = Arc::new(Mutex::new(None));
         let thread_closed_reason = Arc::clone(&closed_reason);
         let thread = std::thread::Builder::new()
             .name("vellum-sqlite-writer".into())
-            .spawn(move || run(connection, &receiver, max_batch, &thread_closed_reason, followers))
+            .spawn(move || {
+                run(
+                    connection,
+                    &receiver,
+                    max_batch,
+                    cache,
+                    &thread_closed_reason,
+                    followers,
+                )
+            })
             .map_err(|error| StoreError::Internal(format!("cannot start writer thread: {error}")))?;
         Ok(Self {
             sender: Mutex::new(Some(sender)),
@@ -193,11 +269,13 @@ fn run(
     connection: Connection,
     receiver: &mpsc::Receiver<Message>,
     max_batch: usize,
+    mut cache: CacheSizer,
     closed_reason: &Mutex<Option<String>>,
     followers: Followers,
 ) {
     let mut close_reply = None;
     while close_reply.is_none() {
+        cache.adjust(&connection);
         let Ok(first) = receiver.recv() else {
             break;
         };
