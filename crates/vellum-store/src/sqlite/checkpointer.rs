@@ -14,12 +14,12 @@
 //! [`RESTART_FRAMES`] anyway (long reads under sustained writes), one `RESTART` checkpoint waits
 //! for those readers and briefly holds new writers back, bounding the file.
 
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 
-use super::follower::Follower;
+use super::follower::{Follower, wait};
 use crate::StoreError;
 
 /// The least time between two checkpoints while commits keep coming.
@@ -44,11 +44,8 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {
         // Commits that arrive while waiting out the pace are covered by the same checkpoint.
         let ready_at = last + PACE;
         let now = Instant::now();
-        if ready_at > now {
-            match woken.recv_timeout(ready_at - now) {
-                Ok(()) | Err(RecvTimeoutError::Timeout) => {}
-                Err(RecvTimeoutError::Disconnected) => break,
-            }
+        if ready_at > now && wait(woken, ready_at - now).is_err() {
+            break;
         }
         checkpoint(connection);
         last = Instant::now();

@@ -2,8 +2,9 @@
 //! coalesce, and telling never blocks), stopped by dropping its handle, which waits for it.
 //! The checkpointer and the search indexer are both one.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::StoreError;
 
@@ -44,6 +45,23 @@ impl Drop for Follower {
         drop(self.wake.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+    }
+}
+
+/// Waits for `duration` unless the store closes first (`Err`). Wake-ups meanwhile are absorbed:
+/// the pass that follows covers them.
+pub(super) fn wait(woken: &Receiver<()>, duration: Duration) -> Result<(), ()> {
+    let until = Instant::now() + duration;
+    loop {
+        let now = Instant::now();
+        if now >= until {
+            return Ok(());
+        }
+        match woken.recv_timeout(until - now) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => return Err(()),
         }
     }
 }

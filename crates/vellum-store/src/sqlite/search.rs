@@ -23,12 +23,12 @@
 //! indexed, a search scans as it did before.
 
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, OpenFlags, params};
 
-use super::follower::Follower;
+use super::follower::{Follower, wait};
 use crate::StoreError;
 
 /// The search index's file name inside the data directory.
@@ -134,23 +134,6 @@ fn run(store: &Connection, index: &Connection, woken: &mpsc::Receiver<()>) {
         match woken.recv() {
             Ok(()) => pending = true,
             Err(_) => break,
-        }
-    }
-}
-
-/// Waits for `duration` unless the store closes first (`Err`). Wake-ups meanwhile are absorbed:
-/// the pass that follows covers them.
-fn wait(woken: &mpsc::Receiver<()>, duration: Duration) -> Result<(), ()> {
-    let until = Instant::now() + duration;
-    loop {
-        let now = Instant::now();
-        if now >= until {
-            return Ok(());
-        }
-        match woken.recv_timeout(until - now) {
-            Ok(()) => {}
-            Err(RecvTimeoutError::Timeout) => return Ok(()),
-            Err(RecvTimeoutError::Disconnected) => return Err(()),
         }
     }
 }
