@@ -102,6 +102,7 @@ pub struct AppState {
     sign_in_throttle: Arc<dashboard::SignInThrottle>,
     password_checker: Arc<dashboard::PasswordChecker>,
     body_room: extract::BodyRoom,
+    api_keys: Arc<auth::KeyCache>,
 }
 
 /// Request bodies being read at once may hold at most this many times the largest body (256 MiB
@@ -127,6 +128,7 @@ impl AppState {
             config: Arc::new(config),
             exports: None,
             sign_in_throttle: Arc::default(),
+            api_keys: Arc::default(),
         }
     }
 

@@ -124,6 +124,7 @@ async fn revoke_api_key(State(state): State<AppState>, WirePath(id): WirePath) -
         message: format!("API key not found: '{id}'."),
     })?;
     let key = state.store.revoke_api_key(key_id).await?;
+    state.api_keys.forget_all();
     tracing::info!(key_id = %key.id, "api key revoked from the dashboard");
     Ok(Json(api_key_json(&key)))
 }
