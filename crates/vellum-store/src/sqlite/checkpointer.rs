@@ -9,11 +9,19 @@
 //! synced (`synchronous=FULL`); a checkpoint syncs the database file before it records progress,
 //! and recovery replays whatever it had not copied.
 //!
-//! A passive checkpoint cannot copy frames that an open read snapshot still needs, and the WAL
-//! starts again from its beginning only when everything has been copied. When the WAL grows past
-//! [`RESTART_FRAMES`] anyway (long reads under sustained writes), one `RESTART` checkpoint waits
-//! for those readers and briefly holds new writers back, bounding the file.
+//! The WAL starts again from its beginning only when a write transaction begins with every frame
+//! copied. Under sustained writes that never happens by itself: the writer keeps committing while
+//! a checkpoint copies, so each one ends a few frames short. So once a pass has copied everything
+//! it found and the WAL is longer than [`WRAP_FRAMES`], it raises [`WalWrap`]; the writer, between
+//! two group commits, then copies the few frames committed meanwhile itself (a short passive
+//! checkpoint), and its next transaction starts the WAL again. The file stays a few MiB long and
+//! hot in the operating system's cache. A passive checkpoint cannot copy frames that an open read
+//! snapshot still needs; when the WAL grows past [`RESTART_FRAMES`] anyway (long reads under
+//! sustained writes), one `RESTART` checkpoint waits for those readers and briefly holds new
+//! writers back, bounding the file.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,13 +37,36 @@ const PACE: Duration = Duration::from_millis(200);
 /// (64 Ki pages of 4 KiB: 256 MiB).
 const RESTART_FRAMES: i64 = 65_536;
 
-/// Starts the checkpoint thread on its own connection; dropping the handle stops it after a last
-/// checkpoint.
-pub(super) fn start(connection: Connection) -> Result<Follower, StoreError> {
-    Follower::spawn("vellum-sqlite-checkpoint", move |woken| run(&connection, &woken))
+/// WAL length, in pages, past which a checkpoint that copied everything asks the writer to finish
+/// the job so that the WAL starts again (4 Ki pages of 4 KiB: 16 MiB).
+const WRAP_FRAMES: i64 = 4096;
+
+/// Raised by the checkpointer when the WAL should start again; the writer takes it.
+#[derive(Debug, Default)]
+pub(super) struct WalWrap(AtomicBool);
+
+impl WalWrap {
+    /// Whether the writer should run a short checkpoint now (and forget the request).
+    pub(super) fn take(&self) -> bool {
+        self.0.swap(false, Ordering::AcqRel)
+    }
+
+    /// Runs the writer's short checkpoint: it copies the frames committed since the
+    /// checkpointer's last pass, so that the next transaction starts the WAL again.
+    pub(super) fn finish(connection: &Connection) {
+        if let Err(error) = run_checkpoint(connection, "PASSIVE") {
+            tracing::warn!(%error, "wal checkpoint on the writer failed");
+        }
+    }
 }
 
-fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {
+/// Starts the checkpoint thread on its own connection; dropping the handle stops it after a last
+/// checkpoint.
+pub(super) fn start(connection: Connection, wrap: Arc<WalWrap>) -> Result<Follower, StoreError> {
+    Follower::spawn("vellum-sqlite-checkpoint", move |woken| run(&connection, &woken, &wrap))
+}
+
+fn run(connection: &Connection, woken: &mpsc::Receiver<()>, wrap: &WalWrap) {
     let mut last = Instant::now().checked_sub(PACE).unwrap_or_else(Instant::now);
     loop {
         if woken.recv().is_err() {
@@ -47,29 +78,42 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>) {
         if ready_at > now && wait(woken, ready_at - now).is_err() {
             break;
         }
-        checkpoint(connection);
+        checkpoint(connection, wrap);
         last = Instant::now();
     }
-    checkpoint(connection);
+    checkpoint(connection, wrap);
 }
 
 /// Runs one passive checkpoint, and a restarting one when the WAL has grown too long.
-fn checkpoint(connection: &Connection) {
-    let passive = run_checkpoint(connection, "PASSIVE");
-    match passive {
-        Ok(frames) if frames > RESTART_FRAMES => {
+fn checkpoint(connection: &Connection, wrap: &WalWrap) {
+    match run_checkpoint(connection, "PASSIVE") {
+        Ok(pass) if pass.frames > RESTART_FRAMES => {
             if let Err(error) = run_checkpoint(connection, "RESTART") {
-                tracing::warn!(%error, frames, "restarting wal checkpoint failed");
+                tracing::warn!(%error, frames = pass.frames, "restarting wal checkpoint failed");
             }
         }
+        Ok(pass) if pass.complete && pass.frames > WRAP_FRAMES => wrap.0.store(true, Ordering::Release),
         Ok(_) => {}
         Err(error) => tracing::warn!(%error, "wal checkpoint failed"),
     }
 }
 
-/// Returns the WAL's length in frames before the checkpoint.
-fn run_checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<i64> {
+/// What a checkpoint found.
+struct Pass {
+    /// The WAL's length in frames when it began.
+    frames: i64,
+    /// Whether it copied all of them.
+    complete: bool,
+}
+
+fn run_checkpoint(connection: &Connection, mode: &str) -> rusqlite::Result<Pass> {
     connection.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-        row.get::<_, i64>(1)
+        let busy: i64 = row.get(0)?;
+        let frames: i64 = row.get(1)?;
+        let copied: i64 = row.get(2)?;
+        Ok(Pass {
+            frames,
+            complete: busy == 0 && frames >= 0 && copied == frames,
+        })
     })
 }

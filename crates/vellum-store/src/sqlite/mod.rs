@@ -204,7 +204,8 @@ impl SqliteStore {
         write_connection.pragma_update(None, "wal_autocheckpoint", 0)?;
         // After a burst, give the WAL file back down to 64 MiB once a checkpoint has emptied it.
         write_connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
-        let checkpointer = checkpointer::start(open_connection(&path, false)?)?;
+        let wal_wrap = Arc::new(checkpointer::WalWrap::default());
+        let checkpointer = checkpointer::start(open_connection(&path, false)?, Arc::clone(&wal_wrap))?;
         let search_path = config.data_dir.join(SEARCH_FILE_NAME);
         let search = search::start(&path, &search_path)?;
 
@@ -226,7 +227,11 @@ impl SqliteStore {
                 write_connection,
                 config.max_batch.max(1),
                 writer::CacheSizer::new(config.write_cache_mib, config.small_write_cache_mib),
-                writer::Followers { checkpointer, search },
+                writer::Followers {
+                    checkpointer,
+                    wal_wrap,
+                    search,
+                },
             )?,
             readers: Arc::new(readers),
             ids: Arc::new(IdGenerator::default()),

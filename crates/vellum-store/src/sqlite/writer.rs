@@ -71,6 +71,7 @@ where
 #[derive(Debug)]
 pub(super) struct Followers {
     pub(super) checkpointer: Follower,
+    pub(super) wal_wrap: Arc<super::checkpointer::WalWrap>,
     pub(super) search: Follower,
 }
 
@@ -306,6 +307,9 @@ fn run(
             break;
         }
         followers.committed();
+        if followers.wal_wrap.take() {
+            super::checkpointer::WalWrap::finish(&connection);
+        }
     }
     drop(followers);
     if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
