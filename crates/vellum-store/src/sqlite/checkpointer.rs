@@ -11,9 +11,10 @@
 //!
 //! The WAL starts again from its beginning only when a write transaction begins with every frame
 //! copied. Under sustained writes that never happens by itself: the writer keeps committing while
-//! a checkpoint copies, so each one ends a few frames short. So once a pass has copied everything
-//! it found and the WAL is longer than [`WRAP_FRAMES`], it raises [`WalWrap`]; the writer, between
-//! two group commits, then copies the few frames committed meanwhile itself (a short passive
+//! a checkpoint copies, so each one ends a few frames short. So once the WAL is longer than
+//! [`WRAP_FRAMES`], passes follow each other until one has only a short tail left to copy (each
+//! copies what was committed during the one before), then raise [`WalWrap`]; the writer, between
+//! two group commits, copies the few frames committed meanwhile itself (a short passive
 //! checkpoint), and its next transaction starts the WAL again. The file stays a few MiB long and
 //! hot in the operating system's cache. A passive checkpoint cannot copy frames that an open read
 //! snapshot still needs; when the WAL grows past [`RESTART_FRAMES`] anyway (long reads under
@@ -84,19 +85,44 @@ fn run(connection: &Connection, woken: &mpsc::Receiver<()>, wrap: &WalWrap) {
     checkpoint(connection, wrap);
 }
 
-/// Runs one passive checkpoint, and a restarting one when the WAL has grown too long.
+/// Runs passive checkpoints, and a restarting one when the WAL has grown too long.
+///
+/// When a pass copied everything and the WAL is long enough to be worth starting again, passes
+/// follow each other until one finds only a few frames committed since the one before (each
+/// pass copies what was committed during the last, so they shorten quickly); only then is the
+/// writer asked to finish, so that what it copies itself, while requests wait, stays small.
 fn checkpoint(connection: &Connection, wrap: &WalWrap) {
-    match run_checkpoint(connection, "PASSIVE") {
-        Ok(pass) if pass.frames > RESTART_FRAMES => {
-            if let Err(error) = run_checkpoint(connection, "RESTART") {
-                tracing::warn!(%error, frames = pass.frames, "restarting wal checkpoint failed");
+    let mut previous: Option<i64> = None;
+    for _ in 0..MAX_CONVERGING_PASSES {
+        match run_checkpoint(connection, "PASSIVE") {
+            Ok(pass) if pass.frames > RESTART_FRAMES => {
+                if let Err(error) = run_checkpoint(connection, "RESTART") {
+                    tracing::warn!(%error, frames = pass.frames, "restarting wal checkpoint failed");
+                }
+                return;
+            }
+            Ok(pass) if pass.complete && pass.frames > WRAP_FRAMES => {
+                if previous.is_some_and(|before| pass.frames - before <= FINISH_FRAMES) {
+                    wrap.0.store(true, Ordering::Release);
+                    return;
+                }
+                previous = Some(pass.frames);
+            }
+            Ok(_) => return,
+            Err(error) => {
+                tracing::warn!(%error, "wal checkpoint failed");
+                return;
             }
         }
-        Ok(pass) if pass.complete && pass.frames > WRAP_FRAMES => wrap.0.store(true, Ordering::Release),
-        Ok(_) => {}
-        Err(error) => tracing::warn!(%error, "wal checkpoint failed"),
     }
 }
+
+/// At most this many passes in a row while converging on a short tail for the writer.
+const MAX_CONVERGING_PASSES: usize = 6;
+
+/// The writer is asked to finish once a pass found at most this many frames committed since the
+/// pass before (256 pages of 4 KiB: 1 MiB).
+const FINISH_FRAMES: i64 = 256;
 
 /// What a checkpoint found.
 struct Pass {
