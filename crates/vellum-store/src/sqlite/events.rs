@@ -709,30 +709,48 @@ pub(super) fn bounds(
         Some(search) => search_candidates(connection, search)?,
         None => None,
     };
-    let scopes: Vec<Scope<'_>> = match &candidates {
-        Some((seqs, mark)) => vec![Scope::Candidates(seqs, *mark)],
-        None => segment_spans(
-            connection,
-            organization_seq,
-            filter.range_start.map(Timestamp::unix_millis),
-            filter.range_end.map(|end| end.unix_millis().saturating_sub(1)),
-            true,
-        )?
-        .into_iter()
-        .map(|span| Scope::Segment(span.segment))
-        .collect(),
+    let lower = filter.range_start.map(Timestamp::unix_millis);
+    let upper = filter.range_end.map(|end| end.unix_millis().saturating_sub(1));
+    let scopes: Vec<(Scope<'_>, bool)> = match &candidates {
+        Some((seqs, mark)) => vec![(Scope::Candidates(seqs, *mark), false)],
+        None => {
+            // A segment that lies wholly inside the time range, under no other filter, is counted
+            // from the log-position index and the target rows alone: no event row is read, and no
+            // event's JSON is parsed to count its targets.
+            let only_time = filter.actions.is_empty()
+                && filter.actor_ids.is_empty()
+                && filter.actor_names.is_empty()
+                && filter.target_types.is_empty()
+                && filter.target_ids.is_empty()
+                && filter.search.is_none();
+            segment_spans(connection, organization_seq, lower, upper, true)?
+                .into_iter()
+                .map(|span| {
+                    let whole = only_time
+                        && lower.is_none_or(|lower| lower <= span.min_occurred_at)
+                        && upper.is_none_or(|upper| span.max_occurred_at <= upper);
+                    (Scope::Segment(span.segment), whole)
+                })
+                .collect()
+        }
     };
     let targets_drive = candidates.is_none() && (!filter.target_types.is_empty() || !filter.target_ids.is_empty());
     let (mut count, mut first, mut last, mut max_targets) = (0_i64, None::<i64>, None::<i64>, 0_i64);
-    for scope in &scopes {
-        let mut values = Vec::new();
-        let (mut sql, time_column, _) = scoped_select(aggregates, organization_seq, scope, targets_drive, &mut values);
-        push_filter(&mut sql, &mut values, filter, time_column, targets_drive);
-        let (scope_count, scope_first, scope_last, scope_targets): (i64, Option<i64>, Option<i64>, i64) = connection
-            .prepare_cached(&sql)?
-            .query_row(params_from_iter(values), |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-            })?;
+    for (scope, whole) in &scopes {
+        let (scope_count, scope_first, scope_last, scope_targets) = match scope {
+            Scope::Segment(segment) if *whole => whole_segment_bounds(connection, organization_seq, *segment)?,
+            _ => {
+                let mut values = Vec::new();
+                let (mut sql, time_column, _) =
+                    scoped_select(aggregates, organization_seq, scope, targets_drive, &mut values);
+                push_filter(&mut sql, &mut values, filter, time_column, targets_drive);
+                connection
+                    .prepare_cached(&sql)?
+                    .query_row(params_from_iter(values), |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                    })?
+            }
+        };
         count += scope_count;
         first = first.into_iter().chain(scope_first).min();
         last = last.into_iter().chain(scope_last).max();
@@ -747,6 +765,32 @@ pub(super) fn bounds(
         },
         max_targets: to_u64(max_targets)?,
     })
+}
+
+/// `bounds` of every event of one segment: counted on the log-position index, and the widest
+/// event's targets from the target rows' positions (an event's targets are 0, 1, … in order).
+fn whole_segment_bounds(
+    connection: &Connection,
+    organization_seq: i64,
+    segment: i64,
+) -> Result<(i64, Option<i64>, Option<i64>, i64), StoreError> {
+    let first_position = segment << SEGMENT_BITS;
+    let end_position = (segment + 1) << SEGMENT_BITS;
+    let (count, first, last) = connection
+        .prepare_cached(
+            "select count(*), min(log_index), max(log_index) from events
+             where organization_seq = ?1 and log_index >= ?2 and log_index < ?3",
+        )?
+        .query_row(params![organization_seq, first_position, end_position], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?;
+    let targets: i64 = connection
+        .prepare_cached(
+            "select coalesce(max(position) + 1, 0) from event_targets
+             where organization_seq = ?1 and segment = ?2",
+        )?
+        .query_row(params![organization_seq, segment], |row| row.get(0))?;
+    Ok((count, first, last, targets))
 }
 
 pub(super) fn list(

@@ -1182,8 +1182,15 @@ mod segment_tests {
                 assert!(listed == expected(&model, keep, ascending), "{filter:?} {order:?}");
             }
             let bounds = store.event_bounds(organization, filter.clone()).await.unwrap();
-            let count = model.iter().filter(|event| keep(event)).count();
-            assert_eq!(bounds.events, u64::try_from(count).unwrap(), "{filter:?}");
+            let kept: Vec<u64> = model
+                .iter()
+                .filter(|event| keep(event))
+                .map(|event| u64::try_from(event.index).unwrap())
+                .collect();
+            assert_eq!(bounds.events, u64::try_from(kept.len()).unwrap(), "{filter:?}");
+            let span = kept.iter().min().zip(kept.iter().max()).map(|(first, last)| (*first, last + 1));
+            assert_eq!(bounds.log_range, span, "{filter:?}");
+            assert_eq!(bounds.max_targets, u64::from(!kept.is_empty()), "{filter:?}");
         }
 
         // A page backwards from the middle, across the segment boundary.
