@@ -1188,7 +1188,11 @@ mod segment_tests {
                 .map(|event| u64::try_from(event.index).unwrap())
                 .collect();
             assert_eq!(bounds.events, u64::try_from(kept.len()).unwrap(), "{filter:?}");
-            let span = kept.iter().min().zip(kept.iter().max()).map(|(first, last)| (*first, last + 1));
+            let span = kept
+                .iter()
+                .min()
+                .zip(kept.iter().max())
+                .map(|(first, last)| (*first, last + 1));
             assert_eq!(bounds.log_range, span, "{filter:?}");
             assert_eq!(bounds.max_targets, u64::from(!kept.is_empty()), "{filter:?}");
         }
