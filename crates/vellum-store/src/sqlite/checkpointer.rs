@@ -15,8 +15,8 @@
 //! [`WRAP_FRAMES`], passes follow each other until one has only a short tail left to copy (each
 //! copies what was committed during the one before), then raise [`WalWrap`]; the writer, between
 //! two group commits, copies the few frames committed meanwhile itself (a short passive
-//! checkpoint), and its next transaction starts the WAL again. The file stays a few MiB long and
-//! hot in the operating system's cache. A passive checkpoint cannot copy frames that an open read
+//! checkpoint), and its next transaction starts the WAL again. The WAL so holds a few tens of MiB
+//! at most, hot in the operating system's cache. A passive checkpoint cannot copy frames that an open read
 //! snapshot still needs; when the WAL grows past [`RESTART_FRAMES`] anyway (long reads under
 //! sustained writes), one `RESTART` checkpoint waits for those readers and briefly holds new
 //! writers back, bounding the file.
@@ -47,15 +47,12 @@ const WRAP_FRAMES: i64 = 4096;
 pub(super) struct WalWrap(AtomicBool);
 
 impl WalWrap {
-    /// Whether the writer should run a short checkpoint now (and forget the request).
-    pub(super) fn take(&self) -> bool {
-        self.0.swap(false, Ordering::AcqRel)
-    }
-
-    /// Runs the writer's short checkpoint: it copies the frames committed since the
-    /// checkpointer's last pass, so that the next transaction starts the WAL again.
-    pub(super) fn finish(connection: &Connection) {
-        if let Err(error) = run_checkpoint(connection, "PASSIVE") {
+    /// Run by the writer between two group commits: if the checkpointer asked, copies the frames
+    /// committed since its last pass, so that the next transaction starts the WAL again.
+    pub(super) fn finish_if_asked(&self, connection: &Connection) {
+        if self.0.swap(false, Ordering::AcqRel)
+            && let Err(error) = run_checkpoint(connection, "PASSIVE")
+        {
             tracing::warn!(%error, "wal checkpoint on the writer failed");
         }
     }

@@ -307,9 +307,7 @@ fn run(
             break;
         }
         followers.committed();
-        if followers.wal_wrap.take() {
-            super::checkpointer::WalWrap::finish(&connection);
-        }
+        followers.wal_wrap.finish_if_asked(&connection);
     }
     drop(followers);
     if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(PASSIVE);") {
