@@ -19,12 +19,18 @@ use vellum_core::{
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+mod codec;
 mod ids;
+mod payload;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod sqlite;
 pub mod verifiable_log;
 
 pub mod private_files;
 pub use ids::{generate_api_key_secret, hash_new_password, now, random_bytes};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresStore};
 pub use sqlite::{SqliteConfig, SqliteStore};
 
 /// What went wrong in the store, in terms a caller can act on.

@@ -14,9 +14,8 @@
 //! **How reads are planned.** Which complete subtrees a root, proof or frontier needs depends
 //! only on the sizes and positions involved, never on hash values. Each operation therefore
 //! runs twice: once without hashes to learn which stored hashes it needs ([`stored_nodes_for`]),
-//! which the backend reads in one go, then on those hashes ([`compose`]). A backend whose storage
-//! is asynchronous can use the two steps directly; [`compute`] joins them for one whose storage
-//! is synchronous.
+//! which the backend reads in one go, then on those hashes ([`compose`]); [`compute`] joins the
+//! two steps.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Mutex, PoisonError};
@@ -67,19 +66,38 @@ pub struct StoredCheckpoint {
 }
 
 /// The storage of one organization's log, seen inside the caller's transaction.
+///
+/// The futures are not required to be `Send`: a backend whose futures are `Send` gets engine
+/// futures that are too.
+#[allow(async_fn_in_trait)]
 pub trait LogStorage {
     /// How many leaves the log holds.
-    fn size(&self) -> Result<u64, StoreError>;
+    async fn size(&self) -> Result<u64, StoreError>;
     /// The stored hashes of these nodes, in the same order; `None` for one not stored.
-    fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError>;
+    async fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError>;
     /// Stores complete subtree hashes (each written once: a position is never rewritten).
-    fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError>;
-    /// Visits every stored subtree in `(level, index)` order until `visit` returns `false`.
-    fn visit_subtrees(&self, visit: &mut dyn FnMut(SubtreeHash) -> Result<bool, StoreError>) -> Result<(), StoreError>;
+    async fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError>;
+    /// Up to `limit` stored subtrees in `(level, index)` order, after `after` (from the first
+    /// when `None`).
+    async fn subtrees_after(&self, after: Option<(u32, u64)>, limit: u32) -> Result<Vec<SubtreeHash>, StoreError>;
     /// The latest signed checkpoint, if any.
-    fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
+    async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError>;
     /// Replaces the latest signed checkpoint.
-    fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+    async fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError>;
+}
+
+/// Runs an engine future over a synchronous [`LogStorage`] (one whose futures never wait) to
+/// completion on the calling thread.
+///
+/// # Panics
+/// If the future waits: only a storage that does I/O asynchronously does, and it must be awaited.
+pub fn ready<T>(future: impl std::future::Future<Output = T>) -> T {
+    let mut future = std::pin::pin!(future);
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut context) {
+        std::task::Poll::Ready(value) => value,
+        std::task::Poll::Pending => panic!("a synchronous log storage waited"),
+    }
 }
 
 /// Whether a subtree of this level is stored (leaves and even levels) or composed.
@@ -141,14 +159,13 @@ pub fn compose<T>(
     })
 }
 
-/// Runs an operation over complete subtrees on a synchronous storage: plans its reads, reads
-/// them at once, composes.
-pub fn compute<T>(
+/// Runs an operation over complete subtrees: plans its reads, reads them at once, composes.
+pub async fn compute<T>(
     storage: &impl LogStorage,
     operation: impl Fn(&mut Lookup<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
     let nodes = stored_nodes_for(&operation);
-    let hashes = storage.read(&nodes)?;
+    let hashes = storage.read(&nodes).await?;
     let stored = nodes
         .into_iter()
         .zip(hashes)
@@ -168,24 +185,24 @@ fn check_size(requested: u64, current: u64, field: &'static str) -> Result<(), S
 }
 
 /// The root of the first `tree_size` leaves.
-pub fn root(storage: &impl LogStorage, tree_size: u64) -> Result<Hash, StoreError> {
-    compute(storage, |lookup| merkle::tree_root(tree_size, lookup))
+pub async fn root(storage: &impl LogStorage, tree_size: u64) -> Result<Hash, StoreError> {
+    compute(storage, |lookup| merkle::tree_root(tree_size, lookup)).await
 }
 
 /// The current size of the log and its root.
-pub fn tree_head(storage: &impl LogStorage) -> Result<(u64, Hash), StoreError> {
-    let size = storage.size()?;
-    Ok((size, root(storage, size)?))
+pub async fn tree_head(storage: &impl LogStorage) -> Result<(u64, Hash), StoreError> {
+    let size = storage.size().await?;
+    Ok((size, root(storage, size).await?))
 }
 
 /// The audit path of the leaf at `leaf_index` in the tree of `tree_size` leaves (the current
 /// size when `None`).
-pub fn inclusion_proof(
+pub async fn inclusion_proof(
     storage: &impl LogStorage,
     leaf_index: u64,
     tree_size: Option<u64>,
 ) -> Result<InclusionProof, StoreError> {
-    let current = storage.size()?;
+    let current = storage.size().await?;
     let tree_size = tree_size.unwrap_or(current);
     check_size(tree_size, current, "tree_size")?;
     if leaf_index >= tree_size {
@@ -194,7 +211,7 @@ pub fn inclusion_proof(
             message: format!("the event is at position {leaf_index}, outside a tree of {tree_size}"),
         });
     }
-    let hashes = compute(storage, |lookup| merkle::inclusion_proof(leaf_index, tree_size, lookup))?;
+    let hashes = compute(storage, |lookup| merkle::inclusion_proof(leaf_index, tree_size, lookup)).await?;
     Ok(InclusionProof {
         leaf_index,
         tree_size,
@@ -203,8 +220,8 @@ pub fn inclusion_proof(
 }
 
 /// The consistency proof between the trees of `first` and `second` leaves.
-pub fn consistency_proof(storage: &impl LogStorage, first: u64, second: u64) -> Result<Vec<Hash>, StoreError> {
-    check_size(second, storage.size()?, "second")?;
+pub async fn consistency_proof(storage: &impl LogStorage, first: u64, second: u64) -> Result<Vec<Hash>, StoreError> {
+    check_size(second, storage.size().await?, "second")?;
     if first > second {
         return Err(StoreError::InvalidInput {
             field: "first",
@@ -214,12 +231,12 @@ pub fn consistency_proof(storage: &impl LogStorage, first: u64, second: u64) -> 
     if first == 0 {
         return Ok(Vec::new());
     }
-    compute(storage, |lookup| merkle::consistency_proof(first, second, lookup))
+    compute(storage, |lookup| merkle::consistency_proof(first, second, lookup)).await
 }
 
 /// The hashes of the complete subtrees that make up the first `size` leaves, largest first.
-pub fn frontier(storage: &impl LogStorage, size: u64) -> Result<Vec<Hash>, StoreError> {
-    check_size(size, storage.size()?, "size")?;
+pub async fn frontier(storage: &impl LogStorage, size: u64) -> Result<Vec<Hash>, StoreError> {
+    check_size(size, storage.size().await?, "size")?;
     compute(storage, |lookup| {
         let mut hashes = Vec::new();
         merkle::Frontier::from_stored(size, &mut |level, index| {
@@ -229,6 +246,7 @@ pub fn frontier(storage: &impl LogStorage, size: u64) -> Result<Vec<Hash>, Store
         })?;
         Ok(hashes)
     })
+    .await
 }
 
 /// Signs a checkpoint of the current log at `now`, unless the latest signed one already covers
@@ -237,22 +255,22 @@ pub fn frontier(storage: &impl LogStorage, size: u64) -> Result<Vec<Hash>, Store
 ///
 /// Callers must sign the checkpoints of one log one at a time (in one writer, or under a lock on
 /// the log's checkpoint row), so that the previous checkpoint read here is the latest.
-pub fn sign_checkpoint(
+pub async fn sign_checkpoint(
     storage: &impl LogStorage,
     organization_id: OrganizationId,
     signer: &NoteSigner,
     origin: &str,
     now: Timestamp,
 ) -> Result<SignedCheckpoint, StoreError> {
-    let tree_size = storage.size()?;
-    if let Some(previous) = storage.checkpoint()? {
+    let tree_size = storage.size().await?;
+    if let Some(previous) = storage.checkpoint().await? {
         if previous.tree_size > tree_size {
             return Err(StoreError::Internal(format!(
                 "the log of {organization_id} has {tree_size} entries but a checkpoint of {} was signed: refusing to sign",
                 previous.tree_size
             )));
         }
-        if root(storage, previous.tree_size)? != previous.root {
+        if root(storage, previous.tree_size).await? != previous.root {
             return Err(StoreError::Internal(format!(
                 "the log of {organization_id} no longer matches its checkpoint at size {}: refusing to sign",
                 previous.tree_size
@@ -274,45 +292,51 @@ pub fn sign_checkpoint(
     let checkpoint = Checkpoint {
         origin: origin.to_owned(),
         size: tree_size,
-        root: root(storage, tree_size)?,
+        root: root(storage, tree_size).await?,
     };
     let note = signer.sign(&checkpoint);
-    storage.write_checkpoint(&StoredCheckpoint {
-        tree_size,
-        root: checkpoint.root,
-        note: note.clone(),
-        signed_at: now,
-    })?;
+    storage
+        .write_checkpoint(&StoredCheckpoint {
+            tree_size,
+            root: checkpoint.root,
+            note: note.clone(),
+            signed_at: now,
+        })
+        .await?;
     Ok(SignedCheckpoint { checkpoint, note })
 }
 
 /// For verification: the first stored subtree, bottom-up, whose hash is not the hash of the four
 /// subtrees two levels below it (leaves, for level 2). With the leaves checked against their
 /// events, this proves every stored hash, and so every proof served from them.
-pub fn first_inconsistent_subtree(storage: &impl LogStorage) -> Result<Option<(u32, u64)>, StoreError> {
-    let mut found = None;
-    storage.visit_subtrees(&mut |subtree| {
-        let expected = if subtree.level < 2 || !is_stored(subtree.level) {
-            None
-        } else {
-            let below: Vec<StoredNode> = (0..4)
-                .map(|offset| stored_node(subtree.level - 2, 4 * subtree.index + offset))
-                .collect();
-            match storage.read(&below)?.as_slice() {
-                [Some(a), Some(b), Some(c), Some(d)] => {
-                    Some(merkle::node_hash(&merkle::node_hash(a, b), &merkle::node_hash(c, d)))
+pub async fn first_inconsistent_subtree(storage: &impl LogStorage) -> Result<Option<(u32, u64)>, StoreError> {
+    const PAGE: u32 = 1_024;
+    let mut after = None;
+    loop {
+        let subtrees = storage.subtrees_after(after, PAGE).await?;
+        for subtree in &subtrees {
+            let expected = if subtree.level < 2 || !is_stored(subtree.level) {
+                None
+            } else {
+                let below: Vec<StoredNode> = (0..4)
+                    .map(|offset| stored_node(subtree.level - 2, 4 * subtree.index + offset))
+                    .collect();
+                match storage.read(&below).await?.as_slice() {
+                    [Some(a), Some(b), Some(c), Some(d)] => {
+                        Some(merkle::node_hash(&merkle::node_hash(a, b), &merkle::node_hash(c, d)))
+                    }
+                    _ => None,
                 }
-                _ => None,
+            };
+            if expected != Some(subtree.hash) {
+                return Ok(Some((subtree.level, subtree.index)));
             }
-        };
-        if expected == Some(subtree.hash) {
-            Ok(true)
-        } else {
-            found = Some((subtree.level, subtree.index));
-            Ok(false)
         }
-    })?;
-    Ok(found)
+        match subtrees.last() {
+            Some(last) if subtrees.len() == PAGE as usize => after = Some((last.level, last.index)),
+            _ => return Ok(None),
+        }
+    }
 }
 
 /// The right edge of each log, kept by the one writer of the logs so that appending a leaf reads
@@ -334,17 +358,20 @@ impl<K: std::hash::Hash + Eq> Frontiers<K> {
     /// Appends leaves at positions `first_index, first_index + 1, …` of the log `key` and stores
     /// the subtrees they complete, inside the caller's transaction (the leaves themselves are
     /// stored with their events by the caller).
-    pub fn append(
+    ///
+    /// Appends to one log must not run concurrently (they cannot: its next position is taken
+    /// under the caller's lock on the log); appends to different logs may.
+    pub async fn append(
         &self,
         storage: &impl LogStorage,
         key: K,
         first_index: u64,
         leaves: &[Hash],
     ) -> Result<(), StoreError> {
-        let mut logs = self.logs.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut frontier = match logs.remove(&key) {
+        let cached = self.logs.lock().unwrap_or_else(PoisonError::into_inner).remove(&key);
+        let mut frontier = match cached {
             Some(frontier) if frontier.size() == first_index => frontier,
-            _ => compute(storage, |lookup| merkle::Frontier::from_stored(first_index, lookup))?,
+            _ => compute(storage, |lookup| merkle::Frontier::from_stored(first_index, lookup)).await?,
         };
         let mut completed = Vec::new();
         for leaf in leaves {
@@ -358,9 +385,18 @@ impl<K: std::hash::Hash + Eq> Frontiers<K> {
                 }
             });
         }
-        storage.write_subtrees(&completed)?;
-        logs.insert(key, frontier);
+        storage.write_subtrees(&completed).await?;
+        self.logs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, frontier);
         Ok(())
+    }
+
+    /// Forgets the right edge of one log (rebuilt from stored nodes when next needed): after its
+    /// append was rolled back.
+    pub fn forget(&self, key: &K) {
+        self.logs.lock().unwrap_or_else(PoisonError::into_inner).remove(key);
     }
 
     /// Forgets every right edge (they are rebuilt from stored nodes when next needed): after a
@@ -386,10 +422,10 @@ mod tests {
     }
 
     impl LogStorage for MemoryLog {
-        fn size(&self) -> Result<u64, StoreError> {
+        async fn size(&self) -> Result<u64, StoreError> {
             Ok(self.leaves.borrow().len() as u64)
         }
-        fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
+        async fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
             *self.reads.borrow_mut() += 1;
             Ok(nodes
                 .iter()
@@ -399,7 +435,7 @@ mod tests {
                 })
                 .collect())
         }
-        fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError> {
+        async fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError> {
             for subtree in subtrees {
                 assert!(is_stored(subtree.level) && subtree.level >= 2);
                 let previous = self
@@ -410,22 +446,28 @@ mod tests {
             }
             Ok(())
         }
-        fn visit_subtrees(
+        async fn subtrees_after(
             &self,
-            visit: &mut dyn FnMut(SubtreeHash) -> Result<bool, StoreError>,
-        ) -> Result<(), StoreError> {
-            let subtrees: Vec<_> = self.subtrees.borrow().iter().map(|(k, v)| (*k, *v)).collect();
-            for ((level, index), hash) in subtrees {
-                if !visit(SubtreeHash { level, index, hash })? {
-                    break;
-                }
-            }
-            Ok(())
+            after: Option<(u32, u64)>,
+            limit: u32,
+        ) -> Result<Vec<SubtreeHash>, StoreError> {
+            Ok(self
+                .subtrees
+                .borrow()
+                .iter()
+                .filter(|(key, _)| after.is_none_or(|after| **key > after))
+                .take(limit as usize)
+                .map(|((level, index), hash)| SubtreeHash {
+                    level: *level,
+                    index: *index,
+                    hash: *hash,
+                })
+                .collect())
         }
-        fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+        async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
             Ok(self.checkpoint.borrow().clone())
         }
-        fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+        async fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
             *self.checkpoint.borrow_mut() = Some(checkpoint.clone());
             Ok(())
         }
@@ -436,10 +478,10 @@ mod tests {
     }
 
     fn grow(log: &MemoryLog, frontiers: &Frontiers<u8>, count: u64) {
-        let first = log.size().unwrap();
+        let first = ready(log.size()).unwrap();
         let leaves: Vec<Hash> = (first..first + count).map(leaf).collect();
         log.leaves.borrow_mut().extend(&leaves);
-        frontiers.append(log, 0, first, &leaves).unwrap();
+        ready(frontiers.append(log, 0, first, &leaves)).unwrap();
     }
 
     #[test]
@@ -454,9 +496,9 @@ mod tests {
             grow(&log, &frontiers, 1);
             let leaves = log.leaves.borrow().clone();
             let expected = merkle::root_of(&leaves);
-            assert_eq!(tree_head(&log).unwrap(), (size, expected));
+            assert_eq!(ready(tree_head(&log)).unwrap(), (size, expected));
             for index in 0..size {
-                let proof = inclusion_proof(&log, index, None).unwrap();
+                let proof = ready(inclusion_proof(&log, index, None)).unwrap();
                 assert!(merkle::verify_inclusion(
                     index,
                     size,
@@ -466,17 +508,17 @@ mod tests {
                 ));
             }
             for first in 1..=size {
-                let proof = consistency_proof(&log, first, size).unwrap();
+                let proof = ready(consistency_proof(&log, first, size)).unwrap();
                 let first_root = merkle::root_of(&leaves[..first as usize]);
                 assert!(merkle::verify_consistency(first, size, &first_root, &expected, &proof));
             }
             let mut rebuilt = merkle::Frontier::new();
             leaves.iter().for_each(|leaf| rebuilt.push(*leaf));
-            let hashes = frontier(&log, size).unwrap();
+            let hashes = ready(frontier(&log, size)).unwrap();
             assert_eq!(hashes.len() as u32, size.count_ones());
             assert_eq!(rebuilt.root(), expected);
         }
-        assert_eq!(first_inconsistent_subtree(&log).unwrap(), None);
+        assert_eq!(ready(first_inconsistent_subtree(&log)).unwrap(), None);
         // Only even levels are stored.
         assert!(log.subtrees.borrow().keys().all(|(level, _)| level % 2 == 0));
     }
@@ -487,8 +529,8 @@ mod tests {
         let frontiers = Frontiers::new();
         grow(&log, &frontiers, 1000);
         *log.reads.borrow_mut() = 0;
-        inclusion_proof(&log, 517, None).unwrap();
-        consistency_proof(&log, 333, 1000).unwrap();
+        ready(inclusion_proof(&log, 517, None)).unwrap();
+        ready(consistency_proof(&log, 333, 1000)).unwrap();
         assert_eq!(*log.reads.borrow(), 2);
     }
 
@@ -498,15 +540,15 @@ mod tests {
         let frontiers = Frontiers::new();
         grow(&log, &frontiers, 5);
         for error in [
-            inclusion_proof(&log, 0, Some(6)).unwrap_err(),
-            inclusion_proof(&log, 5, Some(5)).unwrap_err(),
-            consistency_proof(&log, 3, 6).unwrap_err(),
-            consistency_proof(&log, 4, 3).unwrap_err(),
-            frontier(&log, 6).unwrap_err(),
+            ready(inclusion_proof(&log, 0, Some(6))).unwrap_err(),
+            ready(inclusion_proof(&log, 5, Some(5))).unwrap_err(),
+            ready(consistency_proof(&log, 3, 6)).unwrap_err(),
+            ready(consistency_proof(&log, 4, 3)).unwrap_err(),
+            ready(frontier(&log, 6)).unwrap_err(),
         ] {
             assert!(matches!(error, StoreError::InvalidInput { .. }), "{error:?}");
         }
-        assert_eq!(consistency_proof(&log, 0, 5).unwrap(), Vec::<Hash>::new());
+        assert_eq!(ready(consistency_proof(&log, 0, 5)).unwrap(), Vec::<Hash>::new());
     }
 
     #[test]
@@ -517,29 +559,29 @@ mod tests {
         let frontiers = Frontiers::new();
         grow(&log, &frontiers, 20);
         let now = Timestamp::from_unix_millis(1).unwrap();
-        let first = sign_checkpoint(&log, organization, &signer, "origin", now).unwrap();
+        let first = ready(sign_checkpoint(&log, organization, &signer, "origin", now)).unwrap();
         assert_eq!(first.checkpoint.size, 20);
         // Nothing grew: the same note is served.
         assert_eq!(
-            sign_checkpoint(&log, organization, &signer, "origin", now)
+            ready(sign_checkpoint(&log, organization, &signer, "origin", now))
                 .unwrap()
                 .note,
             first.note
         );
         grow(&log, &frontiers, 3);
-        let second = sign_checkpoint(&log, organization, &signer, "origin", now).unwrap();
+        let second = ready(sign_checkpoint(&log, organization, &signer, "origin", now)).unwrap();
         assert_eq!(second.checkpoint.size, 23);
 
         log.subtrees.borrow_mut().insert((2, 4), [9; 32]);
-        assert_eq!(first_inconsistent_subtree(&log).unwrap(), Some((2, 4)));
+        assert_eq!(ready(first_inconsistent_subtree(&log)).unwrap(), Some((2, 4)));
         grow(&log, &frontiers, 1);
-        let refused = sign_checkpoint(&log, organization, &signer, "origin", now).unwrap_err();
+        let refused = ready(sign_checkpoint(&log, organization, &signer, "origin", now)).unwrap_err();
         assert!(refused.to_string().contains("no longer matches"), "{refused}");
         assert_eq!(log.checkpoint.borrow().as_ref().unwrap().tree_size, 23);
 
         // A log shorter than its checkpoint is refused too.
         log.leaves.borrow_mut().truncate(10);
-        let refused = sign_checkpoint(&log, organization, &signer, "origin", now).unwrap_err();
+        let refused = ready(sign_checkpoint(&log, organization, &signer, "origin", now)).unwrap_err();
         assert!(refused.to_string().contains("refusing to sign"), "{refused}");
     }
 }

@@ -37,6 +37,14 @@ pub struct Cli {
     )]
     database_url: Option<String>,
 
+    /// The most connections to PostgreSQL this process opens [default: 16].
+    #[arg(long, env = "VELLUM_DATABASE_MAX_CONNECTIONS", global = true, value_name = "N")]
+    database_max_connections: Option<usize>,
+
+    /// Certificate authorities (PEM) to trust for TLS to PostgreSQL, besides the system's.
+    #[arg(long, env = "VELLUM_DATABASE_CA_FILE", global = true, value_name = "FILE")]
+    database_ca_file: Option<PathBuf>,
+
     /// How logs are written to standard error [default: text].
     #[arg(long, env = "VELLUM_LOG_FORMAT", global = true, value_enum)]
     log_format: Option<LogFormat>,
@@ -342,6 +350,8 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         rate_limit: serve.and_then(|args| args.rate_limit.clone()),
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
+        database_max_connections: cli.database_max_connections,
+        database_ca_file: cli.database_ca_file.clone(),
         api_key: std::env::var("VELLUM_API_KEY").ok(),
         log_format: cli.log_format,
         log_name: cli.log_name.clone(),
@@ -382,7 +392,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => serve(settings).await,
-            Command::Migrate => migrate(&settings),
+            Command::Migrate => migrate(&settings).await,
             Command::ApiKeys(command) => api_keys(&settings, command).await,
             Command::Operators(command) => operators(&settings, command).await,
             Command::Organizations(command) => organizations(&settings, command).await,
@@ -404,9 +414,18 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     application.run_until_stopped(shutdown).await
 }
 
-fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    if settings.database_url.is_some() {
-        anyhow::bail!("this build of vellum has no PostgreSQL backend yet; unset VELLUM_DATABASE_URL");
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    if let Some(url) = &settings.database_url {
+        let mut config = vellum_store::PostgresConfig::new(url.clone());
+        config.ca_file = settings.database_ca_file.clone();
+        let applied = vellum_store::postgres::migrate_database(&config).await?;
+        let latest = vellum_store::postgres::LATEST_SCHEMA_VERSION;
+        if applied.is_empty() {
+            println!("schema is up to date (version {latest})");
+        } else {
+            println!("applied migrations {applied:?}; schema is at version {latest}");
+        }
+        return Ok(());
     }
     let config = SqliteConfig::new(&settings.data_dir);
     vellum_store::private_files::create_private_dir_all(&settings.data_dir)
@@ -428,7 +447,7 @@ fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Result<()> {
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     let outcome = async {
         match command {
             ApiKeysCommand::Create { name } => {
@@ -506,7 +525,7 @@ async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Re
         }
         OperatorsCommand::List => (None, None),
     };
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     let outcome = async {
         match (command, email, password) {
             (OperatorsCommand::Create { .. }, Some(email), Some(password)) => {
@@ -550,7 +569,7 @@ async fn operators(settings: &Settings, command: OperatorsCommand) -> anyhow::Re
 }
 
 async fn organizations(settings: &Settings, command: OrganizationsCommand) -> anyhow::Result<()> {
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     let outcome = async {
         match command {
             OrganizationsCommand::Create { name, external_id } => {
@@ -608,7 +627,7 @@ async fn organizations(settings: &Settings, command: OrganizationsCommand) -> an
 }
 
 async fn schemas(settings: &Settings, command: SchemasCommand) -> anyhow::Result<()> {
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     let outcome = async {
         match command {
             SchemasCommand::Create { action, file, target } => {
@@ -732,7 +751,7 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
         range_end,
         search: args.search,
     };
-    let store = open_store(settings)?;
+    let store = open_store(settings).await?;
     let outcome = async {
         let page = store
             .list_events(
@@ -795,18 +814,19 @@ async fn verify(settings: &Settings, command: VerifyCommand) -> anyhow::Result<(
                 })
                 .transpose()?;
             let verifier = match public_key {
-                Some(key) => crate::verify::parse_public_key(&key, &settings.log_name)?,
+                Some(key) => Some(crate::verify::parse_public_key(&key, &settings.log_name)?),
+                None => None,
+            };
+            let backend = crate::startup::open_backend(settings).await?;
+            let verifier = match verifier {
+                Some(verifier) => verifier,
                 None => {
-                    let signer = crate::signing::load_existing(
-                        settings.signing_key_file.as_deref(),
-                        &settings.data_dir,
-                        &settings.log_name,
-                    )?;
+                    let signer = crate::startup::signing_key(settings, backend.postgres.as_deref(), false).await?;
                     vellum_core::checkpoint::NoteVerifier::parse(&signer.verifier_key())
                         .map_err(|error| anyhow::anyhow!("{error}"))?
                 }
             };
-            let store = open_store(settings)?;
+            let store = backend.store;
             let outcome = crate::verify::verify_store(&*store, &verifier, &settings.log_name, only).await;
             store.close().await?;
             outcome?

@@ -31,6 +31,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// How many connections to PostgreSQL a node opens unless configured.
+pub const DEFAULT_DATABASE_MAX_CONNECTIONS: usize = 16;
+
 /// What the configuration file may contain. Every key is optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +44,10 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     /// See [`Settings::database_url`].
     pub database_url: Option<String>,
+    /// See [`Settings::database_max_connections`].
+    pub database_max_connections: Option<usize>,
+    /// See [`Settings::database_ca_file`].
+    pub database_ca_file: Option<PathBuf>,
     /// See [`Settings::api_key`].
     pub api_key: Option<String>,
     /// See [`Settings::log_format`].
@@ -147,6 +154,10 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--database-url` / `VELLUM_DATABASE_URL`.
     pub database_url: Option<String>,
+    /// `--database-max-connections` / `VELLUM_DATABASE_MAX_CONNECTIONS`.
+    pub database_max_connections: Option<usize>,
+    /// `--database-ca-file` / `VELLUM_DATABASE_CA_FILE`.
+    pub database_ca_file: Option<PathBuf>,
     /// `VELLUM_API_KEY` (no flag: a secret on the command line shows in `ps`).
     pub api_key: Option<String>,
     /// `--log-format` / `VELLUM_LOG_FORMAT`.
@@ -211,8 +222,13 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Where the embedded store keeps its files.
     pub data_dir: PathBuf,
-    /// A PostgreSQL URL; when set, it replaces the embedded store.
+    /// A PostgreSQL URL; when set, it replaces the embedded store. TLS follows its `sslmode`
+    /// (`disable`, `prefer`: the default, `require`).
     pub database_url: Option<String>,
+    /// The most connections to PostgreSQL this node opens (default 16).
+    pub database_max_connections: usize,
+    /// Certificate authorities (PEM) to trust for TLS to PostgreSQL, besides the system's.
+    pub database_ca_file: Option<PathBuf>,
     /// A secret that `vellum serve` makes sure exists as an active API key.
     pub api_key: Option<ApiKeySecret>,
     /// How logs are written.
@@ -256,6 +272,8 @@ impl std::fmt::Debug for Settings {
             .field("listen", &self.listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
+            .field("database_max_connections", &self.database_max_connections)
+            .field("database_ca_file", &self.database_ca_file)
             .field("api_key", &self.api_key)
             .field("log_format", &self.log_format)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -443,7 +461,17 @@ impl Settings {
                 u32::try_from(days)?
             }
         };
+        let database_max_connections = overrides
+            .database_max_connections
+            .or(file.database_max_connections)
+            .unwrap_or(DEFAULT_DATABASE_MAX_CONNECTIONS);
+        anyhow::ensure!(
+            (2..=1_000).contains(&database_max_connections),
+            "database_max_connections must be between 2 and 1000"
+        );
         Ok(Self {
+            database_max_connections,
+            database_ca_file: overrides.database_ca_file.or(file.database_ca_file),
             limits,
             max_password_checks,
             default_retention_days,
@@ -478,6 +506,8 @@ impl Settings {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             data_dir: data_dir.into(),
             database_url: None,
+            database_max_connections: DEFAULT_DATABASE_MAX_CONNECTIONS,
+            database_ca_file: None,
             api_key: Some(api_key),
             log_format: LogFormat::Text,
             max_body_bytes: vellum_http::HttpConfig::default().max_body_bytes,

@@ -3,7 +3,7 @@
 use super::*;
 
 /// The leaf hash the core computes for a stored event.
-pub(super) fn leaf_of(event: &vellum_core::Event) -> vellum_core::merkle::Hash {
+pub fn leaf_of(event: &vellum_core::Event) -> vellum_core::merkle::Hash {
     vellum_core::merkle::leaf_hash(&vellum_core::canonical::canonical_event_bytes(event))
 }
 

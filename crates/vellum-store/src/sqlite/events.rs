@@ -2,14 +2,11 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use vellum_core::event::{Actor, Context, Metadata, MetadataValue, Target};
 use vellum_core::pagination::KeyBound;
 use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
 
 use super::ulid_from_blob;
-use crate::ids::IdGenerator;
-use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, LogRecord, NewEvent, StoreError};
-use vellum_core::canonical::PreparedLeaf;
+use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, LogRecord, StoreError};
 
 /// Returns the internal key of a live organization.
 pub(super) fn live_organization_seq(connection: &Connection, id: OrganizationId) -> Result<i64, StoreError> {
@@ -21,52 +18,11 @@ pub(super) fn live_organization_seq(connection: &Connection, id: OrganizationId)
         .ok_or_else(|| StoreError::not_found("Organization", id))
 }
 
-/// An event made ready for the writer: id and receipt time assigned, stored payload and the
-/// canonical encoding computed, so that only its position is left to the single writer.
-#[derive(Debug)]
-pub(super) struct PreparedEvent {
-    event: Event,
-    leaf: PreparedLeaf,
-    payload: String,
-}
-
-/// Prepares events outside the writer (this is most of the CPU work of an append).
-pub(super) fn prepare(
-    ids: &IdGenerator,
-    organization_id: OrganizationId,
-    events: Vec<NewEvent>,
-    received_at: Timestamp,
-) -> Vec<PreparedEvent> {
-    events
-        .into_iter()
-        .map(|new_event| {
-            let event = Event {
-                id: EventId::from_ulid(ids.next()),
-                organization_id,
-                log_index: 0,
-                received_at,
-                schema_version: new_event.schema_version,
-                input: EventInput {
-                    version: Some(new_event.schema_version),
-                    ..new_event.input
-                },
-            };
-            let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event.input))
-                .expect("JSON written from strings is UTF-8");
-            PreparedEvent {
-                leaf: PreparedLeaf::new(&event),
-                payload,
-                event,
-            }
-        })
-        .collect()
-}
-
 pub(super) fn append(
     connection: &Connection,
     frontiers: &crate::verifiable_log::Frontiers<i64>,
     organization_id: OrganizationId,
-    events: Vec<PreparedEvent>,
+    events: Vec<crate::payload::PreparedEvent>,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<AppendOutcome, StoreError> {
     // The claim is checked before the organization is required to be live: a retry of a request
@@ -121,7 +77,7 @@ pub(super) fn append(
     let mut stored = Vec::with_capacity(events.len());
     let mut leaves = Vec::with_capacity(events.len());
     for (log_index, prepared) in (first_log_index..).zip(events) {
-        let PreparedEvent {
+        let crate::payload::PreparedEvent {
             mut event,
             leaf,
             payload,
@@ -204,12 +160,12 @@ pub(super) fn append(
         connection,
         organization_seq,
     };
-    frontiers.append(
+    crate::verifiable_log::ready(frontiers.append(
         &log,
         organization_seq,
         u64::try_from(first_log_index).unwrap_or_default(),
         &leaves,
-    )?;
+    ))?;
     if let Some(claim) = idempotency {
         connection
             .prepare_cached(
@@ -1102,7 +1058,7 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
     let payload: String = row.get(7)?;
     Ok((|| {
         let schema_version = u32::try_from(schema_version).map_err(|_| corrupt("schema version"))?;
-        let (actor, targets, context, metadata, audit_trail) = decode_payload(&payload)?;
+        let (actor, targets, context, metadata, audit_trail) = crate::payload::decode_payload(&payload)?;
         Ok(Event {
             id: EventId::from_ulid(ulid_from_blob(&id)?),
             organization_id,
@@ -1121,151 +1077,4 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
             },
         })
     })())
-}
-
-type Decoded = (
-    Actor,
-    Vec<Target>,
-    Context,
-    Option<Metadata>,
-    Option<vellum_core::audit_trail::AuditTrailFields>,
-);
-
-// The stored payload (`event_details_json`), decoded straight into the core types: this runs for
-// every event read (listing, exports, verification), so no intermediate JSON tree is built.
-
-#[derive(serde::Deserialize)]
-struct StoredPayload {
-    actor: StoredParty,
-    targets: Vec<StoredParty>,
-    context: StoredContext,
-    #[serde(default)]
-    metadata: Option<StoredMetadata>,
-    #[serde(default)]
-    audit_trail: Option<StoredAuditTrail>,
-}
-
-#[derive(serde::Deserialize)]
-struct StoredAuditTrail {
-    action_type: String,
-    group: String,
-    #[serde(default)]
-    latitude: Option<String>,
-    #[serde(default)]
-    longitude: Option<String>,
-}
-
-#[derive(serde::Deserialize)]
-struct StoredParty {
-    id: String,
-    #[serde(rename = "type")]
-    party_type: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    metadata: Option<StoredMetadata>,
-}
-
-#[derive(serde::Deserialize)]
-struct StoredContext {
-    location: String,
-    #[serde(default)]
-    user_agent: Option<String>,
-}
-
-/// Metadata: an object of strings, numbers and booleans.
-struct StoredMetadata(Metadata);
-
-impl<'de> serde::Deserialize<'de> for StoredMetadata {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct MapVisitor;
-        impl<'de> serde::de::Visitor<'de> for MapVisitor {
-            type Value = StoredMetadata;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a metadata object")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut metadata = Metadata::new();
-                while let Some((key, StoredValue(value))) = map.next_entry::<String, StoredValue>()? {
-                    metadata.insert(key, value);
-                }
-                Ok(StoredMetadata(metadata))
-            }
-        }
-        deserializer.deserialize_map(MapVisitor)
-    }
-}
-
-struct StoredValue(MetadataValue);
-
-impl<'de> serde::Deserialize<'de> for StoredValue {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ValueVisitor;
-        impl serde::de::Visitor<'_> for ValueVisitor {
-            type Value = StoredValue;
-            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str("a string, number or boolean")
-            }
-            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(StoredValue(MetadataValue::String(text.to_owned())))
-            }
-            fn visit_string<E: serde::de::Error>(self, text: String) -> Result<Self::Value, E> {
-                Ok(StoredValue(MetadataValue::String(text)))
-            }
-            fn visit_bool<E: serde::de::Error>(self, flag: bool) -> Result<Self::Value, E> {
-                Ok(StoredValue(MetadataValue::Bool(flag)))
-            }
-            fn visit_u64<E: serde::de::Error>(self, number: u64) -> Result<Self::Value, E> {
-                Ok(StoredValue(MetadataValue::Number(number.into())))
-            }
-            fn visit_i64<E: serde::de::Error>(self, number: i64) -> Result<Self::Value, E> {
-                Ok(StoredValue(MetadataValue::Number(number.into())))
-            }
-            fn visit_f64<E: serde::de::Error>(self, number: f64) -> Result<Self::Value, E> {
-                serde_json::Number::from_f64(number)
-                    .map(|number| StoredValue(MetadataValue::Number(number)))
-                    .ok_or_else(|| E::custom("a metadata number is not finite"))
-            }
-        }
-        deserializer.deserialize_any(ValueVisitor)
-    }
-}
-
-fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
-    let stored: StoredPayload = serde_json::from_str(payload).map_err(|_| corrupt("payload"))?;
-    let actor = Actor {
-        id: stored.actor.id,
-        actor_type: stored.actor.party_type,
-        name: stored.actor.name,
-        metadata: stored.actor.metadata.map(|metadata| metadata.0),
-    };
-    let targets = stored
-        .targets
-        .into_iter()
-        .map(|target| Target {
-            id: target.id,
-            target_type: target.party_type,
-            name: target.name,
-            metadata: target.metadata.map(|metadata| metadata.0),
-        })
-        .collect();
-    let context = Context {
-        location: stored.context.location,
-        user_agent: stored.context.user_agent,
-    };
-    let audit_trail = stored
-        .audit_trail
-        .map(|fields| vellum_core::audit_trail::AuditTrailFields {
-            group: fields.group,
-            action_type: fields.action_type,
-            latitude: fields.latitude,
-            longitude: fields.longitude,
-        });
-    Ok((
-        actor,
-        targets,
-        context,
-        stored.metadata.map(|metadata| metadata.0),
-        audit_trail,
-    ))
 }

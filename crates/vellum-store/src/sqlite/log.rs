@@ -8,7 +8,7 @@ use vellum_core::merkle::Hash;
 use vellum_core::{Event, EventId, OrganizationId, Timestamp};
 
 use super::events::{events_by_log_range, live_organization_seq};
-use crate::verifiable_log::{self, LogStorage, StoredCheckpoint, StoredNode, SubtreeHash};
+use crate::verifiable_log::{self, LogStorage, StoredCheckpoint, StoredNode, SubtreeHash, ready};
 use crate::{InclusionProof, LogRecord, SignedCheckpoint, StoreError};
 
 fn hash_from(bytes: &[u8]) -> Result<Hash, StoreError> {
@@ -30,7 +30,7 @@ pub(super) struct SqliteLog<'c> {
 }
 
 impl LogStorage for SqliteLog<'_> {
-    fn size(&self) -> Result<u64, StoreError> {
+    async fn size(&self) -> Result<u64, StoreError> {
         let size: i64 = self
             .connection
             .prepare_cached("select coalesce(max(log_index) + 1, 0) from events where organization_seq = ?1")?
@@ -38,7 +38,7 @@ impl LogStorage for SqliteLog<'_> {
         index_u64(size)
     }
 
-    fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
+    async fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
         let mut leaf = self
             .connection
             .prepare_cached("select leaf_hash from events where organization_seq = ?1 and log_index = ?2")?;
@@ -63,7 +63,7 @@ impl LogStorage for SqliteLog<'_> {
             .collect()
     }
 
-    fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError> {
+    async fn write_subtrees(&self, subtrees: &[SubtreeHash]) -> Result<(), StoreError> {
         let mut insert = self.connection.prepare_cached(
             "insert into log_nodes (organization_seq, level, node_index, hash) values (?1, ?2, ?3, ?4)",
         )?;
@@ -78,25 +78,29 @@ impl LogStorage for SqliteLog<'_> {
         Ok(())
     }
 
-    fn visit_subtrees(&self, visit: &mut dyn FnMut(SubtreeHash) -> Result<bool, StoreError>) -> Result<(), StoreError> {
-        let mut statement = self.connection.prepare(
-            "select level, node_index, hash from log_nodes where organization_seq = ?1 order by level, node_index",
+    async fn subtrees_after(&self, after: Option<(u32, u64)>, limit: u32) -> Result<Vec<SubtreeHash>, StoreError> {
+        let (level, index) = match after {
+            Some((level, index)) => (i64::from(level), index_i64(index)?),
+            None => (-1, -1),
+        };
+        let mut statement = self.connection.prepare_cached(
+            "select level, node_index, hash from log_nodes
+             where organization_seq = ?1 and (level, node_index) > (?2, ?3)
+             order by level, node_index limit ?4",
         )?;
-        let mut rows = statement.query([self.organization_seq])?;
+        let mut rows = statement.query(params![self.organization_seq, level, index, limit])?;
+        let mut subtrees = Vec::new();
         while let Some(row) = rows.next()? {
-            let subtree = SubtreeHash {
+            subtrees.push(SubtreeHash {
                 level: row.get(0)?,
                 index: index_u64(row.get(1)?)?,
                 hash: hash_from(&row.get::<_, Vec<u8>>(2)?)?,
-            };
-            if !visit(subtree)? {
-                break;
-            }
+            });
         }
-        Ok(())
+        Ok(subtrees)
     }
 
-    fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
+    async fn checkpoint(&self) -> Result<Option<StoredCheckpoint>, StoreError> {
         let row: Option<(i64, Vec<u8>, String, i64)> = self
             .connection
             .prepare_cached(
@@ -118,7 +122,7 @@ impl LogStorage for SqliteLog<'_> {
         .transpose()
     }
 
-    fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
+    async fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
         self.connection
             .prepare_cached(
                 "insert into log_checkpoints (organization_seq, tree_size, root_hash, note, signed_at) values (?1, ?2, ?3, ?4, ?5)
@@ -165,7 +169,7 @@ pub(super) fn sign_checkpoint(
     origin: &str,
 ) -> Result<SignedCheckpoint, StoreError> {
     let log = live_log(connection, organization_id)?;
-    verifiable_log::sign_checkpoint(&log, organization_id, signer, origin, crate::now())
+    ready(verifiable_log::sign_checkpoint(&log, organization_id, signer, origin, crate::now()))
 }
 
 pub(super) fn inclusion_proof(
@@ -183,7 +187,7 @@ pub(super) fn inclusion_proof(
         )
         .optional()?
         .ok_or_else(|| StoreError::not_found("Audit log event", event_id))?;
-    verifiable_log::inclusion_proof(&log, index_u64(leaf_index)?, tree_size)
+    ready(verifiable_log::inclusion_proof(&log, index_u64(leaf_index)?, tree_size))
 }
 
 pub(super) fn consistency_proof(
@@ -192,7 +196,7 @@ pub(super) fn consistency_proof(
     first: u64,
     second: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    verifiable_log::consistency_proof(&live_log(connection, organization_id)?, first, second)
+    ready(verifiable_log::consistency_proof(&live_log(connection, organization_id)?, first, second))
 }
 
 /// The events at positions `[start, end)` of a live organization's log.
@@ -203,7 +207,7 @@ pub(super) fn entries(
     end: u64,
 ) -> Result<Vec<Event>, StoreError> {
     let log = live_log(connection, organization_id)?;
-    let current = log.size()?;
+    let current = ready(log.size())?;
     if end > current {
         return Err(StoreError::InvalidInput {
             field: "end",
@@ -237,7 +241,7 @@ pub(super) fn organizations_with_logs(connection: &Connection) -> Result<Vec<(Or
 
 /// The size and stored root of an organization's log, deleted organizations included.
 pub(super) fn tree_head(connection: &Connection, organization_id: OrganizationId) -> Result<(u64, Hash), StoreError> {
-    verifiable_log::tree_head(&any_log(connection, organization_id)?)
+    ready(verifiable_log::tree_head(&any_log(connection, organization_id)?))
 }
 
 /// For verification: the first stored subtree hash that does not match the hashes below it.
@@ -245,7 +249,7 @@ pub(super) fn first_inconsistent_node(
     connection: &Connection,
     organization_id: OrganizationId,
 ) -> Result<Option<(u32, u64)>, StoreError> {
-    verifiable_log::first_inconsistent_subtree(&any_log(connection, organization_id)?)
+    ready(verifiable_log::first_inconsistent_subtree(&any_log(connection, organization_id)?))
 }
 
 /// For verification: a page of raw log records from `start`, with what is stored for each.
@@ -263,8 +267,8 @@ pub(super) fn scan(
         start,
         start.saturating_add(limit),
     )?;
-    let note = log.checkpoint()?.map(|checkpoint| checkpoint.note);
-    Ok((records, log.size()?, note))
+    let note = ready(log.checkpoint())?.map(|checkpoint| checkpoint.note);
+    Ok((records, ready(log.size())?, note))
 }
 
 /// The hashes of the complete subtrees that make up the first `size` leaves, largest first.
@@ -273,5 +277,5 @@ pub(super) fn frontier(
     organization_id: OrganizationId,
     size: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    verifiable_log::frontier(&any_log(connection, organization_id)?, size)
+    ready(verifiable_log::frontier(&any_log(connection, organization_id)?, size))
 }

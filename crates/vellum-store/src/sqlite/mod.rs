@@ -512,11 +512,11 @@ impl EventStore for SqliteStore {
         let ids = Arc::clone(&self.ids);
         let received_at = crate::now();
         let prepared = if events.len() > 64 {
-            tokio::task::spawn_blocking(move || events::prepare(&ids, organization_id, events, received_at))
+            tokio::task::spawn_blocking(move || crate::payload::prepare(&ids, organization_id, events, received_at))
                 .await
                 .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))?
         } else {
-            events::prepare(&ids, organization_id, events, received_at)
+            crate::payload::prepare(&ids, organization_id, events, received_at)
         };
         let frontiers = Arc::clone(&self.frontiers);
         let outcome = self

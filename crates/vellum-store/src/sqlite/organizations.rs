@@ -1,18 +1,15 @@
 //! Organization rows.
 
-use std::collections::BTreeMap;
-
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde_json::json;
-use vellum_core::organization::DomainState;
 use vellum_core::pagination::KeyBound;
 use vellum_core::{
-    NewOrganization, Organization, OrganizationDomain, OrganizationDomainId, OrganizationId, OrganizationUpdate, Page,
+    NewOrganization, Organization, OrganizationDomainId, OrganizationId, OrganizationUpdate, Page,
     PageRequest, Timestamp,
 };
 
 use super::ulid_from_blob;
+use crate::codec::{decode_domains, encode_domains, encode_metadata};
 use crate::ids::IdGenerator;
 use crate::{OrganizationFilter, StoreError};
 
@@ -205,60 +202,12 @@ fn escape_like(text: &str) -> String {
     escaped
 }
 
-fn encode_metadata(metadata: &BTreeMap<String, String>) -> String {
-    serde_json::to_string(metadata).expect("a map of strings always serialises")
-}
-
-fn encode_domains(domains: &[OrganizationDomain]) -> String {
-    let encoded: Vec<_> = domains
-        .iter()
-        .map(|domain| {
-            json!({
-                "id": domain.id.to_string(),
-                "domain": domain.domain,
-                "state": domain.state.as_str(),
-                "created_at": domain.created_at.unix_millis(),
-                "updated_at": domain.updated_at.unix_millis(),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(encoded).to_string()
-}
-
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("stored organization has an invalid {what}"))
 }
 
 fn timestamp(millis: i64, what: &str) -> Result<Timestamp, StoreError> {
     Timestamp::from_unix_millis(millis).ok_or_else(|| corrupt(what))
-}
-
-fn decode_domains(text: &str) -> Result<Vec<OrganizationDomain>, StoreError> {
-    let values: Vec<serde_json::Value> = serde_json::from_str(text).map_err(|_| corrupt("domains"))?;
-    let mut domains = Vec::with_capacity(values.len());
-    for value in values {
-        let text_field = |name: &str| {
-            value
-                .get(name)
-                .and_then(serde_json::Value::as_str)
-                .ok_or_else(|| corrupt("domain"))
-        };
-        let millis_field = |name: &str| {
-            value
-                .get(name)
-                .and_then(serde_json::Value::as_i64)
-                .ok_or_else(|| corrupt("domain"))
-                .and_then(|millis| timestamp(millis, "domain timestamp"))
-        };
-        domains.push(OrganizationDomain {
-            id: OrganizationDomainId::parse(text_field("id")?).map_err(|_| corrupt("domain id"))?,
-            domain: text_field("domain")?.to_owned(),
-            state: DomainState::parse(text_field("state")?).ok_or_else(|| corrupt("domain state"))?,
-            created_at: millis_field("created_at")?,
-            updated_at: millis_field("updated_at")?,
-        });
-    }
-    Ok(domains)
 }
 
 /// Decodes a row selected with [`COLUMNS`]. The outer `Result` is SQLite's, the inner ours.

@@ -2,12 +2,12 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
-use serde_json::json;
 use vellum_core::pagination::KeyBound;
-use vellum_core::schema::{SchemaDefinition, TargetSchema};
+use vellum_core::schema::SchemaDefinition;
 use vellum_core::{ActionId, Page, PageRequest, SchemaId, Timestamp};
 
 use super::ulid_from_blob;
+use crate::codec::{decode_definition, encode_definition};
 use crate::ids::IdGenerator;
 use crate::{ActionSummary, StoreError, StoredSchema};
 
@@ -223,50 +223,4 @@ fn read_schema_at(row: &Row<'_>, offset: usize) -> rusqlite::Result<Result<Store
             created_at: timestamp(created_at)?,
         })
     })())
-}
-
-fn encode_definition(definition: &SchemaDefinition) -> String {
-    let targets: Vec<_> = definition
-        .targets
-        .iter()
-        .map(|target| match &target.metadata {
-            Some(metadata) => json!({"type": target.target_type, "metadata": metadata}),
-            None => json!({"type": target.target_type}),
-        })
-        .collect();
-    let mut encoded = serde_json::Map::new();
-    encoded.insert("targets".into(), targets.into());
-    if let Some(actor_metadata) = &definition.actor_metadata {
-        encoded.insert("actor".into(), json!({"metadata": actor_metadata}));
-    }
-    if let Some(metadata) = &definition.metadata {
-        encoded.insert("metadata".into(), metadata.clone());
-    }
-    serde_json::Value::Object(encoded).to_string()
-}
-
-fn decode_definition(text: &str) -> Result<SchemaDefinition, StoreError> {
-    let corrupt = || StoreError::Internal("stored schema definition is invalid".into());
-    let value: serde_json::Value = serde_json::from_str(text).map_err(|_| corrupt())?;
-    let targets = value
-        .get("targets")
-        .and_then(serde_json::Value::as_array)
-        .ok_or_else(corrupt)?
-        .iter()
-        .map(|target| {
-            Ok(TargetSchema {
-                target_type: target
-                    .get("type")
-                    .and_then(serde_json::Value::as_str)
-                    .ok_or_else(corrupt)?
-                    .to_owned(),
-                metadata: target.get("metadata").cloned(),
-            })
-        })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok(SchemaDefinition {
-        targets,
-        actor_metadata: value.get("actor").and_then(|actor| actor.get("metadata")).cloned(),
-        metadata: value.get("metadata").cloned(),
-    })
 }

@@ -1,0 +1,240 @@
+//! For tests: a private PostgreSQL server and one fresh database per test.
+//!
+//! The server is the one `VELLUM_TEST_DATABASE_URL` names (a superuser URL; `scripts/test`
+//! starts one cluster for the whole run and sets it), or else a private cluster this process
+//! starts once from the installed server binaries (`initdb`, `pg_ctl`; under `runuser -u
+//! postgres` when running as root, since PostgreSQL refuses to run as root), in a temporary
+//! directory, with durability off. A watcher process stops that cluster and deletes its
+//! directory when this process exits. Failing to start it is a test failure, never a skip.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// The environment variable naming an existing server to create test databases on.
+pub const TEST_DATABASE_URL_ENV: &str = "VELLUM_TEST_DATABASE_URL";
+
+/// The directory of the PostgreSQL server binaries: `VELLUM_PG_BIN`, else the newest
+/// `/usr/lib/postgresql/*/bin`, else whatever `initdb` is on the `PATH`.
+pub fn server_binaries() -> Result<PathBuf, String> {
+    if let Some(dir) = std::env::var_os("VELLUM_PG_BIN") {
+        return Ok(PathBuf::from(dir));
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            let bin = entry.path().join("bin");
+            bin.join("initdb").exists().then_some((version, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Ok(bin);
+    }
+    let found = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+        .map_err(|error| format!("cannot look for initdb: {error}"))?;
+    let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    match Path::new(&path).parent() {
+        Some(dir) if found.status.success() && !path.is_empty() => Ok(dir.to_path_buf()),
+        _ => Err("PostgreSQL server binaries (initdb, pg_ctl) are not installed; install them, or set \
+                  VELLUM_PG_BIN or VELLUM_TEST_DATABASE_URL"
+            .into()),
+    }
+}
+
+fn running_as_root() -> bool {
+    rustix::process::getuid().is_root()
+}
+
+/// A command for the cluster's own user: `postgres` when we are root.
+fn as_cluster_user(program: &Path) -> Command {
+    if running_as_root() {
+        let mut command = Command::new("runuser");
+        command.args(["-u", "postgres", "--"]).arg(program);
+        command
+    } else {
+        Command::new(program)
+    }
+}
+
+fn run(command: &mut Command, what: &str) -> Result<(), String> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run {what}: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{what} failed ({}): {}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Starts a private cluster and returns its superuser URL.
+fn start_private_cluster() -> Result<String, String> {
+    let bin = server_binaries()?;
+    let dir = tempfile::Builder::new()
+        .prefix("vellum-test-pg-")
+        .tempdir()
+        .map_err(|error| format!("cannot create a directory for PostgreSQL: {error}"))?
+        .keep();
+    if running_as_root() {
+        run(
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(&dir),
+            "chown of the PostgreSQL directory",
+        )?;
+    }
+    let data = dir.join("data");
+    run(
+        as_cluster_user(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]),
+        "initdb",
+    )?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|error| format!("cannot find a free port: {error}"))?
+        .port();
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
+         -c full_page_writes=off -c max_connections=400 -c shared_buffers=64MB",
+        dir.display()
+    );
+    run(
+        as_cluster_user(&bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .arg("-l")
+            .arg(dir.join("server.log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"]),
+        "pg_ctl start",
+    )?;
+    // Stop the cluster and remove its files once this process is gone, however it ends.
+    let stop = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
+        pid = std::process::id(),
+        runuser = if running_as_root() { "runuser -u postgres -- " } else { "" },
+        pg_ctl = bin.join("pg_ctl").display(),
+        data = data.display(),
+        dir = dir.display(),
+    );
+    Command::new("setsid")
+        .args(["sh", "-c", &stop])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|error| format!("cannot start the PostgreSQL watcher: {error}"))?;
+    Ok(format!("postgres://postgres@127.0.0.1:{port}/postgres?sslmode=disable"))
+}
+
+/// The superuser URL of the test server (started on first use).
+///
+/// # Panics
+/// If no server can be started: the tests that need one fail, loudly.
+pub fn server_url() -> String {
+    static SERVER: OnceLock<Result<String, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| match std::env::var(TEST_DATABASE_URL_ENV) {
+            Ok(url) if !url.is_empty() => Ok(url),
+            _ => start_private_cluster(),
+        })
+        .clone()
+        .unwrap_or_else(|error| panic!("cannot start PostgreSQL for the tests: {error}"))
+}
+
+/// `url` with its database replaced by `database`.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map_or(0, |at| at + 3);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// A fresh, empty database on the test server, dropped (with any connection left) on drop.
+pub struct TestDatabase {
+    url: String,
+    admin_url: String,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates one.
+    ///
+    /// # Panics
+    /// If the server cannot be reached or the database created.
+    pub async fn create() -> Self {
+        let admin_url = server_url();
+        let name = format!("vellum_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL server: {error}"));
+        let connection = tokio::spawn(connection);
+        client
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .unwrap_or_else(|error| panic!("cannot create a test database: {error}"));
+        drop(client);
+        let _ = connection.await;
+        Self {
+            url: with_database(&admin_url, &name),
+            admin_url,
+            name,
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop may run inside or outside a runtime: use a thread with its own.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.ok()?;
+                tokio::spawn(connection);
+                client
+                    .batch_execute(&format!("drop database if exists {name} with (force)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_database_name_replaces_the_url_path() {
+        assert_eq!(
+            super::with_database("postgres://u@h:5/postgres?sslmode=disable", "t1"),
+            "postgres://u@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(super::with_database("postgres://u@h:5", "t1"), "postgres://u@h:5/t1");
+    }
+}
