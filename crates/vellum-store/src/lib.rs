@@ -17,9 +17,9 @@ use vellum_core::{
     Organization, OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
 };
 
+mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
-mod codec;
 mod ids;
 mod payload;
 #[cfg(feature = "postgres")]

@@ -446,11 +446,7 @@ mod tests {
             }
             Ok(())
         }
-        async fn subtrees_after(
-            &self,
-            after: Option<(u32, u64)>,
-            limit: u32,
-        ) -> Result<Vec<SubtreeHash>, StoreError> {
+        async fn subtrees_after(&self, after: Option<(u32, u64)>, limit: u32) -> Result<Vec<SubtreeHash>, StoreError> {
             Ok(self
                 .subtrees
                 .borrow()

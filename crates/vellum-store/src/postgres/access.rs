@@ -197,14 +197,21 @@ impl AccessStore for PostgresStore {
         let changed = transaction
             .execute(
                 "update operators set password_hash = $2, updated_at = $3 where id = $1",
-                &[&id_bytes(id.ulid()), &password_hash.as_str(), &crate::now().unix_millis()],
+                &[
+                    &id_bytes(id.ulid()),
+                    &password_hash.as_str(),
+                    &crate::now().unix_millis(),
+                ],
             )
             .await?;
         if changed == 0 {
             return Err(StoreError::not_found("operator", id));
         }
         transaction
-            .execute("delete from operator_sessions where operator_id = $1", &[&id_bytes(id.ulid())])
+            .execute(
+                "delete from operator_sessions where operator_id = $1",
+                &[&id_bytes(id.ulid())],
+            )
             .await?;
         transaction.commit().await?;
         Ok(())
@@ -219,7 +226,10 @@ impl AccessStore for PostgresStore {
         let now = crate::now();
         let client = self.client().await?;
         client
-            .execute("delete from operator_sessions where expires_at <= $1", &[&now.unix_millis()])
+            .execute(
+                "delete from operator_sessions where expires_at <= $1",
+                &[&now.unix_millis()],
+            )
             .await?;
         let inserted = client
             .execute(
@@ -281,7 +291,10 @@ impl AccessStore for PostgresStore {
     async fn delete_operator_session(&self, token_hash: SessionTokenHash) -> Result<(), StoreError> {
         let client = self.client().await?;
         client
-            .execute("delete from operator_sessions where token_hash = $1", &[&token_hash.0.as_slice()])
+            .execute(
+                "delete from operator_sessions where token_hash = $1",
+                &[&token_hash.0.as_slice()],
+            )
             .await?;
         Ok(())
     }

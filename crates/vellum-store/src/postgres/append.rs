@@ -175,7 +175,10 @@ impl Appender {
         let transaction = client.transaction().await?;
         let organization = id_bytes(organization_id.ulid());
         let live: Option<bool> = transaction
-            .query_opt("select deleted_at is null from organizations where id = $1", &[&organization])
+            .query_opt(
+                "select deleted_at is null from organizations where id = $1",
+                &[&organization],
+            )
             .await?
             .map(|row| row.get(0));
         let Some(live) = live else {
@@ -196,7 +199,10 @@ impl Appender {
                 continue;
             };
             let claimed = if live {
-                let event_ids: Vec<u8> = events.iter().flat_map(|event| event.event.id.ulid().to_bytes()).collect();
+                let event_ids: Vec<u8> = events
+                    .iter()
+                    .flat_map(|event| event.event.id.ulid().to_bytes())
+                    .collect();
                 transaction
                     .query_opt(
                         "insert into idempotency_keys (organization_id, key_hash, request_hash, response, event_ids, created_at)
@@ -377,9 +383,11 @@ impl Batch {
         self.action.push(input.action.clone());
         self.actor_id.push(input.actor.id.clone());
         self.actor_name.push(input.actor.name.clone());
-        self.schema_version.push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+        self.schema_version
+            .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
         self.payload.push(payload.to_owned());
-        self.target_count.push(i32::try_from(input.targets.len()).unwrap_or(i32::MAX));
+        self.target_count
+            .push(i32::try_from(input.targets.len()).unwrap_or(i32::MAX));
         self.leaves.push(leaf);
         for (position, target) in input.targets.iter().enumerate() {
             self.target_event.push(index);
@@ -390,7 +398,7 @@ impl Batch {
         if let Some(flat) = vellum_core::audit_trail::FlatEvent::of(input) {
             self.trail_event.push(index);
             self.trail_group.push(flat.fields.group.clone());
-            self.trail_action_type.push(flat.fields.crud().to_owned());
+            self.trail_action_type.push(flat.fields.crud());
             self.trail_target_name.push(flat.target_name.to_owned());
             self.trail_target_id.push(flat.target_id.to_owned());
         }
@@ -439,7 +447,9 @@ impl Batch {
             *slot = row.try_get(1)?;
         }
         if returned.len() != seqs.len() || seqs.contains(&-1) {
-            return Err(StoreError::Internal("the database returned a different set of rows".into()));
+            return Err(StoreError::Internal(
+                "the database returned a different set of rows".into(),
+            ));
         }
         let by_event = |events: &[i32]| -> (Vec<i64>, Vec<i64>, Vec<i64>) {
             let mut received = Vec::with_capacity(events.len());

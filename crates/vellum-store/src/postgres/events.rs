@@ -8,8 +8,8 @@ use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest,
 
 use super::{Params, PostgresStore, contains_pattern, id_bytes, timestamp, ulid_from};
 use crate::{
-    AppendOutcome, AuditTrailFilter, EventBounds, EventFilter, EventStore, IDEMPOTENCY_WINDOW_MILLIS,
-    IdempotencyClaim, LogRecord, NewEvent, StoreError,
+    AppendOutcome, AuditTrailFilter, EventBounds, EventFilter, EventStore, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim,
+    LogRecord, NewEvent, StoreError,
 };
 
 const EVENT_COLUMNS: &str = "e.seq, e.id, e.log_index, e.occurred_at, e.received_at, e.action, e.schema_version, \
@@ -152,7 +152,11 @@ pub(super) async fn records_by_log_range(
 
 impl PostgresStore {
     /// Whether a live organization exists.
-    async fn require_live(&self, client: &tokio_postgres::Client, organization_id: OrganizationId) -> Result<(), StoreError> {
+    async fn require_live(
+        &self,
+        client: &tokio_postgres::Client,
+        organization_id: OrganizationId,
+    ) -> Result<(), StoreError> {
         client
             .query_opt(
                 "select 1 from organizations where id = $1 and deleted_at is null",
@@ -292,7 +296,10 @@ impl EventStore for PostgresStore {
                 .await?
                 .ok_or_else(|| StoreError::InvalidInput {
                     field: "cursor",
-                    message: format!("{} is not an Audit Trail event", vellum_core::AuditTrailEventId::from(id)),
+                    message: format!(
+                        "{} is not an Audit Trail event",
+                        vellum_core::AuditTrailEventId::from(id)
+                    ),
                 })?;
             Ok((row.try_get(0)?, row.try_get(1)?))
         };
@@ -359,7 +366,11 @@ impl EventStore for PostgresStore {
             .ok_or_else(|| StoreError::not_found("Audit log event", id))
     }
 
-    async fn event_bounds(&self, organization_id: OrganizationId, filter: EventFilter) -> Result<EventBounds, StoreError> {
+    async fn event_bounds(
+        &self,
+        organization_id: OrganizationId,
+        filter: EventFilter,
+    ) -> Result<EventBounds, StoreError> {
         let client = self.client().await?;
         self.require_live(&client, organization_id).await?;
         let mut params = Params::default();
@@ -388,7 +399,10 @@ impl EventStore for PostgresStore {
     async fn purge_idempotency_keys(&self, before: Timestamp) -> Result<u64, StoreError> {
         let client = self.client().await?;
         Ok(client
-            .execute("delete from idempotency_keys where created_at < $1", &[&before.unix_millis()])
+            .execute(
+                "delete from idempotency_keys where created_at < $1",
+                &[&before.unix_millis()],
+            )
             .await?)
     }
 }

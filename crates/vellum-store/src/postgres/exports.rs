@@ -51,22 +51,17 @@ fn not_leased(id: ExportId, worker: &str) -> StoreError {
 }
 
 impl PostgresStore {
-    async fn finish(
-        &self,
-        id: ExportId,
-        outcome: &ExportOutcome,
-        owner: Option<&str>,
-    ) -> Result<Export, StoreError> {
+    async fn finish(&self, id: ExportId, outcome: &ExportOutcome, owner: Option<&str>) -> Result<Export, StoreError> {
         let key = id_bytes(id.ulid());
         let now = crate::now().unix_millis();
         let client = self.client().await?;
-        let changed = match outcome {
-            ExportOutcome::Ready {
-                object_path,
-                rows,
-                bytes,
-            } => {
-                client
+        let changed =
+            match outcome {
+                ExportOutcome::Ready {
+                    object_path,
+                    rows,
+                    bytes,
+                } => client
                     .execute(
                         "update exports set state = 'ready', object_path = $2, rows = $3, bytes = $4, updated_at = $5,
                              lease_owner = null, lease_until = null
@@ -80,29 +75,28 @@ impl PostgresStore {
                             &owner,
                         ],
                     )
-                    .await?
-            }
-            ExportOutcome::Failed(reason) => {
-                client
-                    .execute(
-                        "update exports set state = 'error', error = $2, updated_at = $3,
+                    .await?,
+                ExportOutcome::Failed(reason) => {
+                    client
+                        .execute(
+                            "update exports set state = 'error', error = $2, updated_at = $3,
                              lease_owner = null, lease_until = null
                          where id = $1 and state = 'pending' and ($4::text is null or lease_owner = $4)",
-                        &[&key, reason, &now, &owner],
-                    )
-                    .await?
-            }
-            // A ready export has no lease, so no worker can expire it under one.
-            ExportOutcome::Expired => {
-                client
-                    .execute(
-                        "update exports set state = 'expired', updated_at = $2
+                            &[&key, reason, &now, &owner],
+                        )
+                        .await?
+                }
+                // A ready export has no lease, so no worker can expire it under one.
+                ExportOutcome::Expired => {
+                    client
+                        .execute(
+                            "update exports set state = 'expired', updated_at = $2
                          where id = $1 and state = 'ready' and $3::text is null",
-                        &[&key, &now, &owner],
-                    )
-                    .await?
-            }
-        };
+                            &[&key, &now, &owner],
+                        )
+                        .await?
+                }
+            };
         drop(client);
         let export = self.get_export(id).await?;
         if changed == 0 {
@@ -155,7 +149,10 @@ impl ExportStore for PostgresStore {
     async fn get_export(&self, id: ExportId) -> Result<Export, StoreError> {
         let client = self.client().await?;
         client
-            .query_opt(&format!("select {COLUMNS} from exports where id = $1"), &[&id_bytes(id.ulid())])
+            .query_opt(
+                &format!("select {COLUMNS} from exports where id = $1"),
+                &[&id_bytes(id.ulid())],
+            )
             .await?
             .map(|row| read_export(&row))
             .transpose()?

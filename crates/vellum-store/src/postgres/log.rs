@@ -45,7 +45,10 @@ impl LogStorage for PgLog<'_, '_> {
     async fn size(&self) -> Result<u64, StoreError> {
         let row = self
             .transaction
-            .query_opt("select size from log_heads where organization_id = $1", &[&self.organization])
+            .query_opt(
+                "select size from log_heads where organization_id = $1",
+                &[&self.organization],
+            )
             .await?;
         match row {
             Some(row) => index_u64(row.try_get(0)?),
@@ -280,10 +283,18 @@ impl LogStore for PostgresStore {
         first: u64,
         second: u64,
     ) -> Result<Vec<Hash>, StoreError> {
-        with_log!(self, organization_id, true, |log| verifiable_log::consistency_proof(log, first, second).await)
+        with_log!(self, organization_id, true, |log| verifiable_log::consistency_proof(
+            log, first, second
+        )
+        .await)
     }
 
-    async fn log_entries(&self, organization_id: OrganizationId, start: u64, end: u64) -> Result<Vec<Event>, StoreError> {
+    async fn log_entries(
+        &self,
+        organization_id: OrganizationId,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Event>, StoreError> {
         with_log!(self, organization_id, true, |log| {
             let current = log.size().await?;
             if end > current {
@@ -357,7 +368,8 @@ impl LogStore for PostgresStore {
     }
 
     async fn log_frontier(&self, organization_id: OrganizationId, size: u64) -> Result<Vec<Hash>, StoreError> {
-        with_log!(self, organization_id, false, |log| verifiable_log::frontier(log, size).await)
+        with_log!(self, organization_id, false, |log| verifiable_log::frontier(log, size)
+            .await)
     }
 }
 

@@ -5,10 +5,7 @@
 use crate::StoreError;
 
 /// The migrations, in order; a migration's version is its position plus one.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "initial",
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[("initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
 
 /// The schema version this build writes.
 pub const LATEST_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -96,6 +96,16 @@ impl From<tokio_postgres::Error> for StoreError {
         {
             return StoreError::Unavailable(format!("the database cannot serve now: {error}"));
         }
+        // PostgreSQL text cannot hold NUL (nothing stored contains one): a value with one is a
+        // bad parameter, never a server fault.
+        if error.code() == Some(&SqlState::CHARACTER_NOT_IN_REPERTOIRE)
+            || error.code() == Some(&SqlState::UNTRANSLATABLE_CHARACTER)
+        {
+            return StoreError::InvalidInput {
+                field: "text",
+                message: "text containing a NUL character cannot match anything stored".into(),
+            };
+        }
         StoreError::Internal(match error.as_db_error() {
             Some(db) => format!("database error {}: {}", db.code().code(), db.message()),
             None => format!("database error: {error}"),
@@ -141,9 +151,10 @@ impl PostgresStore {
     pub async fn open(config: &PostgresConfig) -> Result<Self, StoreError> {
         let pool = build_pool(config)?;
         {
-            let mut client = pool.get().await.map_err(|error| {
-                StoreError::Unavailable(format!("cannot connect to the database: {error}"))
-            })?;
+            let mut client = pool
+                .get()
+                .await
+                .map_err(|error| StoreError::Unavailable(format!("cannot connect to the database: {error}")))?;
             migrations::migrate(&mut client).await?;
         }
         let partitions = Arc::new(partitions::Partitions::default());
@@ -215,7 +226,9 @@ fn build_pool(config: &PostgresConfig) -> Result<Pool, StoreError> {
         recycling_method: RecyclingMethod::Fast,
     };
     let manager = match pg_config.get_ssl_mode() {
-        tokio_postgres::config::SslMode::Disable => Manager::from_config(pg_config, tokio_postgres::NoTls, manager_config),
+        tokio_postgres::config::SslMode::Disable => {
+            Manager::from_config(pg_config, tokio_postgres::NoTls, manager_config)
+        }
         _ => Manager::from_config(pg_config, tls::connector(config.ca_file.as_deref())?, manager_config),
     };
     Pool::builder(manager)

@@ -170,7 +170,9 @@ impl OrganizationStore for PostgresStore {
             .map(|row| read_row(&row))
             .transpose()?
             .ok_or_else(|| StoreError::not_found("Organization", id))?;
-        organization.apply(update, crate::now(), || OrganizationDomainId::from_ulid(self.ids.next()));
+        organization.apply(update, crate::now(), || {
+            OrganizationDomainId::from_ulid(self.ids.next())
+        });
         transaction
             .execute(
                 "update organizations set name = $2, external_id = $3, metadata = $4, domains = $5,

@@ -20,7 +20,8 @@ fn read_schema_at(row: &Row, offset: usize) -> Result<StoredSchema, StoreError> 
     Ok(StoredSchema {
         id: SchemaId::from_ulid(ulid_from(&id)?),
         action: row.try_get(offset + 1)?,
-        version: u32::try_from(version).map_err(|_| StoreError::Internal("stored schema version out of range".into()))?,
+        version: u32::try_from(version)
+            .map_err(|_| StoreError::Internal("stored schema version out of range".into()))?,
         definition: decode_definition(&definition)?,
         created_at: timestamp(row.try_get(offset + 4)?, "created_at")?,
     })
@@ -138,7 +139,10 @@ impl SchemaStore for PostgresStore {
              from audit_log_actions a join audit_log_schemas s on s.action_id = a.id and s.version = a.latest_version
              where true"
         );
-        let bound = plan.bound.as_ref().map(|bound| map_bound(bound, |id| id_bytes(id.ulid())));
+        let bound = plan
+            .bound
+            .as_ref()
+            .map(|bound| map_bound(bound, |id| id_bytes(id.ulid())));
         push_bound(&mut sql, &mut params, "a.id", bound.as_ref());
         sql.push_str(if plan.ascending {
             " order by a.id asc"
@@ -173,7 +177,10 @@ impl SchemaStore for PostgresStore {
     ) -> Result<Page<StoredSchema, SchemaId>, StoreError> {
         let client = self.client().await?;
         let action_id: Vec<u8> = client
-            .query_opt("select id from audit_log_actions where name = $1 and latest_version > 0", &[&action])
+            .query_opt(
+                "select id from audit_log_actions where name = $1 and latest_version > 0",
+                &[&action],
+            )
             .await?
             .ok_or_else(|| StoreError::not_found("Audit log action", action))?
             .try_get(0)?;
@@ -184,7 +191,10 @@ impl SchemaStore for PostgresStore {
              where s.action_id = {}",
             params.push(action_id)
         );
-        let bound = plan.bound.as_ref().map(|bound| map_bound(bound, |id| id_bytes(id.ulid())));
+        let bound = plan
+            .bound
+            .as_ref()
+            .map(|bound| map_bound(bound, |id| id_bytes(id.ulid())));
         push_bound(&mut sql, &mut params, "s.id", bound.as_ref());
         sql.push_str(if plan.ascending {
             " order by s.id asc"

@@ -41,9 +41,11 @@ pub fn server_binaries() -> Result<PathBuf, String> {
     let path = String::from_utf8_lossy(&found.stdout).trim().to_owned();
     match Path::new(&path).parent() {
         Some(dir) if found.status.success() && !path.is_empty() => Ok(dir.to_path_buf()),
-        _ => Err("PostgreSQL server binaries (initdb, pg_ctl) are not installed; install them, or set \
+        _ => Err(
+            "PostgreSQL server binaries (initdb, pg_ctl) are not installed; install them, or set \
                   VELLUM_PG_BIN or VELLUM_TEST_DATABASE_URL"
-            .into()),
+                .into(),
+        ),
     }
 }
 
@@ -94,10 +96,15 @@ fn start_private_cluster() -> Result<String, String> {
     }
     let data = dir.join("data");
     run(
-        as_cluster_user(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]),
+        as_cluster_user(&bin.join("initdb")).arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ]),
         "initdb",
     )?;
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -122,7 +129,11 @@ fn start_private_cluster() -> Result<String, String> {
     let stop = format!(
         "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser}'{pg_ctl}' -D '{data}' -m immediate stop >/dev/null 2>&1; rm -rf '{dir}'",
         pid = std::process::id(),
-        runuser = if running_as_root() { "runuser -u postgres -- " } else { "" },
+        runuser = if running_as_root() {
+            "runuser -u postgres -- "
+        } else {
+            ""
+        },
         pg_ctl = bin.join("pg_ctl").display(),
         data = data.display(),
         dir = dir.display(),
@@ -213,7 +224,10 @@ impl Drop for TestDatabase {
         let name = self.name.clone();
         // Drop may run inside or outside a runtime: use a thread with its own.
         let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async {
                 let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.ok()?;
                 tokio::spawn(connection);
@@ -225,6 +239,93 @@ impl Drop for TestDatabase {
         })
         .join();
     }
+}
+
+/// The URL of a database on the test server named after `key`, created on first use and kept
+/// (for a server restarted over the same data directory). Usable outside a runtime.
+///
+/// # Panics
+/// If the server cannot be reached or the database created.
+pub fn database_for_key(key: &str) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    let name = format!("vellum_test_key_{:016x}", hasher.finish());
+    let admin_url = server_url();
+    let create_url = admin_url.clone();
+    let database = name.clone();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&create_url, tokio_postgres::NoTls)
+                .await
+                .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL server: {error}"));
+            tokio::spawn(connection);
+            let exists = client
+                .query_opt("select 1 from pg_database where datname = $1", &[&database])
+                .await
+                .expect("look the database up")
+                .is_some();
+            if !exists {
+                client
+                    .batch_execute(&format!("create database {database}"))
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot create a test database: {error}"));
+            }
+        });
+    })
+    .join()
+    .expect("the database is created");
+    with_database(&admin_url, &name)
+}
+
+/// For every table of a database's public schema: its name, row count and a hash of its rows
+/// (to check that a refused request changed nothing). Usable outside a runtime.
+pub fn table_digests(url: &str) -> Vec<(String, u64, u64)> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+                .await
+                .expect("connect to the test database");
+            tokio::spawn(connection);
+            let tables: Vec<String> = client
+                .query(
+                    "select tablename::text from pg_tables where schemaname = 'public' order by tablename",
+                    &[],
+                )
+                .await
+                .expect("list tables")
+                .iter()
+                .map(|row| row.get(0))
+                .collect();
+            let mut digests = Vec::new();
+            for table in tables {
+                let row = client
+                    .query_one(
+                        &format!(
+                            "select count(*), coalesce(('x' || substr(md5(string_agg(t::text, '|' order by t::text)), 1, 15))::bit(60)::bigint, 0) from \"{table}\" t"
+                        ),
+                        &[],
+                    )
+                    .await
+                    .expect("digest a table");
+                let count: i64 = row.get(0);
+                let hash: i64 = row.get(1);
+                digests.push((table, count as u64, hash as u64));
+            }
+            digests
+        })
+    })
+    .join()
+    .expect("digests are read")
 }
 
 #[cfg(test)]

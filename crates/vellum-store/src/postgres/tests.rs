@@ -40,14 +40,19 @@ async fn three_nodes() -> (Vec<Arc<PostgresStore>>, TestDatabase) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_appending_to_one_organization_keep_one_gap_free_log() {
     let (nodes, _database) = three_nodes().await;
-    let organization = nodes[0].create_organization(new_organization("Shared")).await.unwrap().id;
+    let organization = nodes[0]
+        .create_organization(new_organization("Shared"))
+        .await
+        .unwrap()
+        .id;
     let mut tasks = Vec::new();
     for client in 0..24_usize {
         let node = Arc::clone(&nodes[client % 3]);
         tasks.push(tokio::spawn(async move {
             let mut stored = Vec::new();
             for n in 0..10_i64 {
-                let events = vec![event_at(n, "doc.edited", &format!("u{client}"), &[("doc", "d")]); 1 + (n as usize % 3)];
+                let events =
+                    vec![event_at(n, "doc.edited", &format!("u{client}"), &[("doc", "d")]); 1 + (n as usize % 3)];
                 match node.append_events(organization, events, None).await.unwrap() {
                     AppendOutcome::Appended(events) => stored.extend(events),
                     other => panic!("{other:?}"),
@@ -118,7 +123,11 @@ async fn one_idempotency_key_raced_from_every_node_stores_once() {
 async fn checkpoints_signed_by_every_node_are_consistent() {
     use vellum_core::checkpoint::{NoteSigner, NoteVerifier};
     let (nodes, _database) = three_nodes().await;
-    let organization = nodes[0].create_organization(new_organization("Signed")).await.unwrap().id;
+    let organization = nodes[0]
+        .create_organization(new_organization("Signed"))
+        .await
+        .unwrap()
+        .id;
     let signer = Arc::new(NoteSigner::new("vellum-test", &[9; 32]).unwrap());
     let verifier = NoteVerifier::from_public_key(signer.name(), &signer.public_key()).unwrap();
     let mut tasks = Vec::new();
@@ -178,7 +187,9 @@ async fn a_deleted_organization_refuses_appends_but_answers_its_stored_keys() {
         AppendOutcome::Replayed { record: Some(_), .. }
     ));
     assert!(matches!(
-        store.append_events(organization, vec![event_at(1, "a", "u", &[])], None).await,
+        store
+            .append_events(organization, vec![event_at(1, "a", "u", &[])], None)
+            .await,
         Err(crate::StoreError::NotFound { .. })
     ));
 }

@@ -169,7 +169,13 @@ pub(super) fn sign_checkpoint(
     origin: &str,
 ) -> Result<SignedCheckpoint, StoreError> {
     let log = live_log(connection, organization_id)?;
-    ready(verifiable_log::sign_checkpoint(&log, organization_id, signer, origin, crate::now()))
+    ready(verifiable_log::sign_checkpoint(
+        &log,
+        organization_id,
+        signer,
+        origin,
+        crate::now(),
+    ))
 }
 
 pub(super) fn inclusion_proof(
@@ -196,7 +202,11 @@ pub(super) fn consistency_proof(
     first: u64,
     second: u64,
 ) -> Result<Vec<Hash>, StoreError> {
-    ready(verifiable_log::consistency_proof(&live_log(connection, organization_id)?, first, second))
+    ready(verifiable_log::consistency_proof(
+        &live_log(connection, organization_id)?,
+        first,
+        second,
+    ))
 }
 
 /// The events at positions `[start, end)` of a live organization's log.
@@ -249,7 +259,10 @@ pub(super) fn first_inconsistent_node(
     connection: &Connection,
     organization_id: OrganizationId,
 ) -> Result<Option<(u32, u64)>, StoreError> {
-    ready(verifiable_log::first_inconsistent_subtree(&any_log(connection, organization_id)?))
+    ready(verifiable_log::first_inconsistent_subtree(&any_log(
+        connection,
+        organization_id,
+    )?))
 }
 
 /// For verification: a page of raw log records from `start`, with what is stored for each.

@@ -4,8 +4,8 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use vellum_core::pagination::KeyBound;
 use vellum_core::{
-    NewOrganization, Organization, OrganizationDomainId, OrganizationId, OrganizationUpdate, Page,
-    PageRequest, Timestamp,
+    NewOrganization, Organization, OrganizationDomainId, OrganizationId, OrganizationUpdate, Page, PageRequest,
+    Timestamp,
 };
 
 use super::ulid_from_blob;

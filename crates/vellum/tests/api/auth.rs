@@ -86,6 +86,7 @@ fn run_cli(data_dir: &std::path::Path, args: &[&str]) -> (bool, String, String) 
         .env("VELLUM_DATA_DIR", data_dir)
         .env_remove("VELLUM_CONFIG")
         .env_remove("VELLUM_DATABASE_URL")
+        .envs(crate::helpers::backend_env(data_dir))
         .output()
         .expect("vellum runs");
     (

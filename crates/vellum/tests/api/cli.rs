@@ -11,7 +11,8 @@ fn vellum(data_dir: &std::path::Path) -> Command {
         .env_remove("VELLUM_CONFIG")
         .env_remove("VELLUM_LISTEN")
         .env_remove("VELLUM_DATABASE_URL")
-        .env_remove("VELLUM_API_KEY");
+        .env_remove("VELLUM_API_KEY")
+        .envs(crate::helpers::backend_env(data_dir));
     command
 }
 

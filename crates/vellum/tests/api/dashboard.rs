@@ -564,7 +564,8 @@ fn vellum(data_dir: &std::path::Path) -> Command {
         .env("VELLUM_DATA_DIR", data_dir)
         .env_remove("VELLUM_CONFIG")
         .env_remove("VELLUM_ADMIN_EMAIL")
-        .env_remove("VELLUM_ADMIN_PASSWORD");
+        .env_remove("VELLUM_ADMIN_PASSWORD")
+        .envs(crate::helpers::backend_env(data_dir));
     command
 }
 

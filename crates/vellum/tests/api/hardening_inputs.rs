@@ -7,8 +7,7 @@ use std::process::Command;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vellum_core::event::{Actor, Context, EventInput, MetadataValue, Target};
-use vellum_store::prelude::*;
-use vellum_store::{NewEvent, SqliteConfig, SqliteStore};
+use vellum_store::NewEvent;
 
 use crate::helpers::{TestApp, json_ok, json_status, vellum_binary};
 
@@ -158,7 +157,7 @@ async fn organizations_and_schemas_refuse_control_characters_naming_the_path() {
 async fn cli_output_escapes_control_characters_in_stored_text() {
     let dir = tempfile::tempdir().unwrap();
     let hostile = "\u{1b}]0;owned\u{7}\u{1b}[31mred\u{9b}2J\u{7f}\u{202e}";
-    let store = SqliteStore::open(&SqliteConfig::new(dir.path())).unwrap();
+    let store = crate::helpers::open_store_of(dir.path()).await;
     // Written straight into the store: the API no longer accepts this text.
     let organization = store
         .create_organization(vellum_core::NewOrganization {
@@ -240,6 +239,7 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
             .env("VELLUM_DATA_DIR", dir.path())
             .env_remove("VELLUM_CONFIG")
             .env_remove("VELLUM_DATABASE_URL")
+            .envs(crate::helpers::backend_env(dir.path()))
             .output()
             .unwrap();
         let stdout = String::from_utf8(output.stdout).unwrap();
@@ -930,7 +930,7 @@ async fn a_deleted_organizations_exports_and_other_objects_answer_404() {
 async fn a_pending_export_of_a_deleted_organization_is_never_written() {
     let data = tempfile::tempdir().unwrap();
     // Left pending by an earlier process, whose organization was deleted since.
-    let store = SqliteStore::open(&SqliteConfig::new(data.path())).unwrap();
+    let store = crate::helpers::open_store_of(data.path()).await;
     let organization = store
         .create_organization(vellum_core::NewOrganization {
             name: "Gone".into(),
@@ -988,7 +988,7 @@ async fn a_pending_export_of_a_deleted_organization_is_never_written() {
     // The server resumes pending exports at start.
     let data_dir = data.path().to_owned();
     let app = TestApp::spawn_with(move |settings| settings.data_dir = data_dir).await;
-    let reader = SqliteStore::open(&SqliteConfig::new(data.path())).unwrap();
+    let reader = crate::helpers::open_store_of(data.path()).await;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let finished = loop {
         let current = reader.get_export(export.id).await.unwrap();

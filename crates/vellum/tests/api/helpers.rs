@@ -21,6 +21,46 @@ static TRACING: LazyLock<()> = LazyLock::new(|| {
     }
 });
 
+/// Whether the suite runs on PostgreSQL (`VELLUM_TEST_BACKEND=postgres`; `scripts/test` runs it
+/// on both backends) rather than the embedded store.
+pub fn on_postgres() -> bool {
+    match std::env::var("VELLUM_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("VELLUM_TEST_BACKEND must be sqlite or postgres, not {other}"),
+    }
+}
+
+/// On PostgreSQL, the database that stands for `data_dir` (one per data directory, so that a
+/// server restarted over the same directory finds its data); `None` on the embedded store.
+pub fn database_url_for(data_dir: &Path) -> Option<String> {
+    on_postgres().then(|| vellum_store::postgres::testing::database_for_key(&data_dir.to_string_lossy()))
+}
+
+/// The environment that points a `vellum` command at the store standing for `data_dir`: on
+/// PostgreSQL its database URL, nothing on the embedded store (the data directory says it all).
+pub fn backend_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    database_url_for(data_dir)
+        .map(|url| ("VELLUM_DATABASE_URL", url))
+        .into_iter()
+        .collect()
+}
+
+/// Opens the store standing for `data_dir` (PostgreSQL or embedded, as the suite runs), as a
+/// second process would.
+pub async fn open_store_of(data_dir: &Path) -> std::sync::Arc<dyn vellum_store::Store> {
+    match database_url_for(data_dir) {
+        Some(url) => std::sync::Arc::new(
+            vellum_store::PostgresStore::open(&vellum_store::PostgresConfig::new(url))
+                .await
+                .expect("the PostgreSQL store opens"),
+        ),
+        None => std::sync::Arc::new(
+            vellum_store::SqliteStore::open(&vellum_store::SqliteConfig::new(data_dir)).expect("the store opens"),
+        ),
+    }
+}
+
 /// A server running in this process on a fresh store.
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
@@ -47,6 +87,7 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let secret = vellum_store::generate_api_key_secret().expect("random secret");
         let mut settings = Settings::for_tests(data_dir.path(), secret.clone());
+        settings.database_url = database_url_for(data_dir.path());
         configure(&mut settings);
         let application = Application::build(settings).await.expect("server builds");
         let address = format!("http://{}", application.local_addr());
@@ -291,6 +332,9 @@ impl ServerProcess {
             .stderr(stderr);
         if default_listen && !args.contains(&"--listen") {
             command.arg("--listen").arg("127.0.0.1:0");
+        }
+        if let Some(url) = database_url_for(data_dir) {
+            command.env("VELLUM_DATABASE_URL", url);
         }
         for (key, value) in envs {
             command.env(key, value);

@@ -463,6 +463,9 @@ impl Snapshot {
 
 /// For every table of the store: its row count and a hash of its rows.
 pub fn database_digest(app: &TestApp) -> Vec<(String, u64, u64)> {
+    if let Some(url) = crate::helpers::database_url_for(app.data_dir.path()) {
+        return vellum_store::postgres::testing::table_digests(&url);
+    }
     let connection = rusqlite::Connection::open_with_flags(
         app.data_dir.path().join("vellum.sqlite3"),
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,

@@ -33,6 +33,7 @@ async fn a_key_over_its_budget_gets_429_with_retry_after() {
     let output = std::process::Command::new(crate::helpers::vellum_binary())
         .args(["api-keys", "create", "--name", "second"])
         .env("VELLUM_DATA_DIR", app.data_dir.path())
+        .envs(crate::helpers::backend_env(app.data_dir.path()))
         .output()
         .unwrap();
     let second = String::from_utf8(output.stdout)

@@ -3,7 +3,6 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::json;
-use vellum_store::prelude::*;
 
 use crate::helpers::{ServerProcess, TestApp, fresh_secret};
 
@@ -13,7 +12,7 @@ async fn a_graceful_stop_keeps_everything_acknowledged() {
     let created = app.create_organization(&json!({"name": "Survivor"})).await;
     let data_dir = app.stop_keeping_data().await;
 
-    let store = vellum_store::SqliteStore::open(&vellum_store::SqliteConfig::new(data_dir.path())).unwrap();
+    let store = crate::helpers::open_store_of(data_dir.path()).await;
     let id = vellum_core::OrganizationId::parse(created["id"].as_str().unwrap()).unwrap();
     assert_eq!(store.get_organization(id).await.unwrap().name, "Survivor");
     store.close().await.unwrap();

@@ -41,10 +41,20 @@ async fn checkpoint_note(app: &TestApp, organization: &str) -> String {
 
 /// Runs `vellum ARGS…` (no data directory or config from the environment): success and output.
 pub fn verify(args: &[&str]) -> (bool, String) {
+    let data_dir = args
+        .iter()
+        .position(|arg| *arg == "--data-dir")
+        .and_then(|at| args.get(at + 1));
     let output = Command::new(vellum_binary())
         .args(args)
         .env_remove("VELLUM_DATA_DIR")
         .env_remove("VELLUM_CONFIG")
+        .env_remove("VELLUM_DATABASE_URL")
+        .envs(
+            data_dir
+                .map(|dir| crate::helpers::backend_env(std::path::Path::new(dir)))
+                .unwrap_or_default(),
+        )
         .output()
         .expect("vellum runs");
     let text = format!(
