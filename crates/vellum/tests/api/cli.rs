@@ -63,7 +63,7 @@ type Case = (
 #[test]
 fn bad_configuration_fails_at_start_with_a_clear_message() {
     let dir = tempfile::tempdir().unwrap();
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (&["serve", "--listen", "not-an-address"], &[], "invalid listen address"),
         (
             &["serve"],
@@ -77,8 +77,16 @@ fn bad_configuration_fails_at_start_with_a_clear_message() {
         ),
         (
             &["serve"],
-            &[("VELLUM_DATABASE_URL", "postgres://localhost/vellum")],
-            "no PostgreSQL backend",
+            &[(
+                "VELLUM_DATABASE_URL",
+                "postgres://vellum@127.0.0.1:1/vellum?sslmode=disable",
+            )],
+            "cannot open the PostgreSQL store",
+        ),
+        (
+            &["serve"],
+            &[("VELLUM_DATABASE_URL", "mysql://localhost/vellum")],
+            "not a PostgreSQL URL",
         ),
         (
             &["serve"],
