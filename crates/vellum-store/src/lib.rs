@@ -21,6 +21,7 @@ mod codec;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 mod ids;
+mod listing;
 mod payload;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -245,6 +246,23 @@ pub enum ExportOutcome {
 }
 
 impl ExportOutcome {
+    /// Why recording this outcome changed nothing, given the export as it now is: `worker` (when
+    /// the outcome was recorded under a lease) no longer holds it, or the export is not in the
+    /// state the outcome follows.
+    pub(crate) fn refused(&self, export: &Export, worker: Option<&str>) -> StoreError {
+        if let Some(worker) = worker
+            && export.state == ExportState::Pending
+        {
+            return not_leased(export.id, worker);
+        }
+        StoreError::Conflict(format!(
+            "export {} is {}, so it cannot become {}",
+            export.id,
+            export.state.as_str(),
+            self.state().as_str()
+        ))
+    }
+
     /// The state the outcome puts the export in.
     pub fn state(&self) -> ExportState {
         match self {
@@ -253,6 +271,11 @@ impl ExportOutcome {
             Self::Expired => ExportState::Expired,
         }
     }
+}
+
+/// The error of a lease operation by a worker that does not hold the export's lease.
+pub(crate) fn not_leased(id: vellum_core::ExportId, worker: &str) -> StoreError {
+    StoreError::Conflict(format!("export {id} is not leased to {worker}"))
 }
 
 /// A signed checkpoint and the checkpoint it signs.

@@ -18,8 +18,25 @@ pub(crate) struct PreparedEvent {
     pub(crate) payload: String,
 }
 
+/// Prepares events received now, off the async workers when there are many (encoding is most of
+/// an append's CPU).
+pub(crate) async fn prepare_now(
+    ids: &std::sync::Arc<IdGenerator>,
+    organization_id: OrganizationId,
+    events: Vec<NewEvent>,
+) -> Result<Vec<PreparedEvent>, StoreError> {
+    let received_at = crate::now();
+    if events.len() <= 64 {
+        return Ok(prepare(ids, organization_id, events, received_at));
+    }
+    let ids = std::sync::Arc::clone(ids);
+    tokio::task::spawn_blocking(move || prepare(&ids, organization_id, events, received_at))
+        .await
+        .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))
+}
+
 /// Prepares events outside the writer (this is most of the CPU work of an append).
-pub(crate) fn prepare(
+fn prepare(
     ids: &IdGenerator,
     organization_id: OrganizationId,
     events: Vec<NewEvent>,

@@ -6,7 +6,8 @@ use tokio_postgres::{Row, Transaction};
 use vellum_core::pagination::KeyBound;
 use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
 
-use super::{Params, PostgresStore, contains_pattern, id_bytes, timestamp, ulid_from};
+use super::{Params, PostgresStore, id_bytes, timestamp, ulid_from};
+use crate::listing::{Bound, contains_pattern, tighten};
 use crate::{
     AppendOutcome, AuditTrailFilter, EventBounds, EventFilter, EventStore, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim,
     LogRecord, NewEvent, StoreError,
@@ -46,9 +47,6 @@ fn read_event(row: &Row) -> Result<Event, StoreError> {
         },
     })
 }
-
-/// A cursor resolved to `(occurred_at, seq)`: `true` for "above it" (larger keys), `false` for below.
-type Bound = Option<(bool, (i64, i64))>;
 
 fn push_in(sql: &mut String, params: &mut Params, column: &str, items: &[String]) {
     if !items.is_empty() {
@@ -168,21 +166,16 @@ impl PostgresStore {
     }
 }
 
-/// A time range and a cursor both bound occurred_at: keeps the tighter of the two on each side.
-fn tighten(bound: Bound, range_start: &mut Option<Timestamp>, range_end: &mut Option<Timestamp>) -> Bound {
-    let (above, (occurred_at, _)) = bound?;
-    if above {
-        match range_start {
-            Some(start) if start.unix_millis() > occurred_at => return None,
-            _ => *range_start = None,
-        }
-    } else {
-        match range_end {
-            Some(end) if end.unix_millis() <= occurred_at => return None,
-            _ => *range_end = None,
-        }
-    }
-    bound
+/// Resolves a page's cursor (an event id) to its position in the listing order.
+async fn resolve_cursor(
+    bound: Option<&KeyBound<EventId>>,
+    position: impl AsyncFnOnce(EventId) -> Result<(i64, i64), StoreError>,
+) -> Result<Bound, StoreError> {
+    Ok(match bound {
+        None => None,
+        Some(KeyBound::Above(id)) => Some((true, position(*id).await?)),
+        Some(KeyBound::Below(id)) => Some((false, position(*id).await?)),
+    })
 }
 
 #[async_trait]
@@ -196,15 +189,7 @@ impl EventStore for PostgresStore {
         if self.closed.load(std::sync::atomic::Ordering::Acquire) {
             return Err(StoreError::Unavailable("the store is closed".into()));
         }
-        let ids = std::sync::Arc::clone(&self.ids);
-        let received_at = crate::now();
-        let prepared = if events.len() > 64 {
-            tokio::task::spawn_blocking(move || crate::payload::prepare(&ids, organization_id, events, received_at))
-                .await
-                .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))?
-        } else {
-            crate::payload::prepare(&ids, organization_id, events, received_at)
-        };
+        let prepared = crate::payload::prepare_now(&self.ids, organization_id, events).await?;
         self.appender.append(organization_id, prepared, idempotency).await
     }
 
@@ -249,11 +234,7 @@ impl EventStore for PostgresStore {
                 })?;
             Ok((row.try_get(0)?, row.try_get(1)?))
         };
-        let bound = match &plan.bound {
-            None => None,
-            Some(KeyBound::Above(id)) => Some((true, position(*id).await?)),
-            Some(KeyBound::Below(id)) => Some((false, position(*id).await?)),
-        };
+        let bound = resolve_cursor(plan.bound.as_ref(), position).await?;
         let mut filter = filter;
         let bound = tighten(bound, &mut filter.range_start, &mut filter.range_end);
         let direction = if plan.ascending { "asc" } else { "desc" };
@@ -303,11 +284,7 @@ impl EventStore for PostgresStore {
                 })?;
             Ok((row.try_get(0)?, row.try_get(1)?))
         };
-        let bound = match &plan.bound {
-            None => None,
-            Some(KeyBound::Above(id)) => Some((true, position(*id).await?)),
-            Some(KeyBound::Below(id)) => Some((false, position(*id).await?)),
-        };
+        let bound = resolve_cursor(plan.bound.as_ref(), position).await?;
         let mut range_start = filter.range_start;
         let mut range_end = filter.range_end;
         let bound = tighten(bound, &mut range_start, &mut range_end);

@@ -7,7 +7,7 @@ use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
 use vellum_core::{ExportId, OrganizationId, Timestamp};
 
 use super::{PostgresStore, id_bytes, timestamp, ulid_from};
-use crate::{ExportOutcome, ExportStore, StoreError};
+use crate::{ExportOutcome, ExportStore, StoreError, not_leased};
 
 const COLUMNS: &str = "id, organization_id, format, filter, state, error, object_path, rows, bytes, \
                        attempts, created_at, updated_at";
@@ -44,10 +44,6 @@ fn read_export(row: &Row) -> Result<Export, StoreError> {
         created_at: timestamp(row.try_get(10)?, "export created_at")?,
         updated_at: timestamp(row.try_get(11)?, "export updated_at")?,
     })
-}
-
-fn not_leased(id: ExportId, worker: &str) -> StoreError {
-    StoreError::Conflict(format!("export {id} is not leased to {worker}"))
 }
 
 impl PostgresStore {
@@ -100,16 +96,7 @@ impl PostgresStore {
         drop(client);
         let export = self.get_export(id).await?;
         if changed == 0 {
-            if let Some(worker) = owner
-                && export.state == ExportState::Pending
-            {
-                return Err(not_leased(id, worker));
-            }
-            return Err(StoreError::Conflict(format!(
-                "export {id} is {}, so it cannot become {}",
-                export.state.as_str(),
-                outcome.state().as_str()
-            )));
+            return Err(outcome.refused(&export, owner));
         }
         Ok(export)
     }

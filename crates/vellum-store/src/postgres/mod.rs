@@ -270,6 +270,31 @@ impl Params {
         format!("${}", self.0.len())
     }
 
+    /// ` and {column} > $n` (or `<`) for a page's bound on an id column (a ULID's bytes).
+    pub(super) fn push_id_bound<K>(
+        &mut self,
+        sql: &mut String,
+        column: &str,
+        bound: Option<&vellum_core::pagination::KeyBound<K>>,
+        bytes: impl Fn(&K) -> ulid::Ulid,
+    ) {
+        use vellum_core::pagination::KeyBound;
+        match bound {
+            None => {}
+            Some(KeyBound::Above(key)) => sql.push_str(&format!(" and {column} > {}", self.push(id_bytes(bytes(key))))),
+            Some(KeyBound::Below(key)) => sql.push_str(&format!(" and {column} < {}", self.push(id_bytes(bytes(key))))),
+        }
+    }
+
+    /// ` order by {column} asc|desc limit $n`: the end of a page by id.
+    pub(super) fn push_id_order(&mut self, sql: &mut String, column: &str, ascending: bool, fetch: u32) {
+        let direction = if ascending { "asc" } else { "desc" };
+        sql.push_str(&format!(
+            " order by {column} {direction} limit {}",
+            self.push(i64::from(fetch))
+        ));
+    }
+
     /// The values, as the driver takes them.
     pub(super) fn refs(&self) -> Vec<&(dyn tokio_postgres::types::ToSql + Sync)> {
         self.0
@@ -277,18 +302,4 @@ impl Params {
             .map(|value| value.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync))
             .collect()
     }
-}
-
-/// `%text%` for `LIKE`/`ILIKE … escape '\'`, with the pattern characters of `text` escaped.
-pub(super) fn contains_pattern(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 2);
-    escaped.push('%');
-    for character in text.chars() {
-        if matches!(character, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped.push('%');
-    escaped
 }

@@ -2,7 +2,6 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
-use vellum_core::pagination::KeyBound;
 use vellum_core::{
     NewOrganization, Organization, OrganizationDomainId, OrganizationId, OrganizationUpdate, Page, PageRequest,
 };
@@ -121,15 +120,11 @@ impl OrganizationStore for PostgresStore {
         let plan = page.plan();
         let mut params = Params::default();
         let mut sql = format!("select {COLUMNS} from organizations where deleted_at is null");
-        match &plan.bound {
-            None => {}
-            Some(KeyBound::Above(id)) => sql.push_str(&format!(" and id > {}", params.push(id_bytes(id.ulid())))),
-            Some(KeyBound::Below(id)) => sql.push_str(&format!(" and id < {}", params.push(id_bytes(id.ulid())))),
-        }
+        params.push_id_bound(&mut sql, "id", plan.bound.as_ref(), |id| id.ulid());
         if let Some(search) = &filter.search {
             sql.push_str(&format!(
                 r" and name ilike {} escape '\'",
-                params.push(super::contains_pattern(search))
+                params.push(crate::listing::contains_pattern(search))
             ));
         }
         if !filter.domains.is_empty() {
@@ -138,12 +133,7 @@ impl OrganizationStore for PostgresStore {
                 params.push(filter.domains.clone())
             ));
         }
-        sql.push_str(if plan.ascending {
-            " order by id asc"
-        } else {
-            " order by id desc"
-        });
-        sql.push_str(&format!(" limit {}", params.push(i64::from(plan.fetch))));
+        params.push_id_order(&mut sql, "id", plan.ascending, plan.fetch);
         let client = self.client().await?;
         let rows = client
             .query(&sql, &params.refs())

@@ -3,7 +3,6 @@
 
 use async_trait::async_trait;
 use tokio_postgres::Row;
-use vellum_core::pagination::KeyBound;
 use vellum_core::schema::SchemaDefinition;
 use vellum_core::{ActionId, Page, PageRequest, SchemaId};
 
@@ -25,21 +24,6 @@ fn read_schema_at(row: &Row, offset: usize) -> Result<StoredSchema, StoreError> 
         definition: decode_definition(&definition)?,
         created_at: timestamp(row.try_get(offset + 4)?, "created_at")?,
     })
-}
-
-fn push_bound(sql: &mut String, params: &mut Params, column: &str, bound: Option<&KeyBound<Vec<u8>>>) {
-    match bound {
-        None => {}
-        Some(KeyBound::Above(bytes)) => sql.push_str(&format!(" and {column} > {}", params.push(bytes.clone()))),
-        Some(KeyBound::Below(bytes)) => sql.push_str(&format!(" and {column} < {}", params.push(bytes.clone()))),
-    }
-}
-
-fn map_bound<K>(bound: &KeyBound<K>, convert: impl Fn(&K) -> Vec<u8>) -> KeyBound<Vec<u8>> {
-    match bound {
-        KeyBound::Above(key) => KeyBound::Above(convert(key)),
-        KeyBound::Below(key) => KeyBound::Below(convert(key)),
-    }
 }
 
 #[async_trait]
@@ -139,17 +123,8 @@ impl SchemaStore for PostgresStore {
              from audit_log_actions a join audit_log_schemas s on s.action_id = a.id and s.version = a.latest_version
              where true"
         );
-        let bound = plan
-            .bound
-            .as_ref()
-            .map(|bound| map_bound(bound, |id| id_bytes(id.ulid())));
-        push_bound(&mut sql, &mut params, "a.id", bound.as_ref());
-        sql.push_str(if plan.ascending {
-            " order by a.id asc"
-        } else {
-            " order by a.id desc"
-        });
-        sql.push_str(&format!(" limit {}", params.push(i64::from(plan.fetch))));
+        params.push_id_bound(&mut sql, "a.id", plan.bound.as_ref(), |id| id.ulid());
+        params.push_id_order(&mut sql, "a.id", plan.ascending, plan.fetch);
         let client = self.client().await?;
         let rows = client
             .query(&sql, &params.refs())
@@ -191,17 +166,8 @@ impl SchemaStore for PostgresStore {
              where s.action_id = {}",
             params.push(action_id)
         );
-        let bound = plan
-            .bound
-            .as_ref()
-            .map(|bound| map_bound(bound, |id| id_bytes(id.ulid())));
-        push_bound(&mut sql, &mut params, "s.id", bound.as_ref());
-        sql.push_str(if plan.ascending {
-            " order by s.id asc"
-        } else {
-            " order by s.id desc"
-        });
-        sql.push_str(&format!(" limit {}", params.push(i64::from(plan.fetch))));
+        params.push_id_bound(&mut sql, "s.id", plan.bound.as_ref(), |id| id.ulid());
+        params.push_id_order(&mut sql, "s.id", plan.ascending, plan.fetch);
         let rows = client
             .query(&sql, &params.refs())
             .await?

@@ -180,6 +180,35 @@ fn with_database(url: &str, database: &str) -> String {
     }
 }
 
+/// A client of the test server at `url` (its connection runs on the current runtime).
+///
+/// # Panics
+/// If the server cannot be reached.
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL server: {error}"));
+    tokio::spawn(connection);
+    client
+}
+
+/// Runs `work` to completion on a thread with its own runtime, so that it can be called inside or
+/// outside one (from `Drop`, from synchronous tests). `Err` when it panicked.
+fn on_own_runtime<T, F>(work: impl FnOnce() -> F + Send + 'static) -> std::thread::Result<T>
+where
+    T: Send + 'static,
+    F: std::future::Future<Output = T>,
+{
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime")
+            .block_on(work())
+    })
+    .join()
+}
+
 /// A fresh, empty database on the test server, dropped (with any connection left) on drop.
 pub struct TestDatabase {
     url: String,
@@ -195,16 +224,11 @@ impl TestDatabase {
     pub async fn create() -> Self {
         let admin_url = server_url();
         let name = format!("vellum_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
-        let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls)
+        connect(&admin_url)
             .await
-            .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL server: {error}"));
-        let connection = tokio::spawn(connection);
-        client
             .batch_execute(&format!("create database {name}"))
             .await
             .unwrap_or_else(|error| panic!("cannot create a test database: {error}"));
-        drop(client);
-        let _ = connection.await;
         Self {
             url: with_database(&admin_url, &name),
             admin_url,
@@ -221,23 +245,9 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop may run inside or outside a runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            runtime.block_on(async {
-                let (client, connection) = tokio_postgres::connect(&admin_url, tokio_postgres::NoTls).await.ok()?;
-                tokio::spawn(connection);
-                client
-                    .batch_execute(&format!("drop database if exists {name} with (force)"))
-                    .await
-                    .ok()
-            })
-        })
-        .join();
+        let drop_database = format!("drop database if exists {} with (force)", self.name);
+        // Best effort: the whole cluster is thrown away at the end of the run anyway.
+        let _ = on_own_runtime(async move || connect(&admin_url).await.batch_execute(&drop_database).await);
     }
 }
 
@@ -252,32 +262,21 @@ pub fn database_for_key(key: &str) -> String {
     key.hash(&mut hasher);
     let name = format!("vellum_test_key_{:016x}", hasher.finish());
     let admin_url = server_url();
-    let create_url = admin_url.clone();
-    let database = name.clone();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&create_url, tokio_postgres::NoTls)
+    let (url, database) = (admin_url.clone(), name.clone());
+    on_own_runtime(async move || {
+        let client = connect(&url).await;
+        let exists = client
+            .query_opt("select 1 from pg_database where datname = $1", &[&database])
+            .await
+            .expect("look the database up")
+            .is_some();
+        if !exists {
+            client
+                .batch_execute(&format!("create database {database}"))
                 .await
-                .unwrap_or_else(|error| panic!("cannot connect to the test PostgreSQL server: {error}"));
-            tokio::spawn(connection);
-            let exists = client
-                .query_opt("select 1 from pg_database where datname = $1", &[&database])
-                .await
-                .expect("look the database up")
-                .is_some();
-            if !exists {
-                client
-                    .batch_execute(&format!("create database {database}"))
-                    .await
-                    .unwrap_or_else(|error| panic!("cannot create a test database: {error}"));
-            }
-        });
+                .unwrap_or_else(|error| panic!("cannot create a test database: {error}"));
+        }
     })
-    .join()
     .expect("the database is created");
     with_database(&admin_url, &name)
 }
@@ -286,45 +285,35 @@ pub fn database_for_key(key: &str) -> String {
 /// (to check that a refused request changed nothing). Usable outside a runtime.
 pub fn table_digests(url: &str) -> Vec<(String, u64, u64)> {
     let url = url.to_owned();
-    std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        runtime.block_on(async {
-            let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
-                .await
-                .expect("connect to the test database");
-            tokio::spawn(connection);
-            let tables: Vec<String> = client
-                .query(
-                    "select tablename::text from pg_tables where schemaname = 'public' order by tablename",
+    on_own_runtime(async move || {
+        let client = connect(&url).await;
+        let tables: Vec<String> = client
+            .query(
+                "select tablename::text from pg_tables where schemaname = 'public' order by tablename",
+                &[],
+            )
+            .await
+            .expect("list tables")
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        let mut digests = Vec::new();
+        for table in tables {
+            let row = client
+                .query_one(
+                    &format!(
+                        "select count(*), coalesce(('x' || substr(md5(string_agg(t::text, '|' order by t::text)), 1, 15))::bit(60)::bigint, 0) from \"{table}\" t"
+                    ),
                     &[],
                 )
                 .await
-                .expect("list tables")
-                .iter()
-                .map(|row| row.get(0))
-                .collect();
-            let mut digests = Vec::new();
-            for table in tables {
-                let row = client
-                    .query_one(
-                        &format!(
-                            "select count(*), coalesce(('x' || substr(md5(string_agg(t::text, '|' order by t::text)), 1, 15))::bit(60)::bigint, 0) from \"{table}\" t"
-                        ),
-                        &[],
-                    )
-                    .await
-                    .expect("digest a table");
-                let count: i64 = row.get(0);
-                let hash: i64 = row.get(1);
-                digests.push((table, count as u64, hash as u64));
-            }
-            digests
-        })
+                .expect("digest a table");
+            let count: i64 = row.get(0);
+            let hash: i64 = row.get(1);
+            digests.push((table, count.unsigned_abs(), hash.unsigned_abs()));
+        }
+        digests
     })
-    .join()
     .expect("digests are read")
 }
 

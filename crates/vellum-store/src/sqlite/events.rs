@@ -6,6 +6,7 @@ use vellum_core::pagination::KeyBound;
 use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
 
 use super::ulid_from_blob;
+use crate::listing::{Bound, contains_pattern, tighten};
 use crate::{AppendOutcome, EventFilter, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, LogRecord, StoreError};
 
 /// Returns the internal key of a live organization.
@@ -284,19 +285,6 @@ fn cursor_position(connection: &Connection, organization_seq: i64, id: EventId) 
 
 fn placeholders(count: usize) -> String {
     vec!["?"; count].join(", ")
-}
-
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 2);
-    escaped.push('%');
-    for character in text.chars() {
-        if matches!(character, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped.push('%');
-    escaped
 }
 
 /// How a listing query reads the events it considers.
@@ -628,7 +616,7 @@ fn push_search(sql: &mut String, values: &mut Vec<Value>, search: &str) {
     // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
     // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
     // raw payload is a cheap necessary condition that spares most rows the JSON walk.
-    let pattern = escape_like(search);
+    let pattern = contains_pattern(search);
     let escapes_in_json = search
         .chars()
         .any(|character| matches!(character, '"' | '\\') || character.is_control());
@@ -836,28 +824,6 @@ pub(super) fn list(
     let seqs: Vec<i64> = rows.iter().map(|row| row.1).collect();
     let events = events_by_seq(connection, organization_id, &seqs)?;
     Ok(page.finish(events, |event| event.id))
-}
-
-/// A cursor resolved to `(occurred_at, seq)`: `true` for "above it" (larger keys), `false` for below.
-type Bound = Option<(bool, (i64, i64))>;
-
-/// A time range and a cursor both bound occurred_at. Keeps only the tighter of the two on each
-/// side: given two lower bounds on one column, SQLite seeks the index with either one, and
-/// seeking with the range's would rescan every earlier page (quadratic for deep pages).
-fn tighten(bound: Bound, range_start: &mut Option<Timestamp>, range_end: &mut Option<Timestamp>) -> Bound {
-    let (above, (occurred_at, _)) = bound?;
-    if above {
-        match range_start {
-            Some(start) if start.unix_millis() > occurred_at => return None,
-            _ => *range_start = None,
-        }
-    } else {
-        match range_end {
-            Some(end) if end.unix_millis() <= occurred_at => return None,
-            _ => *range_end = None,
-        }
-    }
-    bound
 }
 
 /// Keyset: `(occurred_at, seq)` strictly past the cursor, written so that the index range on

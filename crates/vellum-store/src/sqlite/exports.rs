@@ -7,7 +7,7 @@ use vellum_core::{ExportId, OrganizationId, Timestamp};
 
 use super::events::live_organization_seq;
 use super::ulid_from_blob;
-use crate::{ExportOutcome, StoreError};
+use crate::{ExportOutcome, StoreError, not_leased};
 
 const COLUMNS: &str = "x.id, o.id, x.format, x.filter, x.state, x.error, x.object_path, x.rows, x.bytes, \
                        x.attempts, x.created_at, x.updated_at";
@@ -157,22 +157,9 @@ pub(super) fn finish(
     };
     let export = get(connection, id)?;
     if changed == 0 {
-        if let Some(worker) = owner
-            && export.state == ExportState::Pending
-        {
-            return Err(not_leased(id, worker));
-        }
-        return Err(StoreError::Conflict(format!(
-            "export {id} is {}, so it cannot become {}",
-            export.state.as_str(),
-            outcome.state().as_str()
-        )));
+        return Err(outcome.refused(&export, owner));
     }
     Ok(export)
-}
-
-fn not_leased(id: ExportId, worker: &str) -> StoreError {
-    StoreError::Conflict(format!("export {id} is not leased to {worker}"))
 }
 
 /// Leases the oldest pending export whose lease is absent or ran out (`lease_until <= now`) to

@@ -507,17 +507,9 @@ impl EventStore for SqliteStore {
         events: Vec<NewEvent>,
         idempotency: Option<IdempotencyClaim>,
     ) -> Result<AppendOutcome, StoreError> {
-        // Encoding is most of an append's CPU: do it here, in parallel across requests (off the
-        // async workers for large batches), and leave only positions and hashing to the writer.
-        let ids = Arc::clone(&self.ids);
-        let received_at = crate::now();
-        let prepared = if events.len() > 64 {
-            tokio::task::spawn_blocking(move || crate::payload::prepare(&ids, organization_id, events, received_at))
-                .await
-                .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))?
-        } else {
-            crate::payload::prepare(&ids, organization_id, events, received_at)
-        };
+        // Encoding is most of an append's CPU: do it here, in parallel across requests, and leave
+        // only positions and hashing to the writer.
+        let prepared = crate::payload::prepare_now(&self.ids, organization_id, events).await?;
         let frontiers = Arc::clone(&self.frontiers);
         let outcome = self
             .writer

@@ -89,7 +89,7 @@ pub(super) fn list(
     }
     if let Some(search) = &filter.search {
         sql.push_str(r" and name like ? escape '\'");
-        values.push(Value::Text(format!("%{}%", escape_like(search))));
+        values.push(Value::Text(crate::listing::contains_pattern(search)));
     }
     if !filter.domains.is_empty() {
         let placeholders = vec!["?"; filter.domains.len()].join(", ");
@@ -189,17 +189,6 @@ fn external_id_conflict(error: rusqlite::Error, external_id: Option<&str>) -> St
         ));
     }
     StoreError::from(error)
-}
-
-fn escape_like(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for character in text.chars() {
-        if matches!(character, '%' | '_' | '\\') {
-            escaped.push('\\');
-        }
-        escaped.push(character);
-    }
-    escaped
 }
 
 fn corrupt(what: &str) -> StoreError {
