@@ -316,6 +316,18 @@ async fn at_the_connection_limit_the_longest_waiting_connection_makes_room() {
 #[tokio::test]
 async fn when_every_connection_is_busy_a_newcomer_gets_a_json_503() {
     let app = app_with_limits(|limits| limits.max_connections = 2).await;
+    // One authenticated request first: its key is then cached and the store connected, so that
+    // the two requests below reach their handlers (and become busy) at once, before the first
+    // probe could find one of them still evictable.
+    let warm = app
+        .client
+        .get(app.url("/organizations"))
+        .bearer_auth(&app.api_key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(warm.status(), StatusCode::OK);
+    drop(warm);
     // Two requests whose bodies are still arriving: busy, not evictable.
     let mut busy = Vec::new();
     for _ in 0..2 {

@@ -87,8 +87,11 @@ impl TestApp {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let secret = vellum_store::generate_api_key_secret().expect("random secret");
         let mut settings = Settings::for_tests(data_dir.path(), secret.clone());
-        settings.database_url = database_url_for(data_dir.path());
         configure(&mut settings);
+        // After `configure`, which may point the server at another data directory.
+        if settings.database_url.is_none() {
+            settings.database_url = database_url_for(&settings.data_dir);
+        }
         let application = Application::build(settings).await.expect("server builds");
         let address = format!("http://{}", application.local_addr());
         let (shutdown, stopped) = oneshot::channel::<()>();
