@@ -30,6 +30,7 @@ mod openapi;
 mod organizations;
 mod rate_limit;
 mod retention;
+mod scale_out;
 mod schemas;
 mod schemathesis;
 mod sdk_node;
