@@ -33,7 +33,7 @@ mod server;
 
 use std::path::PathBuf;
 
-pub use report::Report;
+pub use report::{Report, ScaleOut};
 
 /// What to measure, and how long.
 #[derive(Clone, Debug)]
@@ -58,6 +58,8 @@ pub struct BenchConfig {
     pub label: Option<String>,
     /// No progress lines on standard error.
     pub quiet: bool,
+    /// A PostgreSQL server (a URL whose user may create databases) for [`scale_out`].
+    pub postgres_url: Option<String>,
 }
 
 impl Default for BenchConfig {
@@ -72,6 +74,7 @@ impl Default for BenchConfig {
             server_log: "warn".to_owned(),
             label: None,
             quiet: false,
+            postgres_url: None,
         }
     }
 }
@@ -79,4 +82,12 @@ impl Default for BenchConfig {
 /// Runs every phase and returns the figures (and the table, [`Report::render`]).
 pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
     phases::run(config).await
+}
+
+/// Measures ingest on the embedded store, on PostgreSQL with one node, and on PostgreSQL with
+/// three nodes sharing one database (`config.postgres_url`), in one run: single events from 32
+/// clients and batches of 1,000 over 4 connections, each run on a fresh store, the connections
+/// spread over the nodes in turn.
+pub async fn scale_out(config: BenchConfig) -> anyhow::Result<ScaleOut> {
+    phases::scale_out(config).await
 }

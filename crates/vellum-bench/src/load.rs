@@ -124,12 +124,18 @@ fn check(reply: &Reply, path: &str, batch: bool) -> anyhow::Result<()> {
 
 /// Runs `workload` against `target` in `shape`.
 pub(crate) async fn run(target: &Target, workload: &Workload, shape: Shape) -> anyhow::Result<RunResult> {
-    if workload.bodies.is_empty() || shape.connections == 0 {
-        bail!("a run needs bodies and connections");
+    run_spread(std::slice::from_ref(target), workload, shape).await
+}
+
+/// Runs `workload` in `shape` with its connections spread over `targets` in turn (as a load
+/// balancer would spread clients over several nodes).
+pub(crate) async fn run_spread(targets: &[Target], workload: &Workload, shape: Shape) -> anyhow::Result<RunResult> {
+    if workload.bodies.is_empty() || shape.connections == 0 || targets.is_empty() {
+        bail!("a run needs bodies, connections and a server");
     }
     let mut clients = Vec::with_capacity(shape.connections);
-    for _ in 0..shape.connections {
-        clients.push(Client::connect(target).await?);
+    for index in 0..shape.connections {
+        clients.push(Client::connect(&targets[index % targets.len()]).await?);
     }
     let shared = Arc::new(Shared {
         workload: workload.clone(),

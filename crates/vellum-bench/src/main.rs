@@ -42,6 +42,14 @@ struct Arguments {
     /// No progress lines on standard error.
     #[arg(long)]
     quiet: bool,
+    /// Measure ingest on the embedded store and on PostgreSQL with one and three nodes instead
+    /// (`--scale-out --postgres-url URL`): a table of its own, and its JSON in --output.
+    #[arg(long, requires = "postgres_url")]
+    scale_out: bool,
+    /// A PostgreSQL server whose user may create databases (one fresh database per run), for
+    /// --scale-out. Its settings are measured too: keep fsync and synchronous_commit on.
+    #[arg(long, env = "VELLUM_BENCH_POSTGRES_URL", hide_env_values = true)]
+    postgres_url: Option<String>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -56,6 +64,7 @@ fn main() -> anyhow::Result<()> {
         server_log: arguments.server_log,
         label: arguments.label,
         quiet: arguments.quiet,
+        postgres_url: arguments.postgres_url,
     };
     // The load generator gets one thread: the server under test needs the cores more.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -63,16 +72,15 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot build the runtime")?;
     // On Ctrl-C the run is dropped, which stops its servers and removes its temporary stores.
-    let report = runtime.block_on(async {
-        tokio::select! {
-            report = vellum_bench::run(config) => report,
-            interrupted = tokio::signal::ctrl_c() => {
-                interrupted.context("cannot listen for Ctrl-C")?;
-                anyhow::bail!("interrupted")
-            }
-        }
-    })?;
-    print!("{}", report.render());
+    let (table, json) = if arguments.scale_out {
+        let report = runtime.block_on(interruptible(vellum_bench::scale_out(config)))?;
+        (report.render(), serde_json::to_string_pretty(&report))
+    } else {
+        let report = runtime.block_on(interruptible(vellum_bench::run(config)))?;
+        (report.render(), serde_json::to_string_pretty(&report))
+    };
+    let json = json.context("cannot encode the report")?;
+    print!("{table}");
     if let Some(parent) = arguments
         .output
         .parent()
@@ -80,9 +88,19 @@ fn main() -> anyhow::Result<()> {
     {
         std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    let json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
     std::fs::write(&arguments.output, json + "\n")
         .with_context(|| format!("cannot write {}", arguments.output.display()))?;
     eprintln!("report written to {}", arguments.output.display());
     Ok(())
+}
+
+/// Runs `run` unless Ctrl-C comes first.
+async fn interruptible<T>(run: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::select! {
+        report = run => report,
+        interrupted = tokio::signal::ctrl_c() => {
+            interrupted.context("cannot listen for Ctrl-C")?;
+            anyhow::bail!("interrupted")
+        }
+    }
 }

@@ -193,51 +193,164 @@ pub(crate) async fn run(config: BenchConfig) -> anyhow::Result<Report> {
     if config.events < FILL_BATCH {
         bail!("--events must be at least {FILL_BATCH}");
     }
-    if config.repeats == 0 || config.read_requests == 0 || !config.seconds.is_finite() || config.seconds <= 0.0 {
-        bail!("--repeats, --read-requests and --seconds must be positive");
-    }
-    let started = Instant::now();
-    let date = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .context("the current time")?
-        .format(&Rfc3339)
-        .context("cannot format the date")?;
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    // Scratch stores live next to the measured store, on the same file system.
-    let scratch_parent = match &config.data_dir {
-        Some(data_dir) => {
-            std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
-            data_dir
-                .canonicalize()?
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_else(std::env::temp_dir)
-        }
-        None => std::env::temp_dir(),
-    };
-    let work = tempfile::Builder::new()
-        .prefix("vellum-bench-")
-        .tempdir_in(&scratch_parent)
-        .with_context(|| format!("cannot create a work directory in {}", scratch_parent.display()))?;
-    let binary = Binary {
-        path: config.server_binary.clone(),
-        api_key: API_KEY.to_owned(),
-        log_filter: config.server_log.clone(),
-    };
-    let bench = Bench {
-        duration: Duration::from_secs_f64(config.seconds),
-        progress: Progress {
-            start: started,
-            quiet: config.quiet,
-        },
-        config,
-        binary,
-        generator: Arc::new(Generator::new()),
-        threads,
-        work,
-        servers_started: AtomicUsize::new(0),
-    };
+    let (bench, date) = Bench::new(config)?;
     bench.run(date).await
+}
+
+pub(crate) async fn scale_out(config: BenchConfig) -> anyhow::Result<crate::report::ScaleOut> {
+    let Some(admin_url) = config.postgres_url.clone() else {
+        bail!("the scale-out measurement needs --postgres-url");
+    };
+    let (bench, date) = Bench::new(config)?;
+    let server_version = bench.server_version().await?;
+    let pools = Pools::new(&bench.generator, 0);
+    let mut setups = Vec::new();
+    for (name, postgres, nodes) in [
+        ("embedded store, 1 node", false, 1),
+        ("PostgreSQL, 1 node", true, 1),
+        ("PostgreSQL, 3 nodes", true, 3),
+    ] {
+        let mut measured = Vec::with_capacity(2);
+        for kind in [Kind::Single32, Kind::Batch1000] {
+            let label = format!("scale-out, {name}: {}", kind.name());
+            measured.push(
+                bench
+                    .repeat(&label, async || {
+                        bench
+                            .ingest_on_fresh_nodes(&pools, kind, postgres.then_some(admin_url.as_str()), nodes)
+                            .await
+                    })
+                    .await?,
+            );
+        }
+        let batch_1000 = measured.pop().context("two measurements")?;
+        let single_32_clients = measured.pop().context("two measurements")?;
+        setups.push(crate::report::ScaleOutSetup {
+            name: name.to_owned(),
+            nodes,
+            single_32_clients,
+            batch_1000,
+        });
+    }
+    bench.progress.say("done");
+    Ok(crate::report::ScaleOut {
+        date,
+        cores: bench.threads,
+        server_version,
+        label: bench.config.label.clone(),
+        seconds: bench.config.seconds,
+        repeats: bench.config.repeats,
+        setups,
+    })
+}
+
+impl Bench {
+    /// Checks the settings and makes the work directory.
+    fn new(config: BenchConfig) -> anyhow::Result<(Self, String)> {
+        if config.repeats == 0 || config.read_requests == 0 || !config.seconds.is_finite() || config.seconds <= 0.0 {
+            bail!("--repeats, --read-requests and --seconds must be positive");
+        }
+        let started = Instant::now();
+        let date = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .context("the current time")?
+            .format(&Rfc3339)
+            .context("cannot format the date")?;
+        let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        // Scratch stores live next to the measured store, on the same file system.
+        let scratch_parent = match &config.data_dir {
+            Some(data_dir) => {
+                std::fs::create_dir_all(data_dir).with_context(|| format!("cannot create {}", data_dir.display()))?;
+                data_dir
+                    .canonicalize()?
+                    .parent()
+                    .map(Path::to_owned)
+                    .unwrap_or_else(std::env::temp_dir)
+            }
+            None => std::env::temp_dir(),
+        };
+        let work = tempfile::Builder::new()
+            .prefix("vellum-bench-")
+            .tempdir_in(&scratch_parent)
+            .with_context(|| format!("cannot create a work directory in {}", scratch_parent.display()))?;
+        let binary = Binary {
+            path: config.server_binary.clone(),
+            api_key: API_KEY.to_owned(),
+            log_filter: config.server_log.clone(),
+        };
+        let bench = Bench {
+            duration: Duration::from_secs_f64(config.seconds),
+            progress: Progress {
+                start: started,
+                quiet: config.quiet,
+            },
+            config,
+            binary,
+            generator: Arc::new(Generator::new()),
+            threads,
+            work,
+            servers_started: AtomicUsize::new(0),
+        };
+        Ok((bench, date))
+    }
+
+    /// One run of `kind` on a fresh store served by `nodes` fresh servers: a fresh database on
+    /// the PostgreSQL server of `postgres` (shared by the nodes), else a fresh embedded store
+    /// (one node only). The connections are spread over the nodes in turn.
+    async fn ingest_on_fresh_nodes(
+        &self,
+        pools: &Pools,
+        kind: Kind,
+        postgres: Option<&str>,
+        nodes: usize,
+    ) -> anyhow::Result<RunResult> {
+        let database = match postgres {
+            Some(admin_url) => Some(
+                vellum_store::postgres::testing::TestDatabase::create_on(admin_url)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None if nodes > 1 => bail!("several nodes need PostgreSQL"),
+            None => None,
+        };
+        let mut scratches = Vec::with_capacity(nodes);
+        let mut servers = Vec::with_capacity(nodes);
+        let started = async {
+            for _ in 0..nodes {
+                let scratch = self.scratch_dir("scale-out-")?;
+                let server = self
+                    .start_server_on(scratch.path(), database.as_ref().map(|database| database.url()))
+                    .await;
+                scratches.push(scratch);
+                servers.push(server?);
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        let outcome = match started {
+            Ok(()) => {
+                async {
+                    let targets = servers
+                        .iter()
+                        .map(|server| Target::new(server.address, API_KEY))
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    let tenants = prepare(&targets[0]).await?;
+                    load::run_spread(
+                        &targets,
+                        &kind.workload(pools, &tenants.organization_ids),
+                        kind.shape(self.duration, 0.0),
+                    )
+                    .await
+                }
+                .await
+            }
+            Err(error) => Err(error),
+        };
+        for server in servers {
+            server.stop().await.context("stopping a scale-out server")?;
+        }
+        outcome
+    }
 }
 
 impl Bench {
@@ -312,9 +425,13 @@ impl Bench {
     }
 
     async fn start_server(&self, data_dir: &Path) -> anyhow::Result<ServerProcess> {
+        self.start_server_on(data_dir, None).await
+    }
+
+    async fn start_server_on(&self, data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<ServerProcess> {
         let number = self.servers_started.fetch_add(1, Ordering::Relaxed) + 1;
         let log = self.work.path().join(format!("server-{number}.log"));
-        ServerProcess::start(&self.binary, data_dir, &log).await
+        ServerProcess::start(&self.binary, data_dir, database_url, &log).await
     }
 
     fn scratch_dir(&self, name: &str) -> anyhow::Result<tempfile::TempDir> {

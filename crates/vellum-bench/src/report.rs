@@ -644,6 +644,85 @@ impl Report {
     }
 }
 
+/// Ingest on the embedded store and on PostgreSQL with one and with several nodes, measured in
+/// one run (`--postgres-url`), each run on a fresh store.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleOut {
+    /// When the run started (UTC, RFC 3339).
+    pub date: String,
+    /// The cores this process may use.
+    pub cores: usize,
+    /// What the `vellum` binary says of itself.
+    pub server_version: String,
+    /// A free-form label given on the command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Seconds per measured run.
+    pub seconds: f64,
+    /// Runs per measurement (the median run is reported).
+    pub repeats: usize,
+    /// One row per setup, in the order measured.
+    pub setups: Vec<ScaleOutSetup>,
+}
+
+/// One setup of [`ScaleOut`].
+#[derive(Clone, Debug, Serialize)]
+pub struct ScaleOutSetup {
+    /// What was measured (`embedded store, 1 node`, `PostgreSQL, 3 nodes`).
+    pub name: String,
+    /// `vellum serve` processes, the clients' connections spread over them in turn.
+    pub nodes: usize,
+    /// Single events, 32 clients, each request with its own `Idempotency-Key`.
+    pub single_32_clients: Measured,
+    /// Batches of 1,000 events, 4 connections.
+    pub batch_1000: Measured,
+}
+
+impl ScaleOut {
+    /// The table printed on standard output.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "Vellum scale-out, {}: {} cores, {} ({}), {} s per run, median of {}",
+            self.date,
+            self.cores,
+            self.server_version,
+            self.label.as_deref().unwrap_or("no label"),
+            self.seconds,
+            self.repeats
+        );
+        let base = self.setups.first().map(|setup| {
+            (
+                setup.single_32_clients.events_per_second,
+                setup.batch_1000.events_per_second,
+            )
+        });
+        let _ = writeln!(
+            text,
+            "| setup | single events, 32 clients | p99 | batches of 1,000, 4 connections |"
+        );
+        let _ = writeln!(text, "|---|---|---|---|");
+        for setup in &self.setups {
+            let ratio = |value: f64, of: Option<f64>| match of {
+                Some(of) if of > 0.0 => format!(" ({:.2} of the first)", value / of),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                text,
+                "| {} | {} ev/s{} | {:.1} ms | {} ev/s{} |",
+                setup.name,
+                thousands(setup.single_32_clients.events_per_second),
+                ratio(setup.single_32_clients.events_per_second, base.map(|base| base.0)),
+                setup.single_32_clients.p99_ms,
+                thousands(setup.batch_1000.events_per_second),
+                ratio(setup.batch_1000.events_per_second, base.map(|base| base.1)),
+            );
+        }
+        text
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

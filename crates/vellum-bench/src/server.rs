@@ -52,10 +52,20 @@ pub(crate) struct ServerProcess {
 impl ServerProcess {
     /// Starts `vellum serve` on `data_dir`, on a free port of 127.0.0.1, logging to `log`, and
     /// waits until it announces that it accepts connections.
-    pub(crate) async fn start(binary: &Binary, data_dir: &Path, log: &Path) -> anyhow::Result<Self> {
+    /// With `database_url`, it serves from that PostgreSQL database instead (the data directory
+    /// then holds only export files).
+    pub(crate) async fn start(
+        binary: &Binary,
+        data_dir: &Path,
+        database_url: Option<&str>,
+        log: &Path,
+    ) -> anyhow::Result<Self> {
         let log_file = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = binary
-            .command()
+        let mut command = binary.command();
+        if let Some(url) = database_url {
+            command.env("VELLUM_DATABASE_URL", url);
+        }
+        let mut child = command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")

@@ -163,6 +163,18 @@ pub fn server_url() -> String {
         .unwrap_or_else(|error| panic!("cannot start PostgreSQL for the tests: {error}"))
 }
 
+/// A URL without its password, for messages.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// `url` with its database replaced by `database`.
 fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
@@ -222,18 +234,28 @@ impl TestDatabase {
     /// # Panics
     /// If the server cannot be reached or the database created.
     pub async fn create() -> Self {
-        let admin_url = server_url();
-        let name = format!("vellum_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
-        connect(&admin_url)
+        Self::create_on(&server_url())
             .await
+            .unwrap_or_else(|error| panic!("cannot create a test database: {error}"))
+    }
+
+    /// Creates one on the server of `admin_url` (a URL whose user may create databases), for
+    /// the benchmark harness, which measures on a server of its caller's choosing.
+    pub async fn create_on(admin_url: &str) -> Result<Self, String> {
+        let name = format!("vellum_test_{}", ulid::Ulid::generate().to_string().to_lowercase());
+        let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+            .await
+            .map_err(|error| format!("cannot connect to {}: {error}", redacted(admin_url)))?;
+        tokio::spawn(connection);
+        client
             .batch_execute(&format!("create database {name}"))
             .await
-            .unwrap_or_else(|error| panic!("cannot create a test database: {error}"));
-        Self {
-            url: with_database(&admin_url, &name),
-            admin_url,
+            .map_err(|error| format!("cannot create a database: {error}"))?;
+        Ok(Self {
+            url: with_database(admin_url, &name),
+            admin_url: admin_url.to_owned(),
             name,
-        }
+        })
     }
 
     /// Its URL.

@@ -259,10 +259,15 @@ pub(super) fn first_inconsistent_node(
     connection: &Connection,
     organization_id: OrganizationId,
 ) -> Result<Option<(u32, u64)>, StoreError> {
-    ready(verifiable_log::first_inconsistent_subtree(&any_log(
+    // One read transaction for the whole walk: its pages and the many small reads between them
+    // then share one snapshot and one lock, instead of taking the file's lock for each.
+    let snapshot = connection.unchecked_transaction()?;
+    let found = ready(verifiable_log::first_inconsistent_subtree(&any_log(
         connection,
         organization_id,
-    )?))
+    )?));
+    snapshot.finish()?;
+    found
 }
 
 /// For verification: a page of raw log records from `start`, with what is stored for each.

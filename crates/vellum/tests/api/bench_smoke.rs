@@ -79,3 +79,38 @@ async fn every_phase_runs_and_reports_every_figure() {
         assert!(measures.contains(&expected), "no row for {expected}: {measures:#?}");
     }
 }
+
+/// The scale-out measurement (embedded, PostgreSQL with one node, with three) runs end to end on
+/// the test PostgreSQL server, so that it cannot rot. No assertion on speed.
+#[tokio::test]
+async fn the_scale_out_measurement_runs_every_setup() {
+    let config = vellum_bench::BenchConfig {
+        server_binary: vellum_binary(),
+        seconds: 0.5,
+        repeats: 1,
+        postgres_url: Some(vellum_store::postgres::testing::server_url()),
+        ..vellum_bench::BenchConfig::default()
+    };
+    let report = vellum_bench::scale_out(config).await.expect("every setup runs");
+    println!("{}", report.render());
+    let names: Vec<(&str, usize)> = report
+        .setups
+        .iter()
+        .map(|setup| (setup.name.as_str(), setup.nodes))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            ("embedded store, 1 node", 1),
+            ("PostgreSQL, 1 node", 1),
+            ("PostgreSQL, 3 nodes", 3)
+        ]
+    );
+    for setup in &report.setups {
+        assert!(
+            setup.single_32_clients.events_per_second > 0.0 && setup.batch_1000.events_per_second > 0.0,
+            "{}: nothing was stored",
+            setup.name
+        );
+    }
+}
