@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use deadpool_postgres::Transaction;
 use tokio::sync::{Notify, oneshot};
-use tokio_postgres::Transaction;
 use vellum_core::{Event, EventId, OrganizationId};
 
 use super::log::PgLog;
@@ -176,7 +176,9 @@ impl Appender {
         let organization = id_bytes(organization_id.ulid());
         let live: Option<bool> = transaction
             .query_opt(
-                "select deleted_at is null from organizations where id = $1",
+                &transaction
+                    .prepare_cached("select deleted_at is null from organizations where id = $1")
+                    .await?,
                 &[&organization],
             )
             .await?
@@ -204,13 +206,13 @@ impl Appender {
                     .flat_map(|event| event.event.id.ulid().to_bytes())
                     .collect();
                 transaction
-                    .query_opt(
-                        "insert into idempotency_keys (organization_id, key_hash, request_hash, response, event_ids, created_at)
+            .query_opt(
+                &transaction.prepare_cached("insert into idempotency_keys (organization_id, key_hash, request_hash, response, event_ids, created_at)
                          values ($1, $2, $3, $4, $5, $6)
                          on conflict (organization_id, key_hash) do update set request_hash = excluded.request_hash,
                              response = excluded.response, event_ids = excluded.event_ids, created_at = excluded.created_at
                          where idempotency_keys.created_at <= $7
-                         returning 1",
+                         returning 1").await?,
                         &[
                             &organization,
                             &claim.key_hash.as_slice(),
@@ -247,9 +249,13 @@ impl Appender {
             let count_i64 = i64::try_from(count).unwrap_or(i64::MAX);
             let first: i64 = transaction
                 .query_one(
-                    "insert into log_heads (organization_id, size) values ($1, $2)
+                    &transaction
+                        .prepare_cached(
+                            "insert into log_heads (organization_id, size) values ($1, $2)
                      on conflict (organization_id) do update set size = log_heads.size + excluded.size
                      returning size - $2",
+                        )
+                        .await?,
                     &[&organization, &count_i64],
                 )
                 .await?
@@ -314,8 +320,12 @@ async fn stored_claim(
 ) -> Result<Option<AppendOutcome>, StoreError> {
     let Some(row) = transaction
         .query_opt(
-            "select request_hash, response, event_ids from idempotency_keys
+            &transaction
+                .prepare_cached(
+                    "select request_hash, response, event_ids from idempotency_keys
              where organization_id = $1 and key_hash = $2 and created_at > $3",
+                )
+                .await?,
             &[&organization, &claim.key_hash.as_slice(), &cutoff],
         )
         .await?
@@ -408,18 +418,22 @@ impl Batch {
         let leaves: Vec<&[u8]> = self.leaves.iter().map(|leaf| leaf.as_slice()).collect();
         transaction
             .execute(
-                "insert into log_leaves (organization_id, log_index, leaf_hash, event_id, received_at)
+                &transaction
+                    .prepare_cached(
+                        "insert into log_leaves (organization_id, log_index, leaf_hash, event_id, received_at)
                  select $1, * from unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[])",
+                    )
+                    .await?,
                 &[&organization, &self.log_index, &leaves, &self.ids, &self.received_at],
             )
             .await?;
         let returned = transaction
             .query(
-                "insert into events (organization_id, received_at, id, log_index, occurred_at, action, actor_id,
+                &transaction.prepare_cached("insert into events (organization_id, received_at, id, log_index, occurred_at, action, actor_id,
                                      actor_name, schema_version, payload, target_count)
                  select $1, * from unnest($2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], $6::text[],
                                           $7::text[], $8::text[], $9::int[], $10::text[], $11::int[])
-                 returning log_index, seq",
+                 returning log_index, seq").await?,
                 &[
                     &organization,
                     &self.received_at,
@@ -466,10 +480,10 @@ impl Batch {
         if !self.target_event.is_empty() {
             let (received, seq, occurred) = by_event(&self.target_event);
             transaction
-                .execute(
-                    "insert into event_targets (organization_id, received_at, event_seq, position, target_type,
+            .execute(
+                &transaction.prepare_cached("insert into event_targets (organization_id, received_at, event_seq, position, target_type,
                                                 target_id, occurred_at)
-                     select $1, * from unnest($2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[])",
+                     select $1, * from unnest($2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[])").await?,
                     &[
                         &organization,
                         &received,
@@ -485,11 +499,11 @@ impl Batch {
         if !self.trail_event.is_empty() {
             let (received, seq, occurred) = by_event(&self.trail_event);
             transaction
-                .execute(
-                    "insert into audit_trail_events (organization_id, received_at, event_seq, occurred_at, group_name,
+            .execute(
+                &transaction.prepare_cached("insert into audit_trail_events (organization_id, received_at, event_seq, occurred_at, group_name,
                                                      action_type, target_name, target_id)
                      select $1, * from unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                                              $7::text[], $8::text[])",
+                                              $7::text[], $8::text[])").await?,
                     &[
                         &organization,
                         &received,

@@ -2,7 +2,8 @@
 //! by log position. Appends are in `append.rs`.
 
 use async_trait::async_trait;
-use tokio_postgres::{Row, Transaction};
+use deadpool_postgres::Transaction;
+use tokio_postgres::Row;
 use vellum_core::pagination::KeyBound;
 use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
 
@@ -202,8 +203,12 @@ impl EventStore for PostgresStore {
         let client = self.client().await?;
         client
             .query_opt(
-                "select request_hash, response, event_ids from idempotency_keys
-                 where organization_id = $1 and key_hash = $2 and created_at > $3",
+                &client
+                    .prepare_cached(
+                        "select request_hash, response, event_ids from idempotency_keys
+                         where organization_id = $1 and key_hash = $2 and created_at > $3",
+                    )
+                    .await?,
                 &[&id_bytes(organization_id.ulid()), &claim.key_hash.as_slice(), &cutoff],
             )
             .await?

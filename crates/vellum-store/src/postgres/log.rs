@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use tokio_postgres::Transaction;
+use deadpool_postgres::Transaction;
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::merkle::Hash;
 use vellum_core::{Event, EventId, OrganizationId};
@@ -46,7 +46,10 @@ impl LogStorage for PgLog<'_, '_> {
         let row = self
             .transaction
             .query_opt(
-                "select size from log_heads where organization_id = $1",
+                &self
+                    .transaction
+                    .prepare_cached("select size from log_heads where organization_id = $1")
+                    .await?,
                 &[&self.organization],
             )
             .await?;
@@ -73,7 +76,12 @@ impl LogStorage for PgLog<'_, '_> {
             for row in self
                 .transaction
                 .query(
-                    "select log_index, leaf_hash from log_leaves where organization_id = $1 and log_index = any($2)",
+                    &self
+                        .transaction
+                        .prepare_cached(
+                            "select log_index, leaf_hash from log_leaves where organization_id = $1 and log_index = any($2)",
+                        )
+                        .await?,
                     &[&self.organization, &leaves],
                 )
                 .await?
@@ -86,8 +94,13 @@ impl LogStorage for PgLog<'_, '_> {
             for row in self
                 .transaction
                 .query(
-                    "select n.level, n.node_index, n.hash from unnest($2::int[], $3::bigint[]) w (level, node_index)
-                     join log_nodes n on n.organization_id = $1 and n.level = w.level and n.node_index = w.node_index",
+                    &self
+                        .transaction
+                        .prepare_cached(
+                            "select n.level, n.node_index, n.hash from unnest($2::int[], $3::bigint[]) w (level, node_index)
+                             join log_nodes n on n.organization_id = $1 and n.level = w.level and n.node_index = w.node_index",
+                        )
+                        .await?,
                     &[&self.organization, &levels, &indexes],
                 )
                 .await?
@@ -121,8 +134,13 @@ impl LogStorage for PgLog<'_, '_> {
         let hashes: Vec<&[u8]> = subtrees.iter().map(|subtree| subtree.hash.as_slice()).collect();
         self.transaction
             .execute(
-                "insert into log_nodes (organization_id, level, node_index, hash)
+                &self
+                    .transaction
+                    .prepare_cached(
+                        "insert into log_nodes (organization_id, level, node_index, hash)
                  select $1, * from unnest($2::int[], $3::bigint[], $4::bytea[])",
+                    )
+                    .await?,
                 &[&self.organization, &levels, &indexes, &hashes],
             )
             .await?;
@@ -136,9 +154,14 @@ impl LogStorage for PgLog<'_, '_> {
         };
         self.transaction
             .query(
-                "select level, node_index, hash from log_nodes
+                &self
+                    .transaction
+                    .prepare_cached(
+                        "select level, node_index, hash from log_nodes
                  where organization_id = $1 and (level, node_index) > ($2, $3)
                  order by level, node_index limit $4",
+                    )
+                    .await?,
                 &[&self.organization, &level, &index, &i64::from(limit)],
             )
             .await?
@@ -159,7 +182,12 @@ impl LogStorage for PgLog<'_, '_> {
         let Some(row) = self
             .transaction
             .query_opt(
-                "select tree_size, root_hash, note, signed_at from log_checkpoints where organization_id = $1",
+                &self
+                    .transaction
+                    .prepare_cached(
+                        "select tree_size, root_hash, note, signed_at from log_checkpoints where organization_id = $1",
+                    )
+                    .await?,
                 &[&self.organization],
             )
             .await?
@@ -178,10 +206,15 @@ impl LogStorage for PgLog<'_, '_> {
     async fn write_checkpoint(&self, checkpoint: &StoredCheckpoint) -> Result<(), StoreError> {
         self.transaction
             .execute(
-                "insert into log_checkpoints (organization_id, tree_size, root_hash, note, signed_at)
+                &self
+                    .transaction
+                    .prepare_cached(
+                        "insert into log_checkpoints (organization_id, tree_size, root_hash, note, signed_at)
                  values ($1, $2, $3, $4, $5)
                  on conflict (organization_id) do update set tree_size = excluded.tree_size,
                      root_hash = excluded.root_hash, note = excluded.note, signed_at = excluded.signed_at",
+                    )
+                    .await?,
                 &[
                     &self.organization,
                     &index_i64(checkpoint.tree_size)?,
