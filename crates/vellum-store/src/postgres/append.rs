@@ -31,6 +31,54 @@ use crate::{AppendOutcome, IDEMPOTENCY_WINDOW_MILLIS, IdempotencyClaim, StoreErr
 /// The most events one group commit takes (a single append larger than this commits alone).
 const MAX_BATCH_EVENTS: usize = 4_000;
 
+/// Whether the organization is live (`None`: unknown).
+const LIVE: &str = "select deleted_at is null from organizations where id = $1";
+
+/// Claims an idempotency key: a new key, or one whose claim is older than the window ($7), is
+/// taken (a row returned); a live claim is left alone (no row).
+const CLAIM_KEY: &str =
+    "insert into idempotency_keys (organization_id, key_hash, request_hash, response, event_ids, created_at)
+     values ($1, $2, $3, $4, $5, $6)
+     on conflict (organization_id, key_hash) do update set request_hash = excluded.request_hash,
+     response = excluded.response, event_ids = excluded.event_ids, created_at = excluded.created_at
+     where idempotency_keys.created_at <= $7
+     returning 1";
+
+/// Takes $2 positions of the organization's log under its head row's lock, held until commit;
+/// returns the first.
+const TAKE_POSITIONS: &str = "insert into log_heads (organization_id, size) values ($1, $2)
+     on conflict (organization_id) do update set size = log_heads.size + excluded.size
+     returning size - $2";
+
+/// A live claim of a key.
+const STORED_CLAIM: &str = "select request_hash, response, event_ids from idempotency_keys
+     where organization_id = $1 and key_hash = $2 and created_at > $3";
+
+/// The leaves of a group commit.
+const INSERT_LEAVES: &str = "insert into log_leaves (organization_id, log_index, leaf_hash, event_id, received_at)
+     select $1, * from unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[])";
+
+/// The events of a group commit; returns each position with its listing `seq`.
+const INSERT_EVENTS: &str =
+    "insert into events (organization_id, received_at, id, log_index, occurred_at, action, actor_id,
+     actor_name, schema_version, payload, target_count)
+     select $1, * from unnest($2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], $6::text[],
+     $7::text[], $8::text[], $9::int[], $10::text[], $11::int[])
+     returning log_index, seq";
+
+/// The events' target rows.
+const INSERT_TARGETS: &str =
+    "insert into event_targets (organization_id, received_at, event_seq, position, target_type,
+     target_id, occurred_at)
+     select $1, * from unnest($2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[])";
+
+/// The rows of the events received through the legacy Audit Trail API.
+const INSERT_TRAIL: &str =
+    "insert into audit_trail_events (organization_id, received_at, event_seq, occurred_at, group_name,
+     action_type, target_name, target_id)
+     select $1, * from unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
+     $7::text[], $8::text[])";
+
 /// One caller's append, waiting for its group commit.
 struct Job {
     events: Vec<PreparedEvent>,
@@ -89,12 +137,7 @@ impl Appender {
         if start {
             self.draining.fetch_add(1, Ordering::AcqRel);
             let appender = Arc::clone(self);
-            tokio::spawn(async move {
-                appender.drain(organization_id).await;
-                if appender.draining.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    appender.drained.notify_waiters();
-                }
-            });
+            tokio::spawn(async move { appender.drain(organization_id).await });
         }
         answer
             .await
@@ -114,14 +157,21 @@ impl Appender {
 
     /// Commits the organization's waiting appends, batch after batch, until none waits.
     async fn drain(&self, organization_id: OrganizationId) {
+        let mut guard = Draining {
+            appender: self,
+            organization_id,
+            done: false,
+        };
         loop {
             let jobs = {
                 let mut queues = self.queues.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(queue) = queues.get_mut(&organization_id) else {
+                    guard.done = true;
                     return;
                 };
                 if queue.is_empty() {
                     queues.remove(&organization_id);
+                    guard.done = true;
                     return;
                 }
                 let mut events = 0;
@@ -175,12 +225,7 @@ impl Appender {
         let transaction = client.transaction().await?;
         let organization = id_bytes(organization_id.ulid());
         let live: Option<bool> = transaction
-            .query_opt(
-                &transaction
-                    .prepare_cached("select deleted_at is null from organizations where id = $1")
-                    .await?,
-                &[&organization],
-            )
+            .query_opt(&transaction.prepare_cached(LIVE).await?, &[&organization])
             .await?
             .map(|row| row.get(0));
         let Some(live) = live else {
@@ -206,13 +251,8 @@ impl Appender {
                     .flat_map(|event| event.event.id.ulid().to_bytes())
                     .collect();
                 transaction
-            .query_opt(
-                &transaction.prepare_cached("insert into idempotency_keys (organization_id, key_hash, request_hash, response, event_ids, created_at)
-                         values ($1, $2, $3, $4, $5, $6)
-                         on conflict (organization_id, key_hash) do update set request_hash = excluded.request_hash,
-                             response = excluded.response, event_ids = excluded.event_ids, created_at = excluded.created_at
-                         where idempotency_keys.created_at <= $7
-                         returning 1").await?,
+                    .query_opt(
+                        &transaction.prepare_cached(CLAIM_KEY).await?,
                         &[
                             &organization,
                             &claim.key_hash.as_slice(),
@@ -249,13 +289,7 @@ impl Appender {
             let count_i64 = i64::try_from(count).unwrap_or(i64::MAX);
             let first: i64 = transaction
                 .query_one(
-                    &transaction
-                        .prepare_cached(
-                            "insert into log_heads (organization_id, size) values ($1, $2)
-                     on conflict (organization_id) do update set size = log_heads.size + excluded.size
-                     returning size - $2",
-                        )
-                        .await?,
+                    &transaction.prepare_cached(TAKE_POSITIONS).await?,
                     &[&organization, &count_i64],
                 )
                 .await?
@@ -297,6 +331,31 @@ impl Appender {
     }
 }
 
+/// The drain of one organization's queue, in progress. However the drain ends (a panic in a
+/// commit included), the count of drains goes down; if it did not end by emptying the queue,
+/// the queue is dropped with it, which answers its waiting callers with an error rather than
+/// leaving them, and every later append of the organization, waiting for a drain that is gone.
+struct Draining<'a> {
+    appender: &'a Appender,
+    organization_id: OrganizationId,
+    done: bool,
+}
+
+impl Drop for Draining<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.appender
+                .queues
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&self.organization_id);
+        }
+        if self.appender.draining.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.appender.drained.notify_waiters();
+        }
+    }
+}
+
 /// An error for each caller of a failed group commit.
 fn same_error(error: &StoreError) -> StoreError {
     match error {
@@ -320,12 +379,7 @@ async fn stored_claim(
 ) -> Result<Option<AppendOutcome>, StoreError> {
     let Some(row) = transaction
         .query_opt(
-            &transaction
-                .prepare_cached(
-                    "select request_hash, response, event_ids from idempotency_keys
-             where organization_id = $1 and key_hash = $2 and created_at > $3",
-                )
-                .await?,
+            &transaction.prepare_cached(STORED_CLAIM).await?,
             &[&organization, &claim.key_hash.as_slice(), &cutoff],
         )
         .await?
@@ -418,22 +472,13 @@ impl Batch {
         let leaves: Vec<&[u8]> = self.leaves.iter().map(|leaf| leaf.as_slice()).collect();
         transaction
             .execute(
-                &transaction
-                    .prepare_cached(
-                        "insert into log_leaves (organization_id, log_index, leaf_hash, event_id, received_at)
-                 select $1, * from unnest($2::bigint[], $3::bytea[], $4::bytea[], $5::bigint[])",
-                    )
-                    .await?,
+                &transaction.prepare_cached(INSERT_LEAVES).await?,
                 &[&organization, &self.log_index, &leaves, &self.ids, &self.received_at],
             )
             .await?;
         let returned = transaction
             .query(
-                &transaction.prepare_cached("insert into events (organization_id, received_at, id, log_index, occurred_at, action, actor_id,
-                                     actor_name, schema_version, payload, target_count)
-                 select $1, * from unnest($2::bigint[], $3::bytea[], $4::bigint[], $5::bigint[], $6::text[],
-                                          $7::text[], $8::text[], $9::int[], $10::text[], $11::int[])
-                 returning log_index, seq").await?,
+                &transaction.prepare_cached(INSERT_EVENTS).await?,
                 &[
                     &organization,
                     &self.received_at,
@@ -480,10 +525,8 @@ impl Batch {
         if !self.target_event.is_empty() {
             let (received, seq, occurred) = by_event(&self.target_event);
             transaction
-            .execute(
-                &transaction.prepare_cached("insert into event_targets (organization_id, received_at, event_seq, position, target_type,
-                                                target_id, occurred_at)
-                     select $1, * from unnest($2::bigint[], $3::bigint[], $4::int[], $5::text[], $6::text[], $7::bigint[])").await?,
+                .execute(
+                    &transaction.prepare_cached(INSERT_TARGETS).await?,
                     &[
                         &organization,
                         &received,
@@ -499,11 +542,8 @@ impl Batch {
         if !self.trail_event.is_empty() {
             let (received, seq, occurred) = by_event(&self.trail_event);
             transaction
-            .execute(
-                &transaction.prepare_cached("insert into audit_trail_events (organization_id, received_at, event_seq, occurred_at, group_name,
-                                                     action_type, target_name, target_id)
-                     select $1, * from unnest($2::bigint[], $3::bigint[], $4::bigint[], $5::text[], $6::text[],
-                                              $7::text[], $8::text[])").await?,
+                .execute(
+                    &transaction.prepare_cached(INSERT_TRAIL).await?,
                     &[
                         &organization,
                         &received,
