@@ -204,6 +204,21 @@ async fn three_nodes_keep_every_acknowledged_event_once_through_a_kill_9() {
         }
     };
     wait_for(600).await;
+    // A checkpoint of each log signed by A while it is alive, to check against the others' later.
+    let mut signed_by_a = Vec::new();
+    for organization in &organizations {
+        let response = http
+            .get(format!(
+                "{}/audit_logs/log/checkpoint?organization_id={organization}",
+                a.address
+            ))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        signed_by_a.push(response.text().await.unwrap());
+    }
     // The export is still being written by A (its lease held, not renewed after the kill).
     let pending = get_json(&http, &key, &format!("{}/audit_logs/exports/{export_id}", b.address)).await;
     assert_eq!(
@@ -251,15 +266,15 @@ async fn three_nodes_keep_every_acknowledged_event_once_through_a_kill_9() {
         "some key was acknowledged through two nodes (a replay)"
     );
 
-    // Checkpoints served by the surviving nodes verify under the one public key every node
-    // serves, and are consistent with each other.
+    // Checkpoints signed by all three nodes (A's before it died) verify under the one public key
+    // every node serves, and are consistent with each other.
     let base64 = base64::engine::general_purpose::STANDARD;
     let key_b = get_json(&http, &key, &format!("{}/audit_logs/log/public_key", b.address)).await;
     let key_c = get_json(&http, &key, &format!("{}/audit_logs/log/public_key", c.address)).await;
     assert_eq!(key_b, key_c);
     let verifier = vellum_core::checkpoint::NoteVerifier::parse(key_b["verifier_key"].as_str().unwrap()).unwrap();
-    for organization in &organizations {
-        let mut checkpoints = Vec::new();
+    for (organization, note_of_a) in organizations.iter().zip(&signed_by_a) {
+        let mut checkpoints = vec![verifier.verify(note_of_a).expect("A's checkpoint verifies")];
         for address in [&b.address, &c.address, &b.address] {
             let note = http
                 .get(format!(
