@@ -188,12 +188,15 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
         .create_schema(format!("user.signed_in{hostile}"), definition)
         .await
         .unwrap();
+    // A NUL, which only an embedded store from before the rule can hold: PostgreSQL cannot store
+    // one in text, and refuses it as bad input, storing nothing.
+    let nul = if crate::helpers::on_postgres() { "" } else { "\u{0}" };
     let input = EventInput {
         action: format!("user.signed_in{hostile}"),
         occurred_at: vellum_core::Timestamp::from_unix_millis(1_768_478_400_000).unwrap(),
         version: None,
         actor: Actor {
-            id: format!("a\u{0}b{hostile}"),
+            id: format!("a{nul}b{hostile}"),
             actor_type: "user".into(),
             name: None,
             metadata: None,
@@ -211,6 +214,24 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
         metadata: Some([("note".to_owned(), MetadataValue::String(format!("free{hostile}")))].into()),
         audit_trail: None,
     };
+    if crate::helpers::on_postgres() {
+        let mut with_nul = input.clone();
+        with_nul.actor.id = format!("a\u{0}b{hostile}");
+        let refused = store
+            .append_events(
+                organization.id,
+                vec![NewEvent {
+                    input: with_nul,
+                    schema_version: 1,
+                }],
+                None,
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(vellum_store::StoreError::InvalidInput { .. })),
+            "{refused:?}"
+        );
+    }
     store
         .append_events(
             organization.id,
