@@ -22,6 +22,7 @@ pub mod pagination;
 pub mod retention;
 pub mod schema;
 mod secret_bytes;
+pub mod sign_in_throttle;
 pub mod time_range;
 pub mod timestamp;
 pub mod validation;

@@ -99,7 +99,6 @@ pub struct AppState {
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
     log: Arc<vellum_core::checkpoint::NoteSigner>,
     exports: Option<Arc<vellum_export::ExportService>>,
-    sign_in_throttle: Arc<dashboard::SignInThrottle>,
     password_checker: Arc<dashboard::PasswordChecker>,
     body_room: extract::BodyRoom,
     api_keys: Arc<auth::KeyCache>,
@@ -127,7 +126,6 @@ impl AppState {
             body_room: extract::BodyRoom::new(config.max_body_bytes),
             config: Arc::new(config),
             exports: None,
-            sign_in_throttle: Arc::default(),
             api_keys: Arc::default(),
         }
     }

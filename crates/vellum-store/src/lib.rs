@@ -468,6 +468,17 @@ pub trait AccessStore: Send + Sync {
         &self,
         token_hash: vellum_core::operator::SessionTokenHash,
     ) -> Result<(), StoreError>;
+
+    /// Applies one step of the operator sign-in throttle to the records of `keys` (the rules are
+    /// [`vellum_core::sign_in_throttle`]), atomically across every process that shares the store,
+    /// and returns its verdict. Forgets stale records as it goes and keeps at most
+    /// [`vellum_core::sign_in_throttle::MAX_RECORDS`] of them.
+    async fn sign_in_throttle(
+        &self,
+        keys: Vec<vellum_core::sign_in_throttle::ThrottleKey>,
+        step: vellum_core::sign_in_throttle::Step,
+        now: Timestamp,
+    ) -> Result<Result<(), vellum_core::sign_in_throttle::RetryAfterSeconds>, StoreError>;
 }
 
 /// Actions and their versioned schemas.

@@ -25,7 +25,6 @@ use crate::error::ApiError;
 use crate::extract::{WireJson, WirePath};
 
 pub(crate) use passwords::PasswordChecker;
-pub(crate) use session::SignInThrottle;
 
 /// The most organizations the health summary describes one by one.
 const HEALTH_ORGANIZATIONS: usize = 100;

@@ -1,13 +1,13 @@
 //! Operator sign-in: sessions in an HttpOnly cookie, a CSRF token on every state-changing
-//! request, and failed sign-ins slowed down and then refused for a while.
+//! request, and failed sign-ins slowed down and then refused for a while (the rules are
+//! `vellum_core::sign_in_throttle`; the records live in the store, shared by every node).
 //!
 //! **Invariant:** a session authenticates only `/dashboard/api/*`; an API key authenticates only
 //! the public API. Neither middleware looks at the other's credential.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::{LazyLock, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, Request, State};
@@ -18,6 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use vellum_core::Timestamp;
 use vellum_core::operator::{Email, OperatorSession, PasswordHash, SessionToken, csrf_token_matches};
+use vellum_core::sign_in_throttle::{Outcome, Step, ThrottleKey};
+use vellum_store::Store;
 
 use super::passwords;
 use crate::AppState;
@@ -34,13 +36,6 @@ pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 /// The largest sign-in request body: an email (254) and a password (1,024) with room to spare.
 pub(crate) const MAX_SIGN_IN_BODY_BYTES: usize = 16 * 1024;
 
-/// Failed sign-ins of one email from one address before further attempts are refused.
-const FREE_FAILURES: u32 = 5;
-/// The first lockout; each further failure doubles it, up to [`MAX_LOCKOUT`].
-const FIRST_LOCKOUT: Duration = Duration::from_secs(30);
-const MAX_LOCKOUT: Duration = Duration::from_secs(15 * 60);
-/// Failures older than this are forgotten.
-const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// Every failed sign-in is answered only after this delay.
 const FAILURE_DELAY: Duration = Duration::from_millis(750);
 
@@ -51,201 +46,57 @@ pub(crate) struct SignedIn {
     pub(crate) csrf_token: String,
 }
 
-/// Failed sign-ins of one address, across emails, before further attempts are refused (slows
-/// password spraying: a few guesses at many accounts).
-const FREE_FAILURES_PER_ADDRESS: u32 = 30;
-/// Throttle entries kept at most; beyond that the least recently used idle entry is dropped, so
-/// an attacker sending endless distinct emails cannot grow memory.
-const MAX_THROTTLE_ENTRIES: usize = 10_000;
-
-/// What a throttle entry counts: one email from one address, or one address.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum ThrottleKey {
-    EmailFromAddress(Email, String),
-    Address(String),
-}
-
-impl ThrottleKey {
-    fn free_failures(&self) -> u32 {
-        match self {
-            Self::EmailFromAddress(..) => FREE_FAILURES,
-            Self::Address(_) => FREE_FAILURES_PER_ADDRESS,
-        }
-    }
-}
-
-/// Failed sign-ins per (email, client address) and per client address, kept in memory: a
-/// restart forgets them, which costs an attacker a restart per few guesses.
-///
-/// An attempt is reserved before its password is checked and settled after, under one lock, so
-/// that attempts sent at once are counted as if sent one after another: while failures are
-/// still free, at most the remaining number are checked at once; after that, one at a time,
-/// each only once the lockout of the previous one has passed.
-#[derive(Default)]
-pub(crate) struct SignInThrottle {
-    entries: Mutex<HashMap<ThrottleKey, Failures>>,
-}
-
-#[derive(Clone, Copy)]
-struct Failures {
-    count: u32,
-    in_flight: u32,
-    last: Instant,
-    locked_until: Option<Instant>,
-}
-
-impl Failures {
-    fn fresh(now: Instant) -> Self {
-        Self {
-            count: 0,
-            in_flight: 0,
-            last: now,
-            locked_until: None,
-        }
-    }
-
-    fn is_idle(&self, now: Instant) -> bool {
-        self.in_flight == 0 && self.locked_until.is_none_or(|until| until <= now)
-    }
-}
-
-/// How an attempt ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    Failed,
-    Succeeded,
-    /// The password was never checked (the checkers were busy): it counts for nothing.
-    NotChecked,
-}
-
-impl SignInThrottle {
-    /// Reserves one attempt under every key, or returns the seconds to wait before trying again.
-    fn begin(&self, keys: &[ThrottleKey], now: Instant) -> Result<(), u64> {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for key in keys {
-            let Some(entry) = entries.get_mut(key) else { continue };
-            if now.duration_since(entry.last) >= FAILURE_WINDOW && entry.is_idle(now) {
-                *entry = Failures::fresh(now);
-            }
-            if let Some(until) = entry.locked_until.filter(|until| *until > now) {
-                return Err((until - now).as_secs().max(1));
-            }
-            let free = key.free_failures();
-            let allowed = if entry.count < free {
-                entry.count + entry.in_flight < free
-            } else {
-                entry.in_flight == 0
-            };
-            if !allowed {
-                return Err(1);
-            }
-        }
-        for key in keys {
-            if !entries.contains_key(key) {
-                make_room(&mut entries, now);
-            }
-            let entry = entries.entry(key.clone()).or_insert_with(|| Failures::fresh(now));
-            entry.in_flight += 1;
-            entry.last = now;
-        }
-        Ok(())
-    }
-
-    /// Settles an attempt reserved by [`SignInThrottle::begin`].
-    fn finish(&self, keys: &[ThrottleKey], outcome: Outcome, now: Instant) {
-        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for key in keys {
-            let Some(entry) = entries.get_mut(key) else { continue };
-            entry.in_flight = entry.in_flight.saturating_sub(1);
-            match outcome {
-                Outcome::NotChecked => {}
-                // A success clears its own email's record, but not its address's: one valid
-                // account must not reset the spraying budget of the address it signs in from.
-                Outcome::Succeeded => {
-                    if matches!(key, ThrottleKey::EmailFromAddress(..)) {
-                        entry.count = 0;
-                        entry.locked_until = None;
-                    }
-                }
-                Outcome::Failed => {
-                    entry.count += 1;
-                    entry.last = now;
-                    let free = key.free_failures();
-                    if entry.count >= free {
-                        let doublings = (entry.count - free).min(10);
-                        let lockout = FIRST_LOCKOUT.saturating_mul(1 << doublings).min(MAX_LOCKOUT);
-                        entry.locked_until = Some(now + lockout);
-                    }
-                }
-            }
-            if entry.count == 0 && entry.in_flight == 0 && entry.locked_until.is_none() {
-                entries.remove(key);
-            }
-        }
-    }
-
-    /// Seconds to wait before `key` may try again, if it is locked out now.
-    #[cfg(test)]
-    fn locked_for(&self, key: &ThrottleKey, now: Instant) -> Option<u64> {
-        let entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let until = entries.get(key)?.locked_until?;
-        (until > now).then(|| (until - now).as_secs().max(1))
-    }
-}
-
-/// Keeps the map below [`MAX_THROTTLE_ENTRIES`]: forgets stale idle entries, then the least
-/// recently used idle one. Entries with an attempt in flight or a running lockout are kept.
-fn make_room(entries: &mut HashMap<ThrottleKey, Failures>, now: Instant) {
-    if entries.len() < MAX_THROTTLE_ENTRIES {
-        return;
-    }
-    entries.retain(|_, entry| !(entry.is_idle(now) && now.duration_since(entry.last) >= FAILURE_WINDOW));
-    while entries.len() >= MAX_THROTTLE_ENTRIES {
-        let oldest = entries
-            .iter()
-            .filter(|(_, entry)| entry.is_idle(now))
-            .min_by_key(|(_, entry)| entry.last)
-            .map(|(key, _)| key.clone());
-        match oldest {
-            Some(key) => {
-                entries.remove(&key);
-            }
-            None => {
-                // Every entry is active; drop the least recently used all the same rather than
-                // grow without bound.
-                let Some(key) = entries
-                    .iter()
-                    .min_by_key(|(_, entry)| entry.last)
-                    .map(|(key, _)| key.clone())
-                else {
-                    return;
-                };
-                entries.remove(&key);
-            }
-        }
-    }
-}
-
 /// One reserved sign-in attempt. Dropped without being settled (the client went away while its
 /// password was being checked), it counts as a failure, so disconnecting early cannot be used to
 /// guess without being counted.
-struct Attempt<'a> {
-    throttle: &'a SignInThrottle,
+struct Attempt {
+    store: Arc<dyn Store>,
     keys: Vec<ThrottleKey>,
     settled: bool,
 }
 
-impl Attempt<'_> {
-    fn settle(mut self, outcome: Outcome) {
+impl Attempt {
+    /// Reserves an attempt under every key in the store's throttle (shared by every node), or
+    /// refuses it with the seconds to wait.
+    async fn begin(store: &Arc<dyn Store>, keys: Vec<ThrottleKey>) -> Result<Self, ApiError> {
+        store
+            .sign_in_throttle(keys.clone(), Step::Begin, vellum_store::now())
+            .await?
+            .map_err(too_many_attempts)?;
+        Ok(Self {
+            store: Arc::clone(store),
+            keys,
+            settled: false,
+        })
+    }
+
+    async fn settle(mut self, outcome: Outcome) -> Result<(), ApiError> {
         self.settled = true;
-        self.throttle.finish(&self.keys, outcome, Instant::now());
+        let keys = std::mem::take(&mut self.keys);
+        self.store
+            .sign_in_throttle(keys, Step::Finish(outcome), vellum_store::now())
+            .await?
+            .map_err(too_many_attempts)
     }
 }
 
-impl Drop for Attempt<'_> {
+impl Drop for Attempt {
     fn drop(&mut self) {
-        if !self.settled {
-            self.throttle.finish(&self.keys, Outcome::Failed, Instant::now());
+        if self.settled {
+            return;
+        }
+        let store = Arc::clone(&self.store);
+        let keys = std::mem::take(&mut self.keys);
+        let settle = async move {
+            let step = Step::Finish(Outcome::Failed);
+            if let Err(error) = store.sign_in_throttle(keys, step, vellum_store::now()).await {
+                tracing::warn!(%error, "could not count an abandoned sign-in attempt");
+            }
+        };
+        // An unsettled reservation also lapses on its own, so a drop outside a runtime (never
+        // the case in the server) only loses the failure's count.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(settle);
         }
     }
 }
@@ -376,15 +227,7 @@ pub(crate) async fn sign_in(
     if let Some(email) = &email {
         keys.push(ThrottleKey::EmailFromAddress(email.clone(), client.clone()));
     }
-    state
-        .sign_in_throttle
-        .begin(&keys, Instant::now())
-        .map_err(too_many_attempts)?;
-    let attempt = Attempt {
-        throttle: &state.sign_in_throttle,
-        keys,
-        settled: false,
-    };
+    let attempt = Attempt::begin(&state.store, keys).await?;
 
     let operator = match &email {
         Some(email) => state.store.find_operator(email.clone()).await?,
@@ -398,7 +241,7 @@ pub(crate) async fn sign_in(
         match state.password_checker.verify(hash, password).await {
             Ok(verified) => verified,
             Err(passwords::Busy) => {
-                attempt.settle(Outcome::NotChecked);
+                attempt.settle(Outcome::NotChecked).await?;
                 return Err(ApiError::Busy {
                     message: "Too many sign-ins are being checked right now; retry in a moment.".into(),
                     code: "sign_in_busy",
@@ -410,14 +253,14 @@ pub(crate) async fn sign_in(
         false
     };
     let Some(operator) = operator.filter(|_| verified) else {
-        attempt.settle(Outcome::Failed);
+        attempt.settle(Outcome::Failed).await?;
         tracing::warn!(client = %client, "failed operator sign-in");
         tokio::time::sleep(FAILURE_DELAY).await;
         return Err(ApiError::Unauthorized {
             code: "invalid_credentials",
         });
     };
-    attempt.settle(Outcome::Succeeded);
+    attempt.settle(Outcome::Succeeded).await?;
 
     let token = SessionToken::from_random_bytes(
         vellum_store::random_bytes().map_err(|error| ApiError::Internal(format!("no randomness: {error}")))?,
@@ -463,113 +306,6 @@ pub(crate) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn email_key(email: &str) -> ThrottleKey {
-        ThrottleKey::EmailFromAddress(Email::parse(email).unwrap(), "192.0.2.1".into())
-    }
-
-    #[test]
-    fn lockout_starts_after_the_free_failures_and_grows() {
-        let throttle = SignInThrottle::default();
-        let start = Instant::now();
-        let a = [email_key("a@example.com")];
-        for _ in 0..FREE_FAILURES - 1 {
-            throttle.begin(&a, start).unwrap();
-            throttle.finish(&a, Outcome::Failed, start);
-            assert_eq!(throttle.locked_for(&a[0], start), None);
-        }
-        throttle.begin(&a, start).unwrap();
-        throttle.finish(&a, Outcome::Failed, start);
-        assert_eq!(throttle.locked_for(&a[0], start), Some(30));
-        assert_eq!(throttle.begin(&a, start), Err(30));
-        assert_eq!(
-            throttle.begin(&[email_key("b@example.com")], start),
-            Ok(()),
-            "other keys are not affected"
-        );
-        let later = start + Duration::from_secs(31);
-        throttle.begin(&a, later).unwrap();
-        throttle.finish(&a, Outcome::Failed, later);
-        assert_eq!(throttle.locked_for(&a[0], later), Some(60));
-        let much_later = later + Duration::from_secs(61);
-        throttle.begin(&a, much_later).unwrap();
-        throttle.finish(&a, Outcome::Succeeded, much_later);
-        assert_eq!(throttle.locked_for(&a[0], much_later), None);
-        assert!(
-            throttle.entries.lock().unwrap().get(&a[0]).is_none(),
-            "a success forgets the email"
-        );
-    }
-
-    #[test]
-    fn attempts_at_once_are_counted_as_if_one_after_another() {
-        let throttle = SignInThrottle::default();
-        let now = Instant::now();
-        let a = [email_key("a@example.com")];
-        let admitted = (0..40).filter(|_| throttle.begin(&a, now).is_ok()).count();
-        assert_eq!(
-            admitted, FREE_FAILURES as usize,
-            "only the free failures are checked at once"
-        );
-        // One of them succeeding does not admit the others that were refused.
-        throttle.finish(&a, Outcome::Failed, now);
-        assert_eq!(throttle.begin(&a, now), Err(1), "four still in flight use the budget");
-    }
-
-    #[test]
-    fn an_abandoned_attempt_counts_as_a_failure() {
-        let throttle = SignInThrottle::default();
-        let now = Instant::now();
-        let keys = vec![email_key("a@example.com")];
-        for _ in 0..FREE_FAILURES {
-            throttle.begin(&keys, now).unwrap();
-            drop(Attempt {
-                throttle: &throttle,
-                keys: keys.clone(),
-                settled: false,
-            });
-        }
-        assert!(throttle.locked_for(&keys[0], Instant::now()).is_some());
-    }
-
-    #[test]
-    fn the_address_budget_spans_emails_and_survives_a_success() {
-        let throttle = SignInThrottle::default();
-        let now = Instant::now();
-        let address = ThrottleKey::Address("192.0.2.1".into());
-        for index in 0..FREE_FAILURES_PER_ADDRESS {
-            let keys = [address.clone(), email_key(&format!("user{index}@example.com"))];
-            throttle.begin(&keys, now).unwrap();
-            throttle.finish(
-                &keys,
-                if index == 3 {
-                    Outcome::Succeeded
-                } else {
-                    Outcome::Failed
-                },
-                now,
-            );
-        }
-        let keys = [address, email_key("fresh@example.com")];
-        assert!(
-            throttle.begin(&keys, now).is_ok(),
-            "one success among the failures leaves one free"
-        );
-        throttle.finish(&keys, Outcome::Failed, now);
-        assert!(throttle.begin(&keys, now).is_err());
-    }
-
-    #[test]
-    fn the_throttle_map_stays_bounded() {
-        let throttle = SignInThrottle::default();
-        let now = Instant::now();
-        for index in 0..MAX_THROTTLE_ENTRIES + 500 {
-            let keys = [ThrottleKey::Address(format!("198.51.100.{index}"))];
-            throttle.begin(&keys, now).unwrap();
-            throttle.finish(&keys, Outcome::Failed, now);
-        }
-        assert!(throttle.entries.lock().unwrap().len() <= MAX_THROTTLE_ENTRIES);
-    }
 
     #[test]
     fn the_session_cookie_is_found_among_others() {

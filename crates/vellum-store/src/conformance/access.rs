@@ -156,3 +156,57 @@ pub async fn api_keys_lifecycle(store: Arc<impl Store>) {
         Err(StoreError::NotFound { .. })
     ));
 }
+
+/// The sign-in throttle's records are shared by every caller of the store: failures lock a key
+/// out, a success forgets its email, and attempts sent at once on separate connections are
+/// admitted only as far as the free failures go.
+pub async fn sign_in_throttle_counts_across_callers(store: Arc<impl Store>) {
+    use vellum_core::operator::Email;
+    use vellum_core::sign_in_throttle::{FREE_FAILURES, Outcome, Step, ThrottleKey};
+
+    let at = |seconds: i64| Timestamp::from_unix_millis(1_800_000_000_000 + seconds * 1000).unwrap();
+    let email = |text: &str| ThrottleKey::EmailFromAddress(Email::parse(text).unwrap(), "192.0.2.1".into());
+    let address = ThrottleKey::Address("192.0.2.1".into());
+    let keys = vec![address.clone(), email("a@example.com")];
+    let step = |keys: &Vec<ThrottleKey>, step: Step, now: Timestamp| {
+        let store = Arc::clone(&store);
+        let keys = keys.clone();
+        async move { store.sign_in_throttle(keys, step, now).await.unwrap() }
+    };
+
+    for _ in 0..FREE_FAILURES {
+        step(&keys, Step::Begin, at(0)).await.unwrap();
+        step(&keys, Step::Finish(Outcome::Failed), at(0)).await.unwrap();
+    }
+    assert_eq!(step(&keys, Step::Begin, at(1)).await, Err(29), "locked out for 30 s");
+    let other = vec![address.clone(), email("b@example.com")];
+    step(&other, Step::Begin, at(1))
+        .await
+        .expect("another email from the address may try");
+    step(&other, Step::Finish(Outcome::Succeeded), at(1)).await.unwrap();
+    step(&keys, Step::Begin, at(30)).await.expect("the lockout ended");
+    step(&keys, Step::Finish(Outcome::Succeeded), at(30)).await.unwrap();
+    step(&keys, Step::Begin, at(30))
+        .await
+        .expect("a success forgets the email's failures");
+    step(&keys, Step::Finish(Outcome::NotChecked), at(30)).await.unwrap();
+
+    // Forty attempts at once at a fresh email: only the free failures get their password checked.
+    let fresh = vec![ThrottleKey::Address("198.51.100.7".into()), email("c@example.com")];
+    let attempts = (0..40).map(|_| tokio::spawn(step(&fresh, Step::Begin, at(100))));
+    let mut admitted = 0;
+    for attempt in attempts {
+        if attempt.await.unwrap().is_ok() {
+            admitted += 1;
+        }
+    }
+    assert_eq!(admitted, FREE_FAILURES, "reservations are atomic across connections");
+    for _ in 0..admitted {
+        step(&fresh, Step::Finish(Outcome::Failed), at(100)).await.unwrap();
+    }
+    assert_eq!(step(&fresh, Step::Begin, at(100)).await, Err(30));
+    let later = at(100 + vellum_core::sign_in_throttle::FAILURE_WINDOW_MILLIS / 1000);
+    step(&fresh, Step::Begin, later)
+        .await
+        .expect("old failures are forgotten");
+}

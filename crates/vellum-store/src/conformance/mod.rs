@@ -40,6 +40,7 @@ macro_rules! store_conformance_suite {
             organizations_filter_by_domain_and_name,
             api_keys_lifecycle,
             operators_and_sessions,
+            sign_in_throttle_counts_across_callers,
             concurrent_writes_are_all_durable_and_distinct,
             a_failing_write_does_not_disturb_its_batch,
             schemas_are_versioned_per_action,

@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use tokio_postgres::Row;
 use vellum_core::operator::{Email, Operator, OperatorSession, PasswordHash, SessionTokenHash};
+use vellum_core::sign_in_throttle::{self, FailureRecord, RetryAfterSeconds, Step, ThrottleKey};
 use vellum_core::{ApiKey, ApiKeyHash, ApiKeyId, ApiKeySecret, OperatorId, Timestamp};
 
 use super::{PostgresStore, id_bytes, is_unique_violation, timestamp, ulid_from};
@@ -298,4 +299,130 @@ impl AccessStore for PostgresStore {
             .await?;
         Ok(())
     }
+
+    async fn sign_in_throttle(
+        &self,
+        keys: Vec<ThrottleKey>,
+        step: Step,
+        now: Timestamp,
+    ) -> Result<Result<(), RetryAfterSeconds>, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        if step == Step::Begin {
+            let statement = transaction.prepare_cached(sign_in_sql::DELETE_STALE).await?;
+            transaction
+                .execute(&statement, &[&stale_before(now), &now.unix_millis()])
+                .await?;
+        }
+        // Rows are locked in digest order (so that two attempts sharing keys cannot deadlock),
+        // and created first when missing (a lock needs a row): an empty record means none.
+        let mut order: Vec<(usize, [u8; 16])> = keys.iter().map(ThrottleKey::digest).enumerate().collect();
+        order.sort_by_key(|(_, digest)| *digest);
+        order.dedup_by_key(|(_, digest)| *digest);
+        let placeholder = transaction.prepare_cached(sign_in_sql::INSERT_EMPTY).await?;
+        let lock = transaction.prepare_cached(sign_in_sql::SELECT_FOR_UPDATE).await?;
+        let mut records = vec![None; keys.len()];
+        let mut created = 0;
+        for (position, digest) in &order {
+            created += transaction
+                .execute(&placeholder, &[&digest.as_slice(), &now.unix_millis()])
+                .await?;
+            let row = transaction.query_one(&lock, &[&digest.as_slice()]).await?;
+            let record = failure_record(&row)?;
+            records[*position] = (!is_empty(&record)).then_some(record);
+        }
+        let verdict = sign_in_throttle::apply(step, &keys, &mut records, now);
+        let upsert = transaction.prepare_cached(sign_in_sql::UPDATE).await?;
+        let delete = transaction.prepare_cached(sign_in_sql::DELETE).await?;
+        for (position, digest) in &order {
+            match &records[*position] {
+                Some(record) => {
+                    let count = i32::try_from(record.count).unwrap_or(i32::MAX);
+                    let in_flight = i32::try_from(record.in_flight).unwrap_or(i32::MAX);
+                    transaction
+                        .execute(
+                            &upsert,
+                            &[
+                                &digest.as_slice(),
+                                &count,
+                                &in_flight,
+                                &record.in_flight_until.unix_millis(),
+                                &record.last.unix_millis(),
+                                &record.locked_until.map(Timestamp::unix_millis),
+                            ],
+                        )
+                        .await?;
+                }
+                None => {
+                    transaction.execute(&delete, &[&digest.as_slice()]).await?;
+                }
+            }
+        }
+        if created > 0 {
+            let stored: i64 = transaction
+                .query_one("select count(*) from sign_in_failures", &[])
+                .await?
+                .get(0);
+            let excess = u64::try_from(stored)
+                .unwrap_or(0)
+                .saturating_sub(sign_in_throttle::MAX_RECORDS);
+            if excess > 0 {
+                // The least recently used records go first; this attempt's own (touched just
+                // now) are kept.
+                transaction
+                    .execute(
+                        sign_in_sql::DELETE_OLDEST,
+                        &[&now.unix_millis(), &i64::try_from(excess).unwrap_or(i64::MAX)],
+                    )
+                    .await?;
+            }
+        }
+        transaction.commit().await?;
+        Ok(verdict)
+    }
+}
+
+/// Records whose last attempt is at or before this instant may be stale.
+fn stale_before(now: Timestamp) -> i64 {
+    now.unix_millis()
+        .saturating_sub(sign_in_throttle::FAILURE_WINDOW_MILLIS)
+}
+
+fn is_empty(record: &FailureRecord) -> bool {
+    record.count == 0 && record.in_flight == 0 && record.locked_until.is_none()
+}
+
+fn failure_record(row: &Row) -> Result<FailureRecord, StoreError> {
+    let corrupt = || StoreError::Internal("stored sign-in failure record is invalid".into());
+    let count: i32 = row.try_get(0)?;
+    let in_flight: i32 = row.try_get(1)?;
+    let locked_until: Option<i64> = row.try_get(4)?;
+    Ok(FailureRecord {
+        count: u32::try_from(count).map_err(|_| corrupt())?,
+        in_flight: u32::try_from(in_flight).map_err(|_| corrupt())?,
+        in_flight_until: timestamp(row.try_get(2)?, "in_flight_until")?,
+        last: timestamp(row.try_get(3)?, "last")?,
+        locked_until: locked_until
+            .map(|millis| timestamp(millis, "locked_until"))
+            .transpose()?,
+    })
+}
+
+/// The statements of the sign-in throttle.
+mod sign_in_sql {
+    /// Forgets records that are idle and whose last attempt is outside the window (as
+    /// `sign_in_throttle::is_stale` says).
+    pub(super) const DELETE_STALE: &str = "delete from sign_in_failures
+         where last <= $1 and (in_flight = 0 or in_flight_until <= $2)
+           and (locked_until is null or locked_until <= $2)";
+    pub(super) const INSERT_EMPTY: &str = "insert into sign_in_failures
+         (key, count, in_flight, in_flight_until, last, locked_until) values ($1, 0, 0, $2, $2, null)
+         on conflict (key) do nothing";
+    pub(super) const SELECT_FOR_UPDATE: &str = "select count, in_flight, in_flight_until, last, locked_until
+         from sign_in_failures where key = $1 for update";
+    pub(super) const UPDATE: &str = "update sign_in_failures
+         set count = $2, in_flight = $3, in_flight_until = $4, last = $5, locked_until = $6 where key = $1";
+    pub(super) const DELETE: &str = "delete from sign_in_failures where key = $1";
+    pub(super) const DELETE_OLDEST: &str = "delete from sign_in_failures where key in
+         (select key from sign_in_failures where last < $1 order by last limit $2)";
 }

@@ -5,7 +5,13 @@
 use crate::StoreError;
 
 /// The migrations, in order; a migration's version is its position plus one.
-const MIGRATIONS: &[(&str, &str)] = &[("initial", include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("initial", include_str!("../../migrations/postgres/0001_initial.sql")),
+    (
+        "sign_in_failures",
+        include_str!("../../migrations/postgres/0002_sign_in_failures.sql"),
+    ),
+];
 
 /// The schema version this build writes.
 pub const LATEST_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -57,6 +57,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "segments",
         sql: include_str!("../../migrations/sqlite/0008_segments.sql"),
     },
+    Migration {
+        version: 9,
+        name: "sign_in_failures",
+        sql: include_str!("../../migrations/sqlite/0009_sign_in_failures.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -126,7 +131,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

@@ -460,6 +460,17 @@ impl AccessStore for SqliteStore {
             .write(move |transaction| operators::delete_session(transaction, token_hash))
             .await
     }
+
+    async fn sign_in_throttle(
+        &self,
+        keys: Vec<vellum_core::sign_in_throttle::ThrottleKey>,
+        step: vellum_core::sign_in_throttle::Step,
+        now: Timestamp,
+    ) -> Result<Result<(), vellum_core::sign_in_throttle::RetryAfterSeconds>, StoreError> {
+        self.writer
+            .write(move |transaction| operators::sign_in_throttle(transaction, &keys, step, now))
+            .await
+    }
 }
 
 #[async_trait]

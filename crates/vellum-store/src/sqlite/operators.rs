@@ -2,6 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use vellum_core::operator::{Email, Operator, OperatorSession, PasswordHash, SessionTokenHash};
+use vellum_core::sign_in_throttle::{self, FailureRecord, RetryAfterSeconds, Step, ThrottleKey};
 use vellum_core::{OperatorId, Timestamp};
 
 use super::ulid_from_blob;
@@ -166,4 +167,113 @@ fn read_row(row: &Row<'_>) -> rusqlite::Result<Result<Operator, StoreError>> {
             created_at: Timestamp::from_unix_millis(created_at).ok_or_else(corrupt)?,
         })
     })())
+}
+
+/// One step of the sign-in throttle, in the writer's transaction.
+pub(super) fn sign_in_throttle(
+    connection: &Connection,
+    keys: &[ThrottleKey],
+    step: Step,
+    now: Timestamp,
+) -> Result<Result<(), RetryAfterSeconds>, StoreError> {
+    if step == Step::Begin {
+        connection
+            .prepare_cached(sign_in_sql::DELETE_STALE)?
+            .execute(params![stale_before(now), now.unix_millis()])?;
+    }
+    let digests: Vec<[u8; 16]> = keys.iter().map(ThrottleKey::digest).collect();
+    let mut records = Vec::with_capacity(keys.len());
+    {
+        let mut select = connection.prepare_cached(sign_in_sql::SELECT)?;
+        for digest in &digests {
+            let record = select
+                .query_row([digest.as_slice()], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })
+                .optional()?
+                .map(failure_record)
+                .transpose()?;
+            records.push(record);
+        }
+    }
+    let before = records.clone();
+    let verdict = sign_in_throttle::apply(step, keys, &mut records, now);
+    let mut created = false;
+    for ((digest, record), previous) in digests.iter().zip(&records).zip(&before) {
+        if record == previous {
+            continue;
+        }
+        match record {
+            Some(record) => {
+                created |= previous.is_none();
+                connection.prepare_cached(sign_in_sql::UPSERT)?.execute(params![
+                    digest.as_slice(),
+                    record.count,
+                    record.in_flight,
+                    record.in_flight_until.unix_millis(),
+                    record.last.unix_millis(),
+                    record.locked_until.map(Timestamp::unix_millis),
+                ])?;
+            }
+            None => {
+                connection
+                    .prepare_cached(sign_in_sql::DELETE)?
+                    .execute([digest.as_slice()])?;
+            }
+        }
+    }
+    if created {
+        let stored: i64 = connection.query_row("select count(*) from sign_in_failures", [], |row| row.get(0))?;
+        let excess = u64::try_from(stored)
+            .unwrap_or(0)
+            .saturating_sub(sign_in_throttle::MAX_RECORDS);
+        if excess > 0 {
+            // The least recently used records go first; this attempt's own (touched just now)
+            // are kept.
+            connection
+                .prepare_cached(sign_in_sql::DELETE_OLDEST)?
+                .execute(params![now.unix_millis(), i64::try_from(excess).unwrap_or(i64::MAX)])?;
+        }
+    }
+    Ok(verdict)
+}
+
+/// Records whose last attempt is at or before this instant may be stale.
+fn stale_before(now: Timestamp) -> i64 {
+    now.unix_millis()
+        .saturating_sub(sign_in_throttle::FAILURE_WINDOW_MILLIS)
+}
+
+type FailureColumns = (i64, i64, i64, i64, Option<i64>);
+
+fn failure_record(
+    (count, in_flight, in_flight_until, last, locked_until): FailureColumns,
+) -> Result<FailureRecord, StoreError> {
+    let corrupt = || StoreError::Internal("stored sign-in failure record is invalid".into());
+    let millis = |value: i64| Timestamp::from_unix_millis(value).ok_or_else(corrupt);
+    Ok(FailureRecord {
+        count: u32::try_from(count).map_err(|_| corrupt())?,
+        in_flight: u32::try_from(in_flight).map_err(|_| corrupt())?,
+        in_flight_until: millis(in_flight_until)?,
+        last: millis(last)?,
+        locked_until: locked_until.map(millis).transpose()?,
+    })
+}
+
+/// The statements of the sign-in throttle.
+mod sign_in_sql {
+    /// Forgets records that are idle and whose last attempt is outside the window (as
+    /// `sign_in_throttle::is_stale` says).
+    pub(super) const DELETE_STALE: &str = "delete from sign_in_failures
+         where last <= ?1 and (in_flight = 0 or in_flight_until <= ?2)
+           and (locked_until is null or locked_until <= ?2)";
+    pub(super) const SELECT: &str =
+        "select count, in_flight, in_flight_until, last, locked_until from sign_in_failures where key = ?1";
+    pub(super) const UPSERT: &str = "insert into sign_in_failures
+         (key, count, in_flight, in_flight_until, last, locked_until) values (?1, ?2, ?3, ?4, ?5, ?6)
+         on conflict (key) do update set count = excluded.count, in_flight = excluded.in_flight,
+           in_flight_until = excluded.in_flight_until, last = excluded.last, locked_until = excluded.locked_until";
+    pub(super) const DELETE: &str = "delete from sign_in_failures where key = ?1";
+    pub(super) const DELETE_OLDEST: &str = "delete from sign_in_failures where key in
+         (select key from sign_in_failures where last < ?1 order by last limit ?2)";
 }

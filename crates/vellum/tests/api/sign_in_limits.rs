@@ -140,3 +140,60 @@ async fn oversized_sign_ins_are_refused_before_any_work() {
         assert_eq!(status, StatusCode::UNAUTHORIZED);
     }
 }
+
+/// Failed sign-ins are counted in the store: a lockout earned against one node holds on every
+/// other node of the same database, and on the embedded store it survives a restart (an
+/// attacker gains nothing by spreading guesses over nodes or by waiting for a restart).
+#[tokio::test]
+async fn a_lockout_holds_on_every_node_and_across_a_restart() {
+    let admin = |settings: &mut vellum::config::Settings| {
+        settings.admin = Some(vellum::config::AdminBootstrap {
+            email: vellum_core::operator::Email::parse(EMAIL).unwrap(),
+            password: PASSWORD.into(),
+        });
+    };
+    let first = TestApp::spawn_with(admin).await;
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        assert_eq!(
+            sign_in(&client, &first.address, EMAIL, "a wrong guess").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        sign_in(&client, &first.address, EMAIL, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let data_dir = first.data_dir.path().to_owned();
+    if crate::helpers::on_postgres() {
+        // A second node over the same database, while the first still runs.
+        let second = TestApp::spawn_with(|settings| {
+            admin(settings);
+            settings.data_dir = data_dir.clone();
+        })
+        .await;
+        assert_eq!(
+            sign_in(&client, &second.address, EMAIL, PASSWORD).await,
+            StatusCode::TOO_MANY_REQUESTS,
+            "the second node knows of the first node's failures"
+        );
+        assert_eq!(
+            sign_in(&client, &second.address, "other@example.com", "a guess").await,
+            StatusCode::UNAUTHORIZED,
+            "other emails are not locked out"
+        );
+        second.stop().await.unwrap();
+    }
+    let kept = first.stop_keeping_data().await;
+    let restarted = TestApp::spawn_with(|settings| {
+        admin(settings);
+        settings.data_dir = kept.path().to_owned();
+    })
+    .await;
+    assert_eq!(
+        sign_in(&client, &restarted.address, EMAIL, PASSWORD).await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the lockout survives a restart"
+    );
+    restarted.stop().await.unwrap();
+}
