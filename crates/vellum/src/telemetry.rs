@@ -1,5 +1,7 @@
 //! Logging set-up: structured `tracing` events to standard error, as text or JSON lines.
-//! The level comes from `VELLUM_LOG` (or `RUST_LOG`), e.g. `VELLUM_LOG=debug`; default `info`.
+//! The level comes from `VELLUM_LOG` (or `RUST_LOG`), e.g. `VELLUM_LOG=debug`; default `info`,
+//! without the PostgreSQL client's relay of the database's notices ("relation already exists,
+//! skipping" whenever partitions are checked), which are for a database administrator.
 
 use tracing_subscriber::EnvFilter;
 
@@ -11,7 +13,7 @@ pub fn init(format: LogFormat) {
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .and_then(|directives| EnvFilter::try_new(directives).ok())
-        .unwrap_or_else(|| EnvFilter::new("info"));
+        .unwrap_or_else(|| EnvFilter::new("info,tokio_postgres=warn"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
