@@ -88,6 +88,9 @@ enum Command {
     Events(EventsCommand),
     /// Exports an organization's events through a running server's API and downloads the file.
     Export(crate::export_cli::ExportArgs),
+    /// Moves an embedded store into an empty PostgreSQL database, every log intact: verifies it,
+    /// copies it in one transaction (with its signing and link keys), verifies the copy.
+    Copy(crate::copy_cli::CopyArgs),
     /// Checks that a log or an export was never edited, reordered or trimmed.
     #[command(subcommand)]
     Verify(VerifyCommand),
@@ -399,6 +402,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Schemas(command) => schemas(&settings, command).await,
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
             Command::Export(args) => crate::export_cli::export(args).await,
+            Command::Copy(args) => crate::copy_cli::copy(&settings, args).await,
             Command::Verify(command) => verify(&settings, command).await,
             Command::Openapi => unreachable!("handled before the settings are read"),
         }

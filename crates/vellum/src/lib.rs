@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod copy_cli;
 pub mod export_cli;
 pub mod jobs;
 pub mod signing;

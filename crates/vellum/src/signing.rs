@@ -18,7 +18,8 @@ pub fn key_path(configured: Option<&Path>, data_dir: &Path) -> PathBuf {
     configured.map_or_else(|| data_dir.join(KEY_FILE_NAME), Path::to_path_buf)
 }
 
-fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
+/// Reads a key file: the base64 of a 32-byte seed.
+pub fn read_seed(path: &Path) -> anyhow::Result<[u8; 32]> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read the signing key {}", path.display()))?;
     let bytes = BASE64

@@ -28,9 +28,9 @@ pub struct Backend {
 }
 
 /// The name of the shared secret holding the log signing key's seed.
-const SIGNING_KEY_SECRET: &str = "log_signing_key";
+pub const SIGNING_KEY_SECRET: &str = "log_signing_key";
 /// The name of the shared secret holding the export link key.
-const LINK_KEY_SECRET: &str = "export_link_key";
+pub const LINK_KEY_SECRET: &str = "export_link_key";
 
 /// Opens the store the settings name: PostgreSQL when a database URL is set, else the embedded
 /// store in the data directory.

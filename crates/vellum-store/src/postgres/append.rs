@@ -411,7 +411,7 @@ pub(super) fn claim_outcome(row: &tokio_postgres::Row, request_hash: [u8; 16]) -
 
 /// The rows of one group commit, column by column, inserted with one statement per table.
 #[derive(Default)]
-struct Batch {
+pub(super) struct Batch {
     received_at: Vec<i64>,
     ids: Vec<Vec<u8>>,
     log_index: Vec<i64>,
@@ -422,7 +422,7 @@ struct Batch {
     schema_version: Vec<i32>,
     payload: Vec<String>,
     target_count: Vec<i32>,
-    leaves: Vec<vellum_core::merkle::Hash>,
+    pub(super) leaves: Vec<vellum_core::merkle::Hash>,
     // event_targets, by the event's position in the batch
     target_event: Vec<i32>,
     target_position: Vec<i32>,
@@ -437,7 +437,7 @@ struct Batch {
 }
 
 impl Batch {
-    fn push(&mut self, event: &Event, payload: &str, leaf: vellum_core::merkle::Hash, position: i64) {
+    pub(super) fn push(&mut self, event: &Event, payload: &str, leaf: vellum_core::merkle::Hash, position: i64) {
         let index = i32::try_from(self.ids.len()).unwrap_or(i32::MAX);
         let input = &event.input;
         self.received_at.push(event.received_at.unix_millis());
@@ -468,7 +468,7 @@ impl Batch {
         }
     }
 
-    async fn insert(&self, transaction: &Transaction<'_>, organization: &[u8]) -> Result<(), StoreError> {
+    pub(super) async fn insert(&self, transaction: &Transaction<'_>, organization: &[u8]) -> Result<(), StoreError> {
         let leaves: Vec<&[u8]> = self.leaves.iter().map(|leaf| leaf.as_slice()).collect();
         transaction
             .execute(

@@ -27,6 +27,7 @@ use crate::ids::IdGenerator;
 
 mod access;
 mod append;
+mod copy;
 mod events;
 mod exports;
 mod log;
@@ -38,6 +39,7 @@ mod schemas;
 pub mod testing;
 mod tls;
 
+pub use copy::{CopiedLog, CopyProgress, CopySummary};
 pub use migrations::LATEST_SCHEMA_VERSION;
 
 /// How to reach the database.

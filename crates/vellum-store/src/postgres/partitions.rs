@@ -46,32 +46,57 @@ impl Partitions {
         if !self.due(now) {
             return Ok(());
         }
-        let instant = OffsetDateTime::from_unix_timestamp_nanos(i128::from(now.unix_millis()) * 1_000_000)
-            .map_err(|error| StoreError::Internal(format!("clock out of range: {error}")))?;
-        let mut client = pool.get().await?;
-        let transaction = client.transaction().await?;
-        transaction
-            .execute("select pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
-            .await?;
-        let (mut year, mut month) = (instant.year(), instant.month());
-        let mut end = 0;
-        for _ in 0..=MONTHS_AHEAD {
-            let start = month_start(year, month);
-            let (next_year, next) = next_month(year, month);
-            end = month_start(next_year, next);
-            for table in TABLES {
-                transaction
-                    .batch_execute(&format!(
-                        "create table if not exists {table}_p{year:04}{:02} partition of {table} \
-                         for values from ({start}) to ({end})",
-                        u8::from(month)
-                    ))
-                    .await?;
-            }
-            (year, month) = (next_year, next);
-        }
-        transaction.commit().await?;
+        let end = create_months(pool, now, now, MONTHS_AHEAD).await?;
         self.horizon.fetch_max(end, Ordering::AcqRel);
         Ok(())
     }
+}
+
+fn utc(at: Timestamp) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.unix_millis()) * 1_000_000)
+        .map_err(|error| StoreError::Internal(format!("time out of range: {error}")))
+}
+
+/// Creates the monthly partitions, where missing, of every month from `first`'s through
+/// `last`'s and `ahead` months more; returns the end of the last (Unix milliseconds). A month's
+/// partition cannot be created once its default partition holds rows of that month, so this
+/// runs before rows of those months arrive (at start, and before `vellum copy` loads events).
+pub(super) async fn create_months(
+    pool: &deadpool_postgres::Pool,
+    first: Timestamp,
+    last: Timestamp,
+    ahead: u32,
+) -> Result<i64, StoreError> {
+    let (first, last) = (utc(first.min(last))?, utc(first.max(last))?);
+    let mut client = pool.get().await?;
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("select pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])
+        .await?;
+    let (mut year, mut month) = (first.year(), first.month());
+    let (mut last_year, mut last_month) = (last.year(), last.month());
+    for _ in 0..ahead {
+        (last_year, last_month) = next_month(last_year, last_month);
+    }
+    let mut end;
+    loop {
+        let start = month_start(year, month);
+        let (next_year, next) = next_month(year, month);
+        end = month_start(next_year, next);
+        for table in TABLES {
+            transaction
+                .batch_execute(&format!(
+                    "create table if not exists {table}_p{year:04}{:02} partition of {table} \
+                     for values from ({start}) to ({end})",
+                    u8::from(month)
+                ))
+                .await?;
+        }
+        if (year, month) == (last_year, last_month) {
+            break;
+        }
+        (year, month) = (next_year, next);
+    }
+    transaction.commit().await?;
+    Ok(end)
 }

@@ -17,6 +17,8 @@
 
 mod api_keys;
 mod checkpointer;
+#[cfg(feature = "postgres")]
+mod dump;
 mod events;
 mod exports;
 mod follower;
@@ -40,6 +42,8 @@ use vellum_core::{
     OrganizationId, OrganizationUpdate, Page, PageRequest, SchemaId, Timestamp,
 };
 
+#[cfg(feature = "postgres")]
+pub use dump::Cell;
 pub use migrations::{LATEST_SCHEMA_VERSION, migrate};
 pub use search::SEARCH_FILE_NAME;
 use writer::Writer;

@@ -11,6 +11,7 @@ mod bench_smoke;
 mod browser;
 mod cli;
 mod connections;
+mod copy;
 mod crash;
 mod dashboard;
 mod errors;
