@@ -310,6 +310,18 @@ impl PostgresStore {
             });
         }
 
+        // A server still writing to the embedded store would leave events behind: refuse.
+        let owners_now = source.log_organizations().await?;
+        let mut grown = owners_now.len() != summary.logs.len();
+        for copied in &summary.logs {
+            grown |= source.log_tree_head(copied.organization_id).await?.size != copied.size;
+        }
+        if grown {
+            return Err(StoreError::Conflict(
+                "the embedded store changed during the copy: stop its server, then copy again".into(),
+            ));
+        }
+
         let rows = copy_table(source, &transaction, &CHECKPOINTS, Vec::new()).await?;
         progress(CopyProgress::Table {
             name: CHECKPOINTS.name,
