@@ -99,6 +99,7 @@ impl Drop for NullServer {
 /// would append (schema checks are not part of this ceiling).
 pub(crate) async fn store_ceiling(
     data_dir: &Path,
+    database_url: Option<String>,
     pool: Arc<Pool>,
     tasks: usize,
     duration: Duration,
@@ -110,18 +111,31 @@ pub(crate) async fn store_ceiling(
     std::thread::Builder::new()
         .name("bench-store".into())
         .spawn(move || {
-            let outcome = runtime.block_on(append_for(&data_dir, &pool, tasks, duration));
+            let outcome = runtime.block_on(append_for(&data_dir, database_url, &pool, tasks, duration));
             let _ = sender.send(outcome);
         })
         .context("cannot start the store ceiling's thread")?;
     receiver.await.context("the store ceiling's thread stopped")?
 }
 
-async fn append_for(data_dir: &Path, pool: &Pool, tasks: usize, duration: Duration) -> anyhow::Result<RunResult> {
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&SqliteConfig::new(data_dir))
-            .with_context(|| format!("cannot open a store in {}", data_dir.display()))?,
-    );
+async fn append_for(
+    data_dir: &Path,
+    database_url: Option<String>,
+    pool: &Pool,
+    tasks: usize,
+    duration: Duration,
+) -> anyhow::Result<RunResult> {
+    let store: Arc<dyn Store> = match database_url {
+        Some(url) => Arc::new(
+            vellum_store::PostgresStore::open(&vellum_store::PostgresConfig::new(url))
+                .await
+                .context("cannot open the ceiling's PostgreSQL store")?,
+        ),
+        None => Arc::new(
+            SqliteStore::open(&SqliteConfig::new(data_dir))
+                .with_context(|| format!("cannot open a store in {}", data_dir.display()))?,
+        ),
+    };
     let outcome = append_to(&store, pool, tasks, duration).await;
     let closed = store.close().await.context("cannot close the ceiling's store");
     let outcome = outcome?;

@@ -58,8 +58,13 @@ pub struct BenchConfig {
     pub label: Option<String>,
     /// No progress lines on standard error.
     pub quiet: bool,
-    /// A PostgreSQL server (a URL whose user may create databases) for [`scale_out`].
+    /// A PostgreSQL server (a URL whose user may create databases) for [`scale_out`], and for
+    /// [`run`] when `on_postgres`.
     pub postgres_url: Option<String>,
+    /// Measure [`run`] on PostgreSQL (`postgres_url`): every store of the run is a database
+    /// there (a fresh one per empty-store run; the measured one is `vellum_bench_store`, kept
+    /// when `data_dir` is set, like the embedded store).
+    pub on_postgres: bool,
 }
 
 impl Default for BenchConfig {
@@ -75,6 +80,7 @@ impl Default for BenchConfig {
             label: None,
             quiet: false,
             postgres_url: None,
+            on_postgres: false,
         }
     }
 }

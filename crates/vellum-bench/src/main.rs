@@ -47,9 +47,14 @@ struct Arguments {
     #[arg(long, requires = "postgres_url")]
     scale_out: bool,
     /// A PostgreSQL server whose user may create databases (one fresh database per run), for
-    /// --scale-out. Its settings are measured too: keep fsync and synchronous_commit on.
+    /// --scale-out and --on-postgres. Its settings are measured too: keep fsync and
+    /// synchronous_commit on.
     #[arg(long, env = "VELLUM_BENCH_POSTGRES_URL", hide_env_values = true)]
     postgres_url: Option<String>,
+    /// Measure the whole table on PostgreSQL (`--on-postgres --postgres-url URL`): every store
+    /// is a database there; the measured one, `vellum_bench_store`, is kept with --data-dir.
+    #[arg(long, requires = "postgres_url", conflicts_with = "scale_out")]
+    on_postgres: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -65,6 +70,7 @@ fn main() -> anyhow::Result<()> {
         label: arguments.label,
         quiet: arguments.quiet,
         postgres_url: arguments.postgres_url,
+        on_postgres: arguments.on_postgres,
     };
     // The load generator gets one thread: the server under test needs the cores more.
     let runtime = tokio::runtime::Builder::new_current_thread()

@@ -21,6 +21,7 @@ use crate::report::{
     Ceilings, Disk, Export, Fill, Ingest, Measured, ReadFigure, Reads, Report, RunFigures, Settings, Verify,
 };
 use crate::server::{Binary, RssSampler, ServerProcess, children_cpu_seconds, resident_bytes};
+use vellum_store::postgres::testing::TestDatabase;
 
 /// The API key every server of a run is given (and a reused store keeps).
 const API_KEY: &str = "sk_bench_0123456789abcdef0123";
@@ -43,6 +44,24 @@ const JSON_SAMPLE: u64 = 20_000;
 /// How often the export's state and the server's memory are sampled, and how long it may take.
 const EXPORT_POLL: Duration = Duration::from_millis(50);
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The measured store's database on PostgreSQL (`--on-postgres`).
+const MEASURED_DATABASE: &str = "vellum_bench_store";
+
+/// The measured database: kept for later runs, or dropped at the end.
+enum MeasuredDatabase {
+    Kept(String),
+    Fresh(TestDatabase),
+}
+
+impl MeasuredDatabase {
+    fn url(&self) -> &str {
+        match self {
+            Self::Kept(url) => url,
+            Self::Fresh(database) => database.url(),
+        }
+    }
+}
 
 /// Progress lines on standard error.
 struct Progress {
@@ -373,17 +392,28 @@ impl Bench {
             Some(data_dir) => data_dir.clone(),
             None => self.work.path().join("store"),
         };
-        let server = self.start_server(&data_dir).await?;
-        let outcome = self.full_store(&server, &data_dir).await;
+        let database = self.measured_database().await?;
+        let database_url = database.as_ref().map(MeasuredDatabase::url);
+        let server = self.start_server_on(&data_dir, database_url).await?;
+        let outcome = self.full_store(&server, &data_dir, database_url).await;
         let stopped = server.stop().await.context("stopping the measured server");
         let full = outcome?;
         stopped?;
-        let disk = disk(&data_dir, full.store_events_at_end, event_json_bytes)?;
+        let disk = match database_url {
+            Some(url) => database_disk(url, full.store_events_at_end, event_json_bytes).await?,
+            None => disk(&data_dir, full.store_events_at_end, event_json_bytes)?,
+        };
         let mut report = Report {
             date,
             cores: self.threads,
             server_binary: self.binary.path.display().to_string(),
             server_version,
+            backend: if database_url.is_some() {
+                "PostgreSQL"
+            } else {
+                "embedded"
+            }
+            .to_owned(),
             label: self.config.label.clone(),
             settings: Settings {
                 events: self.config.events,
@@ -424,8 +454,36 @@ impl Bench {
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
 
-    async fn start_server(&self, data_dir: &Path) -> anyhow::Result<ServerProcess> {
-        self.start_server_on(data_dir, None).await
+    /// On PostgreSQL (`--on-postgres`), a fresh database, dropped with the value; else `None`.
+    async fn fresh_database(&self) -> anyhow::Result<Option<TestDatabase>> {
+        match self.measured_on_postgres() {
+            Some(admin_url) => Ok(Some(
+                TestDatabase::create_on(admin_url).await.map_err(anyhow::Error::msg)?,
+            )),
+            None => Ok(None),
+        }
+    }
+
+    /// On PostgreSQL, the measured store's database: `vellum_bench_store`, kept (and filled
+    /// further by later runs) when `--data-dir` keeps the embedded store too, else a fresh one.
+    async fn measured_database(&self) -> anyhow::Result<Option<MeasuredDatabase>> {
+        let Some(admin_url) = self.measured_on_postgres() else {
+            return Ok(None);
+        };
+        Ok(Some(if self.config.data_dir.is_some() {
+            MeasuredDatabase::Kept(
+                vellum_store::postgres::testing::kept_database_on(admin_url, MEASURED_DATABASE)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            )
+        } else {
+            MeasuredDatabase::Fresh(TestDatabase::create_on(admin_url).await.map_err(anyhow::Error::msg)?)
+        }))
+    }
+
+    /// The PostgreSQL server the whole table is measured on, if `--on-postgres`.
+    fn measured_on_postgres(&self) -> Option<&str> {
+        self.config.postgres_url.as_deref().filter(|_| self.config.on_postgres)
     }
 
     async fn start_server_on(&self, data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<ServerProcess> {
@@ -489,8 +547,10 @@ impl Bench {
         let store_batch_1000 = self
             .repeat("ceiling: store append_events, batch of 1,000", async || {
                 let scratch = self.scratch_dir("store-ceiling-")?;
+                let database = self.fresh_database().await?;
                 store_ceiling(
                     scratch.path(),
+                    database.as_ref().map(|database| database.url().to_owned()),
                     Arc::clone(&pools.batch_1000),
                     BATCH_CONNECTIONS,
                     self.duration,
@@ -515,7 +575,10 @@ impl Bench {
             measured.push(
                 self.repeat(&label, async || {
                     let scratch = self.scratch_dir("empty-")?;
-                    let server = self.start_server(scratch.path()).await?;
+                    let database = self.fresh_database().await?;
+                    let server = self
+                        .start_server_on(scratch.path(), database.as_ref().map(|database| database.url()))
+                        .await?;
                     let outcome = async {
                         let target = Target::new(server.address, API_KEY)?;
                         let tenants = prepare(&target).await?;
@@ -556,15 +619,24 @@ impl Bench {
         ingest_of(measured)
     }
 
-    async fn full_store(&self, server: &ServerProcess, data_dir: &Path) -> anyhow::Result<FullStore> {
+    async fn full_store(
+        &self,
+        server: &ServerProcess,
+        data_dir: &Path,
+        database_url: Option<&str>,
+    ) -> anyhow::Result<FullStore> {
         let target = Target::new(server.address, API_KEY)?;
         let tenants = prepare(&target).await?;
         let before = store_size(&target, &tenants).await?;
         let fill = self.fill(server, &target, &tenants, before).await?;
 
         let store_events = store_size(&target, &tenants).await?;
-        // Measured from rest, as the empty store is: the search index finishes the fill first.
-        let search_index_after_fill_s = search_index_caught_up(data_dir).await?;
+        // Measured from rest, as the empty store is: the search index finishes the fill first
+        // (PostgreSQL has none of its own).
+        let search_index_after_fill_s = match database_url {
+            Some(_) => 0.0,
+            None => search_index_caught_up(data_dir).await?,
+        };
         let phase = format!("{} events", crate::report::thousands(store_events as f64));
         // Later events than any stored, so that `occurred_at` keeps increasing.
         let pools = Pools::new(&self.generator, store_events);
@@ -572,11 +644,16 @@ impl Bench {
         drop(pools);
 
         let largest = &tenants.organization_ids[0];
-        let search_index_wait_s = search_index_caught_up(data_dir).await?;
+        let search_index_wait_s = match database_url {
+            Some(_) => 0.0,
+            None => search_index_caught_up(data_dir).await?,
+        };
         let mut reads = self.reads(&target, largest).await?;
         reads.search_index_wait_s = search_index_wait_s;
         reads.search_index_after_fill_s = search_index_after_fill_s;
-        let verify = self.verify(data_dir, store_size(&target, &tenants).await?).await?;
+        let verify = self
+            .verify(data_dir, database_url, store_size(&target, &tenants).await?)
+            .await?;
         let export = self.export(server, &target, largest).await?;
         let store_events_at_end = store_size(&target, &tenants).await?;
         Ok(FullStore {
@@ -727,8 +804,8 @@ impl Bench {
         })
     }
 
-    /// `vellum verify store` on the data directory while the server runs (which it allows).
-    async fn verify(&self, data_dir: &Path, events: u64) -> anyhow::Result<Verify> {
+    /// `vellum verify store` on the store while the server runs (which it allows).
+    async fn verify(&self, data_dir: &Path, database_url: Option<&str>, events: u64) -> anyhow::Result<Verify> {
         self.progress.say("verify store");
         let mut command = self.binary.command();
         command
@@ -737,6 +814,9 @@ impl Bench {
             .arg("--data-dir")
             .arg(data_dir)
             .env("VELLUM_LOG", &self.binary.log_filter);
+        if let Some(url) = database_url {
+            command.env("VELLUM_DATABASE_URL", url);
+        }
         let mut command = command.into_std();
         let outcome = tokio::task::spawn_blocking(move || {
             let cpu_before = children_cpu_seconds()?;
@@ -1095,6 +1175,23 @@ async fn search_index_caught_up(data_dir: &Path) -> anyhow::Result<f64> {
         }
     })
     .await?
+}
+
+/// The size of the measured PostgreSQL database (tables, indexes, TOAST; the server's WAL is
+/// not counted).
+async fn database_disk(url: &str, events: u64, json_bytes_per_event: f64) -> anyhow::Result<Disk> {
+    let database_bytes = vellum_store::postgres::testing::database_size(url)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let bytes_per_event = database_bytes as f64 / events.max(1) as f64;
+    Ok(Disk {
+        database_bytes,
+        search_index_bytes: 0,
+        events,
+        bytes_per_event,
+        json_bytes_per_event,
+        ratio_to_json: bytes_per_event / json_bytes_per_event,
+    })
 }
 
 /// The database files of a stopped store.

@@ -17,6 +17,8 @@ pub struct Report {
     pub server_binary: String,
     /// What it says of itself (`vellum --version`).
     pub server_version: String,
+    /// The store measured: `embedded` or `PostgreSQL`.
+    pub backend: String,
     /// A free-form label given on the command line (a commit, a machine).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
@@ -226,7 +228,8 @@ pub struct Export {
 /// The store on disk.
 #[derive(Clone, Debug, Serialize)]
 pub struct Disk {
-    /// Every `vellum.sqlite3*` file of the data directory, after the server stopped.
+    /// Every `vellum.sqlite3*` file of the data directory, after the server stopped (on
+    /// PostgreSQL: the database's size).
     pub database_bytes: u64,
     /// Every `vellum-search.sqlite3*` file (the search index, derived from the events).
     pub search_index_bytes: u64,
@@ -456,24 +459,27 @@ pub(crate) fn table(report: &Report) -> Vec<Row> {
         Some(&report.empty_store),
     ));
 
-    rows.push(
-        Row::new(
-            &full,
-            "search index caught up after the fill",
-            report.reads.search_index_after_fill_s,
-            "s",
-        )
-        .detail("the ingest runs start once it has".to_owned()),
-    );
-    rows.push(
-        Row::new(
-            &full,
-            "search index caught up after the ingest runs",
-            report.reads.search_index_wait_s,
-            "s",
-        )
-        .detail("reads start once it has".to_owned()),
-    );
+    // The embedded store's search index follows ingest; PostgreSQL has none of its own.
+    if report.backend == "embedded" {
+        rows.push(
+            Row::new(
+                &full,
+                "search index caught up after the fill",
+                report.reads.search_index_after_fill_s,
+                "s",
+            )
+            .detail("the ingest runs start once it has".to_owned()),
+        );
+        rows.push(
+            Row::new(
+                &full,
+                "search index caught up after the ingest runs",
+                report.reads.search_index_wait_s,
+                "s",
+            )
+            .detail("reads start once it has".to_owned()),
+        );
+    }
     for read in &report.reads.measures {
         let mut row = Row::new(&full, &format!("read: {}: p99", read.name), read.p99_ms, "ms")
             .detail(format!("p50 {:.2} ms, {} requests", read.p50_ms, read.requests));
@@ -534,12 +540,20 @@ pub(crate) fn table(report: &Report) -> Vec<Row> {
     let disk = &report.disk;
     rows.push(
         Row::new(&full, "disk per event", disk.bytes_per_event, "B")
-            .detail(format!(
-                "{:.0} MB for {} events ({:.0} MB of it the search index)",
-                (disk.database_bytes + disk.search_index_bytes) as f64 / MB,
-                thousands(disk.events as f64),
-                disk.search_index_bytes as f64 / MB
-            ))
+            .detail(if report.backend == "embedded" {
+                format!(
+                    "{:.0} MB for {} events ({:.0} MB of it the search index)",
+                    (disk.database_bytes + disk.search_index_bytes) as f64 / MB,
+                    thousands(disk.events as f64),
+                    disk.search_index_bytes as f64 / MB
+                )
+            } else {
+                format!(
+                    "{:.0} MB for {} events (pg_database_size)",
+                    disk.database_bytes as f64 / MB,
+                    thousands(disk.events as f64)
+                )
+            })
             .ratio(disk.bytes_per_event, disk.json_bytes_per_event, "event JSON")
             .target("≤1.5× the JSON", disk.ratio_to_json <= DISK_RATIO),
     );
@@ -577,9 +591,10 @@ impl Report {
         let mut text = String::new();
         let _ = writeln!(
             text,
-            "Vellum benchmark, {}: {} cores, store of {} events ({} at the end), events of {:.0} bytes of JSON",
+            "Vellum benchmark, {}: {} cores, {} store of {} events ({} at the end), events of {:.0} bytes of JSON",
             self.date,
             self.cores,
+            self.backend,
             thousands(self.store_events as f64),
             thousands(self.store_events_at_end as f64),
             self.event_json_bytes

@@ -273,6 +273,47 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The URL of the database `name` on the server of `admin_url`, created if missing and kept
+/// (the benchmark harness's measured store, reused and filled further by later runs).
+pub async fn kept_database_on(admin_url: &str, name: &str) -> Result<String, String> {
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        return Err(format!("`{name}` is not a plain database name"));
+    }
+    let (client, connection) = tokio_postgres::connect(admin_url, tokio_postgres::NoTls)
+        .await
+        .map_err(|error| format!("cannot connect to {}: {error}", redacted(admin_url)))?;
+    tokio::spawn(connection);
+    let exists = client
+        .query_opt("select 1 from pg_database where datname = $1", &[&name])
+        .await
+        .map_err(|error| format!("cannot look the database up: {error}"))?
+        .is_some();
+    if !exists {
+        client
+            .batch_execute(&format!("create database {name}"))
+            .await
+            .map_err(|error| format!("cannot create a database: {error}"))?;
+    }
+    Ok(with_database(admin_url, name))
+}
+
+/// The bytes a database takes on disk (`pg_database_size`: tables, indexes, TOAST).
+pub async fn database_size(url: &str) -> Result<u64, String> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|error| format!("cannot connect to {}: {error}", redacted(url)))?;
+    tokio::spawn(connection);
+    let size: i64 = client
+        .query_one("select pg_database_size(current_database())", &[])
+        .await
+        .map_err(|error| format!("cannot read the database size: {error}"))?
+        .get(0);
+    Ok(size.unsigned_abs())
+}
+
 /// The URL of a database on the test server named after `key`, created on first use and kept
 /// (for a server restarted over the same data directory). Usable outside a runtime.
 ///
