@@ -391,7 +391,13 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
     };
     let settings = settings(&cli, serve_args)?;
     crate::telemetry::init(settings.log_format);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The server needs every core; a command is one client of a store, and on one thread its
+    // database connection wakes nothing across threads for every row it reads.
+    let runtime = if serve_args.is_some() {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()?
+    } else {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?
+    };
     runtime.block_on(async move {
         match cli.command {
             Command::Serve(_) => serve(settings).await,
