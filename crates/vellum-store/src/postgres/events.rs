@@ -49,9 +49,15 @@ fn read_event(row: &Row) -> Result<Event, StoreError> {
     })
 }
 
+/// ` and {column}` is one of `items`. One value is compared with `=`, not `= any(…)`: only then
+/// can the planner walk the column's `(organization, column, occurred_at, seq)` index in listing
+/// order (with `any` it walks the time index and filters, 6.5 ms instead of 0.4 ms for a page of
+/// one actor at 10 M events, and far more for a rare one).
 fn push_in(sql: &mut String, params: &mut Params, column: &str, items: &[String]) {
-    if !items.is_empty() {
-        sql.push_str(&format!(" and {column} = any({})", params.push(items.to_vec())));
+    match items {
+        [] => {}
+        [item] => sql.push_str(&format!(" and {column} = {}", params.push(item.clone()))),
+        _ => sql.push_str(&format!(" and {column} = any({})", params.push(items.to_vec()))),
     }
 }
 
