@@ -10,32 +10,16 @@
 //! first pass ran them.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vellum_store::postgres::testing::{TestDatabase, table_digests};
 
-use crate::helpers::{ServerProcess, fresh_secret, vellum_binary};
+use crate::helpers::{ServerProcess, all_events_at, fresh_secret, run_vellum};
 
-/// Runs `vellum` with these arguments, never pointed at a database by the environment; returns
-/// whether it succeeded and what it printed.
 fn vellum(args: &[&str]) -> (bool, String) {
-    let output = Command::new(vellum_binary())
-        .args(args)
-        .env_remove("VELLUM_DATA_DIR")
-        .env_remove("VELLUM_CONFIG")
-        .env_remove("VELLUM_DATABASE_URL")
-        .env_remove("VELLUM_COPY_TO")
-        .output()
-        .expect("vellum runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    run_vellum(args, &[])
 }
 
 fn copy(from: &Path, to: &str) -> (bool, String) {
@@ -99,20 +83,7 @@ impl Client {
     }
 
     async fn all_events(&self, organization: &str) -> Vec<Value> {
-        let mut events = Vec::new();
-        let mut after: Option<String> = None;
-        loop {
-            let mut path = format!("/audit_logs/events?organization_id={organization}&limit=100");
-            if let Some(cursor) = &after {
-                path.push_str(&format!("&after={cursor}"));
-            }
-            let page = self.get(&path).await;
-            events.extend(page["data"].as_array().unwrap().iter().cloned());
-            match page["list_metadata"]["after"].as_str() {
-                Some(cursor) => after = Some(cursor.to_owned()),
-                None => return events,
-            }
-        }
+        all_events_at(&self.http, &self.key, &self.base, organization).await
     }
 
     async fn finished_export(&self, body: &Value) -> Value {

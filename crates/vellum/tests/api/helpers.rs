@@ -431,3 +431,43 @@ pub fn tap_summary_count(stdout: &str, label: &str) -> Option<u64> {
         .find_map(|line| line.strip_prefix(&format!("# {label} ")))
         .and_then(|count| count.trim().parse().ok())
 }
+
+/// Runs `vellum ARGS…` with `envs`, and nothing from the environment that would pick its store
+/// (data directory, config file, database URLs): whether it succeeded, and what it printed.
+pub fn run_vellum(args: &[&str], envs: &[(&str, String)]) -> (bool, String) {
+    let output = Command::new(vellum_binary())
+        .args(args)
+        .env_remove("VELLUM_DATA_DIR")
+        .env_remove("VELLUM_CONFIG")
+        .env_remove("VELLUM_DATABASE_URL")
+        .env_remove("VELLUM_COPY_TO")
+        .envs(envs.iter().map(|(name, value)| (*name, value.as_str())))
+        .output()
+        .expect("vellum runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Every event of an organization, read page by page from the server at `address`.
+pub async fn all_events_at(client: &reqwest::Client, key: &str, address: &str, organization: &str) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut url = format!("{address}/audit_logs/events?organization_id={organization}&limit=100");
+        if let Some(cursor) = &after {
+            url.push_str(&format!("&after={cursor}"));
+        }
+        let response = client.get(&url).bearer_auth(key).send().await.expect("GET events");
+        assert_eq!(response.status(), StatusCode::OK, "GET {url}");
+        let page: Value = response.json().await.expect("a JSON page");
+        events.extend(page["data"].as_array().expect("data").iter().cloned());
+        match page["list_metadata"]["after"].as_str() {
+            Some(cursor) => after = Some(cursor.to_owned()),
+            None => return events,
+        }
+    }
+}

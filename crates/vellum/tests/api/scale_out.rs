@@ -17,7 +17,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use vellum_store::postgres::testing::TestDatabase;
 
-use crate::helpers::{ServerProcess, fresh_secret, vellum_binary};
+use crate::helpers::{ServerProcess, all_events_at, fresh_secret, vellum_binary};
 
 const CLIENTS: usize = 32;
 /// Events in the exported organization before the load starts: enough that the export is still
@@ -44,24 +44,6 @@ async fn get_json(client: &reqwest::Client, key: &str, url: &str) -> Value {
     let response = client.get(url).bearer_auth(key).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::OK, "GET {url}");
     response.json().await.unwrap()
-}
-
-/// Every event of an organization, read through one node.
-async fn all_events(client: &reqwest::Client, key: &str, address: &str, organization: &str) -> Vec<Value> {
-    let mut events = Vec::new();
-    let mut after: Option<String> = None;
-    loop {
-        let mut url = format!("{address}/audit_logs/events?organization_id={organization}&limit=100");
-        if let Some(cursor) = &after {
-            url.push_str(&format!("&after={cursor}"));
-        }
-        let page = get_json(client, key, &url).await;
-        events.extend(page["data"].as_array().unwrap().iter().cloned());
-        match page["list_metadata"]["after"].as_str() {
-            Some(cursor) => after = Some(cursor.to_owned()),
-            None => return events,
-        }
-    }
 }
 
 fn event(key: &str, occurred_at: &str) -> Value {
@@ -237,7 +219,7 @@ async fn three_nodes_keep_every_acknowledged_event_once_through_a_kill_9() {
     let acknowledged = acknowledged.lock().unwrap().clone();
     let mut stored: BTreeMap<String, usize> = BTreeMap::new();
     for organization in &organizations {
-        let events = all_events(&http, &key, &c.address, organization).await;
+        let events = all_events_at(&http, &key, &c.address, organization).await;
         let mut positions: Vec<u64> = events
             .iter()
             .map(|event| event["log_index"].as_u64().unwrap())

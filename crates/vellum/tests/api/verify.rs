@@ -1,13 +1,12 @@
 //! The verifiable log: endpoints, `vellum verify`, and tampering with the store being caught.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, json_ok, json_status, vellum_binary};
+use crate::helpers::{TestApp, json_ok, json_status};
 
 async fn app_with_events(count: usize) -> (TestApp, String, Vec<String>) {
     let app = TestApp::spawn().await;
@@ -45,24 +44,10 @@ pub fn verify(args: &[&str]) -> (bool, String) {
         .iter()
         .position(|arg| *arg == "--data-dir")
         .and_then(|at| args.get(at + 1));
-    let output = Command::new(vellum_binary())
-        .args(args)
-        .env_remove("VELLUM_DATA_DIR")
-        .env_remove("VELLUM_CONFIG")
-        .env_remove("VELLUM_DATABASE_URL")
-        .envs(
-            data_dir
-                .map(|dir| crate::helpers::backend_env(std::path::Path::new(dir)))
-                .unwrap_or_default(),
-        )
-        .output()
-        .expect("vellum runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.success(), text)
+    let envs = data_dir
+        .map(|dir| crate::helpers::backend_env(std::path::Path::new(dir)))
+        .unwrap_or_default();
+    crate::helpers::run_vellum(args, &envs)
 }
 
 fn verify_store(data_dir: &Path) -> (bool, String) {
