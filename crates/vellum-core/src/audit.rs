@@ -7,7 +7,10 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use crate::checkpoint::Checkpoint;
+use crate::log_record::{PositionsDigest, PurgeRecord};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 
 /// The first thing found wrong with a log.
@@ -40,6 +43,11 @@ pub struct LogAuditor {
     checkpoints: Vec<Checkpoint>,
     frontier: Frontier,
     problem: Option<Problem>,
+    /// Positions removed by purges, by the position of the record the store says removed them;
+    /// settled when that record is reached.
+    pending_purges: BTreeMap<u64, PositionsDigest>,
+    purged: u64,
+    purge_records: u64,
 }
 
 /// One entry as found, with what the store claims about it.
@@ -64,6 +72,9 @@ impl LogAuditor {
             checkpoints: checkpoints.into_iter().collect(),
             frontier: Frontier::new(),
             problem: None,
+            pending_purges: BTreeMap::new(),
+            purged: 0,
+            purge_records: 0,
         }
     }
 
@@ -92,15 +103,11 @@ impl LogAuditor {
         }
     }
 
-    /// Feeds the next entry. Returns false once a problem was found (later entries are ignored).
-    pub fn push(&mut self, entry: Entry<'_>) -> bool {
-        if self.problem.is_some() {
-            return false;
-        }
+    /// Checks that `position` is the next one expected; returns it.
+    fn next_position(&mut self, position: i64, event_id: Option<&String>) -> Option<u64> {
         let expected = self.frontier.size();
-        let event_id = entry.event_id.clone();
-        match u64::try_from(entry.position) {
-            Ok(position) if position == expected => {}
+        match u64::try_from(position) {
+            Ok(position) if position == expected => Some(expected),
             Ok(position) if position > expected => {
                 self.fail(
                     Some(expected),
@@ -110,20 +117,28 @@ impl LogAuditor {
                         expected as i64 - 1
                     ),
                 );
-                return false;
+                None
             }
             _ => {
                 self.fail(
-                    u64::try_from(entry.position).ok(),
-                    event_id,
-                    format!(
-                        "position {} appears more than once (an event was inserted or duplicated)",
-                        entry.position
-                    ),
+                    u64::try_from(position).ok(),
+                    event_id.cloned(),
+                    format!("position {position} appears more than once (an event was inserted or duplicated)"),
                 );
-                return false;
+                None
             }
         }
+    }
+
+    /// Feeds the next entry. Returns false once a problem was found (later entries are ignored).
+    pub fn push(&mut self, entry: Entry<'_>) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        let event_id = entry.event_id.clone();
+        let Some(expected) = self.next_position(entry.position, event_id.as_ref()) else {
+            return false;
+        };
         let bytes = match entry.canonical {
             Ok(bytes) => bytes,
             Err(reason) => {
@@ -153,6 +168,74 @@ impl LogAuditor {
             }
             Some(Some(_)) => {}
         }
+        if let Some(record) = PurgeRecord::from_canonical(bytes)
+            && !self.settle_purge(expected, event_id.as_ref(), record)
+        {
+            return false;
+        }
+        self.accept(expected, event_id, leaf)
+    }
+
+    /// Feeds the next position when its event was removed by a purge: the store keeps only its
+    /// leaf hash and the position of the purge record that removed it. The leaf is taken as given
+    /// (the signed roots check it); the record must later account for the position.
+    pub fn push_purged(&mut self, position: i64, leaf: Hash, purged_by: u64) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        let Some(expected) = self.next_position(position, None) else {
+            return false;
+        };
+        if purged_by <= expected {
+            self.fail(
+                Some(expected),
+                None,
+                format!(
+                    "missing: the event was deleted, and the store names position {purged_by} as the purge that removed it, \
+                     which is not after it (an event was deleted outside a purge)"
+                ),
+            );
+            return false;
+        }
+        self.pending_purges.entry(purged_by).or_default().push(expected);
+        self.purged += 1;
+        self.accept(expected, None, leaf)
+    }
+
+    fn settle_purge(&mut self, position: u64, event_id: Option<&String>, record: Result<PurgeRecord, String>) -> bool {
+        let record = match record {
+            Ok(record) => record,
+            Err(reason) => {
+                self.fail(
+                    Some(position),
+                    event_id.cloned(),
+                    format!("an unreadable purge record: {reason}"),
+                );
+                return false;
+            }
+        };
+        let removed = self.pending_purges.remove(&position).unwrap_or_default();
+        if record.below_log_index > position || !record.accounts_for(&removed) {
+            let found = match removed.span() {
+                Some((first, last)) => format!("{} positions ({first} to {last})", removed.count()),
+                None => "none".to_owned(),
+            };
+            self.fail(
+                Some(position),
+                event_id.cloned(),
+                format!(
+                    "this purge record removed {} events (positions {} to {}), but the positions missing in its name \
+                     are {found}: events were deleted outside a purge, or a purge was rewritten",
+                    record.events_purged, record.first_log_index, record.last_log_index
+                ),
+            );
+            return false;
+        }
+        self.purge_records += 1;
+        true
+    }
+
+    fn accept(&mut self, expected: u64, event_id: Option<String>, leaf: Hash) -> bool {
         self.frontier.push(leaf);
         let size = self.frontier.size();
         // The root is computed only where a checkpoint needs it: a handful of times per audit.
@@ -183,6 +266,17 @@ impl LogAuditor {
             return Err(problem);
         }
         let entries = self.frontier.size();
+        if let Some((&record, removed)) = self.pending_purges.iter().next() {
+            let (first, _) = removed.span().unwrap_or_default();
+            return Err(Problem {
+                position: Some(first),
+                event_id: None,
+                message: format!(
+                    "missing: the event was deleted, and the store names position {record} as the purge that removed it, \
+                     but no purge record is there (an event was deleted outside a purge)"
+                ),
+            });
+        }
         if let Some(stored_size) = stored_size
             && stored_size != entries
         {
@@ -222,6 +316,8 @@ impl LogAuditor {
             entries,
             root: self.frontier.root(),
             checkpoint_size,
+            purged: self.purged,
+            purge_records: self.purge_records,
         })
     }
 }
@@ -235,6 +331,10 @@ pub struct Summary {
     pub root: Hash,
     /// The size of the signed checkpoint the entries were checked against, if any.
     pub checkpoint_size: Option<u64>,
+    /// How many of the entries were removed by purges (their leaves taken as given).
+    pub purged: u64,
+    /// How many purge records accounted for them.
+    pub purge_records: u64,
 }
 
 #[cfg(test)]
@@ -325,5 +425,74 @@ mod tests {
         let duplicated_positions = vec![0, 1, 1, 2];
         let problem = audit(&data[..4], &duplicated_positions, &data, None).unwrap_err();
         assert!(problem.message.contains("more than once"), "{problem}");
+    }
+
+    /// A log of 12 entries where a purge record at position 10 removed positions 2, 3 and 7.
+    fn purged_log() -> (Vec<Vec<u8>>, Vec<u64>) {
+        use crate::log_record::{PositionsDigest, PurgeRecord};
+        let mut data = entries(12);
+        let removed = vec![2, 3, 7];
+        let mut digest = PositionsDigest::new();
+        removed.iter().for_each(|position| {
+            digest.push(*position);
+        });
+        let record = PurgeRecord {
+            occurred_before: crate::Timestamp::from_unix_millis(1_000).unwrap(),
+            below_log_index: 10,
+            retention_period_in_days: 1,
+            events_purged: 3,
+            first_log_index: 2,
+            last_log_index: 7,
+            positions_sha256: digest.finish(),
+        };
+        let event = crate::Event {
+            id: crate::EventId::from_ulid(ulid::Ulid::from_parts(5, 5)),
+            organization_id: crate::OrganizationId::from_ulid(ulid::Ulid::from_parts(5, 6)),
+            log_index: 10,
+            received_at: crate::Timestamp::from_unix_millis(2_000).unwrap(),
+            schema_version: 1,
+            input: record.to_input("org", crate::Timestamp::from_unix_millis(2_000).unwrap()),
+        };
+        data[10] = crate::canonical::canonical_event_bytes(&event);
+        (data, removed)
+    }
+
+    fn audit_purged(data: &[Vec<u8>], removed: &[u64], purged_by: u64) -> Result<Summary, Problem> {
+        let mut auditor = LogAuditor::new(Some(checkpoint_of(data, data.len())));
+        for (position, bytes) in data.iter().enumerate() {
+            if removed.contains(&(position as u64)) {
+                auditor.push_purged(position as i64, leaf_hash(bytes), purged_by);
+            } else {
+                auditor.push(Entry {
+                    position: position as i64,
+                    event_id: None,
+                    canonical: Ok(bytes),
+                    stored_leaf: Some(Some(leaf_hash(bytes))),
+                });
+            }
+        }
+        auditor.finish(Some(data.len() as u64))
+    }
+
+    #[test]
+    fn positions_a_purge_record_accounts_for_pass_and_no_others() {
+        let (data, removed) = purged_log();
+        let summary = audit_purged(&data, &removed, 10).unwrap();
+        assert_eq!((summary.entries, summary.purged, summary.purge_records), (12, 3, 1));
+
+        // One more event deleted and marked as purged by the same record.
+        let problem = audit_purged(&data, &[2, 3, 5, 7], 10).unwrap_err();
+        assert_eq!(problem.position, Some(10), "{problem}");
+        assert!(problem.message.contains("outside a purge"), "{problem}");
+
+        // One of the purged positions restored by hand: the record no longer adds up.
+        let problem = audit_purged(&data, &[2, 7], 10).unwrap_err();
+        assert!(problem.message.contains("outside a purge"), "{problem}");
+
+        // Marked as purged by a position that holds no purge record, or one before it.
+        let problem = audit_purged(&data, &removed, 11).unwrap_err();
+        assert!(problem.message.contains("deleted outside a purge"), "{problem}");
+        let problem = audit_purged(&data, &removed, 1).unwrap_err();
+        assert_eq!(problem.position, Some(2), "{problem}");
     }
 }

@@ -211,6 +211,11 @@ pub fn validate_audit_trail_event(body: &RawObject, errors: &mut ValidationError
     let longitude = coordinate(body, "longitude", errors);
     let action = text_field(body, "action", errors);
     let action = bounded(non_empty(action, "action", errors), "action", MAX_ACTION_CHARS, errors);
+    if let Some(action) = &action
+        && crate::log_record::is_reserved_action(action)
+    {
+        errors.push("action", "invalid", crate::event::RESERVED_ACTION_MESSAGE);
+    }
     let action_type = match text_field(body, "action_type", errors) {
         Some(text) if parse_crud(&text).is_some() => Some(text),
         Some(_) => {
@@ -283,6 +288,7 @@ pub fn validate_audit_trail_event(body: &RawObject, errors: &mut ValidationError
             latitude,
             longitude,
         }),
+        system: false,
     })
 }
 

@@ -14,6 +14,19 @@ use crate::event::{Event, Metadata, MetadataValue, metadata_to_json};
 /// The envelope's format tag; a new encoding gets a new tag, never a changed meaning.
 pub const EVENT_FORMAT_V1: &str = "vellum.audit_log_event.v1";
 
+/// The format tag of an entry Vellum itself recorded (a purge, a legal hold): the same envelope,
+/// so that no client's event can ever have the bytes of one of Vellum's records.
+pub const RECORD_FORMAT_V1: &str = "vellum.log_record.v1";
+
+/// The format tag of an event's envelope.
+pub fn format_of(input: &crate::event::EventInput) -> &'static str {
+    if input.system {
+        RECORD_FORMAT_V1
+    } else {
+        EVENT_FORMAT_V1
+    }
+}
+
 fn party(id: &str, party_type: &str, name: Option<&String>, metadata: Option<&Metadata>) -> Value {
     let mut object = Map::new();
     object.insert("id".into(), json!(id));
@@ -36,7 +49,7 @@ pub fn event_envelope(event: &Event) -> Value {
         context.insert("user_agent".into(), json!(user_agent));
     }
     let mut envelope = Map::new();
-    envelope.insert("format".into(), json!(EVENT_FORMAT_V1));
+    envelope.insert("format".into(), json!(format_of(input)));
     envelope.insert("id".into(), json!(event.id.to_string()));
     envelope.insert("organization_id".into(), json!(event.organization_id.to_string()));
     envelope.insert("log_index".into(), json!(event.log_index));
@@ -180,6 +193,9 @@ pub fn event_details_json(input: &crate::event::EventInput) -> Vec<u8> {
         buffer.extend_from_slice(b",\"metadata\":");
         push_metadata(&mut buffer, metadata);
     }
+    if input.system {
+        buffer.extend_from_slice(b",\"system\":true");
+    }
     buffer.extend_from_slice(b",\"targets\":[");
     for (index, target) in input.targets.iter().enumerate() {
         if index > 0 {
@@ -240,7 +256,7 @@ impl PreparedLeaf {
             push_string(&mut before, user_agent);
         }
         before.extend_from_slice(b"},\"format\":");
-        push_string(&mut before, EVENT_FORMAT_V1);
+        push_string(&mut before, format_of(input));
         before.extend_from_slice(b",\"id\":");
         push_string(&mut before, &event.id.to_string());
         before.extend_from_slice(b",\"log_index\":");

@@ -120,6 +120,10 @@ pub struct EventInput {
     pub metadata: Option<Metadata>,
     /// The fields of an event received through the legacy Audit Trail API (`POST /events`).
     pub audit_trail: Option<crate::audit_trail::AuditTrailFields>,
+    /// Whether Vellum itself recorded the event (a purge or a legal hold, see
+    /// [`crate::log_record`]); its canonical bytes then carry [`crate::canonical::RECORD_FORMAT_V1`].
+    /// No client request can set it.
+    pub system: bool,
 }
 
 /// An event as stored: the input plus what Vellum assigned on receipt.
@@ -295,6 +299,10 @@ fn validate_party(
     Some((id?, party_type?, name, metadata))
 }
 
+/// Why an action in Vellum's own namespace is refused.
+pub const RESERVED_ACTION_MESSAGE: &str =
+    "actions beginning with `vellum.` are reserved for the records Vellum writes itself (purges, legal holds)";
+
 /// Checks an event's fields; `prefix` is the path of the event in the request (`event`).
 pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors) -> Option<EventInput> {
     let before = errors.errors().len();
@@ -307,6 +315,11 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
     };
 
     let action = required_text(raw.action, &field("action"), MAX_ACTION_CHARS, errors);
+    if let Some(action) = &action
+        && crate::log_record::is_reserved_action(action)
+    {
+        errors.push(field("action"), "invalid", RESERVED_ACTION_MESSAGE);
+    }
     if let Some(action) = &action
         && (action.chars().any(char::is_whitespace) || has_control_characters(action))
     {
@@ -422,6 +435,7 @@ pub fn validate_event(raw: RawEvent, prefix: &str, errors: &mut ValidationErrors
         context: context?,
         metadata,
         audit_trail: None,
+        system: false,
     })
 }
 

@@ -258,6 +258,16 @@ pub fn ndjson_omitted_line(log_index: u64, leaf: &Hash) -> Vec<u8> {
     .into_bytes()
 }
 
+/// The line of a position whose event a purge removed: its leaf hash and the position of the
+/// purge record that accounts for it (with its newline).
+pub fn ndjson_purged_line(log_index: u64, leaf: &Hash, purged_by: u64) -> Vec<u8> {
+    format!(
+        "{{\"type\":\"purged\",\"log_index\":{log_index},\"leaf_hash\":\"{}\",\"purged_by\":{purged_by}}}\n",
+        BASE64.encode(leaf)
+    )
+    .into_bytes()
+}
+
 /// The closing line: the signed checkpoint and the consistency proof from the first `end` leaves
 /// to the checkpoint's tree (with its newline).
 pub fn ndjson_proof_line(end: u64, tree_size: u64, checkpoint_note: &str, consistency: &[Hash]) -> Vec<u8> {
@@ -283,6 +293,8 @@ struct EntryLine<'a> {
     leaf_hash: std::borrow::Cow<'a, str>,
     #[serde(borrow, default)]
     event: Option<&'a serde_json::value::RawValue>,
+    #[serde(default)]
+    purged_by: Option<u64>,
 }
 
 /// The members of an event envelope the verifier checks.
@@ -329,6 +341,8 @@ pub struct ExportSummary {
     pub events: u64,
     /// Positions the filter left out (leaf hashes only).
     pub omitted: u64,
+    /// Positions whose events a purge removed (leaf hashes only).
+    pub purged: u64,
     /// The signed checkpoint's size.
     pub tree_size: u64,
 }
@@ -342,6 +356,7 @@ pub struct ExportVerifier<'a> {
     start: u64,
     events: u64,
     omitted: u64,
+    purged: u64,
     finished: Option<u64>,
 }
 
@@ -373,6 +388,7 @@ impl<'a> ExportVerifier<'a> {
             start: 0,
             events: 0,
             omitted: 0,
+            purged: 0,
             finished: None,
         }
     }
@@ -392,7 +408,7 @@ impl<'a> ExportVerifier<'a> {
         }
         if self.header.is_some()
             && let Ok(entry) = serde_json::from_slice::<EntryLine<'_>>(line)
-            && matches!(entry.kind.as_ref(), "event" | "omitted")
+            && matches!(entry.kind.as_ref(), "event" | "omitted" | "purged")
         {
             return self.entry(&entry).map_err(|message| self.problem(message));
         }
@@ -409,7 +425,7 @@ impl<'a> ExportVerifier<'a> {
             };
         }
         match kind {
-            "event" | "omitted" => Err(self.problem("the line lacks `log_index`, `leaf_hash` or its event")),
+            "event" | "omitted" | "purged" => Err(self.problem("the line lacks `log_index`, `leaf_hash` or its event")),
             "proof" => self.proof(&object).map_err(|message| self.problem(message)),
             "header" => Err(self.problem("a second header line")),
             other => Err(self.problem(format!("unknown line type `{other}`"))),
@@ -492,6 +508,15 @@ impl<'a> ExportVerifier<'a> {
             }
             self.events += 1;
             leaf
+        } else if entry.kind == "purged" {
+            // Taken as given, as an omitted leaf is: the signed root checks it. The record that
+            // removed it comes later in the log.
+            match entry.purged_by {
+                Some(record) if record > position => {}
+                _ => return Err(format!("the purged position {position} names no later purge record")),
+            }
+            self.purged += 1;
+            listed
         } else {
             self.omitted += 1;
             listed
@@ -567,6 +592,7 @@ impl<'a> ExportVerifier<'a> {
             end: self.frontier.size(),
             events: self.events,
             omitted: self.omitted,
+            purged: self.purged,
             tree_size,
         })
     }
@@ -608,6 +634,7 @@ mod tests {
                 },
                 metadata: None,
                 audit_trail: None,
+                system: false,
             },
         }
     }

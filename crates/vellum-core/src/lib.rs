@@ -15,6 +15,7 @@ pub mod export;
 pub mod filter;
 pub mod id;
 pub mod json;
+pub mod log_record;
 pub mod merkle;
 pub mod operator;
 pub mod organization;

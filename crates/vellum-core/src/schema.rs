@@ -69,6 +69,10 @@ pub fn validate_action_name(name: &str, errors: &mut ValidationErrors) -> bool {
         );
         return false;
     }
+    if crate::log_record::is_reserved_action(name) {
+        errors.push("action", "invalid", crate::event::RESERVED_ACTION_MESSAGE);
+        return false;
+    }
     true
 }
 
@@ -304,6 +308,7 @@ mod tests {
             },
             metadata: None,
             audit_trail: None,
+            system: false,
         }
     }
 
