@@ -366,6 +366,91 @@ pub struct LogRecord {
     pub event: Result<Event, String>,
     /// The leaf hash stored for this position, if any.
     pub stored_leaf: Option<vellum_core::merkle::Hash>,
+    /// When a purge removed the event: the position of the purge record that says so (the
+    /// event is then `Err`, and `stored_leaf` the leaf kept for the position).
+    pub purged_by: Option<u64>,
+}
+
+/// One position of a log as served: its event, or what a purge left of it.
+#[derive(Clone, Debug, PartialEq)]
+// Served in pages of at most 1,000, mostly events: a box per event would cost more than the
+// smaller variant saves.
+#[allow(clippy::large_enum_variant)]
+pub enum LogEntry {
+    /// The event at the position.
+    Event(Event),
+    /// The position's event was removed by a purge.
+    Purged(PurgedPosition),
+}
+
+/// What a purge leaves of a position: its leaf, and which record removed its event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurgedPosition {
+    /// The position.
+    pub log_index: u64,
+    /// Its leaf hash, as it was logged.
+    pub leaf: vellum_core::merkle::Hash,
+    /// The position of the purge record that removed the event.
+    pub purged_by: u64,
+}
+
+/// Which events one purge pass removes from an organization's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PurgeRule {
+    /// Events that occurred before this time…
+    pub occurred_before: Timestamp,
+    /// …at positions below this one (the log's size when the pass began).
+    pub below_log_index: u64,
+    /// The retention period that set the cutoff (recorded, not applied).
+    pub retention_period_in_days: u32,
+}
+
+/// What one step of a purge did.
+#[derive(Clone, Debug, PartialEq)]
+// One value per step of thousands of events: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum PurgeStep {
+    /// The organization is under a legal hold: nothing was removed.
+    Held,
+    /// Nothing (more) matches the rule.
+    Done,
+    /// Events were removed, and the record saying so appended in the same commit.
+    Purged(PurgedChunk),
+}
+
+/// Events removed in one commit, and the record of it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PurgedChunk {
+    /// The purge record appended to the log.
+    pub record: Event,
+    /// How many events were removed.
+    pub events: u64,
+    /// The bytes of their stored details (a measure of what was freed).
+    pub payload_bytes: u64,
+}
+
+/// An organization's retention settings, as the purge needs them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// The organization.
+    pub organization_id: OrganizationId,
+    /// Whether it was deleted (its events follow the same rule).
+    pub deleted: bool,
+    /// Its own retention period, if it set one.
+    pub retention_period_in_days: Option<u32>,
+    /// Its legal hold, if one is in force.
+    pub legal_hold: Option<LegalHold>,
+    /// The size of its log.
+    pub log_size: u64,
+}
+
+/// A legal hold in force.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegalHold {
+    /// Why, as given when it was set.
+    pub reason: Option<String>,
+    /// When it was set.
+    pub since: Timestamp,
 }
 
 /// Organizations and their settings.
@@ -585,13 +670,13 @@ pub trait LogStore: Send + Sync {
         second: u64,
     ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError>;
 
-    /// The events at log positions `[start, end)`.
+    /// The entries at log positions `[start, end)`: events, and what purges left of the others.
     async fn log_entries(
         &self,
         organization_id: OrganizationId,
         start: u64,
         end: u64,
-    ) -> Result<Vec<Event>, StoreError>;
+    ) -> Result<Vec<LogEntry>, StoreError>;
 
     /// The stored tree head of an organization's log (deleted or not): its size and the root
     /// composed from its stored nodes.
@@ -618,6 +703,45 @@ pub trait LogStore: Send + Sync {
         organization_id: OrganizationId,
         size: u64,
     ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError>;
+}
+
+/// Retention: purging what is past it, legal holds, and the space purges free.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Every organization with a log, deleted ones included, with what the purge needs to know.
+    async fn retention_policies(&self) -> Result<Vec<RetentionPolicy>, StoreError>;
+
+    /// Removes up to `limit` events of an organization's log that the rule covers, lowest
+    /// positions first, and appends the purge record that accounts for them, in one commit:
+    /// their leaves stay (marked with the record's position), their payloads, target rows and
+    /// search entries go. Refuses (`Held`) while the organization is under a legal hold.
+    async fn purge_step(
+        &self,
+        organization_id: OrganizationId,
+        rule: PurgeRule,
+        limit: u32,
+    ) -> Result<PurgeStep, StoreError>;
+
+    /// Gives space freed by purges back to the file system, a bounded amount per call. Returns
+    /// how many bytes it gave back (0 once there is nothing more to give).
+    async fn reclaim_space(&self) -> Result<u64, StoreError>;
+
+    /// The bytes the store occupies (the embedded store's files; the database's size).
+    async fn store_size(&self) -> Result<u64, StoreError>;
+
+    /// The legal hold of an organization, if one is in force.
+    async fn legal_hold(&self, organization_id: OrganizationId) -> Result<Option<LegalHold>, StoreError>;
+
+    /// Sets (`Some(reason)`) or lifts (`None`) a live organization's legal hold and appends
+    /// `record` (the record of the change) to its log in the same commit. Returns the hold now in
+    /// force and the appended record; setting a hold that is in force, or lifting one that is
+    /// not, changes nothing and appends nothing.
+    async fn set_legal_hold(
+        &self,
+        organization_id: OrganizationId,
+        hold: Option<Option<String>>,
+        record: EventInput,
+    ) -> Result<(Option<LegalHold>, Option<Event>), StoreError>;
 }
 
 /// Export jobs.
@@ -679,7 +803,9 @@ pub trait ExportStore: Send + Sync {
 /// Implementations are cheap to share (`Arc<dyn Store>`); bring the capability traits into scope
 /// with `use vellum_store::prelude::*`.
 #[async_trait]
-pub trait Store: OrganizationStore + AccessStore + SchemaStore + EventStore + LogStore + ExportStore + 'static {
+pub trait Store:
+    OrganizationStore + AccessStore + SchemaStore + EventStore + LogStore + RetentionStore + ExportStore + 'static
+{
     /// Succeeds when the store can serve reads and writes right now.
     async fn check_ready(&self) -> Result<(), StoreError>;
 
@@ -690,5 +816,7 @@ pub trait Store: OrganizationStore + AccessStore + SchemaStore + EventStore + Lo
 
 /// The storage traits, for `use vellum_store::prelude::*`.
 pub mod prelude {
-    pub use crate::{AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, SchemaStore, Store};
+    pub use crate::{
+        AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, RetentionStore, SchemaStore, Store,
+    };
 }

@@ -39,6 +39,54 @@ pub(crate) fn contains_pattern(text: &str) -> String {
     escaped
 }
 
+/// Merges the records of a log range read from its events with what purges left of the other
+/// positions (both in log order), into one list in log order.
+pub(crate) fn merge_purged(events: Vec<crate::LogRecord>, purged: Vec<crate::PurgedPosition>) -> Vec<crate::LogRecord> {
+    if purged.is_empty() {
+        return events;
+    }
+    let mut merged = Vec::with_capacity(events.len() + purged.len());
+    let mut purged = purged.into_iter().peekable();
+    for record in events {
+        while let Some(position) = purged.next_if(|position| (position.log_index as i64) < record.log_index) {
+            merged.push(purged_record(position));
+        }
+        merged.push(record);
+    }
+    merged.extend(purged.map(purged_record));
+    merged
+}
+
+fn purged_record(position: crate::PurgedPosition) -> crate::LogRecord {
+    crate::LogRecord {
+        log_index: i64::try_from(position.log_index).unwrap_or(i64::MAX),
+        event_id: None,
+        event: Err(format!(
+            "removed by the purge recorded at position {}",
+            position.purged_by
+        )),
+        stored_leaf: Some(position.leaf),
+        purged_by: Some(position.purged_by),
+    }
+}
+
+/// The entries of a log range as served: its events, and what purges left of the other
+/// positions. Unreadable events are left out (the verifier reports the gap).
+pub(crate) fn log_entries(records: Vec<crate::LogRecord>) -> Vec<crate::LogEntry> {
+    records
+        .into_iter()
+        .filter_map(|record| match (record.purged_by, record.stored_leaf, record.event) {
+            (Some(purged_by), Some(leaf), _) => Some(crate::LogEntry::Purged(crate::PurgedPosition {
+                log_index: u64::try_from(record.log_index).ok()?,
+                leaf,
+                purged_by,
+            })),
+            (_, _, Ok(event)) => Some(crate::LogEntry::Event(event)),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -36,7 +36,7 @@ pub(crate) async fn prepare_now(
 }
 
 /// Prepares events outside the writer (this is most of the CPU work of an append).
-fn prepare(
+pub(crate) fn prepare(
     ids: &IdGenerator,
     organization_id: OrganizationId,
     events: Vec<NewEvent>,
@@ -71,13 +71,15 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("stored event has an invalid {what}"))
 }
 
-/// An event's details as decoded: actor, targets, context, metadata, legacy fields.
+/// An event's details as decoded: actor, targets, context, metadata, legacy fields, and whether
+/// Vellum recorded it.
 pub(crate) type Decoded = (
     Actor,
     Vec<Target>,
     Context,
     Option<Metadata>,
     Option<vellum_core::audit_trail::AuditTrailFields>,
+    bool,
 );
 
 // The stored payload (`event_details_json`), decoded straight into the core types: this runs for
@@ -92,6 +94,8 @@ struct StoredPayload {
     metadata: Option<StoredMetadata>,
     #[serde(default)]
     audit_trail: Option<StoredAuditTrail>,
+    #[serde(default)]
+    system: bool,
 }
 
 #[derive(serde::Deserialize)]
@@ -217,5 +221,6 @@ pub(crate) fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
         context,
         stored.metadata.map(|metadata| metadata.0),
         audit_trail,
+        stored.system,
     ))
 }

@@ -57,6 +57,8 @@ macro_rules! store_conformance_suite {
             close_keeps_accepted_writes_and_refuses_later_calls,
             export_claims_lease_each_export_to_one_worker,
             concurrent_export_claims_never_share_an_export,
+            purge_steps_remove_payloads_and_keep_the_tree,
+            deleted_organizations_are_purged_too,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -75,6 +77,7 @@ mod events;
 mod exports;
 mod logs;
 mod organizations;
+mod retention;
 mod schemas;
 mod writes;
 
@@ -83,6 +86,7 @@ pub use events::*;
 pub use exports::*;
 pub use logs::*;
 pub use organizations::*;
+pub use retention::*;
 pub use schemas::*;
 pub use writes::*;
 
@@ -153,6 +157,7 @@ pub fn event_at(millis: i64, action: &str, actor: &str, targets: &[(&str, &str)]
                 .into(),
             ),
             audit_trail: None,
+            system: false,
         },
         schema_version: 1,
     }

@@ -212,6 +212,53 @@ impl Appender {
         }
     }
 
+    /// Appends prepared events inside the caller's transaction, which then holds the log's head
+    /// row lock until it ends. The caller forgets the cached right edge if it rolls back.
+    pub(super) async fn append_in(
+        &self,
+        transaction: &Transaction<'_>,
+        organization_id: OrganizationId,
+        prepared: &[&PreparedEvent],
+    ) -> Result<Vec<Event>, StoreError> {
+        let organization = id_bytes(organization_id.ulid());
+        let count_i64 = i64::try_from(prepared.len()).unwrap_or(i64::MAX);
+        let first: i64 = transaction
+            .query_one(
+                &transaction.prepare_cached(TAKE_POSITIONS).await?,
+                &[&organization, &count_i64],
+            )
+            .await?
+            .get(0);
+        let mut batch = Batch::default();
+        let mut events = Vec::with_capacity(prepared.len());
+        for (position, prepared) in (first..).zip(prepared) {
+            let mut event = prepared.event.clone();
+            event.log_index = super::log::index_u64(position)?;
+            let leaf = prepared.leaf.leaf_hash(event.log_index);
+            batch.push(&event, &prepared.payload, leaf, position);
+            events.push(event);
+        }
+        batch.insert(transaction, &organization).await?;
+        let log = PgLog {
+            transaction,
+            organization: organization.clone(),
+        };
+        self.frontiers
+            .append(
+                &log,
+                organization_id.ulid().to_bytes(),
+                super::log::index_u64(first)?,
+                &batch.leaves,
+            )
+            .await?;
+        Ok(events)
+    }
+
+    /// Forgets the cached right edge of a log (after a transaction that appended rolled back).
+    pub(super) fn forget(&self, organization_id: OrganizationId) {
+        self.frontiers.forget(&organization_id.ulid().to_bytes());
+    }
+
     async fn run(
         &self,
         organization_id: OrganizationId,
@@ -286,41 +333,14 @@ impl Appender {
         let count: usize = appending.iter().map(|&job| jobs[job].0.len()).sum();
         let mut stored: Vec<Vec<Event>> = Vec::new();
         if count > 0 {
-            let count_i64 = i64::try_from(count).unwrap_or(i64::MAX);
-            let first: i64 = transaction
-                .query_one(
-                    &transaction.prepare_cached(TAKE_POSITIONS).await?,
-                    &[&organization, &count_i64],
-                )
+            let prepared: Vec<&PreparedEvent> = appending.iter().flat_map(|&job| jobs[job].0.iter()).collect();
+            let mut events = self
+                .append_in(&transaction, organization_id, &prepared)
                 .await?
-                .get(0);
-            let mut batch = Batch::default();
-            let mut position = first;
+                .into_iter();
             for &job in &appending {
-                let mut events = Vec::with_capacity(jobs[job].0.len());
-                for prepared in &jobs[job].0 {
-                    let mut event = prepared.event.clone();
-                    event.log_index = super::log::index_u64(position)?;
-                    let leaf = prepared.leaf.leaf_hash(event.log_index);
-                    batch.push(&event, &prepared.payload, leaf, position);
-                    events.push(event);
-                    position += 1;
-                }
-                stored.push(events);
+                stored.push(events.by_ref().take(jobs[job].0.len()).collect());
             }
-            batch.insert(&transaction, &organization).await?;
-            let log = PgLog {
-                transaction: &transaction,
-                organization: organization.clone(),
-            };
-            self.frontiers
-                .append(
-                    &log,
-                    organization_id.ulid().to_bytes(),
-                    super::log::index_u64(first)?,
-                    &batch.leaves,
-                )
-                .await?;
         }
         transaction.commit().await?;
         let mut stored = stored.into_iter();

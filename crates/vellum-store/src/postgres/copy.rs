@@ -109,12 +109,12 @@ const TABLES: &[Table] = &[
         name: "organizations",
         source: "select id, name, external_id, metadata, domains, stripe_customer_id,
                  allow_profiles_outside_organization, retention_period_in_days, created_at, updated_at,
-                 deleted_at from organizations order by seq",
+                 deleted_at, legal_hold_since, legal_hold_reason from organizations order by seq",
         parameter: Parameter::None,
         target: "organizations",
         columns: "id, name, external_id, metadata, domains, stripe_customer_id,
                   allow_profiles_outside_organization, retention_period_in_days, created_at, updated_at,
-                  deleted_at",
+                  deleted_at, legal_hold_since, legal_hold_reason",
     },
     Table {
         name: "api keys",
@@ -255,6 +255,8 @@ impl PostgresStore {
                     )));
                 }
                 let mut batch = Batch::default();
+                let mut batch_start = copied;
+                let mut count = 0u64;
                 for (offset, record) in (copied..).zip(scan.records) {
                     let at_position = |what: &str| {
                         StoreError::Conflict(format!(
@@ -265,6 +267,32 @@ impl PostgresStore {
                     if u64::try_from(record.log_index).ok() != Some(offset) {
                         return Err(at_position("is missing"));
                     }
+                    count += 1;
+                    if let Some(purged_by) = record.purged_by {
+                        // What a purge left: the leaf and the record's position. The event's id
+                        // and receipt time went with it; the row keeps zeros in their place.
+                        let leaf = record.stored_leaf.ok_or_else(|| at_position("has no leaf"))?;
+                        insert_batch(&transaction, &frontiers, &log, organization_id, batch_start, &batch).await?;
+                        batch = Batch::default();
+                        transaction
+                            .execute(
+                                "insert into log_leaves (organization_id, log_index, leaf_hash, event_id, received_at, purged_by)
+                                 values ($1, $2, $3, $4, 0, $5)",
+                                &[
+                                    &organization,
+                                    &i64::try_from(offset).unwrap_or(i64::MAX),
+                                    &leaf.as_slice(),
+                                    &[0u8; 16].as_slice(),
+                                    &i64::try_from(purged_by).unwrap_or(i64::MAX),
+                                ],
+                            )
+                            .await?;
+                        frontiers
+                            .append(&log, organization_id.ulid().to_bytes(), offset, &[leaf])
+                            .await?;
+                        batch_start = offset + 1;
+                        continue;
+                    }
                     let event = record.event.map_err(|_| at_position("cannot be read"))?;
                     let leaf = PreparedLeaf::new(&event).leaf_hash(offset);
                     if record.stored_leaf != Some(leaf) {
@@ -274,11 +302,7 @@ impl PostgresStore {
                         .map_err(|_| at_position("is not UTF-8"))?;
                     batch.push(&event, &payload, leaf, i64::try_from(offset).unwrap_or(i64::MAX));
                 }
-                let count = u64::try_from(batch.leaves.len()).unwrap_or(u64::MAX);
-                batch.insert(&transaction, &organization).await?;
-                frontiers
-                    .append(&log, organization_id.ulid().to_bytes(), copied, &batch.leaves)
-                    .await?;
+                insert_batch(&transaction, &frontiers, &log, organization_id, batch_start, &batch).await?;
                 copied += count;
                 transaction
                     .execute(
@@ -446,4 +470,22 @@ fn typed(cell: &Cell, ty: &Type, table: &str, column: &str) -> Result<Box<dyn To
     } else {
         Err(mismatch())
     }
+}
+
+/// Inserts a batch of consecutive events from position `start` and appends their leaves.
+async fn insert_batch(
+    transaction: &deadpool_postgres::Transaction<'_>,
+    frontiers: &Frontiers<[u8; 16]>,
+    log: &PgLog<'_, '_>,
+    organization_id: OrganizationId,
+    start: u64,
+    batch: &Batch,
+) -> Result<(), StoreError> {
+    if batch.leaves.is_empty() {
+        return Ok(());
+    }
+    batch.insert(transaction, &id_bytes(organization_id.ulid())).await?;
+    frontiers
+        .append(log, organization_id.ulid().to_bytes(), start, &batch.leaves)
+        .await
 }

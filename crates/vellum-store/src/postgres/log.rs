@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::merkle::Hash;
-use vellum_core::{Event, EventId, OrganizationId};
+use vellum_core::{EventId, OrganizationId};
 
 use super::{PostgresStore, id_bytes, timestamp};
 use crate::verifiable_log::{self, LogStorage, StoredCheckpoint, StoredNode, SubtreeHash};
@@ -327,7 +327,7 @@ impl LogStore for PostgresStore {
         organization_id: OrganizationId,
         start: u64,
         end: u64,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Vec<crate::LogEntry>, StoreError> {
         with_log!(self, organization_id, true, |log| {
             let current = log.size().await?;
             if end > current {
@@ -336,13 +336,9 @@ impl LogStore for PostgresStore {
                     message: format!("end {end} is larger than the log ({current} entries)"),
                 });
             }
-            Ok(
-                super::events::records_by_log_range(log.transaction, organization_id, start, end)
-                    .await?
-                    .into_iter()
-                    .filter_map(|record| record.event.ok())
-                    .collect::<Vec<_>>(),
-            )
+            Ok(crate::listing::log_entries(
+                super::events::records_by_log_range(log.transaction, organization_id, start, end).await?,
+            ))
         })
     }
 
@@ -406,16 +402,17 @@ impl LogStore for PostgresStore {
     }
 }
 
-/// For `LogRecord`s: the stored leaves of `[start, end)`.
+/// For `LogRecord`s: the stored leaves of `[start, end)`, each with the position of the purge
+/// record that removed its event, if one did.
 pub(super) async fn leaves_in(
     transaction: &Transaction<'_>,
     organization: &[u8],
     start: i64,
     end: i64,
-) -> Result<HashMap<i64, Hash>, StoreError> {
+) -> Result<std::collections::BTreeMap<i64, (Hash, Option<i64>)>, StoreError> {
     transaction
         .query(
-            "select log_index, leaf_hash from log_leaves
+            "select log_index, leaf_hash, purged_by from log_leaves
              where organization_id = $1 and log_index >= $2 and log_index < $3",
             &[&organization, &start, &end],
         )
@@ -423,7 +420,7 @@ pub(super) async fn leaves_in(
         .iter()
         .map(|row| {
             let hash: Vec<u8> = row.try_get(1)?;
-            Ok((row.try_get(0)?, hash_from(&hash)?))
+            Ok((row.try_get(0)?, (hash_from(&hash)?, row.try_get(2)?)))
         })
         .collect()
 }

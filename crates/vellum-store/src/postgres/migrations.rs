@@ -11,6 +11,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "sign_in_failures",
         include_str!("../../migrations/postgres/0002_sign_in_failures.sql"),
     ),
+    (
+        "retention",
+        include_str!("../../migrations/postgres/0003_retention.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

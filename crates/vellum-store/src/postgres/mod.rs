@@ -34,6 +34,7 @@ mod log;
 mod migrations;
 mod organizations;
 mod partitions;
+mod retention;
 mod schemas;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;

@@ -344,6 +344,19 @@ pub fn database_for_key(key: &str) -> String {
     with_database(&admin_url, &name)
 }
 
+/// Runs SQL on a database (to tamper with it by hand in tests). Usable outside a runtime.
+pub fn execute(url: &str, sql: &str) -> u64 {
+    let (url, sql) = (url.to_owned(), sql.to_owned());
+    on_own_runtime(async move || {
+        connect(&url)
+            .await
+            .execute(sql.as_str(), &[])
+            .await
+            .expect("the SQL runs")
+    })
+    .expect("the SQL is run")
+}
+
 /// For every table of a database's public schema: its name, row count and a hash of its rows
 /// (to check that a refused request changed nothing). Usable outside a runtime.
 pub fn table_digests(url: &str) -> Vec<(String, u64, u64)> {

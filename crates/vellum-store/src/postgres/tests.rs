@@ -81,7 +81,13 @@ async fn nodes_appending_to_one_organization_keep_one_gap_free_log() {
         assert_eq!(node.log_first_inconsistent_node(organization).await.unwrap(), None);
     }
     let events = nodes[1].log_entries(organization, 0, head.size).await.unwrap();
-    let leaves: Vec<_> = events.iter().map(crate::conformance::leaf_of).collect();
+    let leaves: Vec<_> = events
+        .iter()
+        .map(|entry| match entry {
+            crate::LogEntry::Event(event) => crate::conformance::leaf_of(event),
+            crate::LogEntry::Purged(position) => position.leaf,
+        })
+        .collect();
     assert_eq!(vellum_core::merkle::root_of(&leaves), head.root);
 }
 

@@ -26,6 +26,19 @@ pub(super) fn append(
     events: Vec<crate::payload::PreparedEvent>,
     idempotency: Option<IdempotencyClaim>,
 ) -> Result<AppendOutcome, StoreError> {
+    append_to(connection, frontiers, organization_id, events, idempotency, false)
+}
+
+/// Appends events; `to_deleted` lets Vellum's own records (a purge's) reach the log of a deleted
+/// organization, which outlives it.
+pub(super) fn append_to(
+    connection: &Connection,
+    frontiers: &crate::verifiable_log::Frontiers<i64>,
+    organization_id: OrganizationId,
+    events: Vec<crate::payload::PreparedEvent>,
+    idempotency: Option<IdempotencyClaim>,
+    to_deleted: bool,
+) -> Result<AppendOutcome, StoreError> {
     // The claim is checked before the organization is required to be live: a retry of a request
     // that was stored is answered as it was, even if the organization was deleted since.
     let (organization_seq, live): (i64, bool) = connection
@@ -57,7 +70,7 @@ pub(super) fn append(
                 .execute(params![organization_seq, claim.key_hash.as_slice()])?;
         }
     }
-    if !live {
+    if !live && !to_deleted {
         return Err(StoreError::not_found("Organization", organization_id));
     }
 
@@ -952,7 +965,7 @@ fn events_by_seq(
 }
 
 /// The events at log positions `[start, end)` of an organization (deleted or not), in log order,
-/// each decoded or with the reason it could not be.
+/// each decoded or with the reason it could not be, and what purges left of the others.
 pub(super) fn events_by_log_range(
     connection: &Connection,
     organization_id: OrganizationId,
@@ -966,7 +979,7 @@ pub(super) fn events_by_log_range(
     );
     let mut statement = connection.prepare_cached(&sql)?;
     let bound = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
-    statement
+    let events = statement
         .query_map(params![organization_seq, bound(start), bound(end)], |row| {
             let log_index: i64 = row.get(2)?;
             let id: Vec<u8> = row.get(1)?;
@@ -977,10 +990,13 @@ pub(super) fn events_by_log_range(
                 event_id: ulid_from_blob(&id).ok().map(EventId::from_ulid),
                 event,
                 stored_leaf: stored_leaf.and_then(|bytes| vellum_core::merkle::Hash::try_from(bytes).ok()),
+                purged_by: None,
             })
         })?
         .map(|row| row.map_err(StoreError::from))
-        .collect()
+        .collect::<Result<Vec<_>, _>>()?;
+    let purged = super::retention::purged_in_range(connection, organization_seq, bound(start), bound(end))?;
+    Ok(crate::listing::merge_purged(events, purged))
 }
 
 pub(super) fn get(connection: &Connection, id: EventId) -> Result<Event, StoreError> {
@@ -1024,7 +1040,7 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
     let payload: String = row.get(7)?;
     Ok((|| {
         let schema_version = u32::try_from(schema_version).map_err(|_| corrupt("schema version"))?;
-        let (actor, targets, context, metadata, audit_trail) = crate::payload::decode_payload(&payload)?;
+        let (actor, targets, context, metadata, audit_trail, system) = crate::payload::decode_payload(&payload)?;
         Ok(Event {
             id: EventId::from_ulid(ulid_from_blob(&id)?),
             organization_id,
@@ -1040,6 +1056,7 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
                 context,
                 metadata,
                 audit_trail,
+                system,
             },
         })
     })())

@@ -5,7 +5,7 @@
 use rusqlite::{Connection, OptionalExtension, params};
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::merkle::Hash;
-use vellum_core::{Event, EventId, OrganizationId, Timestamp};
+use vellum_core::{EventId, OrganizationId, Timestamp};
 
 use super::events::{events_by_log_range, live_organization_seq};
 use crate::verifiable_log::{self, LogStorage, StoredCheckpoint, StoredNode, SubtreeHash, ready};
@@ -39,9 +39,12 @@ impl LogStorage for SqliteLog<'_> {
     }
 
     async fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
-        let mut leaf = self
-            .connection
-            .prepare_cached("select leaf_hash from events where organization_seq = ?1 and log_index = ?2")?;
+        // A purged position keeps its leaf in `purged_leaves`.
+        let mut leaf = self.connection.prepare_cached(
+            "select coalesce(
+                 (select leaf_hash from events where organization_seq = ?1 and log_index = ?2),
+                 (select leaf_hash from purged_leaves where organization_seq = ?1 and log_index = ?2))",
+        )?;
         let mut subtree = self.connection.prepare_cached(
             "select hash from log_nodes where organization_seq = ?1 and level = ?2 and node_index = ?3",
         )?;
@@ -51,7 +54,8 @@ impl LogStorage for SqliteLog<'_> {
                 let bytes: Option<Vec<u8>> = match *node {
                     StoredNode::Leaf(index) => leaf
                         .query_row(params![self.organization_seq, index_i64(index)?], |row| row.get(0))
-                        .optional()?,
+                        .optional()?
+                        .flatten(),
                     StoredNode::Subtree { level, index } => subtree
                         .query_row(params![self.organization_seq, level, index_i64(index)?], |row| {
                             row.get(0)
@@ -215,7 +219,7 @@ pub(super) fn entries(
     organization_id: OrganizationId,
     start: u64,
     end: u64,
-) -> Result<Vec<Event>, StoreError> {
+) -> Result<Vec<crate::LogEntry>, StoreError> {
     let log = live_log(connection, organization_id)?;
     let current = ready(log.size())?;
     if end > current {
@@ -224,12 +228,13 @@ pub(super) fn entries(
             message: format!("end {end} is larger than the log ({current} entries)"),
         });
     }
-    Ok(
-        events_by_log_range(connection, organization_id, log.organization_seq, start, end)?
-            .into_iter()
-            .filter_map(|record| record.event.ok())
-            .collect(),
-    )
+    Ok(crate::listing::log_entries(events_by_log_range(
+        connection,
+        organization_id,
+        log.organization_seq,
+        start,
+        end,
+    )?))
 }
 
 /// Every organization that has a log (deleted ones too: their logs outlive them).

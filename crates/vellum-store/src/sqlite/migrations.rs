@@ -62,6 +62,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "sign_in_failures",
         sql: include_str!("../../migrations/sqlite/0009_sign_in_failures.sql"),
     },
+    Migration {
+        version: 10,
+        name: "retention",
+        sql: include_str!("../../migrations/sqlite/0010_retention.sql"),
+    },
 ];
 
 /// The schema version this binary writes.
@@ -131,7 +136,7 @@ mod tests {
     #[test]
     fn applies_once() {
         let mut connection = Connection::open_in_memory().unwrap();
-        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(migrate(&mut connection).unwrap(), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
 }

@@ -26,6 +26,7 @@ mod log;
 mod migrations;
 mod operators;
 mod organizations;
+mod retention;
 mod schemas;
 mod search;
 mod writer;
@@ -103,6 +104,7 @@ pub struct SqliteStore {
     writer: Writer,
     readers: Arc<ReadPool>,
     ids: Arc<IdGenerator>,
+    data_dir: PathBuf,
 }
 
 #[derive(Debug)]
@@ -159,6 +161,13 @@ fn open_connection_with_cache(path: &Path, read_only: bool, cache_mib: u32) -> R
     // Savepoint sub-journals and sorts stay in memory instead of temporary files.
     connection.pragma_update(None, "temp_store", "memory")?;
     if !read_only {
+        // A new store gives the pages that purges free back to the file system, a step at a
+        // time (`RetentionStore::reclaim_space`). The mode can only be chosen before the file
+        // has its first page, which switching to WAL writes.
+        let pages: i64 = connection.query_row("pragma page_count", [], |row| row.get(0))?;
+        if pages == 0 {
+            connection.pragma_update(None, "auto_vacuum", "incremental")?;
+        }
         // WAL lets readers run during commits; FULL makes every commit durable on return.
         let mode: String = connection.pragma_update_and_check(None, "journal_mode", "wal", |row| row.get(0))?;
         if !mode.eq_ignore_ascii_case("wal") {
@@ -252,6 +261,7 @@ impl SqliteStore {
             )?,
             readers: Arc::new(readers),
             ids: Arc::new(IdGenerator::default()),
+            data_dir: config.data_dir.clone(),
         })
     }
 
@@ -627,7 +637,7 @@ impl LogStore for SqliteStore {
         organization_id: OrganizationId,
         start: u64,
         end: u64,
-    ) -> Result<Vec<Event>, StoreError> {
+    ) -> Result<Vec<crate::LogEntry>, StoreError> {
         self.read(move |connection| log::entries(connection, organization_id, start, end))
             .await
     }
@@ -682,6 +692,76 @@ impl LogStore for SqliteStore {
         size: u64,
     ) -> Result<Vec<vellum_core::merkle::Hash>, StoreError> {
         self.read(move |connection| log::frontier(connection, organization_id, size))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::RetentionStore for SqliteStore {
+    async fn retention_policies(&self) -> Result<Vec<crate::RetentionPolicy>, StoreError> {
+        self.read(retention::policies).await
+    }
+
+    async fn purge_step(
+        &self,
+        organization_id: OrganizationId,
+        rule: crate::PurgeRule,
+        limit: u32,
+    ) -> Result<crate::PurgeStep, StoreError> {
+        let frontiers = Arc::clone(&self.frontiers);
+        let ids = Arc::clone(&self.ids);
+        let (step, seqs) = self
+            .writer
+            .write(move |connection| retention::purge_step(connection, &frontiers, &ids, organization_id, rule, limit))
+            .await?;
+        if !seqs.is_empty() {
+            let search_path = self.data_dir.join(SEARCH_FILE_NAME);
+            tokio::task::spawn_blocking(move || retention::forget_in_search(&search_path, &seqs))
+                .await
+                .map_err(|error| StoreError::Internal(format!("forgetting purged events failed: {error}")))?;
+        }
+        Ok(step)
+    }
+
+    async fn reclaim_space(&self) -> Result<u64, StoreError> {
+        self.writer.write(retention::reclaim).await
+    }
+
+    async fn store_size(&self) -> Result<u64, StoreError> {
+        let data_dir = self.data_dir.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut total = 0;
+            for entry in std::fs::read_dir(&data_dir)?.flatten() {
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(DATABASE_FILE_NAME) || name.starts_with(SEARCH_FILE_NAME) {
+                    total += entry.metadata()?.len();
+                }
+            }
+            Ok::<_, std::io::Error>(total)
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("measuring the store failed: {error}")))?
+        .map_err(|error| StoreError::Unavailable(format!("cannot measure the store: {error}")))
+    }
+
+    async fn legal_hold(&self, organization_id: OrganizationId) -> Result<Option<crate::LegalHold>, StoreError> {
+        self.read(move |connection| retention::legal_hold(connection, organization_id))
+            .await
+    }
+
+    async fn set_legal_hold(
+        &self,
+        organization_id: OrganizationId,
+        hold: Option<Option<String>>,
+        record: vellum_core::EventInput,
+    ) -> Result<(Option<crate::LegalHold>, Option<Event>), StoreError> {
+        let frontiers = Arc::clone(&self.frontiers);
+        let ids = Arc::clone(&self.ids);
+        self.writer
+            .write(move |connection| {
+                retention::set_legal_hold(connection, &frontiers, &ids, organization_id, hold, record)
+            })
             .await
     }
 }
@@ -814,6 +894,71 @@ mod tests {
     }
 
     crate::store_conformance_suite!(open_temp);
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_new_store_gives_the_space_purges_free_back_to_the_file_system() {
+        use crate::{PurgeRule, PurgeStep, RetentionStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path())).unwrap();
+        let mode: i64 = store
+            .read(|connection| Ok(connection.query_row("pragma auto_vacuum", [], |row| row.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(mode, 2, "incremental");
+        let organization = store
+            .create_organization(crate::conformance::new_organization("Space"))
+            .await
+            .unwrap()
+            .id;
+        for batch in 0..10 {
+            let events = (0..500)
+                .map(|n| {
+                    let mut event =
+                        crate::conformance::event_at(1_000 + batch * 500 + n, "space.used", "u", &[("doc", "d")]);
+                    event.input.metadata = Some(
+                        [(
+                            "padding".to_owned(),
+                            vellum_core::event::MetadataValue::String("x".repeat(400)),
+                        )]
+                        .into(),
+                    );
+                    event
+                })
+                .collect();
+            store.append_events(organization, events, None).await.unwrap();
+        }
+        let database = dir.path().join(DATABASE_FILE_NAME);
+        let checkpoint = |store: &SqliteStore| {
+            let path = database.clone();
+            let _ = store;
+            let connection = Connection::open(path).unwrap();
+            connection.execute_batch("pragma wal_checkpoint(truncate)").unwrap();
+        };
+        checkpoint(&store);
+        let full = std::fs::metadata(&database).unwrap().len();
+        let rule = PurgeRule {
+            occurred_before: Timestamp::from_unix_millis(1_000 + 4_000).unwrap(),
+            below_log_index: 5_000,
+            retention_period_in_days: 30,
+        };
+        while let PurgeStep::Purged(_) = store.purge_step(organization, rule, 1_000).await.unwrap() {}
+        let mut reclaimed = 0;
+        loop {
+            let freed = store.reclaim_space().await.unwrap();
+            if freed == 0 {
+                break;
+            }
+            reclaimed += freed;
+        }
+        checkpoint(&store);
+        let after = std::fs::metadata(&database).unwrap().len();
+        assert!(reclaimed > 0);
+        assert!(
+            after * 2 < full,
+            "purging 4,000 of 5,000 events left {after} of {full} bytes"
+        );
+        store.close().await.unwrap();
+    }
 
     #[tokio::test]
     async fn reopening_keeps_committed_rows_and_migrations_are_idempotent() {

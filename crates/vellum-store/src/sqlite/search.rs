@@ -57,6 +57,11 @@ fn open_index(path: &Path) -> Result<Connection, StoreError> {
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         connection.busy_timeout(Duration::from_secs(10))?;
+        // A new index gives the pages of purged entries back, as the store does.
+        let pages: i64 = connection.query_row("pragma page_count", [], |row| row.get(0))?;
+        if pages == 0 {
+            connection.pragma_update(None, "auto_vacuum", "incremental")?;
+        }
         connection.pragma_update(None, "journal_mode", "wal")?;
         // Derived data: a crash loses at most the last passes, with their mark (see module docs).
         connection.pragma_update(None, "synchronous", "NORMAL")?;

@@ -1,0 +1,242 @@
+//! Conformance: purge steps, the leaves and records they leave, and legal holds.
+
+use super::*;
+use crate::{LogEntry, PurgeRule, PurgeStep};
+
+fn at(millis: i64) -> Timestamp {
+    Timestamp::from_unix_millis(millis).unwrap()
+}
+
+/// A purge step removes exactly the events its rule covers (lowest positions first, at most its
+/// limit), never Vellum's own records, and appends the record accounting for them in the same
+/// commit: the tree's root, proofs and every leaf stay; listings, reads and entries no longer
+/// return the events; the verifier accepts the log. A hold stops the next step.
+pub async fn purge_steps_remove_payloads_and_keep_the_tree(store: Arc<impl Store>) {
+    use vellum_core::audit::{Entry, LogAuditor};
+    let organization = store.create_organization(new_organization("Purge")).await.unwrap().id;
+    let other = store.create_organization(new_organization("Kept")).await.unwrap().id;
+    // Positions 0..10: even ones occurred long ago, odd ones recently.
+    let new: Vec<NewEvent> = (0..10)
+        .map(|n| {
+            let millis = if n % 2 == 0 { 1_000 + n } else { 5_000_000 + n };
+            event_at(millis, "purge.tested", &format!("u{n}"), &[("doc", &format!("d{n}"))])
+        })
+        .collect();
+    let stored = appended(&*store, organization, new).await;
+    appended(&*store, other, vec![event_at(1_000, "purge.tested", "x", &[])]).await;
+    let before = store.log_tree_head(organization).await.unwrap();
+
+    let rule = PurgeRule {
+        occurred_before: at(1_000_000),
+        below_log_index: 8,
+        retention_period_in_days: 30,
+    };
+    // Limit 2: positions 0 and 2, recorded at 10.
+    let PurgeStep::Purged(first) = store.purge_step(organization, rule, 2).await.unwrap() else {
+        panic!("the first step removed nothing");
+    };
+    assert_eq!((first.events, first.record.log_index), (2, 10));
+    assert!(first.record.input.system);
+    assert_eq!(first.record.input.action, vellum_core::log_record::PURGE_ACTION);
+    // The rest below 8: positions 4 and 6 (8 is not below 8), recorded at 11.
+    let PurgeStep::Purged(second) = store.purge_step(organization, rule, 100).await.unwrap() else {
+        panic!("the second step removed nothing");
+    };
+    assert_eq!((second.events, second.record.log_index), (2, 11));
+    assert_eq!(
+        store.purge_step(organization, rule, 100).await.unwrap(),
+        PurgeStep::Done
+    );
+    // Records are never purged, whatever the rule.
+    let everything = PurgeRule {
+        occurred_before: at(i64::from(i32::MAX) * 1_000),
+        below_log_index: 12,
+        retention_period_in_days: 1,
+    };
+    let PurgeStep::Purged(third) = store.purge_step(organization, everything, 100).await.unwrap() else {
+        panic!("nothing left to purge");
+    };
+    let record_proof = store
+        .log_inclusion_proof(organization, first.record.id, Some(12))
+        .await
+        .unwrap();
+    assert_eq!(
+        third.events, 6,
+        "positions 1, 3, 5, 7, 8 and 9, not the records at 10 and 11"
+    );
+
+    let after = store.log_tree_head(organization).await.unwrap();
+    assert_eq!(after.size, 13);
+    assert!(vellum_core::merkle::verify_consistency(
+        10,
+        13,
+        &before.root,
+        &after.root,
+        &store.log_consistency_proof(organization, 10, 13).await.unwrap()
+    ));
+    // A remaining entry's proof is what it was; a purged event has none by id.
+    assert_eq!(
+        store
+            .log_inclusion_proof(organization, first.record.id, Some(12))
+            .await
+            .unwrap(),
+        record_proof
+    );
+    assert!(matches!(
+        store.log_inclusion_proof(organization, stored[9].id, Some(10)).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        store.get_event(stored[0].id).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let listed = store
+        .list_events(
+            organization,
+            EventFilter::default(),
+            PageRequest {
+                limit: 100,
+                order: Order::Asc,
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    let listed: Vec<u64> = listed.data.iter().map(|event| event.log_index).collect();
+    assert_eq!(listed, vec![10, 11, 12], "only the records remain");
+    let targets = EventFilter {
+        target_types: vec!["doc".into()],
+        ..EventFilter::default()
+    };
+    assert!(
+        store
+            .list_events(
+                organization,
+                targets,
+                PageRequest {
+                    limit: 100,
+                    order: Order::Asc,
+                    cursor: None
+                }
+            )
+            .await
+            .unwrap()
+            .data
+            .is_empty(),
+        "target rows went with their events"
+    );
+
+    // Entries and scans serve what is left of each position, and the verifier accepts them.
+    let entries = store.log_entries(organization, 0, 13).await.unwrap();
+    assert_eq!(entries.len(), 13);
+    let scan = store.log_scan(organization, 0, 100).await.unwrap();
+    let mut auditor = LogAuditor::new(None);
+    for (record, entry) in scan.records.iter().zip(&entries) {
+        match (record.purged_by, entry) {
+            (Some(purged_by), LogEntry::Purged(position)) => {
+                assert_eq!(position.purged_by, purged_by);
+                assert_eq!(Some(position.leaf), record.stored_leaf);
+                assert_eq!(position.leaf, leaf_of(&stored[position.log_index as usize]));
+                assert!(auditor.push_purged(record.log_index, position.leaf, purged_by));
+            }
+            (None, LogEntry::Event(event)) => {
+                let bytes = vellum_core::canonical::canonical_event_bytes(event);
+                assert!(auditor.push(Entry {
+                    position: record.log_index,
+                    event_id: Some(event.id.to_string()),
+                    canonical: Ok(&bytes),
+                    stored_leaf: Some(record.stored_leaf),
+                }));
+            }
+            other => panic!("scan and entries disagree: {other:?}"),
+        }
+    }
+    let summary = auditor.finish(Some(scan.tree_size)).unwrap();
+    assert_eq!((summary.purged, summary.purge_records), (10, 3));
+    assert_eq!(summary.root, after.root);
+
+    // The other organization was not touched; a held one is not purged.
+    assert_eq!(store.log_tree_head(other).await.unwrap().size, 1);
+    let record = vellum_core::log_record::legal_hold_input(
+        &other.to_string(),
+        true,
+        Some("litigation"),
+        &vellum_core::log_record::RecordedBy::vellum("test"),
+        at(10_000),
+    );
+    let (hold, appended_record) = store
+        .set_legal_hold(other, Some(Some("litigation".into())), record.clone())
+        .await
+        .unwrap();
+    assert_eq!(
+        hold.as_ref().and_then(|hold| hold.reason.as_deref()),
+        Some("litigation")
+    );
+    assert_eq!(appended_record.map(|event| event.log_index), Some(1));
+    assert_eq!(store.legal_hold(other).await.unwrap(), hold);
+    let (_, again) = store
+        .set_legal_hold(other, Some(Some("again".into())), record)
+        .await
+        .unwrap();
+    assert_eq!(again, None, "setting a hold in force records nothing");
+    let rule = PurgeRule {
+        occurred_before: at(1_000_000),
+        below_log_index: 1,
+        retention_period_in_days: 1,
+    };
+    assert_eq!(store.purge_step(other, rule, 100).await.unwrap(), PurgeStep::Held);
+    let policies = store.retention_policies().await.unwrap();
+    let held = policies.iter().find(|policy| policy.organization_id == other).unwrap();
+    assert!(held.legal_hold.is_some());
+    assert_eq!(held.log_size, 2);
+
+    let lift = vellum_core::log_record::legal_hold_input(
+        &other.to_string(),
+        false,
+        None,
+        &vellum_core::log_record::RecordedBy::vellum("test"),
+        at(11_000),
+    );
+    let (hold, lifted) = store.set_legal_hold(other, None, lift).await.unwrap();
+    assert_eq!(hold, None);
+    assert_eq!(
+        lifted.map(|event| event.input.action),
+        Some("vellum.legal_hold.lifted".into())
+    );
+    assert!(matches!(
+        store.purge_step(other, rule, 100).await.unwrap(),
+        PurgeStep::Purged(chunk) if chunk.events == 1
+    ));
+    assert!(store.store_size().await.unwrap() > 0);
+    while store.reclaim_space().await.unwrap() > 0 {}
+}
+
+/// A deleted organization's events follow the same rule: its log takes the purge record.
+pub async fn deleted_organizations_are_purged_too(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Gone")).await.unwrap().id;
+    appended(
+        &*store,
+        organization,
+        (0..3).map(|n| event_at(1_000 + n, "gone.tested", "u", &[])).collect(),
+    )
+    .await;
+    store.delete_organization(organization).await.unwrap();
+    let policy = store
+        .retention_policies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|policy| policy.organization_id == organization)
+        .unwrap();
+    assert!(policy.deleted);
+    let rule = PurgeRule {
+        occurred_before: at(2_000),
+        below_log_index: policy.log_size,
+        retention_period_in_days: 1,
+    };
+    assert!(matches!(
+        store.purge_step(organization, rule, 100).await.unwrap(),
+        PurgeStep::Purged(chunk) if chunk.events == 3 && chunk.record.log_index == 3
+    ));
+    assert_eq!(store.log_tree_head(organization).await.unwrap().size, 4);
+}

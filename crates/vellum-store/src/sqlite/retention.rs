@@ -1,0 +1,352 @@
+//! Retention on the embedded store: purge steps, legal holds and giving freed pages back.
+//!
+//! A purge step runs as one job of the single writer, so it is one commit: it picks up to
+//! `limit` events the rule covers (lowest positions first, found through the segment-led time
+//! index, segment by segment), appends the purge record that names them, keeps each one's leaf
+//! in `purged_leaves` marked with the record's position, and deletes the event, target and
+//! legacy rows. The search index, in its own file, forgets them right after the commit.
+
+use rusqlite::{Connection, OptionalExtension, params};
+use vellum_core::log_record::{PositionsDigest, PurgeRecord, RECORD_SCHEMA_VERSION};
+use vellum_core::merkle::Hash;
+use vellum_core::{Event, EventInput, OrganizationId, Timestamp};
+
+use super::events::SEGMENT_BITS;
+use crate::ids::IdGenerator;
+use crate::verifiable_log::Frontiers;
+use crate::{
+    AppendOutcome, LegalHold, NewEvent, PurgeRule, PurgeStep, PurgedChunk, PurgedPosition, RetentionPolicy, StoreError,
+};
+
+/// What purges left of the positions `[start, end)` of a log, in log order.
+pub(super) fn purged_in_range(
+    connection: &Connection,
+    organization_seq: i64,
+    start: i64,
+    end: i64,
+) -> Result<Vec<PurgedPosition>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "select log_index, leaf_hash, purged_by from purged_leaves
+         where organization_seq = ?1 and log_index >= ?2 and log_index < ?3 order by log_index",
+    )?;
+    statement
+        .query_map(params![organization_seq, start, end], |row| {
+            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?))
+        })?
+        .map(|row| {
+            let (log_index, leaf, purged_by) = row?;
+            Ok(PurgedPosition {
+                log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
+                leaf: Hash::try_from(leaf.as_slice()).map_err(|_| corrupt("leaf hash"))?,
+                purged_by: u64::try_from(purged_by).map_err(|_| corrupt("purge record position"))?,
+            })
+        })
+        .collect()
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Internal(format!("a purged position has an invalid {what}"))
+}
+
+fn hold_of(since: Option<i64>, reason: Option<String>) -> Result<Option<LegalHold>, StoreError> {
+    since
+        .map(|since| {
+            Ok(LegalHold {
+                reason,
+                since: Timestamp::from_unix_millis(since).ok_or_else(|| corrupt("hold time"))?,
+            })
+        })
+        .transpose()
+}
+
+pub(super) fn policies(connection: &Connection) -> Result<Vec<RetentionPolicy>, StoreError> {
+    let mut statement = connection.prepare_cached(
+        "select o.id, o.deleted_at is not null, o.retention_period_in_days, o.legal_hold_since, o.legal_hold_reason,
+                (select coalesce(max(e.log_index) + 1, 0) from events e where e.organization_seq = o.seq)
+         from organizations o
+         where exists (select 1 from events e where e.organization_seq = o.seq)
+         order by o.seq",
+    )?;
+    statement
+        .query_map([], |row| {
+            Ok((
+                row.get::<_, Vec<u8>>(0)?,
+                row.get::<_, bool>(1)?,
+                row.get::<_, Option<i64>>(2)?,
+                row.get::<_, Option<i64>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, i64>(5)?,
+            ))
+        })?
+        .map(|row| {
+            let (id, deleted, days, since, reason, size) = row?;
+            Ok(RetentionPolicy {
+                organization_id: OrganizationId::from_ulid(super::ulid_from_blob(&id)?),
+                deleted,
+                retention_period_in_days: days.and_then(|days| u32::try_from(days).ok()),
+                legal_hold: hold_of(since, reason)?,
+                log_size: u64::try_from(size).unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+/// The events a purge step removes: their rows' keys, positions, leaves and payload sizes.
+struct Candidate {
+    seq: i64,
+    log_index: i64,
+    leaf: Vec<u8>,
+    payload_bytes: i64,
+}
+
+/// Up to `limit` events the rule covers, lowest positions first. Vellum's own records are never
+/// purged: the verifier needs them to account for what was removed.
+fn candidates(
+    connection: &Connection,
+    organization_seq: i64,
+    rule: PurgeRule,
+    limit: usize,
+) -> Result<Vec<Candidate>, StoreError> {
+    let below = i64::try_from(rule.below_log_index).unwrap_or(i64::MAX);
+    let cutoff = rule.occurred_before.unix_millis();
+    if below == 0 {
+        return Ok(Vec::new());
+    }
+    let last_segment = (below - 1) >> SEGMENT_BITS;
+    let segments: Vec<i64> = connection
+        .prepare_cached(
+            "select segment from event_segments
+             where organization_seq = ?1 and segment <= ?2 and min_occurred_at < ?3 order by segment",
+        )?
+        .query_map(params![organization_seq, last_segment, cutoff], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut in_segment = connection.prepare_cached(
+        "select e.seq, e.log_index, e.leaf_hash, length(e.payload) from events e
+         where e.organization_seq = ?1 and (e.log_index >> 15) = ?2 and e.occurred_at < ?3 and e.log_index < ?4
+           and not (e.action like 'vellum.%' and e.payload like '%\"system\":true%')",
+    )?;
+    let mut found = Vec::new();
+    for segment in segments {
+        let mut rows = in_segment
+            .query_map(params![organization_seq, segment, cutoff, below], |row| {
+                Ok(Candidate {
+                    seq: row.get(0)?,
+                    log_index: row.get(1)?,
+                    leaf: row.get(2)?,
+                    payload_bytes: row.get(3)?,
+                })
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.sort_unstable_by_key(|candidate| candidate.log_index);
+        rows.truncate(limit - found.len());
+        found.extend(rows);
+        if found.len() >= limit {
+            break;
+        }
+    }
+    Ok(found)
+}
+
+pub(super) fn purge_step(
+    connection: &Connection,
+    frontiers: &Frontiers<i64>,
+    ids: &IdGenerator,
+    organization_id: OrganizationId,
+    rule: PurgeRule,
+    limit: u32,
+) -> Result<(PurgeStep, Vec<i64>), StoreError> {
+    let (organization_seq, held): (i64, bool) = connection
+        .prepare_cached("select seq, legal_hold_since is not null from organizations where id = ?1")?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
+    if held {
+        return Ok((PurgeStep::Held, Vec::new()));
+    }
+    let found = candidates(connection, organization_seq, rule, limit.max(1) as usize)?;
+    if found.is_empty() {
+        return Ok((PurgeStep::Done, Vec::new()));
+    }
+    let mut digest = PositionsDigest::new();
+    for candidate in &found {
+        digest.push(u64::try_from(candidate.log_index).unwrap_or_default());
+    }
+    let (first, last) = digest.span().unwrap_or_default();
+    let record = PurgeRecord {
+        occurred_before: rule.occurred_before,
+        below_log_index: rule.below_log_index,
+        retention_period_in_days: rule.retention_period_in_days,
+        events_purged: digest.count(),
+        first_log_index: first,
+        last_log_index: last,
+        positions_sha256: digest.finish(),
+    };
+    let now = crate::now();
+    let appended = append_record(
+        connection,
+        frontiers,
+        ids,
+        organization_id,
+        record.to_input(&organization_id.to_string(), now),
+        now,
+    )?;
+    let record_position = i64::try_from(appended.log_index).unwrap_or(i64::MAX);
+
+    connection.execute_batch(
+        "create temp table if not exists purge_batch (seq integer primary key);
+         delete from purge_batch;",
+    )?;
+    let mut insert = connection.prepare_cached("insert into temp.purge_batch (seq) values (?1)")?;
+    let mut keep_leaf = connection.prepare_cached(
+        "insert into purged_leaves (organization_seq, log_index, leaf_hash, purged_by) values (?1, ?2, ?3, ?4)",
+    )?;
+    let mut payload_bytes = 0u64;
+    for candidate in &found {
+        insert.execute([candidate.seq])?;
+        keep_leaf.execute(params![
+            organization_seq,
+            candidate.log_index,
+            candidate.leaf,
+            record_position
+        ])?;
+        payload_bytes += u64::try_from(candidate.payload_bytes).unwrap_or_default();
+    }
+    let (first_segment, last_segment) = (
+        found[0].log_index >> SEGMENT_BITS,
+        found[found.len() - 1].log_index >> SEGMENT_BITS,
+    );
+    connection
+        .prepare_cached(
+            "delete from event_targets where organization_seq = ?1 and segment between ?2 and ?3
+               and event_seq in (select seq from temp.purge_batch)",
+        )?
+        .execute(params![organization_seq, first_segment, last_segment])?;
+    connection
+        .prepare_cached("delete from audit_trail_events where event_seq in (select seq from temp.purge_batch)")?
+        .execute([])?;
+    let deleted = connection
+        .prepare_cached("delete from events where seq in (select seq from temp.purge_batch)")?
+        .execute([])?;
+    if deleted != found.len() {
+        return Err(StoreError::Internal(format!(
+            "a purge step removed {deleted} events instead of {}",
+            found.len()
+        )));
+    }
+    let seqs = found.iter().map(|candidate| candidate.seq).collect();
+    Ok((
+        PurgeStep::Purged(PurgedChunk {
+            record: appended,
+            events: found.len() as u64,
+            payload_bytes,
+        }),
+        seqs,
+    ))
+}
+
+/// Appends one of Vellum's own records (to a deleted organization's log too).
+fn append_record(
+    connection: &Connection,
+    frontiers: &Frontiers<i64>,
+    ids: &IdGenerator,
+    organization_id: OrganizationId,
+    input: EventInput,
+    now: Timestamp,
+) -> Result<Event, StoreError> {
+    let prepared = crate::payload::prepare(
+        ids,
+        organization_id,
+        vec![NewEvent {
+            input,
+            schema_version: RECORD_SCHEMA_VERSION,
+        }],
+        now,
+    );
+    match super::events::append_to(connection, frontiers, organization_id, prepared, None, true)? {
+        AppendOutcome::Appended(mut events) if events.len() == 1 => Ok(events.remove(0)),
+        _ => Err(StoreError::Internal("appending a record stored no event".into())),
+    }
+}
+
+pub(super) fn legal_hold(
+    connection: &Connection,
+    organization_id: OrganizationId,
+) -> Result<Option<LegalHold>, StoreError> {
+    let (since, reason): (Option<i64>, Option<String>) = connection
+        .prepare_cached(
+            "select legal_hold_since, legal_hold_reason from organizations where id = ?1 and deleted_at is null",
+        )?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
+    hold_of(since, reason)
+}
+
+pub(super) fn set_legal_hold(
+    connection: &Connection,
+    frontiers: &Frontiers<i64>,
+    ids: &IdGenerator,
+    organization_id: OrganizationId,
+    hold: Option<Option<String>>,
+    record: EventInput,
+) -> Result<(Option<LegalHold>, Option<Event>), StoreError> {
+    let current = legal_hold(connection, organization_id)?;
+    if current.is_some() == hold.is_some() {
+        return Ok((current, None));
+    }
+    let now = crate::now();
+    let (since, reason) = match hold {
+        Some(reason) => (Some(now.unix_millis()), reason),
+        None => (None, None),
+    };
+    connection
+        .prepare_cached("update organizations set legal_hold_since = ?2, legal_hold_reason = ?3 where id = ?1")?
+        .execute(params![organization_id.ulid().to_bytes().as_slice(), since, reason])?;
+    let appended = append_record(connection, frontiers, ids, organization_id, record, now)?;
+    Ok((hold_of(since, reason)?, Some(appended)))
+}
+
+/// Pages given back per call when the store is in incremental auto-vacuum mode: 16 MiB at the
+/// default page size, a short job for the writer.
+const RECLAIM_PAGES: i64 = 4096;
+
+/// Gives up to [`RECLAIM_PAGES`] free pages back to the file system. Returns the bytes freed.
+pub(super) fn reclaim(connection: &Connection) -> Result<u64, StoreError> {
+    let mode: i64 = connection.query_row("pragma auto_vacuum", [], |row| row.get(0))?;
+    if mode != 2 {
+        return Ok(0);
+    }
+    let page_size: i64 = connection.query_row("pragma page_size", [], |row| row.get(0))?;
+    let free_before: i64 = connection.query_row("pragma freelist_count", [], |row| row.get(0))?;
+    if free_before == 0 {
+        return Ok(0);
+    }
+    connection.execute_batch(&format!("pragma incremental_vacuum({RECLAIM_PAGES})"))?;
+    let free_after: i64 = connection.query_row("pragma freelist_count", [], |row| row.get(0))?;
+    Ok(u64::try_from((free_before - free_after) * page_size).unwrap_or_default())
+}
+
+/// Forgets purged events in the search index (derived data: a failure is logged, never fatal;
+/// a later rebuild reads only the events that remain).
+pub(super) fn forget_in_search(search_path: &std::path::Path, seqs: &[i64]) {
+    let forget = || -> rusqlite::Result<()> {
+        let connection = Connection::open(search_path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        let transaction = connection.unchecked_transaction()?;
+        {
+            let mut delete = transaction.prepare("delete from event_search where rowid = ?1")?;
+            for seq in seqs {
+                delete.execute([seq])?;
+            }
+        }
+        transaction.commit()?;
+        connection.execute_batch("pragma incremental_vacuum(4096)")
+    };
+    if let Err(error) = forget() {
+        tracing::warn!(%error, "could not remove purged events from the search index; searches still skip them");
+    }
+}
