@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::export::{
     Export, ExportFilter, ExportFormat, ExportState, ndjson_event_line, ndjson_header, ndjson_omitted_line,
-    ndjson_proof_line,
+    ndjson_proof_line, ndjson_purged_line,
 };
 use vellum_core::pagination::Cursor;
 use vellum_core::{ExportId, Order, OrganizationId, PageRequest, Timestamp};
@@ -691,6 +691,11 @@ async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> 
         for record in records {
             if u64::try_from(record.log_index).ok() != Some(position) {
                 return Err(WriteError::Log(position, "the position has no event".into()));
+            }
+            if let (Some(purged_by), Some(leaf)) = (record.purged_by, record.stored_leaf) {
+                chunk.extend_from_slice(&ndjson_purged_line(position, &leaf, purged_by));
+                position += 1;
+                continue;
             }
             let event = record.event.map_err(|reason| WriteError::Log(position, reason))?;
             if export.filter.matches(&event) {

@@ -104,6 +104,7 @@ fn event() -> impl Strategy<Value = Event> {
                         context: Context { location, user_agent },
                         metadata: event_metadata,
                         audit_trail: None,
+                        system: false,
                     },
                 }
             },

@@ -156,15 +156,30 @@ pub(crate) struct LogEntries {
     data: Vec<LogEntry>,
 }
 
-/// One entry of the log: the event, and the exact bytes its leaf hash is taken over.
+/// One entry of the log: the event, and the exact bytes its leaf hash is taken over; or, for a
+/// position whose event a purge removed, its leaf hash and the position of the purge record that
+/// accounts for it (`docs/retention.md`).
 #[derive(Serialize, ToSchema)]
 pub(crate) struct LogEntry {
     log_index: u64,
-    id: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    id: Option<String>,
     /// The canonical encoding of the event, base64.
-    canonical: String,
-    #[schema(value_type = crate::events::AuditLogEventJson)]
-    event: AuditLogEvent,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    canonical: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::events::AuditLogEventJson>, nullable = false)]
+    event: Option<AuditLogEvent>,
+    /// Only for a purged position: the leaf hash kept for it, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    leaf_hash: Option<String>,
+    /// Only for a purged position: the log index of the purge record that removed its event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    purged_by: Option<u64>,
 }
 
 fn hashes_json(hashes: &[vellum_core::merkle::Hash]) -> Vec<String> {
@@ -306,11 +321,23 @@ pub(crate) async fn entries(State(state): State<AppState>, query: QueryPairs) ->
         .await?;
     let data = events
         .iter()
-        .map(|event| LogEntry {
-            log_index: event.log_index,
-            id: event.id.to_string(),
-            canonical: BASE64.encode(vellum_core::canonical::canonical_event_bytes(event)),
-            event: AuditLogEvent::of(event),
+        .map(|entry| match entry {
+            vellum_store::LogEntry::Event(event) => LogEntry {
+                log_index: event.log_index,
+                id: Some(event.id.to_string()),
+                canonical: Some(BASE64.encode(vellum_core::canonical::canonical_event_bytes(event))),
+                event: Some(AuditLogEvent::of(event)),
+                leaf_hash: None,
+                purged_by: None,
+            },
+            vellum_store::LogEntry::Purged(position) => LogEntry {
+                log_index: position.log_index,
+                id: None,
+                canonical: None,
+                event: None,
+                leaf_hash: Some(BASE64.encode(position.leaf)),
+                purged_by: Some(position.purged_by),
+            },
         })
         .collect();
     Ok(Json(LogEntries {

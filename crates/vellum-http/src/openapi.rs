@@ -55,6 +55,8 @@ is not part of this document.";
         retention::get_retention,
         retention::update_retention,
         retention::get_configuration,
+        retention::get_legal_hold,
+        retention::update_legal_hold,
         schemas::list_actions,
         schemas::list_schemas,
         schemas::create_schema,

@@ -1,6 +1,7 @@
 //! Per-organization audit log settings, as WorkOS serves them:
 //! `GET`/`PUT /organizations/{id}/audit_logs_retention` and
-//! `GET /organizations/{id}/audit_log_configuration`.
+//! `GET /organizations/{id}/audit_log_configuration`; and Vellum's legal hold,
+//! `GET`/`PUT /organizations/{id}/audit_logs_legal_hold` (`docs/retention.md`).
 //!
 //! `audit_logs_retention` answers the organization's own setting (`null` until it sets one, as
 //! WorkOS's `AuditLogsRetentionJson` allows); `audit_log_configuration` answers the retention in
@@ -27,6 +28,10 @@ pub(crate) fn routes() -> Router<AppState> {
             get(get_retention).put(update_retention),
         )
         .route("/organizations/{id}/audit_log_configuration", get(get_configuration))
+        .route(
+            "/organizations/{id}/audit_logs_legal_hold",
+            get(get_legal_hold).put(update_legal_hold),
+        )
 }
 
 fn organization_id(text: &str) -> Result<OrganizationId, ApiError> {
@@ -191,4 +196,152 @@ pub(crate) async fn get_configuration(
         retention_period_in_days: days,
         state: ConfigurationState::Value,
     }))
+}
+
+wire_const!(
+    /// `"audit_logs_legal_hold"`.
+    LegalHoldObject = "audit_logs_legal_hold"
+);
+
+/// An organization's legal hold: while it is in force, nothing of the organization is purged.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogsLegalHold)]
+pub(crate) struct LegalHoldResponse {
+    object: LegalHoldObject,
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
+    organization_id: String,
+    /// Whether a hold is in force.
+    legal_hold: bool,
+    /// Why, as given when it was set; `null` when none was given or no hold is in force.
+    #[schema(required = true, example = "Litigation 2026-114")]
+    reason: Option<String>,
+    /// When the hold in force was set (ISO 8601); `null` without one.
+    #[schema(required = true, example = "2026-12-06T10:00:00.000Z")]
+    since: Option<String>,
+    /// The log index of the record of this change in the organization's log, when the request
+    /// changed the hold (absent on reads and on requests that changed nothing).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    recorded_at_log_index: Option<u64>,
+}
+
+impl LegalHoldResponse {
+    fn of(
+        organization: OrganizationId,
+        hold: Option<vellum_store::LegalHold>,
+        record: Option<&vellum_core::Event>,
+    ) -> Self {
+        Self {
+            object: LegalHoldObject::Value,
+            organization_id: organization.to_string(),
+            legal_hold: hold.is_some(),
+            since: hold.as_ref().map(|hold| hold.since.to_wire()),
+            reason: hold.and_then(|hold| hold.reason),
+            recorded_at_log_index: record.map(|event| event.log_index),
+        }
+    }
+}
+
+#[utoipa::path(
+    get,
+    path = "/organizations/{id}/audit_logs_legal_hold",
+    tag = "audit-logs",
+    operation_id = "AuditLogsLegalHoldController_legalHold",
+    summary = "Get an organization's legal hold (Vellum)",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    responses(
+        (status = 200, description = "The hold, or `legal_hold: false`.", body = LegalHoldResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn get_legal_hold(
+    State(state): State<AppState>,
+    WirePath(id): WirePath,
+) -> Result<Json<LegalHoldResponse>, ApiError> {
+    let organization = organization_id(&id)?;
+    let hold = state.store.legal_hold(organization).await?;
+    Ok(Json(LegalHoldResponse::of(organization, hold, None)))
+}
+
+/// Sets or lifts the hold.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = UpdateAuditLogsLegalHoldDto)]
+pub(crate) struct LegalHoldBody {
+    /// `true` to set a hold, `false` to lift it.
+    legal_hold: Option<bool>,
+    /// Why (at most 500 characters); recorded with the change in the organization's log.
+    #[schema(example = "Litigation 2026-114")]
+    reason: Option<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/organizations/{id}/audit_logs_legal_hold",
+    tag = "audit-logs",
+    operation_id = "AuditLogsLegalHoldController_updateLegalHold",
+    summary = "Set or lift an organization's legal hold (Vellum)",
+    description = "While a hold is in force, no purge removes anything of the organization. Setting or lifting it \
+        appends a record (`vellum.legal_hold.set` or `vellum.legal_hold.lifted`) to the organization's log; \
+        a request that changes nothing records nothing.",
+    params(("id" = String, Path, description = "The organization's id.", example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")),
+    request_body = LegalHoldBody,
+    responses(
+        (status = 200, description = "The hold now in force.", body = LegalHoldResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 422, description = "`legal_hold` missing, or the reason too long.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn update_legal_hold(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    WirePath(id): WirePath,
+    WireJson(body): WireJson<LegalHoldBody>,
+) -> Result<Json<LegalHoldResponse>, ApiError> {
+    let organization = organization_id(&id)?;
+    let Some(held) = body.legal_hold else {
+        let mut errors = ValidationErrors::new();
+        errors.push("legal_hold", "required", "legal_hold (true or false) is required");
+        return Err(errors.into());
+    };
+    match vellum_retention::set_legal_hold(&*state.store, organization, held, body.reason, &by).await {
+        Ok(change) => Ok(Json(LegalHoldResponse::of(
+            organization,
+            change.hold,
+            change.record.as_ref(),
+        ))),
+        Err(vellum_retention::HoldError::InvalidReason(message)) => {
+            let mut errors = ValidationErrors::new();
+            errors.push("reason", "invalid", message);
+            Err(errors.into())
+        }
+        Err(vellum_retention::HoldError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// Who made a request, as the actor of the record it writes: the API key, or the dashboard's
+/// signed-in operator (by id: an operator's email is not written into customers' trails).
+pub(crate) struct Caller(vellum_core::log_record::RecordedBy);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(crate::auth::Authenticated(key)) = parts.extensions.get::<crate::auth::Authenticated>() {
+            return Ok(Self(vellum_core::log_record::RecordedBy {
+                id: key.id.to_string(),
+                actor_type: "api_key".into(),
+                name: Some(key.name.clone()),
+            }));
+        }
+        if let Some(signed_in) = parts.extensions.get::<crate::dashboard::session::SignedIn>() {
+            return Ok(Self(vellum_core::log_record::RecordedBy {
+                id: signed_in.session.operator_id.to_string(),
+                actor_type: "operator".into(),
+                name: None,
+            }));
+        }
+        Err(ApiError::Unauthorized {
+            code: "missing_api_key",
+        })
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
@@ -91,6 +92,10 @@ enum Command {
     /// Moves an embedded store into an empty PostgreSQL database, every log intact: verifies it,
     /// copies it in one transaction (with its signing and link keys), verifies the copy.
     Copy(crate::copy_cli::CopyArgs),
+    /// Runs one purge pass: deletes the events past each organization's retention (organizations
+    /// under a legal hold excepted), records each deletion in the organization's log, and gives
+    /// the space back. Prints what it removed per organization.
+    Purge,
     /// Checks that a log or an export was never edited, reordered or trimmed.
     #[command(subcommand)]
     Verify(VerifyCommand),
@@ -246,6 +251,11 @@ struct ServeArgs {
     #[arg(long, env = "VELLUM_EXPORT_WORKERS", value_name = "N")]
     export_workers: Option<usize>,
 
+    /// Seconds between two purge passes, which delete events past their organization's
+    /// retention [default: 3600].
+    #[arg(long, env = "VELLUM_PURGE_INTERVAL", value_name = "SECONDS")]
+    purge_interval: Option<u64>,
+
     /// Keep export files in this S3-compatible bucket instead of DATA_DIR/exports (credentials
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "VELLUM_EXPORT_S3_BUCKET", value_name = "BUCKET")]
@@ -362,6 +372,7 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         default_retention_days: cli.default_retention_days,
         public_url: serve.and_then(|args| args.public_url.clone()),
         export_workers: serve.and_then(|args| args.export_workers),
+        purge_interval_seconds: serve.and_then(|args| args.purge_interval),
         export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),
         export_s3_endpoint: serve.and_then(|args| args.export_s3_endpoint.clone()),
         export_s3_region: serve.and_then(|args| args.export_s3_region.clone()),
@@ -409,6 +420,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
             Command::Export(args) => crate::export_cli::export(args).await,
             Command::Copy(args) => crate::copy_cli::copy(&settings, args).await,
+            Command::Purge => purge(&settings).await,
             Command::Verify(command) => verify(&settings, command).await,
             Command::Openapi => unreachable!("handled before the settings are read"),
         }
@@ -454,6 +466,61 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+async fn purge(settings: &Settings) -> anyhow::Result<()> {
+    let store = open_store(settings).await?;
+    let service = vellum_retention::PurgeService::new(Arc::clone(&store), settings.default_retention_days);
+    let outcome = service.run_pass(vellum_store::now(), &|| false).await;
+    store.close().await?;
+    let summary = outcome?;
+    println!(
+        "{:<32}  {:>6}  {:<24}  {:>10}  {:>8}  {:>12}",
+        "ORGANIZATION", "DAYS", "BEFORE", "EVENTS", "RECORDS", "DETAILS"
+    );
+    for organization in &summary.organizations {
+        let note = match (organization.held, organization.deleted) {
+            (true, _) => "  (legal hold: nothing removed)",
+            (false, true) => "  (deleted organization)",
+            (false, false) => "",
+        };
+        println!(
+            "{:<32}  {:>6}  {:<24}  {:>10}  {:>8}  {:>12}{note}",
+            organization.organization_id.to_string(),
+            organization.retention_period_in_days,
+            organization.occurred_before.to_wire(),
+            organization.events,
+            organization.records,
+            human_bytes(organization.payload_bytes),
+        );
+    }
+    println!(
+        "purged {} events from {} organizations; the store went from {} to {} ({} given back to the file system)",
+        summary.events(),
+        summary
+            .organizations
+            .iter()
+            .filter(|organization| organization.events > 0)
+            .count(),
+        human_bytes(summary.size_before),
+        human_bytes(summary.size_after),
+        human_bytes(summary.reclaimed),
+    );
+    Ok(())
+}
+
+fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 async fn api_keys(settings: &Settings, command: ApiKeysCommand) -> anyhow::Result<()> {

@@ -66,6 +66,8 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     /// See [`ExportOptions::workers`].
     pub export_workers: Option<usize>,
+    /// See [`Settings::purge_interval`], in seconds.
+    pub purge_interval_seconds: Option<u64>,
     /// See [`ExportOptions::ttl`], in seconds.
     pub export_ttl_seconds: Option<u64>,
     /// See [`ExportOptions::link_lifetime`], in seconds.
@@ -172,6 +174,8 @@ pub struct Overrides {
     pub public_url: Option<String>,
     /// `--export-workers` / `VELLUM_EXPORT_WORKERS`.
     pub export_workers: Option<usize>,
+    /// `--purge-interval` / `VELLUM_PURGE_INTERVAL` (seconds).
+    pub purge_interval_seconds: Option<u64>,
     /// `--export-s3-bucket` / `VELLUM_EXPORT_S3_BUCKET`.
     pub export_s3_bucket: Option<String>,
     /// `--export-s3-endpoint` / `VELLUM_EXPORT_S3_ENDPOINT`.
@@ -263,6 +267,8 @@ pub struct Settings {
     /// How many days the events of an organization that set no retention period of its own
     /// are kept: one of the values `retention_period_in_days` accepts.
     pub default_retention_days: u32,
+    /// How often `vellum serve` runs a purge pass (`docs/retention.md`).
+    pub purge_interval: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -288,6 +294,7 @@ impl std::fmt::Debug for Settings {
             .field("limits", &self.limits)
             .field("max_password_checks", &self.max_password_checks)
             .field("default_retention_days", &self.default_retention_days)
+            .field("purge_interval", &self.purge_interval)
             .finish()
     }
 }
@@ -461,6 +468,14 @@ impl Settings {
                 u32::try_from(days)?
             }
         };
+        let purge_interval_seconds = overrides
+            .purge_interval_seconds
+            .or(file.purge_interval_seconds)
+            .unwrap_or(vellum_retention::DEFAULT_PURGE_INTERVAL.as_secs());
+        anyhow::ensure!(
+            (1..=7 * 24 * 3600).contains(&purge_interval_seconds),
+            "purge_interval must be between 1 second and 7 days (in seconds)"
+        );
         let database_max_connections = overrides
             .database_max_connections
             .or(file.database_max_connections)
@@ -475,6 +490,7 @@ impl Settings {
             limits,
             max_password_checks,
             default_retention_days,
+            purge_interval: Duration::from_secs(purge_interval_seconds),
             admin,
             dashboard_dir: overrides.dashboard_dir,
             log_name,
@@ -522,6 +538,7 @@ impl Settings {
             limits: vellum_http::ServerLimits::default(),
             max_password_checks: vellum_http::DEFAULT_MAX_PASSWORD_CHECKS,
             default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
+            purge_interval: vellum_retention::DEFAULT_PURGE_INTERVAL,
         }
     }
 

@@ -227,11 +227,16 @@ pub fn verify_export(path: &Path, key: &NoteVerifier) -> anyhow::Result<bool> {
     match verifier.finish() {
         Ok(summary) => {
             println!(
-                "OK {}: {} events and {} omitted entries at positions {}..{} of log {} are in the signed \
+                "OK {}: {} events and {} omitted entries{} at positions {}..{} of log {} are in the signed \
                  checkpoint of size {}",
                 crate::terminal::text(&path.display().to_string()),
                 summary.events,
                 summary.omitted,
+                if summary.purged > 0 {
+                    format!(" and {} entries removed by purges", summary.purged)
+                } else {
+                    String::new()
+                },
                 summary.start,
                 summary.end,
                 crate::terminal::text(&summary.origin),

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 use vellum_core::OrganizationId;
 use vellum_core::audit::{Entry, LogAuditor, Problem, Summary};
-use vellum_core::canonical::{EVENT_FORMAT_V1, canonical_event_bytes, canonical_json};
+use vellum_core::canonical::{EVENT_FORMAT_V1, RECORD_FORMAT_V1, canonical_event_bytes, canonical_json};
 use vellum_core::checkpoint::{Checkpoint, NoteVerifier};
 use vellum_core::merkle::{self, Hash};
 use vellum_store::Store;
@@ -58,6 +58,12 @@ pub async fn audit_store_log(
         let scan = store.log_scan(organization_id, start, PAGE).await?;
         let (records, stored_size) = (scan.records, scan.tree_size);
         for record in &records {
+            if let (Some(purged_by), Some(leaf)) = (record.purged_by, record.stored_leaf) {
+                if !auditor.push_purged(record.log_index, leaf, purged_by) {
+                    return Ok(auditor.finish(Some(stored_size)));
+                }
+                continue;
+            }
             let canonical = record.event.as_ref().map(canonical_event_bytes).map_err(Clone::clone);
             let accepted = auditor.push(Entry {
                 position: record.log_index,
@@ -149,8 +155,16 @@ fn describe(summary: &Summary) -> String {
         Some(size) => format!("signed checkpoint at {size} verified"),
         None => "no checkpoint signed yet".to_owned(),
     };
+    let purged = if summary.purged > 0 {
+        format!(
+            " ({} removed by {} purge records, each accounted for)",
+            summary.purged, summary.purge_records
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} entries, root {}, {checkpoint}",
+        "{} entries{purged}, root {}, {checkpoint}",
         summary.entries,
         BASE64.encode(summary.root)
     )
@@ -199,20 +213,38 @@ impl Remote {
     }
 }
 
-/// Rebuilds the canonical envelope from an event as the read API serves it.
-fn envelope_from_event(event: &Value) -> Option<Value> {
+/// Rebuilds the canonical envelope from an event as the read API serves it, with the format tag
+/// the served bytes claim (an event's, or one of Vellum's own records'; anything else is
+/// refused when the bytes are compared).
+fn envelope_from_event(event: &Value, format: &str) -> Option<Value> {
     let mut object: Map<String, Value> = event.as_object()?.clone();
     object.remove("object");
     let version = object.remove("version")?;
     object.insert("schema_version".into(), version);
-    object.insert("format".into(), json!(EVENT_FORMAT_V1));
+    object.insert("format".into(), json!(format));
     Some(Value::Object(object))
+}
+
+/// The format tag the served canonical bytes carry, if it is one Vellum writes.
+fn served_format(served: Option<&[u8]>) -> &'static str {
+    let claimed = served
+        .and_then(|bytes| serde_json::from_slice::<Value>(bytes).ok())
+        .and_then(|value| value.get("format").and_then(Value::as_str).map(str::to_owned));
+    match claimed.as_deref() {
+        Some(RECORD_FORMAT_V1) => RECORD_FORMAT_V1,
+        _ => EVENT_FORMAT_V1,
+    }
 }
 
 /// Checks one served entry and returns the canonical bytes recomputed from its content.
 fn entry_bytes(entry: &Value, position: u64, organization_id: &str) -> Result<Vec<u8>, String> {
     let event = entry.get("event").ok_or("the entry has no event")?;
-    let envelope = envelope_from_event(event).ok_or("the event is not an object with a version")?;
+    let served = entry
+        .get("canonical")
+        .and_then(Value::as_str)
+        .map(|text| BASE64.decode(text));
+    let format = served_format(served.as_ref().and_then(|bytes| bytes.as_ref().ok()).map(Vec::as_slice));
+    let envelope = envelope_from_event(event, format).ok_or("the event is not an object with a version")?;
     if envelope.get("log_index") != Some(&json!(position)) {
         return Err(format!("the event claims position {:?}", envelope.get("log_index")));
     }
@@ -220,10 +252,6 @@ fn entry_bytes(entry: &Value, position: u64, organization_id: &str) -> Result<Ve
         return Err("the event belongs to another organization".into());
     }
     let bytes = canonical_json(&envelope);
-    let served = entry
-        .get("canonical")
-        .and_then(Value::as_str)
-        .map(|text| BASE64.decode(text));
     match served {
         Some(Ok(served)) if served == bytes => Ok(bytes),
         _ => Err("the served canonical bytes differ from the event's content".into()),
@@ -353,6 +381,18 @@ pub async fn verify_remote(
         for (offset, entry) in entries.iter().enumerate() {
             let position = start + offset as u64;
             let claimed = entry["log_index"].as_i64().unwrap_or(-1);
+            if let Some(purged_by) = entry.get("purged_by").and_then(Value::as_u64) {
+                let leaf = entry
+                    .get("leaf_hash")
+                    .and_then(Value::as_str)
+                    .map(decode_hash)
+                    .transpose()?
+                    .context("a purged entry without its leaf hash")?;
+                if !auditor.push_purged(claimed, leaf, purged_by) {
+                    break;
+                }
+                continue;
+            }
             let bytes = entry_bytes(entry, position, &organization_text);
             let accepted = auditor.push(Entry {
                 position: claimed,

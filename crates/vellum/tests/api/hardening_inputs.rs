@@ -213,6 +213,7 @@ async fn cli_output_escapes_control_characters_in_stored_text() {
         },
         metadata: Some([("note".to_owned(), MetadataValue::String(format!("free{hostile}")))].into()),
         audit_trail: None,
+        system: false,
     };
     if crate::helpers::on_postgres() {
         let mut with_nul = input.clone();
@@ -979,6 +980,7 @@ async fn a_pending_export_of_a_deleted_organization_is_never_written() {
         },
         metadata: None,
         audit_trail: None,
+        system: false,
     };
     store
         .append_events(

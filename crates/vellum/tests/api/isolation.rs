@@ -140,6 +140,7 @@ impl World {
         for path in [
             format!("/organizations/{}", b.id),
             format!("/organizations/{}/audit_logs_retention", b.id),
+            format!("/organizations/{}/audit_logs_legal_hold", b.id),
             format!("/audit_logs/log/entries?organization_id={}&start=0", b.id),
             format!("/audit_logs/events?organization_id={}&limit=100", b.id),
             format!("/events?group={}&limit=100", b.external_id),
@@ -606,10 +607,20 @@ async fn requests_scoped_to_one_organization_never_answer_with_another_s_objects
                 200,
             )
             .await;
+        world
+            .probe(
+                via,
+                "PUT",
+                &format!("/organizations/{}/audit_logs_legal_hold", a.id),
+                Some(&json!({"legal_hold": false, "organization_id": b.id})),
+                200,
+            )
+            .await;
         for path in [
             format!("/organizations/{}", a.id),
             format!("/organizations/{}/audit_logs_retention", a.id),
             format!("/organizations/{}/audit_log_configuration", a.id),
+            format!("/organizations/{}/audit_logs_legal_hold", a.id),
         ] {
             world.probe(via, "GET", &path, None, 200).await;
         }

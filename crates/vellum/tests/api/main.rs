@@ -29,6 +29,7 @@ mod malformed;
 mod migration;
 mod openapi;
 mod organizations;
+mod purge;
 mod rate_limit;
 mod retention;
 mod scale_out;

@@ -782,6 +782,18 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
             organization,
             Slot::Organization,
         ),
+        route("GET", "/organizations/{id}/audit_logs_legal_hold", Auth::ApiKey).param(
+            "id",
+            organization,
+            Slot::Organization,
+        ),
+        route("PUT", "/organizations/{id}/audit_logs_legal_hold", Auth::ApiKey)
+            .param("id", organization, Slot::Organization)
+            .body(BodySpec {
+                optional: vec![("/reason", &[Kind::String, Kind::Null])],
+                positional: Some(json!([false, null])),
+                ..spec(json!({"legal_hold": false}))
+            }),
         // schemas.rs
         route("GET", "/audit_logs/actions", Auth::ApiKey).strict(&PAGING),
         route("GET", "/audit_logs/actions/{action}/schemas", Auth::ApiKey)
