@@ -405,6 +405,22 @@ pub struct PurgeRule {
     pub retention_period_in_days: u32,
 }
 
+impl PurgeRule {
+    /// The record of a step that removed the positions fed to `digest` under this rule.
+    pub fn record(&self, digest: &vellum_core::log_record::PositionsDigest) -> vellum_core::log_record::PurgeRecord {
+        let (first_log_index, last_log_index) = digest.span().unwrap_or_default();
+        vellum_core::log_record::PurgeRecord {
+            occurred_before: self.occurred_before,
+            below_log_index: self.below_log_index,
+            retention_period_in_days: self.retention_period_in_days,
+            events_purged: digest.count(),
+            first_log_index,
+            last_log_index,
+            positions_sha256: digest.finish(),
+        }
+    }
+}
+
 /// What one step of a purge did.
 #[derive(Clone, Debug, PartialEq)]
 // One value per step of thousands of events: its size does not matter.

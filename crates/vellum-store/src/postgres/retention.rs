@@ -10,7 +10,7 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use vellum_core::log_record::{PositionsDigest, PurgeRecord, RECORD_SCHEMA_VERSION};
+use vellum_core::log_record::{PositionsDigest, RECORD_SCHEMA_VERSION};
 use vellum_core::{Event, EventInput, OrganizationId};
 
 use super::{PostgresStore, id_bytes, timestamp, ulid_from};
@@ -81,7 +81,7 @@ impl PostgresStore {
         let below = i64::try_from(rule.below_log_index).unwrap_or(i64::MAX);
         let rows = transaction
             .query(
-                "select received_at, seq, log_index, length(payload) from events
+                "select received_at, seq, log_index, octet_length(payload) from events
                  where organization_id = $1 and log_index < $2 and occurred_at < $3
                    and not (action like 'vellum.%' and payload like '%\"system\":true%')
                  order by log_index limit $4",
@@ -109,16 +109,7 @@ impl PostgresStore {
             digest.push(super::log::index_u64(position)?);
             payload_bytes += u64::try_from(row.try_get::<_, i32>(3)?).unwrap_or_default();
         }
-        let (first, last) = digest.span().unwrap_or_default();
-        let record = PurgeRecord {
-            occurred_before: rule.occurred_before,
-            below_log_index: rule.below_log_index,
-            retention_period_in_days: rule.retention_period_in_days,
-            events_purged: digest.count(),
-            first_log_index: first,
-            last_log_index: last,
-            positions_sha256: digest.finish(),
-        };
+        let record = rule.record(&digest);
         let appended = self
             .append_record(
                 transaction,

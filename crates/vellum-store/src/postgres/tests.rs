@@ -199,3 +199,58 @@ async fn a_deleted_organization_refuses_appends_but_answers_its_stored_keys() {
         Err(crate::StoreError::NotFound { .. })
     ));
 }
+
+/// Purges give the space of a month back by dropping its partitions once they are empty and the
+/// month is over; a month that still holds a row, and the current months, stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn emptied_past_partitions_are_dropped() {
+    let (store, _database) = open_fresh().await;
+    let year_ago = vellum_core::Timestamp::from_unix_millis(crate::now().unix_millis() - 400 * 24 * 3_600_000).unwrap();
+    super::partitions::create_months(&store.pool, year_ago, year_ago, 1)
+        .await
+        .unwrap();
+    let client = store.pool.get().await.unwrap();
+    let partitions = async || -> Vec<String> {
+        client
+            .query(
+                "select c.relname::text from pg_inherits i join pg_class c on c.oid = i.inhrelid
+                 join pg_class p on p.oid = i.inhparent where p.relname = 'events' order by 1",
+                &[],
+            )
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    };
+    let before = partitions().await;
+    assert!(
+        before.len() >= 5,
+        "the default, two old months and the current ones: {before:?}"
+    );
+    // One old month keeps a row (as a purge would have left one behind).
+    let kept = before.iter().find(|name| name.starts_with("events_p")).unwrap().clone();
+    client
+        .batch_execute(&format!(
+            "insert into {kept} (organization_id, received_at, id, log_index, occurred_at, action, actor_id,
+                 schema_version, payload, target_count)
+             select '\\x00', (regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''?(-?[0-9]+)'))[1]::bigint,
+                 '\\x01', 0, 0, 'a', 'b', 1, '{{}}', 0
+             from pg_class c where c.relname = '{kept}'"
+        ))
+        .await
+        .unwrap();
+    let freed = store.reclaim_space().await.unwrap();
+    assert!(freed > 0);
+    let after = partitions().await;
+    assert!(after.contains(&kept), "a month with a row stays: {after:?}");
+    assert_eq!(
+        before.len() - after.len(),
+        1,
+        "the other old month is gone: {before:?} -> {after:?}"
+    );
+    let now = time::OffsetDateTime::now_utc();
+    let current = format!("events_p{:04}{:02}", now.year(), u8::from(now.month()));
+    assert!(after.contains(&current), "the current month stays: {after:?}");
+    assert_eq!(store.reclaim_space().await.unwrap(), 0, "nothing more to give back");
+}

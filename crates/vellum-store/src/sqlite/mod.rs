@@ -105,6 +105,8 @@ pub struct SqliteStore {
     readers: Arc<ReadPool>,
     ids: Arc<IdGenerator>,
     data_dir: PathBuf,
+    /// Purged events the search index has yet to forget (see `purge_step`).
+    unforgotten: Arc<Mutex<Vec<i64>>>,
 }
 
 #[derive(Debug)]
@@ -209,7 +211,20 @@ pub fn open_for_migration(path: &Path) -> Result<Connection, StoreError> {
     open_connection(path, false)
 }
 
+/// Purged events the search index forgets at once, at most.
+const SEARCH_FORGET_BATCH: usize = 50_000;
+
 impl SqliteStore {
+    async fn forget_in_search(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        let search_path = self.data_dir.join(SEARCH_FILE_NAME);
+        tokio::task::spawn_blocking(move || retention::forget_in_search(&search_path, &seqs))
+            .await
+            .map_err(|error| StoreError::Internal(format!("forgetting purged events failed: {error}")))
+    }
+
     /// Opens (creating if needed) and migrates the store in the configured data directory.
     pub fn open(config: &SqliteConfig) -> Result<Self, StoreError> {
         crate::private_files::create_private_dir_all(&config.data_dir)
@@ -262,6 +277,7 @@ impl SqliteStore {
             readers: Arc::new(readers),
             ids: Arc::new(IdGenerator::default()),
             data_dir: config.data_dir.clone(),
+            unforgotten: Arc::new(Mutex::new(Vec::new())),
         })
     }
 
@@ -714,17 +730,41 @@ impl crate::RetentionStore for SqliteStore {
             .writer
             .write(move |connection| retention::purge_step(connection, &frontiers, &ids, organization_id, rule, limit))
             .await?;
-        if !seqs.is_empty() {
-            let search_path = self.data_dir.join(SEARCH_FILE_NAME);
-            tokio::task::spawn_blocking(move || retention::forget_in_search(&search_path, &seqs))
-                .await
-                .map_err(|error| StoreError::Internal(format!("forgetting purged events failed: {error}")))?;
-        }
+        // The search index forgets purged events in large batches: each of its transactions
+        // merges index segments, which costs the same for 2,000 deletions as for 50,000. Until
+        // then searches skip them (candidates are joined with the events that remain).
+        let batch = {
+            let mut unforgotten = self
+                .unforgotten
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            unforgotten.extend(seqs);
+            if unforgotten.len() >= SEARCH_FORGET_BATCH || matches!(step, crate::PurgeStep::Done) {
+                std::mem::take(&mut *unforgotten)
+            } else {
+                Vec::new()
+            }
+        };
+        self.forget_in_search(batch).await?;
         Ok(step)
     }
 
     async fn reclaim_space(&self) -> Result<u64, StoreError> {
-        self.writer.write(retention::reclaim).await
+        let pending = std::mem::take(
+            &mut *self
+                .unforgotten
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        self.forget_in_search(pending).await?;
+        let freed = self.writer.write(retention::reclaim).await?;
+        if freed > 0 {
+            return Ok(freed);
+        }
+        let search_path = self.data_dir.join(SEARCH_FILE_NAME);
+        tokio::task::spawn_blocking(move || retention::reclaim_search(&search_path))
+            .await
+            .map_err(|error| StoreError::Internal(format!("reclaiming the search index failed: {error}")))?
     }
 
     async fn store_size(&self) -> Result<u64, StoreError> {
@@ -865,6 +905,15 @@ impl Store for SqliteStore {
     }
 
     async fn close(&self) -> Result<(), StoreError> {
+        let pending = std::mem::take(
+            &mut *self
+                .unforgotten
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if let Err(error) = self.forget_in_search(pending).await {
+            tracing::warn!(%error, "purged events stay in the search index until it is rebuilt; searches skip them");
+        }
         self.writer.close().await?;
         self.readers.permits.close();
         Ok(())

@@ -7,7 +7,7 @@
 //! legacy rows. The search index, in its own file, forgets them right after the commit.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use vellum_core::log_record::{PositionsDigest, PurgeRecord, RECORD_SCHEMA_VERSION};
+use vellum_core::log_record::{PositionsDigest, RECORD_SCHEMA_VERSION};
 use vellum_core::merkle::Hash;
 use vellum_core::{Event, EventInput, OrganizationId, Timestamp};
 
@@ -121,7 +121,7 @@ fn candidates(
         .query_map(params![organization_seq, last_segment, cutoff], |row| row.get(0))?
         .collect::<Result<_, _>>()?;
     let mut in_segment = connection.prepare_cached(
-        "select e.seq, e.log_index, e.leaf_hash, length(e.payload) from events e
+        "select e.seq, e.log_index, e.leaf_hash, octet_length(e.payload) from events e
          where e.organization_seq = ?1 and (e.log_index >> 15) = ?2 and e.occurred_at < ?3 and e.log_index < ?4
            and not (e.action like 'vellum.%' and e.payload like '%\"system\":true%')",
     )?;
@@ -173,16 +173,7 @@ pub(super) fn purge_step(
     for candidate in &found {
         digest.push(u64::try_from(candidate.log_index).unwrap_or_default());
     }
-    let (first, last) = digest.span().unwrap_or_default();
-    let record = PurgeRecord {
-        occurred_before: rule.occurred_before,
-        below_log_index: rule.below_log_index,
-        retention_period_in_days: rule.retention_period_in_days,
-        events_purged: digest.count(),
-        first_log_index: first,
-        last_log_index: last,
-        positions_sha256: digest.finish(),
-    };
+    let record = rule.record(&digest);
     let now = crate::now();
     let appended = append_record(
         connection,
@@ -330,6 +321,14 @@ pub(super) fn reclaim(connection: &Connection) -> Result<u64, StoreError> {
     Ok(u64::try_from((free_before - free_after) * page_size).unwrap_or_default())
 }
 
+/// Gives up to [`RECLAIM_PAGES`] free pages of the search index back (its own file, written by
+/// its own thread: this waits for its lock). Returns the bytes freed.
+pub(super) fn reclaim_search(search_path: &std::path::Path) -> Result<u64, StoreError> {
+    let connection = Connection::open(search_path)?;
+    connection.busy_timeout(std::time::Duration::from_secs(30))?;
+    reclaim(&connection)
+}
+
 /// Forgets purged events in the search index (derived data: a failure is logged, never fatal;
 /// a later rebuild reads only the events that remain).
 pub(super) fn forget_in_search(search_path: &std::path::Path, seqs: &[i64]) {
@@ -343,8 +342,7 @@ pub(super) fn forget_in_search(search_path: &std::path::Path, seqs: &[i64]) {
                 delete.execute([seq])?;
             }
         }
-        transaction.commit()?;
-        connection.execute_batch("pragma incremental_vacuum(4096)")
+        transaction.commit()
     };
     if let Err(error) = forget() {
         tracing::warn!(%error, "could not remove purged events from the search index; searches still skip them");
