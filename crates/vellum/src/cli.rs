@@ -252,7 +252,7 @@ struct ServeArgs {
     export_workers: Option<usize>,
 
     /// Seconds between two purge passes, which delete events past their organization's
-    /// retention [default: 3600].
+    /// retention; 0 turns them off (run `vellum purge` instead) [default: 3600].
     #[arg(long, env = "VELLUM_PURGE_INTERVAL", value_name = "SECONDS")]
     purge_interval: Option<u64>,
 

@@ -267,8 +267,9 @@ pub struct Settings {
     /// How many days the events of an organization that set no retention period of its own
     /// are kept: one of the values `retention_period_in_days` accepts.
     pub default_retention_days: u32,
-    /// How often `vellum serve` runs a purge pass (`docs/retention.md`).
-    pub purge_interval: Duration,
+    /// How often `vellum serve` runs a purge pass (`docs/retention.md`); `None`: never (purges
+    /// then run only when `vellum purge` is run, from cron for example).
+    pub purge_interval: Option<Duration>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -473,8 +474,8 @@ impl Settings {
             .or(file.purge_interval_seconds)
             .unwrap_or(vellum_retention::DEFAULT_PURGE_INTERVAL.as_secs());
         anyhow::ensure!(
-            (1..=7 * 24 * 3600).contains(&purge_interval_seconds),
-            "purge_interval must be between 1 second and 7 days (in seconds)"
+            purge_interval_seconds <= 7 * 24 * 3600,
+            "purge_interval must be at most 7 days (in seconds; 0 turns the periodic purge off)"
         );
         let database_max_connections = overrides
             .database_max_connections
@@ -490,7 +491,7 @@ impl Settings {
             limits,
             max_password_checks,
             default_retention_days,
-            purge_interval: Duration::from_secs(purge_interval_seconds),
+            purge_interval: (purge_interval_seconds > 0).then(|| Duration::from_secs(purge_interval_seconds)),
             admin,
             dashboard_dir: overrides.dashboard_dir,
             log_name,
@@ -538,7 +539,8 @@ impl Settings {
             limits: vellum_http::ServerLimits::default(),
             max_password_checks: vellum_http::DEFAULT_MAX_PASSWORD_CHECKS,
             default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
-            purge_interval: vellum_retention::DEFAULT_PURGE_INTERVAL,
+            // Tests send events from long ago; the ones about purging turn it on.
+            purge_interval: None,
         }
     }
 
@@ -607,6 +609,32 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_purge_interval_is_layered_and_zero_turns_the_pass_off() {
+        let resolve = |flag: Option<u64>, file_text: &str| {
+            Settings::resolve(
+                Overrides {
+                    purge_interval_seconds: flag,
+                    ..Overrides::default()
+                },
+                file(file_text),
+            )
+        };
+        assert_eq!(
+            resolve(None, "").unwrap().purge_interval,
+            Some(vellum_retention::DEFAULT_PURGE_INTERVAL)
+        );
+        assert_eq!(
+            resolve(None, "purge_interval_seconds = 60").unwrap().purge_interval,
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            resolve(Some(0), "purge_interval_seconds = 60").unwrap().purge_interval,
+            None
+        );
+        assert!(resolve(Some(8 * 24 * 3600), "").is_err());
     }
 
     #[test]

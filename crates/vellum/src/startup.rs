@@ -234,10 +234,12 @@ impl Application {
         let jobs = vellum_jobs::Runner::new(crate::jobs::new_run_id().context("cannot draw a run id")?);
         let exports = Arc::new(self.start_exports(&jobs).await?);
         jobs.spawn(Arc::new(crate::jobs::IdempotencyKeyPurge::new(Arc::clone(&self.store))));
-        jobs.spawn(Arc::new(vellum_retention::PurgeJob::new(
-            vellum_retention::PurgeService::new(Arc::clone(&self.store), self.settings.default_retention_days),
-            self.settings.purge_interval,
-        )));
+        if let Some(interval) = self.settings.purge_interval {
+            jobs.spawn(Arc::new(vellum_retention::PurgeJob::new(
+                vellum_retention::PurgeService::new(Arc::clone(&self.store), self.settings.default_retention_days),
+                interval,
+            )));
+        }
         let state = state.with_exports(exports);
         let router = vellum_http::router(state);
         let stopping = Arc::new(tokio::sync::Notify::new());

@@ -330,6 +330,9 @@ impl ServerProcess {
             .env_remove("VELLUM_DATABASE_URL")
             .env_remove("VELLUM_API_KEY")
             .env("VELLUM_DATA_DIR", data_dir)
+            // No periodic purge unless a test asks for one: many tests send events from long
+            // ago, which the pass at start would remove (see `purge.rs` for the ones that do).
+            .env("VELLUM_PURGE_INTERVAL", "0")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr);

@@ -305,7 +305,7 @@ where
 
 #[tokio::test]
 async fn the_periodic_pass_purges_and_a_legal_hold_blocks_it_until_lifted() {
-    let app = TestApp::spawn_with(|settings| settings.purge_interval = Duration::from_millis(300)).await;
+    let app = TestApp::spawn_with(|settings| settings.purge_interval = Some(Duration::from_millis(300))).await;
     let held = app.organization("Held").await;
     let path = format!("/organizations/{held}/audit_logs_legal_hold");
     let unset = json_ok(app.get(&path).await).await;
