@@ -395,7 +395,22 @@ describe('the operator dashboard', () => {
     await page.getByText('Saved: 365 days.').waitFor();
     const retention = await publicApiOk('GET', `/organizations/${orgId}/audit_logs_retention`);
     assert.equal(retention.retention_period_in_days, 365);
+
+    // A legal hold is placed and lifted from the page, and the API agrees each time.
+    await page.getByText('No legal hold: events past the retention period are purged.').waitFor();
+    await page.getByLabel('Reason').fill('Litigation 2026-114');
+    await page.getByRole('button', { name: 'Place a legal hold' }).click();
+    await page.getByText('The legal hold is in place.').waitFor();
+    await page.getByText(/On hold since .*Reason: Litigation 2026-114/).waitFor();
+    const hold = await publicApiOk('GET', `/organizations/${orgId}/audit_logs_legal_hold`);
+    assert.deepEqual([hold.legal_hold, hold.reason], [true, 'Litigation 2026-114']);
     await screenshot(page, 'settings');
+    await page.getByRole('button', { name: 'Lift the legal hold' }).click();
+    await page.getByText('The legal hold is lifted.').waitFor();
+    const lifted = await publicApiOk('GET', `/organizations/${orgId}/audit_logs_legal_hold`);
+    assert.equal(lifted.legal_hold, false);
+    // Both changes are records in the organization's own trail (and later scenarios count them).
+    emitted.push({ action: 'vellum.legal_hold.set' }, { action: 'vellum.legal_hold.lifted' });
   });
 
   scenario('api keys: a new key\u2019s secret is shown once, works, and is refused once revoked', async () => {

@@ -164,6 +164,9 @@ export function createApi(options = {}) {
     updateOrganization: (id, body) => put(`/organizations/${enc(id)}`, body),
     getRetention: (id) => get(`/organizations/${enc(id)}/audit_logs_retention`),
     setRetention: (id, days) => put(`/organizations/${enc(id)}/audit_logs_retention`, { retention_period_in_days: days }),
+    getLegalHold: (id) => get(`/organizations/${enc(id)}/audit_logs_legal_hold`),
+    setLegalHold: (id, held, reason) =>
+      put(`/organizations/${enc(id)}/audit_logs_legal_hold`, reason ? { legal_hold: held, reason } : { legal_hold: held }),
     /** The retention in force (the server's default when the organization set none). */
     getAuditLogConfiguration: (id) => get(`/organizations/${enc(id)}/audit_log_configuration`),
 

@@ -779,6 +779,15 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
     saveRetention,
   );
 
+  const holdReason = h('input', { type: 'text', name: 'reason', autocomplete: 'off', maxlength: '500' });
+  const holdReasonField = field('Reason', holdReason, 'Recorded with the hold in this organization\u2019s events.');
+  const holdButton = h('button', { type: 'submit', class: 'button primary', text: 'Place a legal hold' });
+  const holdErrors = errorBox();
+  const holdStatus = h('p', { class: 'success-text', role: 'status' });
+  const holdCurrent = h('p', { class: 'muted small' }, 'Loading the legal hold\u2026');
+  const holdForm = h('form', { class: 'inline-form', novalidate: true }, holdReasonField, holdButton);
+  let held = false;
+
   container.replaceChildren(
     h('section', { class: 'card', 'aria-labelledby': 'rename-heading' }, h('h2', { id: 'rename-heading', text: 'Rename' }), renameForm, nameErrors, nameStatus),
     h(
@@ -789,8 +798,59 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
       retentionForm,
       retentionErrors,
       retentionStatus,
+      h(
+        'p',
+        { class: 'muted small' },
+        'Events past the period are purged every hour. Each purge is recorded in this organization\u2019s events ' +
+          '(action vellum.retention.purged), and the log still verifies.',
+      ),
+    ),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'hold-heading' },
+      h('h2', { id: 'hold-heading', text: 'Legal hold' }),
+      holdCurrent,
+      holdForm,
+      holdErrors,
+      holdStatus,
     ),
   );
+
+  function showHold(hold) {
+    held = hold.legal_hold;
+    holdCurrent.textContent = held
+      ? `On hold since ${hold.since}: nothing of this organization is purged.${hold.reason ? ` Reason: ${hold.reason}` : ''}`
+      : 'No legal hold: events past the retention period are purged.';
+    holdButton.textContent = held ? 'Lift the legal hold' : 'Place a legal hold';
+    holdReasonField.hidden = held;
+  }
+
+  api.getLegalHold(orgId).then(
+    (hold) => alive && showHold(hold),
+    (error) => {
+      if (alive) {
+        holdCurrent.textContent = '';
+        showError(holdErrors, error, 'Could not load the legal hold');
+      }
+    },
+  );
+
+  holdForm.addEventListener('submit', async (submit) => {
+    submit.preventDefault();
+    holdStatus.textContent = '';
+    showError(holdErrors, null);
+    busy(holdButton, true);
+    try {
+      const answer = await api.setLegalHold(orgId, !held, held ? '' : holdReason.value.trim());
+      showHold(answer);
+      holdReason.value = '';
+      holdStatus.textContent = answer.legal_hold ? 'The legal hold is in place.' : 'The legal hold is lifted.';
+    } catch (error) {
+      showError(holdErrors, error, 'Could not change the legal hold');
+    } finally {
+      busy(holdButton, false);
+    }
+  });
 
   organizationPromise.then((organization) => {
     if (alive && organization && !nameInput.value) nameInput.value = organization.name;

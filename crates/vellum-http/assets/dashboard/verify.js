@@ -16,6 +16,8 @@
 
 /** The canonical encoding's format tag (docs/log-format.md §2). */
 export const EVENT_FORMAT = 'vellum.audit_log_event.v1';
+/** The format tag of the records Vellum writes itself: purges, legal holds (§8). */
+export const RECORD_FORMAT = 'vellum.log_record.v1';
 /** The signature algorithm byte of Ed25519 in C2SP signed notes. */
 const ED25519_ALGORITHM = 0x01;
 /** The em dash that starts each signature line of a signed note. */
@@ -254,8 +256,8 @@ export function canonicalize(value) {
  * Rebuilds the envelope the log commits to from the event object the read API serves: the
  * same members, without `object`, with `version` named `schema_version`, plus `format`.
  */
-export function envelopeFromEvent(event) {
-  const envelope = { format: EVENT_FORMAT };
+export function envelopeFromEvent(event, format = EVENT_FORMAT) {
+  const envelope = { format };
   for (const [name, value] of Object.entries(event)) {
     if (name === 'object') continue;
     envelope[name === 'version' ? 'schema_version' : name] = value;
@@ -295,7 +297,9 @@ export function checkEntryMatchesEvent(entry, event) {
   if (committed.log_index !== event.log_index || committed.organization_id !== event.organization_id) {
     throw new VerificationError('the log entry commits to another position or organization');
   }
-  const expected = envelopeFromEvent(event);
+  // The committed bytes say whether this is an event or one of Vellum's own records; the bytes
+  // are then compared whole, so claiming the other format changes nothing.
+  const expected = envelopeFromEvent(event, committed.format === RECORD_FORMAT ? RECORD_FORMAT : EVENT_FORMAT);
   if (!equalBytes(utf8(canonicalize(expected)), canonical)) {
     const members = differingMembers(expected, committed);
     throw new VerificationError(
