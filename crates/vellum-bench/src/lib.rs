@@ -33,7 +33,7 @@ mod server;
 
 use std::path::PathBuf;
 
-pub use report::{Report, ScaleOut};
+pub use report::{PurgeReport, Report, ScaleOut};
 
 /// What to measure, and how long.
 #[derive(Clone, Debug)]
@@ -96,4 +96,12 @@ pub async fn run(config: BenchConfig) -> anyhow::Result<Report> {
 /// spread over the nodes in turn.
 pub async fn scale_out(config: BenchConfig) -> anyhow::Result<ScaleOut> {
     phases::scale_out(config).await
+}
+
+/// Measures a purge (`--purge`): a fresh embedded store filled to `config.events`, about half of
+/// them past their organization's retention, purged by `vellum purge` while 8 clients send
+/// single events: the purge's rate, the space the database file gave back, and the clients'
+/// latency during the purge against the same load just before.
+pub async fn purge(config: BenchConfig) -> anyhow::Result<PurgeReport> {
+    phases::purge(config).await
 }

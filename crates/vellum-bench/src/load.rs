@@ -69,6 +69,11 @@ impl Latencies {
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }
+
+    /// The latencies, in microseconds.
+    pub(crate) fn micros(&self) -> impl Iterator<Item = u32> + '_ {
+        self.0.iter().copied()
+    }
 }
 
 /// What a run achieved.

@@ -55,6 +55,10 @@ struct Arguments {
     /// is a database there; the measured one, `vellum_bench_store`, is kept with --data-dir.
     #[arg(long, requires = "postgres_url", conflicts_with = "scale_out")]
     on_postgres: bool,
+    /// Measure a purge instead (`--purge --events 2000000`): a fresh embedded store of --events,
+    /// about half of them past retention, purged by `vellum purge` while 8 clients ingest.
+    #[arg(long, conflicts_with_all = ["scale_out", "on_postgres"])]
+    purge: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -78,7 +82,10 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot build the runtime")?;
     // On Ctrl-C the run is dropped, which stops its servers and removes its temporary stores.
-    let (table, json) = if arguments.scale_out {
+    let (table, json) = if arguments.purge {
+        let report = runtime.block_on(interruptible(vellum_bench::purge(config)))?;
+        (report.render(), serde_json::to_string_pretty(&report))
+    } else if arguments.scale_out {
         let report = runtime.block_on(interruptible(vellum_bench::scale_out(config)))?;
         (report.render(), serde_json::to_string_pretty(&report))
     } else {

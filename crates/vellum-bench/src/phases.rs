@@ -23,6 +23,9 @@ use crate::report::{
 use crate::server::{Binary, RssSampler, ServerProcess, children_cpu_seconds, resident_bytes};
 use vellum_store::postgres::testing::TestDatabase;
 
+mod purge;
+pub(crate) use purge::purge;
+
 /// The API key every server of a run is given (and a reused store keeps).
 const API_KEY: &str = "sk_bench_0123456789abcdef0123";
 /// The organization id in the ceiling's requests.

@@ -765,3 +765,117 @@ mod tests {
         assert_eq!(measured.runs.len(), 3);
     }
 }
+
+/// What `--purge` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct PurgeReport {
+    /// When the run started (UTC, RFC 3339).
+    pub date: String,
+    /// The cores this process may use.
+    pub cores: usize,
+    /// What the `vellum` binary says of itself.
+    pub server_version: String,
+    /// A free-form label given on the command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Events in the store when the purge started.
+    pub events: u64,
+    /// Events the fill sent (before the top-up to exactly half and the clients' load).
+    pub events_filled: u64,
+    /// Positions holding events after the purge (the clients' events included, the purge
+    /// records counted among them).
+    pub events_after: u64,
+    /// Events of the organizations given a 30-day retention when the purge started (the
+    /// clients' events that arrive before the pass reads the logs' sizes are purged too).
+    pub events_to_purge: u64,
+    /// Events `vellum purge` reported removing.
+    pub events_purged: u64,
+    /// From its start to its exit.
+    pub purge_seconds: f64,
+    /// Events removed per second.
+    pub events_purged_per_second: f64,
+    /// `vellum.sqlite3` before and after.
+    pub database_bytes_before: u64,
+    /// See `database_bytes_before`.
+    pub database_bytes_after: u64,
+    /// Every file of the store (WAL and search index included) before and after.
+    pub store_bytes_before: u64,
+    /// See `store_bytes_before`.
+    pub store_bytes_after: u64,
+    /// Clients sending single events.
+    pub clients: usize,
+    /// Their load just before the purge.
+    pub ingest_before: RunFigures,
+    /// Their load during the purge.
+    pub ingest_during: RunFigures,
+    /// `vellum verify store` after the purge.
+    pub verify_seconds: f64,
+}
+
+impl PurgeReport {
+    /// The table printed on standard output.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let _ = writeln!(
+            text,
+            "Vellum purge, {}: {} cores, {} ({})",
+            self.date,
+            self.cores,
+            self.server_version,
+            self.label.as_deref().unwrap_or("no label")
+        );
+        let _ = writeln!(text, "| figure | value |");
+        let _ = writeln!(text, "|---|---|");
+        let _ = writeln!(
+            text,
+            "| events purged | {} of {} ({} when it started) |",
+            thousands(self.events_purged as f64),
+            thousands(self.events as f64),
+            thousands(self.events_to_purge as f64)
+        );
+        let _ = writeln!(
+            text,
+            "| purge time | {:.1} s ({} events/s) |",
+            self.purge_seconds,
+            thousands(self.events_purged_per_second)
+        );
+        let _ = writeln!(
+            text,
+            "| database file | {:.0} MiB -> {:.0} MiB ({:.2} given back) |",
+            mib(self.database_bytes_before),
+            mib(self.database_bytes_after),
+            1.0 - self.database_bytes_after as f64 / self.database_bytes_before.max(1) as f64
+        );
+        let _ = writeln!(
+            text,
+            "| database bytes per remaining event | {:.0} before, {:.0} after |",
+            self.database_bytes_before as f64 / self.events.max(1) as f64,
+            self.database_bytes_after as f64 / self.events_after.max(1) as f64
+        );
+        let _ = writeln!(
+            text,
+            "| whole store (WAL, search index) | {:.0} MiB -> {:.0} MiB ({:.2} given back) |",
+            mib(self.store_bytes_before),
+            mib(self.store_bytes_after),
+            1.0 - self.store_bytes_after as f64 / self.store_bytes_before.max(1) as f64
+        );
+        for (when, figures) in [("before", &self.ingest_before), ("during", &self.ingest_during)] {
+            let _ = writeln!(
+                text,
+                "| {} clients, single events, {when} the purge | {} ev/s, p50 {:.2} ms, p99 {:.2} ms |",
+                self.clients,
+                thousands(figures.events_per_second),
+                figures.p50_ms,
+                figures.p99_ms
+            );
+        }
+        let _ = writeln!(
+            text,
+            "| p99 during / before | {:.2} |",
+            self.ingest_during.p99_ms / self.ingest_before.p99_ms.max(f64::EPSILON)
+        );
+        let _ = writeln!(text, "| verify store after | {:.1} s, passed |", self.verify_seconds);
+        text
+    }
+}

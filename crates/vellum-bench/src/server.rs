@@ -73,6 +73,9 @@ impl ServerProcess {
             .arg(data_dir)
             .env("VELLUM_API_KEY", &binary.api_key)
             .env("VELLUM_LOG", &binary.log_filter)
+            // The generator's events occur from 2026-01-01 on: keep them past any date a store
+            // is measured at, so that the server's purge never shrinks the measured store.
+            .env("VELLUM_DEFAULT_RETENTION_DAYS", "3650")
             .stdout(Stdio::piped())
             .stderr(log_file)
             .kill_on_drop(true)

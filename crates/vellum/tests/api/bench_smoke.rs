@@ -133,3 +133,32 @@ async fn the_scale_out_measurement_runs_every_setup() {
         );
     }
 }
+
+/// The purge measurement (`--purge`) runs end to end at a tiny size, so that it cannot rot:
+/// about half of the events are purged while clients ingest, the database gives space back, and
+/// the store verifies afterwards. No assertion on speed.
+#[tokio::test]
+async fn the_purge_measurement_runs_end_to_end() {
+    let config = vellum_bench::BenchConfig {
+        server_binary: vellum_binary(),
+        events: 20_000,
+        seconds: 0.5,
+        repeats: 1,
+        ..vellum_bench::BenchConfig::default()
+    };
+    let report = vellum_bench::purge(config).await.expect("the purge measurement runs");
+    println!("{}", report.render());
+    let json = serde_json::to_value(&report).expect("the report serialises");
+    let mut missing = Vec::new();
+    missing_figures(&json, "report", &[], &mut missing);
+    assert!(missing.is_empty(), "figures missing or not positive: {missing:#?}");
+    assert_eq!(report.events_filled, 20_000);
+    // The clients' events that arrive before the pass takes its sizes are old enough too.
+    assert!(report.events_purged >= report.events_to_purge, "{report:?}");
+    assert!(
+        report.events_purged * 10 >= report.events * 4 && report.events_purged * 10 <= report.events * 6,
+        "about half: {} of {}",
+        report.events_purged,
+        report.events
+    );
+}
