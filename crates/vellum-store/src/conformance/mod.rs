@@ -59,6 +59,7 @@ macro_rules! store_conformance_suite {
             concurrent_export_claims_never_share_an_export,
             purge_steps_remove_payloads_and_keep_the_tree,
             deleted_organizations_are_purged_too,
+            a_hold_stops_purge_steps_already_running,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {

@@ -240,3 +240,63 @@ pub async fn deleted_organizations_are_purged_too(store: Arc<impl Store>) {
     ));
     assert_eq!(store.log_tree_head(organization).await.unwrap().size, 4);
 }
+
+/// Once setting a hold has returned, no purge step removes anything more, even with steps
+/// running concurrently (on PostgreSQL from another connection, as another node's would).
+pub async fn a_hold_stops_purge_steps_already_running(store: Arc<impl Store>) {
+    let organization = store.create_organization(new_organization("Race")).await.unwrap().id;
+    appended(
+        &*store,
+        organization,
+        (0..400).map(|n| event_at(1_000 + n, "race.tested", "u", &[])).collect(),
+    )
+    .await;
+    let rule = PurgeRule {
+        occurred_before: at(1_000_000),
+        below_log_index: 400,
+        retention_period_in_days: 1,
+    };
+    let purging = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut steps = 0u32;
+            loop {
+                match store.purge_step(organization, rule, 3).await.unwrap() {
+                    PurgeStep::Purged(_) => steps += 1,
+                    PurgeStep::Held | PurgeStep::Done => return steps,
+                }
+            }
+        })
+    };
+    // Let some steps run, then hold.
+    while store.log_tree_head(organization).await.unwrap().size < 405 {
+        tokio::task::yield_now().await;
+    }
+    let record = vellum_core::log_record::legal_hold_input(
+        &organization.to_string(),
+        true,
+        None,
+        &vellum_core::log_record::RecordedBy::vellum("test"),
+        at(10_000),
+    );
+    let (_, hold_record) = store.set_legal_hold(organization, Some(None), record).await.unwrap();
+    let hold_position = hold_record.unwrap().log_index;
+    let steps = purging.await.unwrap();
+    assert!(steps >= 2, "{steps} steps ran");
+    // Every purge record comes before the hold's: none was appended once the hold was set.
+    let scan = store.log_scan(organization, 0, 10_000).await.unwrap();
+    let last_record = scan
+        .records
+        .iter()
+        .filter_map(|record| record.event.as_ref().ok())
+        .filter(|event| event.input.action == vellum_core::log_record::PURGE_ACTION)
+        .map(|event| event.log_index)
+        .max()
+        .unwrap();
+    assert!(
+        last_record < hold_position,
+        "a purge record at {last_record} after the hold at {hold_position}"
+    );
+    assert_eq!(scan.tree_size, hold_position + 1);
+    assert_eq!(store.purge_step(organization, rule, 3).await.unwrap(), PurgeStep::Held);
+}

@@ -60,6 +60,15 @@ impl PostgresStore {
         limit: u32,
     ) -> Result<PurgeStep, StoreError> {
         let organization = id_bytes(organization_id.ulid());
+        // The log's head row lock first, held to the end of the step: a hold is set in a
+        // transaction that appends its record under the same lock, so the hold read after it is
+        // the one in force (once `set_legal_hold` has answered, no step removes anything).
+        transaction
+            .execute(
+                "select size from log_heads where organization_id = $1 for update",
+                &[&organization],
+            )
+            .await?;
         let held: bool = transaction
             .query_opt(
                 "select legal_hold_since is not null from organizations where id = $1",
@@ -71,13 +80,6 @@ impl PostgresStore {
         if held {
             return Ok(PurgeStep::Held);
         }
-        // The log's head row lock, held to the end of the step.
-        transaction
-            .execute(
-                "select size from log_heads where organization_id = $1 for update",
-                &[&organization],
-            )
-            .await?;
         let below = i64::try_from(rule.below_log_index).unwrap_or(i64::MAX);
         let rows = transaction
             .query(
