@@ -95,7 +95,7 @@ enum Command {
     /// Runs one purge pass: deletes the events past each organization's retention (organizations
     /// under a legal hold excepted), records each deletion in the organization's log, and gives
     /// the space back. Prints what it removed per organization.
-    Purge,
+    Purge(PurgeArgs),
     /// Checks that a log or an export was never edited, reordered or trimmed.
     #[command(subcommand)]
     Verify(VerifyCommand),
@@ -420,7 +420,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
             Command::Export(args) => crate::export_cli::export(args).await,
             Command::Copy(args) => crate::copy_cli::copy(&settings, args).await,
-            Command::Purge => purge(&settings).await,
+            Command::Purge(args) => purge(&settings, args).await,
             Command::Verify(command) => verify(&settings, command).await,
             Command::Openapi => unreachable!("handled before the settings are read"),
         }
@@ -468,12 +468,30 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn purge(settings: &Settings) -> anyhow::Result<()> {
-    let store = open_store(settings).await?;
-    let service = vellum_retention::PurgeService::new(Arc::clone(&store), settings.default_retention_days);
-    let outcome = service.run_pass(vellum_store::now(), &|| false).await;
-    store.close().await?;
-    let summary = outcome?;
+#[derive(Debug, Args)]
+struct PurgeArgs {
+    /// Afterwards, rewrite the embedded store without its free pages and switch it to the mode
+    /// in which every later purge gives space back (stores created before that mode was the
+    /// default). Needs the server stopped, and free space for a copy of the files.
+    #[arg(long)]
+    compact: bool,
+}
+
+async fn purge(settings: &Settings, args: PurgeArgs) -> anyhow::Result<()> {
+    if args.compact && settings.database_url.is_some() {
+        anyhow::bail!(
+            "--compact is for the embedded store; on PostgreSQL, purges drop emptied monthly partitions, \
+             and VACUUM FULL or pg_repack compacts the rest"
+        );
+    }
+    let summary = {
+        let store = open_store(settings).await?;
+        let service = vellum_retention::PurgeService::new(Arc::clone(&store), settings.default_retention_days);
+        let outcome = service.run_pass(vellum_store::now(), &|| false).await;
+        store.close().await?;
+        outcome?
+        // The store and its lock on the data directory are released here, before compacting.
+    };
     println!(
         "{:<32}  {:>6}  {:<24}  {:>10}  {:>8}  {:>12}",
         "ORGANIZATION", "DAYS", "BEFORE", "EVENTS", "RECORDS", "DETAILS"
@@ -506,6 +524,16 @@ async fn purge(settings: &Settings) -> anyhow::Result<()> {
         human_bytes(summary.size_after),
         human_bytes(summary.reclaimed),
     );
+    if args.compact {
+        for file in vellum_store::sqlite::compact(&settings.data_dir)? {
+            println!(
+                "compacted {}: {} -> {}",
+                terminal::text(&file.path.display().to_string()),
+                human_bytes(file.bytes_before),
+                human_bytes(file.bytes_after)
+            );
+        }
+    }
     Ok(())
 }
 

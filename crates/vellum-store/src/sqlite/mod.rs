@@ -46,6 +46,7 @@ use vellum_core::{
 #[cfg(feature = "postgres")]
 pub use dump::Cell;
 pub use migrations::{LATEST_SCHEMA_VERSION, migrate};
+pub use retention::{Compacted, compact};
 pub use search::SEARCH_FILE_NAME;
 use writer::Writer;
 
@@ -107,6 +108,41 @@ pub struct SqliteStore {
     data_dir: PathBuf,
     /// Purged events the search index has yet to forget (see `purge_step`).
     unforgotten: Arc<Mutex<Vec<i64>>>,
+    /// The data directory's lock, held shared while the store is open (see [`lock_data_dir`]).
+    _lock: std::fs::File,
+}
+
+/// The file every open store of a data directory holds a shared lock on, and that
+/// [`compact`] locks exclusively: a store cannot be rewritten while anyone has it open.
+pub const LOCK_FILE_NAME: &str = "vellum.lock";
+
+/// Takes the data directory's lock, shared (an open store) or exclusive (a compaction), without
+/// waiting.
+fn lock_data_dir(data_dir: &Path, exclusive: bool) -> Result<std::fs::File, StoreError> {
+    let path = data_dir.join(LOCK_FILE_NAME);
+    create_private_file(&path)?;
+    let file = std::fs::File::open(&path)
+        .map_err(|error| StoreError::Unavailable(format!("cannot open {}: {error}", path.display())))?;
+    let operation = if exclusive {
+        rustix::fs::FlockOperation::NonBlockingLockExclusive
+    } else {
+        rustix::fs::FlockOperation::NonBlockingLockShared
+    };
+    match rustix::fs::flock(&file, operation) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) if exclusive => Err(StoreError::Conflict(format!(
+            "the store in {} is open (a server or another command): stop it before compacting",
+            data_dir.display()
+        ))),
+        Err(rustix::io::Errno::WOULDBLOCK) => Err(StoreError::Unavailable(format!(
+            "the store in {} is being compacted (vellum purge --compact); try again when it is done",
+            data_dir.display()
+        ))),
+        Err(error) => Err(StoreError::Unavailable(format!(
+            "cannot lock {}: {error}",
+            path.display()
+        ))),
+    }
 }
 
 #[derive(Debug)]
@@ -235,6 +271,7 @@ impl SqliteStore {
                     config.data_dir.display()
                 ))
             })?;
+        let lock = lock_data_dir(&config.data_dir, false)?;
         let path = config.database_path();
         create_private_file(&path)?;
         // Migrations rewrite whole tables: they get the full cache (the writer sizes it by the
@@ -278,6 +315,7 @@ impl SqliteStore {
             ids: Arc::new(IdGenerator::default()),
             data_dir: config.data_dir.clone(),
             unforgotten: Arc::new(Mutex::new(Vec::new())),
+            _lock: lock,
         })
     }
 

@@ -348,3 +348,50 @@ pub(super) fn forget_in_search(search_path: &std::path::Path, seqs: &[i64]) {
         tracing::warn!(%error, "could not remove purged events from the search index; searches still skip them");
     }
 }
+
+/// What [`compact`] did to one file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compacted {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Its size before (with its WAL).
+    pub bytes_before: u64,
+    /// Its size after.
+    pub bytes_after: u64,
+}
+
+fn size_with_wal(path: &std::path::Path) -> u64 {
+    let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+    [path, wal.as_path()]
+        .iter()
+        .filter_map(|path| std::fs::metadata(path).ok())
+        .map(|metadata| metadata.len())
+        .sum()
+}
+
+/// Rewrites the store's files (the database, and the search index if there is one) without
+/// their free pages, and switches them to incremental auto-vacuum, so that later purges give
+/// space back as they go. For stores created before that mode was the default. It needs
+/// exclusive use of the store (refused while a server or command has it open) and free space
+/// for a copy of each file.
+pub fn compact(data_dir: &std::path::Path) -> Result<Vec<Compacted>, StoreError> {
+    let _lock = super::lock_data_dir(data_dir, true)?;
+    let mut done = Vec::new();
+    for name in [super::DATABASE_FILE_NAME, super::SEARCH_FILE_NAME] {
+        let path = data_dir.join(name);
+        if !path.exists() {
+            continue;
+        }
+        let bytes_before = size_with_wal(&path);
+        let connection = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        connection.busy_timeout(std::time::Duration::from_secs(2))?;
+        connection.execute_batch("pragma auto_vacuum = incremental; vacuum; pragma wal_checkpoint(truncate);")?;
+        drop(connection);
+        done.push(Compacted {
+            bytes_after: size_with_wal(&path),
+            path,
+            bytes_before,
+        });
+    }
+    Ok(done)
+}

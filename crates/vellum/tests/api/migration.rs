@@ -141,3 +141,63 @@ async fn a_version_7_store_upgrades_answers_as_before_and_verifies() {
     assert!(output.contains("signed checkpoint at 306 verified"), "{output}");
     assert!(data_dir.path().join(vellum_store::sqlite::SEARCH_FILE_NAME).exists());
 }
+
+/// A store created before incremental auto-vacuum was the default keeps its size after a purge
+/// (freed pages are only reused); `vellum purge --compact`, run once with the server stopped,
+/// rewrites it smaller in the mode that gives space back from then on, and it still verifies. On
+/// PostgreSQL the option is refused before anything is touched, and a running server's store is
+/// refused rather than waited for.
+#[tokio::test]
+async fn an_old_store_is_compacted_once_and_gives_space_back_from_then_on() {
+    let dir = tempfile::tempdir().unwrap();
+    lay_down(dir.path());
+    let database = dir.path().join("vellum.sqlite3");
+    let auto_vacuum = || -> i64 {
+        rusqlite::Connection::open(&database)
+            .unwrap()
+            .query_row("pragma auto_vacuum", [], |row| row.get(0))
+            .unwrap()
+    };
+    assert_eq!(auto_vacuum(), 0, "the fixture predates incremental auto-vacuum");
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+
+    let refused = crate::helpers::run_vellum(
+        &["purge", "--compact", "--data-dir", &data_dir],
+        &[("VELLUM_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none".to_owned())],
+    );
+    assert!(
+        !refused.0 && refused.1.contains("--compact is for the embedded store"),
+        "{}",
+        refused.1
+    );
+
+    // Its events (March 2026) are past a 30-day default retention.
+    let (ok, output) = crate::helpers::run_vellum(
+        &["purge", "--default-retention-days", "30", "--data-dir", &data_dir],
+        &[],
+    );
+    assert!(ok, "{output}");
+    let before_compacting = std::fs::metadata(&database).unwrap().len();
+    assert_eq!(auto_vacuum(), 0);
+
+    let (ok, output) = crate::helpers::run_vellum(&["purge", "--compact", "--data-dir", &data_dir], &[]);
+    assert!(ok, "{output}");
+    assert!(output.contains("compacted"), "{output}");
+    assert_eq!(auto_vacuum(), 2, "incremental from now on");
+    let after = std::fs::metadata(&database).unwrap().len();
+    assert!(after < before_compacting, "{after} < {before_compacting}");
+    let (ok, output) = verify(&["verify", "store", "--data-dir", &data_dir]);
+    assert!(ok, "{output}");
+    assert!(output.contains("removed by"), "{output}");
+
+    // With a server running on it, compacting is refused (the pass itself runs beside it), and
+    // the file is left as it was.
+    let server = ServerProcess::start(dir.path(), &[], &[("VELLUM_API_KEY", API_KEY)]);
+    let client = reqwest::Client::new();
+    let _ = get(&client, &server, "/audit_logs/log/public_key").await;
+    let size = std::fs::metadata(&database).unwrap().len();
+    let (ok, output) = crate::helpers::run_vellum(&["purge", "--compact", "--data-dir", &data_dir], &[]);
+    assert!(!ok && output.contains("stop it before compacting"), "{output}");
+    assert_eq!(std::fs::metadata(&database).unwrap().len(), size);
+    drop(server);
+}
