@@ -370,6 +370,26 @@ async fn bodies_being_read_at_once_stay_within_the_body_budget() {
         slow.push(stream);
     }
     let before = app.count_organizations().await;
+    // The server takes the uploads in as it accepts them: wait until all of them hold their part
+    // of the budget, probing with a body that would change nothing if it were read (a 422).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let probe = app
+            .request(reqwest::Method::POST, "/organizations")
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        if probe.status() == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(probe.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            Instant::now() < deadline,
+            "the slow uploads never filled the body budget"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let response = app
         .request(reqwest::Method::POST, "/organizations")
         .json(&serde_json::json!({ "name": "Waits For Room" }))
