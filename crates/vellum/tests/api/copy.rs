@@ -212,6 +212,16 @@ async fn an_embedded_store_moves_into_postgres_with_every_log_intact() {
         .text()
         .await
         .unwrap();
+    // The organization deleted later keeps 30 days: its events are purged before the move, so
+    // the copy carries purged positions (leaf and record) too.
+    let (status, _) = client
+        .send(
+            reqwest::Method::PUT,
+            &format!("/organizations/{deleted}/audit_logs_retention"),
+            Some(&json!({"retention_period_in_days": 30})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
     let (status, _) = client
         .send(reqwest::Method::DELETE, &format!("/organizations/{deleted}"), None)
         .await;
@@ -222,10 +232,16 @@ async fn an_embedded_store_moves_into_postgres_with_every_log_intact() {
     embedded.signal("TERM");
     assert!(embedded.wait_exit(Duration::from_secs(30)).success());
 
+    let (ok, output) = vellum(&["purge", "--data-dir", data_dir.path().to_str().unwrap()]);
+    assert!(
+        ok && output.contains("purged 300 events from 1 organizations"),
+        "{output}"
+    );
+
     let database = TestDatabase::create().await;
     let (ok, output) = copy(data_dir.path(), database.url());
     assert!(ok, "{output}");
-    assert!(output.contains("copied 3502 events in 3 logs"), "{output}");
+    assert!(output.contains("copied 3503 events in 3 logs"), "{output}");
     assert!(output.contains("(deleted organization)"), "{output}");
     assert!(!output.contains("FAILED"), "{output}");
 
