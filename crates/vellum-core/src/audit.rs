@@ -10,7 +10,7 @@ use std::fmt;
 use std::collections::BTreeMap;
 
 use crate::checkpoint::Checkpoint;
-use crate::log_record::{PositionsDigest, PurgeRecord};
+use crate::log_record::{ErasureRecord, PositionsDigest, PurgeRecord};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 
 /// The first thing found wrong with a log.
@@ -48,6 +48,11 @@ pub struct LogAuditor {
     pending_purges: BTreeMap<u64, PositionsDigest>,
     purged: u64,
     purge_records: u64,
+    /// Positions erasures removed personal data from, by the position of the erasure record the
+    /// event names; settled when that record is reached.
+    pending_erasures: BTreeMap<u64, PositionsDigest>,
+    erased: u64,
+    erasure_records: u64,
 }
 
 /// One entry as found, with what the store claims about it.
@@ -62,6 +67,8 @@ pub struct Entry<'a> {
     /// The leaf hash the store holds for this position, when the store is being audited
     /// directly (`None` over HTTP, where no stored hash is trusted anyway).
     pub stored_leaf: Option<Option<Hash>>,
+    /// The erasure records the event names as having erased personal data from it.
+    pub erased_by: &'a [u64],
 }
 
 impl LogAuditor {
@@ -75,6 +82,9 @@ impl LogAuditor {
             pending_purges: BTreeMap::new(),
             purged: 0,
             purge_records: 0,
+            pending_erasures: BTreeMap::new(),
+            erased: 0,
+            erasure_records: 0,
         }
     }
 
@@ -173,7 +183,96 @@ impl LogAuditor {
         {
             return false;
         }
+        if let Some(record) = ErasureRecord::from_canonical(bytes)
+            && !self.settle_erasure(expected, event_id.as_ref(), record)
+        {
+            return false;
+        }
+        if !self.note_erased(expected, event_id.as_ref(), entry.erased_by) {
+            return false;
+        }
         self.accept(expected, event_id, leaf)
+    }
+
+    /// Feeds the next position when it holds an event of format v1 that an erasure redacted: its
+    /// content no longer hashes to its leaf, so the leaf is taken as given (the signed roots check
+    /// it), and the erasure records it names must account for the position.
+    pub fn push_redacted(&mut self, position: i64, event_id: Option<String>, leaf: Hash, erased_by: &[u64]) -> bool {
+        if self.problem.is_some() {
+            return false;
+        }
+        let Some(expected) = self.next_position(position, event_id.as_ref()) else {
+            return false;
+        };
+        if erased_by.is_empty() || !self.note_erased(expected, event_id.as_ref(), erased_by) {
+            self.fail(
+                Some(expected),
+                event_id,
+                "the event's content does not match the leaf logged for it (it was changed after it was logged)".into(),
+            );
+            return false;
+        }
+        self.accept(expected, event_id, leaf)
+    }
+
+    /// Registers an event's erasures with the records it names, which must come later.
+    fn note_erased(&mut self, position: u64, event_id: Option<&String>, erased_by: &[u64]) -> bool {
+        for &record in erased_by {
+            if record <= position {
+                self.fail(
+                    Some(position),
+                    event_id.cloned(),
+                    format!(
+                        "the event's personal data was removed, and it names position {record} as the erasure that \
+                         removed it, which is not after it (data was removed outside an erasure)"
+                    ),
+                );
+                return false;
+            }
+            self.pending_erasures.entry(record).or_default().push(position);
+        }
+        if !erased_by.is_empty() {
+            self.erased += 1;
+        }
+        true
+    }
+
+    fn settle_erasure(
+        &mut self,
+        position: u64,
+        event_id: Option<&String>,
+        record: Result<ErasureRecord, String>,
+    ) -> bool {
+        let record = match record {
+            Ok(record) => record,
+            Err(reason) => {
+                self.fail(
+                    Some(position),
+                    event_id.cloned(),
+                    format!("an unreadable erasure record: {reason}"),
+                );
+                return false;
+            }
+        };
+        let erased = self.pending_erasures.remove(&position).unwrap_or_default();
+        if !record.accounts_for(&erased, position) {
+            let found = match erased.span() {
+                Some((first, last)) => format!("{} positions ({first} to {last})", erased.count()),
+                None => "none".to_owned(),
+            };
+            self.fail(
+                Some(position),
+                event_id.cloned(),
+                format!(
+                    "this erasure record erased {} events (positions {} to {}), but the events naming it are {found}: \
+                     personal data was removed outside an erasure, or an erasure was rewritten",
+                    record.events_erased, record.first_log_index, record.last_log_index
+                ),
+            );
+            return false;
+        }
+        self.erasure_records += 1;
+        true
     }
 
     /// Feeds the next position when its event was removed by a purge: the store keeps only its
@@ -277,6 +376,17 @@ impl LogAuditor {
                 ),
             });
         }
+        if let Some((&record, erased)) = self.pending_erasures.iter().next() {
+            let (first, _) = erased.span().unwrap_or_default();
+            return Err(Problem {
+                position: Some(first),
+                event_id: None,
+                message: format!(
+                    "the event's personal data was removed, and it names position {record} as the erasure that removed \
+                     it, but no erasure record is there (data was removed outside an erasure)"
+                ),
+            });
+        }
         if let Some(stored_size) = stored_size
             && stored_size != entries
         {
@@ -318,6 +428,8 @@ impl LogAuditor {
             checkpoint_size,
             purged: self.purged,
             purge_records: self.purge_records,
+            erased: self.erased,
+            erasure_records: self.erasure_records,
         })
     }
 }
@@ -335,6 +447,10 @@ pub struct Summary {
     pub purged: u64,
     /// How many purge records accounted for them.
     pub purge_records: u64,
+    /// How many of the entries had personal data erased.
+    pub erased: u64,
+    /// How many erasure records accounted for them.
+    pub erasure_records: u64,
 }
 
 #[cfg(test)]
@@ -371,6 +487,7 @@ mod tests {
                 event_id: Some(format!("e{position}")),
                 canonical: Ok(bytes),
                 stored_leaf: Some(stored_leaf),
+                erased_by: &[],
             });
         }
         auditor.finish(Some(stored.len() as u64))
@@ -452,6 +569,8 @@ mod tests {
             received_at: crate::Timestamp::from_unix_millis(2_000).unwrap(),
             schema_version: 1,
             input: record.to_input("org", crate::Timestamp::from_unix_millis(2_000).unwrap()),
+            seals: None,
+            erased_by: Vec::new(),
         };
         data[10] = crate::canonical::canonical_event_bytes(&event);
         (data, removed)
@@ -468,6 +587,7 @@ mod tests {
                     event_id: None,
                     canonical: Ok(bytes),
                     stored_leaf: Some(Some(leaf_hash(bytes))),
+                    erased_by: &[],
                 });
             }
         }

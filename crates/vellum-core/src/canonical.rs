@@ -14,17 +14,29 @@ use crate::event::{Event, Metadata, MetadataValue, metadata_to_json};
 /// The envelope's format tag; a new encoding gets a new tag, never a changed meaning.
 pub const EVENT_FORMAT_V1: &str = "vellum.audit_log_event.v1";
 
+/// The envelope's format tag for events whose parties are sealed ([`crate::seal`]): the leaf
+/// holds each party's seal and type instead of its personal fields, and no `context`.
+pub const EVENT_FORMAT_V2: &str = "vellum.audit_log_event.v2";
+
 /// The format tag of an entry Vellum itself recorded (a purge, a legal hold): the same envelope,
 /// so that no client's event can ever have the bytes of one of Vellum's records.
 pub const RECORD_FORMAT_V1: &str = "vellum.log_record.v1";
 
 /// The format tag of an event's envelope.
-pub fn format_of(input: &crate::event::EventInput) -> &'static str {
-    if input.system {
+pub fn format_of(event: &Event) -> &'static str {
+    if event.input.system {
         RECORD_FORMAT_V1
+    } else if event.seals.is_some() {
+        EVENT_FORMAT_V2
     } else {
         EVENT_FORMAT_V1
     }
+}
+
+/// Whether an event's leaf can be recomputed from what the store holds: always, except for an
+/// event of format v1 that an erasure redacted (its leaf committed to the values themselves).
+pub fn leaf_is_recomputable(event: &Event) -> bool {
+    event.seals.is_some() || event.erased_by.is_empty()
 }
 
 fn party(id: &str, party_type: &str, name: Option<&String>, metadata: Option<&Metadata>) -> Value {
@@ -49,7 +61,7 @@ pub fn event_envelope(event: &Event) -> Value {
         context.insert("user_agent".into(), json!(user_agent));
     }
     let mut envelope = Map::new();
-    envelope.insert("format".into(), json!(format_of(input)));
+    envelope.insert("format".into(), json!(format_of(event)));
     envelope.insert("id".into(), json!(event.id.to_string()));
     envelope.insert("organization_id".into(), json!(event.organization_id.to_string()));
     envelope.insert("log_index".into(), json!(event.log_index));
@@ -98,6 +110,33 @@ pub fn event_envelope(event: &Event) -> Value {
         envelope.insert("metadata".into(), metadata_to_json(metadata));
     }
     Value::Object(envelope)
+}
+
+/// The envelope the leaf commits to, as JSON (before canonicalisation): [`event_envelope`] for
+/// an event of format v1; for v2, each party holds its seal and type, and there is no `context`
+/// and no legacy latitude or longitude (they are sealed with the actor).
+pub fn leaf_envelope(event: &Event) -> Value {
+    let mut envelope = event_envelope(event);
+    let Some(seals) = &event.seals else {
+        return envelope;
+    };
+    let sealed = |seal: crate::merkle::Hash, party_type: &str| json!({"seal": crate::seal::seal_text(&seal), "type": party_type});
+    let input = &event.input;
+    envelope["actor"] = sealed(seals.actor_seal(input), &input.actor.actor_type);
+    envelope["targets"] = input
+        .targets
+        .iter()
+        .enumerate()
+        .map(|(index, target)| sealed(seals.target_seal(index, target).unwrap_or([0; 32]), &target.target_type))
+        .collect();
+    if let Value::Object(members) = &mut envelope {
+        members.remove("context");
+        if let Some(Value::Object(legacy)) = members.get_mut("audit_trail") {
+            legacy.remove("latitude");
+            legacy.remove("longitude");
+        }
+    }
+    envelope
 }
 
 /// A JSON string as JCS writes it: `"`, `\\` and control characters escaped (`\b \t \n \f \r`
@@ -170,8 +209,11 @@ fn push_party(buffer: &mut Vec<u8>, id: &str, party_type: &str, name: Option<&st
 }
 
 /// The JSON a store keeps for an event's parties and details: `{"actor", "audit_trail"?,
-/// "context", "metadata"?, "targets"}`, written with the same fast, canonical writers as the leaf.
-pub fn event_details_json(input: &crate::event::EventInput) -> Vec<u8> {
+/// "context", "erased_by"?, "metadata"?, "seals"?, "system"?, "targets"}`, written with the same
+/// fast, canonical writers as the leaf. `seals` lists the actor's then each target's: a salt
+/// (base64), or `{"erased": seal}` for an erased party.
+pub fn event_details_json(event: &Event) -> Vec<u8> {
+    let input = &event.input;
     let mut buffer = Vec::with_capacity(512);
     buffer.extend_from_slice(b"{\"actor\":");
     push_party(
@@ -189,9 +231,36 @@ pub fn event_details_json(input: &crate::event::EventInput) -> Vec<u8> {
         push_string(&mut buffer, user_agent);
     }
     buffer.push(b'}');
+    if !event.erased_by.is_empty() {
+        buffer.extend_from_slice(b",\"erased_by\":[");
+        for (index, position) in event.erased_by.iter().enumerate() {
+            if index > 0 {
+                buffer.push(b',');
+            }
+            buffer.extend_from_slice(position.to_string().as_bytes());
+        }
+        buffer.push(b']');
+    }
     if let Some(metadata) = &input.metadata {
         buffer.extend_from_slice(b",\"metadata\":");
         push_metadata(&mut buffer, metadata);
+    }
+    if let Some(seals) = &event.seals {
+        buffer.extend_from_slice(b",\"seals\":[");
+        for (index, seal) in std::iter::once(&seals.actor).chain(&seals.targets).enumerate() {
+            if index > 0 {
+                buffer.push(b',');
+            }
+            match seal {
+                crate::seal::Seal::Salt(salt) => push_string(&mut buffer, &crate::seal::salt_text(salt)),
+                crate::seal::Seal::Erased(seal) => {
+                    buffer.extend_from_slice(b"{\"erased\":");
+                    push_string(&mut buffer, &crate::seal::seal_text(seal));
+                    buffer.push(b'}');
+                }
+            }
+        }
+        buffer.push(b']');
     }
     if input.system {
         buffer.extend_from_slice(b",\"system\":true");
@@ -236,6 +305,9 @@ impl PreparedLeaf {
     /// ingested event. It must equal `canonical_json(&event_envelope(event))` byte for byte, which
     /// the tests check on fixtures and on random input.
     pub fn new(event: &Event) -> Self {
+        if let Some(seals) = &event.seals {
+            return Self::sealed(event, seals);
+        }
         let input = &event.input;
         let mut before = Vec::with_capacity(768);
         before.extend_from_slice(b"{\"action\":");
@@ -256,7 +328,7 @@ impl PreparedLeaf {
             push_string(&mut before, user_agent);
         }
         before.extend_from_slice(b"},\"format\":");
-        push_string(&mut before, format_of(input));
+        push_string(&mut before, format_of(event));
         before.extend_from_slice(b",\"id\":");
         push_string(&mut before, &event.id.to_string());
         before.extend_from_slice(b",\"log_index\":");
@@ -286,6 +358,59 @@ impl PreparedLeaf {
                 target.name.as_deref(),
                 target.metadata.as_ref(),
             );
+        }
+        after.extend_from_slice(b"]}");
+        Self { before, after }
+    }
+
+    /// The v2 encoding: the same members, with each party's seal in place of its personal fields.
+    fn sealed(event: &Event, seals: &crate::seal::Seals) -> Self {
+        fn push_sealed(buffer: &mut Vec<u8>, seal: &crate::merkle::Hash, party_type: &str) {
+            buffer.extend_from_slice(b"{\"seal\":");
+            push_string(buffer, &crate::seal::seal_text(seal));
+            buffer.extend_from_slice(b",\"type\":");
+            push_string(buffer, party_type);
+            buffer.push(b'}');
+        }
+        let input = &event.input;
+        let mut before = Vec::with_capacity(512);
+        before.extend_from_slice(b"{\"action\":");
+        push_string(&mut before, &input.action);
+        before.extend_from_slice(b",\"actor\":");
+        push_sealed(&mut before, &seals.actor_seal(input), &input.actor.actor_type);
+        if let Some(fields) = &input.audit_trail {
+            before.extend_from_slice(b",\"audit_trail\":{\"action_type\":");
+            push_string(&mut before, &fields.action_type);
+            before.extend_from_slice(b",\"group\":");
+            push_string(&mut before, &fields.group);
+            before.push(b'}');
+        }
+        before.extend_from_slice(b",\"format\":");
+        push_string(&mut before, EVENT_FORMAT_V2);
+        before.extend_from_slice(b",\"id\":");
+        push_string(&mut before, &event.id.to_string());
+        before.extend_from_slice(b",\"log_index\":");
+
+        let mut after = Vec::with_capacity(384);
+        if let Some(metadata) = &input.metadata {
+            after.extend_from_slice(b",\"metadata\":");
+            push_metadata(&mut after, metadata);
+        }
+        after.extend_from_slice(b",\"occurred_at\":");
+        push_string(&mut after, &input.occurred_at.to_wire());
+        after.extend_from_slice(b",\"organization_id\":");
+        push_string(&mut after, &event.organization_id.to_string());
+        after.extend_from_slice(b",\"received_at\":");
+        push_string(&mut after, &event.received_at.to_wire());
+        after.extend_from_slice(b",\"schema_version\":");
+        after.extend_from_slice(event.schema_version.to_string().as_bytes());
+        after.extend_from_slice(b",\"targets\":[");
+        for (index, target) in input.targets.iter().enumerate() {
+            if index > 0 {
+                after.push(b',');
+            }
+            let seal = seals.target_seal(index, target).unwrap_or([0; 32]);
+            push_sealed(&mut after, &seal, &target.target_type);
         }
         after.extend_from_slice(b"]}");
         Self { before, after }
@@ -411,6 +536,8 @@ mod tests {
             received_at: Timestamp::from_unix_millis(input["received_at_ms"].as_i64().unwrap()).unwrap(),
             schema_version: u32::try_from(input["schema_version"].as_u64().unwrap()).unwrap(),
             input: input_event,
+            seals: None,
+            erased_by: Vec::new(),
         }
     }
 
@@ -439,8 +566,11 @@ mod tests {
                 "root_after": hex(&root_of(&leaves)),
             }));
         }
-        let actual =
-            serde_json::to_string_pretty(&json!({ "format": EVENT_FORMAT_V1, "entries": entries })).unwrap() + "\n";
+        let actual = serde_json::to_string_pretty(
+            &json!({ "format": events.first().map_or(EVENT_FORMAT_V1, format_of), "entries": entries }),
+        )
+        .unwrap()
+            + "\n";
         let expected_path = fixtures().join(expected_name);
         if std::env::var_os("VELLUM_BLESS_FIXTURES").is_some() {
             std::fs::write(&expected_path, &actual).unwrap();
@@ -469,6 +599,8 @@ mod tests {
                     received_at: Timestamp::from_unix_millis(input["received_at_ms"].as_i64().unwrap()).unwrap(),
                     schema_version: u32::try_from(input["schema_version"].as_u64().unwrap()).unwrap(),
                     input: event_input,
+                    seals: None,
+                    erased_by: Vec::new(),
                 }
             })
             .collect()
@@ -483,6 +615,50 @@ mod tests {
                 event.log_index = log_index;
                 let whole = canonical_json(&event_envelope(&event));
                 assert_eq!(PreparedLeaf::new(&event).canonical_bytes(log_index), whole);
+            }
+        }
+    }
+
+    /// The v1 fixtures' events with sealed parties (fixed salts, so the bytes are fixed).
+    fn sealed(mut event: Event) -> Event {
+        let parties = 1 + event.input.targets.len();
+        let random: Vec<u8> = (0..parties * crate::seal::SALT_LEN)
+            .map(|index| u8::try_from(index % 251).unwrap())
+            .collect();
+        event.seals = Some(crate::seal::Seals::from_random(&random, event.input.targets.len()));
+        event
+    }
+
+    #[test]
+    fn the_v2_encoding_matches_its_fixtures_and_erasure_keeps_the_leaf() {
+        let inputs: Vec<Value> =
+            serde_json::from_str(&std::fs::read_to_string(fixtures().join("v1-input.json")).unwrap()).unwrap();
+        let mut events: Vec<Event> = inputs.iter().map(|input| sealed(event(input))).collect();
+        events.extend(audit_trail_events().into_iter().map(sealed));
+        assert_matches_fixture(&events, "v2-expected.json");
+        for event in &events {
+            let prepared = PreparedLeaf::new(event);
+            let bytes = prepared.canonical_bytes(event.log_index);
+            assert_eq!(bytes, canonical_json(&leaf_envelope(event)));
+            let text = String::from_utf8(bytes.clone()).unwrap();
+            assert!(
+                text.contains(EVENT_FORMAT_V2) && !text.contains("\"context\""),
+                "{text}"
+            );
+            // Erasing the actor, or a target, or both, never changes the leaf, and removes the
+            // values from what is stored.
+            let mut subjects = vec![event.input.actor.id.clone()];
+            subjects.extend(event.input.targets.iter().map(|target| target.id.clone()));
+            for id in subjects.into_iter().filter(|id| !id.is_empty()) {
+                let mut erased = event.clone();
+                let subject = crate::seal::ErasureSubject { ids: vec![id.clone()] };
+                assert!(crate::seal::erase(&mut erased, &subject, 99));
+                assert!(!crate::seal::erase(&mut erased, &subject, 100), "nothing left to erase");
+                assert_eq!(erased.erased_by, vec![99]);
+                assert_eq!(canonical_event_bytes(&erased), bytes, "erasing {id} changed the leaf");
+                let stored = String::from_utf8(event_details_json(&erased)).unwrap();
+                assert!(!stored.contains(&format!("\"{id}\"")), "{id} is still stored: {stored}");
+                assert!(stored.contains("\"erased_by\":[99]"), "{stored}");
             }
         }
     }

@@ -141,6 +141,11 @@ pub struct Event {
     pub schema_version: u32,
     /// The event itself.
     pub input: EventInput,
+    /// The seals of its parties, when its leaf is of format v2 (`None`: its leaf commits to the
+    /// values themselves, format v1). See [`crate::seal`].
+    pub seals: Option<crate::seal::Seals>,
+    /// The positions of the erasure records that removed personal data from it, ascending.
+    pub erased_by: Vec<u64>,
 }
 
 /// An unvalidated metadata object, its values kept as the JSON text sent (so that numbers are

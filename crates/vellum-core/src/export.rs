@@ -268,6 +268,23 @@ pub fn ndjson_purged_line(log_index: u64, leaf: &Hash, purged_by: u64) -> Vec<u8
     .into_bytes()
 }
 
+/// The line of an event an erasure redacted (logged before sealed parties, so its content no
+/// longer hashes to its leaf): what is left of it, its leaf hash as logged, and the erasure
+/// records that account for it (with its newline).
+pub fn ndjson_erased_line(event: &Event, leaf: &Hash) -> Vec<u8> {
+    let envelope = crate::canonical::canonical_json(&crate::canonical::event_envelope(event));
+    let mut line = format!(
+        "{{\"type\":\"erased\",\"log_index\":{},\"leaf_hash\":\"{}\",\"erased_by\":{},\"event\":",
+        event.log_index,
+        BASE64.encode(leaf),
+        serde_json::to_string(&event.erased_by).expect("numbers serialise"),
+    )
+    .into_bytes();
+    line.extend_from_slice(&envelope);
+    line.extend_from_slice(b"}\n");
+    line
+}
+
 /// The closing line: the signed checkpoint and the consistency proof from the first `end` leaves
 /// to the checkpoint's tree (with its newline).
 pub fn ndjson_proof_line(end: u64, tree_size: u64, checkpoint_note: &str, consistency: &[Hash]) -> Vec<u8> {
@@ -295,6 +312,8 @@ struct EntryLine<'a> {
     event: Option<&'a serde_json::value::RawValue>,
     #[serde(default)]
     purged_by: Option<u64>,
+    #[serde(default)]
+    erased_by: Option<Vec<u64>>,
 }
 
 /// The members of an event envelope the verifier checks.
@@ -343,6 +362,8 @@ pub struct ExportSummary {
     pub omitted: u64,
     /// Positions whose events a purge removed (leaf hashes only).
     pub purged: u64,
+    /// Positions whose events an erasure redacted (their leaves taken as given).
+    pub erased: u64,
     /// The signed checkpoint's size.
     pub tree_size: u64,
 }
@@ -357,6 +378,7 @@ pub struct ExportVerifier<'a> {
     events: u64,
     omitted: u64,
     purged: u64,
+    erased: u64,
     finished: Option<u64>,
 }
 
@@ -389,6 +411,7 @@ impl<'a> ExportVerifier<'a> {
             events: 0,
             omitted: 0,
             purged: 0,
+            erased: 0,
             finished: None,
         }
     }
@@ -408,7 +431,7 @@ impl<'a> ExportVerifier<'a> {
         }
         if self.header.is_some()
             && let Ok(entry) = serde_json::from_slice::<EntryLine<'_>>(line)
-            && matches!(entry.kind.as_ref(), "event" | "omitted" | "purged")
+            && matches!(entry.kind.as_ref(), "event" | "omitted" | "purged" | "erased")
         {
             return self.entry(&entry).map_err(|message| self.problem(message));
         }
@@ -425,7 +448,9 @@ impl<'a> ExportVerifier<'a> {
             };
         }
         match kind {
-            "event" | "omitted" | "purged" => Err(self.problem("the line lacks `log_index`, `leaf_hash` or its event")),
+            "event" | "omitted" | "purged" | "erased" => {
+                Err(self.problem("the line lacks `log_index`, `leaf_hash` or its event"))
+            }
             "proof" => self.proof(&object).map_err(|message| self.problem(message)),
             "header" => Err(self.problem("a second header line")),
             other => Err(self.problem(format!("unknown line type `{other}`"))),
@@ -517,6 +542,15 @@ impl<'a> ExportVerifier<'a> {
             }
             self.purged += 1;
             listed
+        } else if entry.kind == "erased" {
+            // An event an erasure redacted: taken as given, on the records it names, which come
+            // later in the log.
+            match &entry.erased_by {
+                Some(records) if !records.is_empty() && records.iter().all(|&record| record > position) => {}
+                _ => return Err(format!("the erased position {position} names no later erasure record")),
+            }
+            self.erased += 1;
+            listed
         } else {
             self.omitted += 1;
             listed
@@ -593,6 +627,7 @@ impl<'a> ExportVerifier<'a> {
             events: self.events,
             omitted: self.omitted,
             purged: self.purged,
+            erased: self.erased,
             tree_size,
         })
     }
@@ -636,6 +671,8 @@ mod tests {
                 audit_trail: None,
                 system: false,
             },
+            seals: None,
+            erased_by: Vec::new(),
         }
     }
 

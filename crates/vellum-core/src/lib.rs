@@ -22,6 +22,7 @@ pub mod organization;
 pub mod pagination;
 pub mod retention;
 pub mod schema;
+pub mod seal;
 mod secret_bytes;
 pub mod sign_in_throttle;
 pub mod time_range;

@@ -36,6 +36,9 @@ pub const RESERVED_ACTION_PREFIX: &str = "vellum.";
 /// The action of a purge record.
 pub const PURGE_ACTION: &str = "vellum.retention.purged";
 
+/// The action of an erasure record.
+pub const ERASURE_ACTION: &str = "vellum.personal_data.erased";
+
 /// The action of the record of a legal hold being set.
 pub const LEGAL_HOLD_SET_ACTION: &str = "vellum.legal_hold.set";
 
@@ -260,6 +263,99 @@ impl PurgeRecord {
     }
 }
 
+/// What one erasure record says: which positions it erased personal data from. It does not say
+/// whose: the record would otherwise keep what it erased.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErasureRecord {
+    /// How many positions it erased.
+    pub events_erased: u64,
+    /// The lowest and highest of them.
+    pub first_log_index: u64,
+    /// See `first_log_index`.
+    pub last_log_index: u64,
+    /// [`PositionsDigest`] of them.
+    pub positions_sha256: Hash,
+}
+
+impl ErasureRecord {
+    /// The record of erasing the positions fed to `digest` (at least one).
+    pub fn of(digest: &PositionsDigest) -> Self {
+        let (first, last) = digest.span().unwrap_or_default();
+        Self {
+            events_erased: digest.count(),
+            first_log_index: first,
+            last_log_index: last,
+            positions_sha256: digest.finish(),
+        }
+    }
+
+    /// The record as an event to append to the organization's log, caused by `by` at `at`.
+    pub fn to_input(&self, organization_id: &str, at: Timestamp, by: &RecordedBy) -> EventInput {
+        let mut metadata: Metadata = BTreeMap::new();
+        metadata.insert("events_erased".into(), number(self.events_erased));
+        metadata.insert("first_log_index".into(), number(self.first_log_index));
+        metadata.insert("last_log_index".into(), number(self.last_log_index));
+        metadata.insert(
+            "positions_sha256".into(),
+            MetadataValue::String(BASE64.encode(self.positions_sha256)),
+        );
+        record_input(ERASURE_ACTION, organization_id, at, by, metadata)
+    }
+
+    /// Reads an erasure record back from the canonical bytes of a log entry, as
+    /// [`PurgeRecord::from_canonical`] does.
+    pub fn from_canonical(bytes: &[u8]) -> Option<Result<Self, String>> {
+        let metadata = record_metadata(bytes, ERASURE_ACTION)?;
+        let Some(serde_json::Value::Object(metadata)) = metadata else {
+            return Some(Err("an erasure record without metadata".into()));
+        };
+        let count = |key: &str| {
+            metadata
+                .get(key)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format!("an erasure record without `{key}`"))
+        };
+        let digest = metadata
+            .get("positions_sha256")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|text| BASE64.decode(text).ok())
+            .and_then(|bytes| Hash::try_from(bytes.as_slice()).ok())
+            .ok_or_else(|| "an erasure record with an invalid `positions_sha256`".to_owned());
+        Some((|| {
+            Ok(Self {
+                events_erased: count("events_erased")?,
+                first_log_index: count("first_log_index")?,
+                last_log_index: count("last_log_index")?,
+                positions_sha256: digest?,
+            })
+        })())
+    }
+
+    /// Whether `digest` holds exactly the positions this record names, all before `position`
+    /// (the record's own).
+    pub fn accounts_for(&self, digest: &PositionsDigest, position: u64) -> bool {
+        digest.count() == self.events_erased
+            && digest.span() == Some((self.first_log_index, self.last_log_index))
+            && digest.finish() == self.positions_sha256
+            && self.last_log_index < position
+    }
+}
+
+/// The metadata of a record with `action`, from canonical bytes: `None` when the bytes are not
+/// such a record.
+fn record_metadata(bytes: &[u8], action: &str) -> Option<Option<serde_json::Value>> {
+    // Cheap test first: canonical members are sorted, so `action` comes first.
+    let prefix = format!("{{\"action\":\"{action}\"");
+    if !bytes.starts_with(prefix.as_bytes()) {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(bytes).ok()?;
+    if value.get("format").and_then(serde_json::Value::as_str) != Some(crate::canonical::RECORD_FORMAT_V1) {
+        return None;
+    }
+    Some(value.get_mut("metadata").map(serde_json::Value::take))
+}
+
 /// The record of a legal hold being set (`held`) or lifted.
 pub fn legal_hold_input(
     organization_id: &str,
@@ -312,6 +408,8 @@ mod tests {
             received_at: input.occurred_at,
             schema_version: RECORD_SCHEMA_VERSION,
             input,
+            seals: None,
+            erased_by: Vec::new(),
         }
     }
 

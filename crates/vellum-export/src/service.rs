@@ -24,8 +24,8 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::export::{
-    Export, ExportFilter, ExportFormat, ExportState, ndjson_event_line, ndjson_header, ndjson_omitted_line,
-    ndjson_proof_line, ndjson_purged_line,
+    Export, ExportFilter, ExportFormat, ExportState, ndjson_erased_line, ndjson_event_line, ndjson_header,
+    ndjson_omitted_line, ndjson_proof_line, ndjson_purged_line,
 };
 use vellum_core::pagination::Cursor;
 use vellum_core::{ExportId, Order, OrganizationId, PageRequest, Timestamp};
@@ -698,7 +698,13 @@ async fn write_ndjson(shared: &Shared, export: &Export, output: &mut Output) -> 
                 continue;
             }
             let event = record.event.map_err(|reason| WriteError::Log(position, reason))?;
-            if export.filter.matches(&event) {
+            if export.filter.matches(&event) && !vellum_core::canonical::leaf_is_recomputable(&event) {
+                let leaf = record
+                    .stored_leaf
+                    .ok_or_else(|| WriteError::Log(position, "the position has no leaf hash".into()))?;
+                chunk.extend_from_slice(&ndjson_erased_line(&event, &leaf));
+                count += 1;
+            } else if export.filter.matches(&event) {
                 chunk.extend_from_slice(&ndjson_event_line(&event));
                 count += 1;
             } else {

@@ -106,6 +106,8 @@ fn event() -> impl Strategy<Value = Event> {
                         audit_trail: None,
                         system: false,
                     },
+                    seals: None,
+                    erased_by: Vec::new(),
                 }
             },
         )

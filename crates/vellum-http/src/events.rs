@@ -553,6 +553,27 @@ pub fn event_json(event: &Event) -> Value {
             }
         }
     }
+    // An erased party keeps its type, with an empty id and `erased: true`; the event says which
+    // erasure records removed what (`docs/retention.md`).
+    if !event.erased_by.is_empty() {
+        let mark = |party: &mut Value| {
+            if let Value::Object(party) = party
+                && party
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .is_some_and(vellum_core::seal::is_erased_id)
+            {
+                party.insert("erased".into(), json!(true));
+            }
+        };
+        if let Some(actor) = object.get_mut("actor") {
+            mark(actor);
+        }
+        if let Some(Value::Array(targets)) = object.get_mut("targets") {
+            targets.iter_mut().for_each(mark);
+        }
+        object.insert("erased_by".into(), json!(event.erased_by));
+    }
     Value::Object(object)
 }
 
@@ -602,6 +623,9 @@ pub(crate) struct AuditLogEventJson {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Only on events a person's data was erased from: the log indexes of the erasure records.
+    #[serde(default)]
+    erased_by: Option<Vec<u64>>,
 }
 
 /// `"audit_log_event"` (for reading).
@@ -625,6 +649,9 @@ struct EventPartyJson {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     metadata: Option<Value>,
+    /// Only on a party whose personal data was erased (its `id` is then empty).
+    #[serde(default)]
+    erased: Option<bool>,
 }
 
 /// Where a stored event happened.

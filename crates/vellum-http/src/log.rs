@@ -172,7 +172,8 @@ pub(crate) struct LogEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::events::AuditLogEventJson>, nullable = false)]
     event: Option<AuditLogEvent>,
-    /// Only for a purged position: the leaf hash kept for it, base64.
+    /// For a purged position, and for an event an erasure redacted (logged before sealed parties;
+    /// it then has no `canonical`): the leaf hash the log holds, base64.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     leaf_hash: Option<String>,
@@ -319,9 +320,34 @@ pub(crate) async fn entries(State(state): State<AppState>, query: QueryPairs) ->
         .store
         .log_entries(organization_id, start, end.min(tree_size).max(start))
         .await?;
+    // An event an erasure redacted (logged before seals) no longer hashes to its leaf: it is
+    // served with the leaf the log holds, which verifiers take on its erasure record's word.
+    let redacted = events.iter().any(|entry| {
+        matches!(entry, vellum_store::LogEntry::Event(event) if !vellum_core::canonical::leaf_is_recomputable(event))
+    });
+    let stored_leaves: std::collections::HashMap<u64, vellum_core::merkle::Hash> = if redacted {
+        let scan = state
+            .store
+            .log_scan(organization_id, start, end.saturating_sub(start))
+            .await?;
+        scan.records
+            .iter()
+            .filter_map(|record| Some((u64::try_from(record.log_index).ok()?, record.stored_leaf?)))
+            .collect()
+    } else {
+        std::collections::HashMap::new()
+    };
     let data = events
         .iter()
         .map(|entry| match entry {
+            vellum_store::LogEntry::Event(event) if !vellum_core::canonical::leaf_is_recomputable(event) => LogEntry {
+                log_index: event.log_index,
+                id: Some(event.id.to_string()),
+                canonical: None,
+                event: Some(AuditLogEvent::of(event)),
+                leaf_hash: stored_leaves.get(&event.log_index).map(|leaf| BASE64.encode(leaf)),
+                purged_by: None,
+            },
             vellum_store::LogEntry::Event(event) => LogEntry {
                 log_index: event.log_index,
                 id: Some(event.id.to_string()),

@@ -57,6 +57,7 @@ is not part of this document.";
         retention::get_configuration,
         retention::get_legal_hold,
         retention::update_legal_hold,
+        retention::create_erasure,
         schemas::list_actions,
         schemas::list_schemas,
         schemas::create_schema,

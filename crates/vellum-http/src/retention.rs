@@ -9,7 +9,8 @@
 //! SDKs such as PHP, .NET and Kotlin read it into a non-null one).
 
 use axum::extract::State;
-use axum::routing::get;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -32,6 +33,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/organizations/{id}/audit_logs_legal_hold",
             get(get_legal_hold).put(update_legal_hold),
         )
+        .route("/audit_logs/erasures", post(create_erasure))
 }
 
 fn organization_id(text: &str) -> Result<OrganizationId, ApiError> {
@@ -315,6 +317,129 @@ pub(crate) async fn update_legal_hold(
             Err(errors.into())
         }
         Err(vellum_retention::HoldError::Store(error)) => Err(error.into()),
+    }
+}
+
+/// Whose personal data to erase from an organization's trail.
+#[derive(Deserialize, ToSchema)]
+#[schema(as = CreateAuditLogErasureDto)]
+pub(crate) struct ErasureBody {
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
+    organization_id: Option<String>,
+    /// The person's id as an actor; every party (actor or target) with this id is erased.
+    #[schema(example = "user_TF4C5938")]
+    actor_id: Option<String>,
+    /// Another id under which the person appears as a target, if the application names them
+    /// differently there; every party with this id is erased too.
+    #[schema(example = "member_0042")]
+    target_id: Option<String>,
+}
+
+wire_const!(
+    /// `"audit_log_erasure"`.
+    ErasureObject = "audit_log_erasure"
+);
+
+/// What an erasure did.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogErasure)]
+pub(crate) struct ErasureResponse {
+    object: ErasureObject,
+    #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
+    organization_id: String,
+    /// How many events had the person's data removed.
+    #[schema(example = 42)]
+    events_erased: u64,
+    /// The log indexes of the erasure records appended (`vellum.personal_data.erased`), one per
+    /// step of at most 2,000 events; empty when no event named the person.
+    records: Vec<u64>,
+}
+
+/// The ids an erasure names: present, not empty, bounded, no control characters.
+fn erasure_ids(body: &ErasureBody, errors: &mut ValidationErrors) -> Vec<String> {
+    let mut ids = Vec::new();
+    for (field, value, required) in [
+        ("actor_id", &body.actor_id, true),
+        ("target_id", &body.target_id, false),
+    ] {
+        match value {
+            None if required => errors.push(field, "required", format!("{field} is required")),
+            None => {}
+            Some(id)
+                if id.is_empty()
+                    || id.chars().count() > vellum_core::event::MAX_TEXT_CHARS
+                    || vellum_core::validation::has_control_characters(id) =>
+            {
+                errors.push(
+                    field,
+                    "invalid",
+                    format!(
+                        "{field} is 1 to {} characters, without control characters",
+                        vellum_core::event::MAX_TEXT_CHARS
+                    ),
+                );
+            }
+            Some(id) => ids.push(id.clone()),
+        }
+    }
+    ids
+}
+
+#[utoipa::path(
+    post,
+    path = "/audit_logs/erasures",
+    tag = "audit-logs",
+    operation_id = "AuditLogErasuresController_create",
+    summary = "Erase one person's personal data from an organization's trail (Vellum)",
+    description = "Removes the ids, names and metadata of every party (actor or target) with the given ids, and \
+        an erased actor's location and user agent, from every event of the organization. The events stay, their \
+        parties marked erased; each step of at most 2,000 events appends a record (`vellum.personal_data.erased`) \
+        naming the positions it erased, so the log still verifies. Refused while the organization is under a \
+        legal hold. See docs/retention.md.",
+    request_body = ErasureBody,
+    responses(
+        (status = 201, description = "The erasure is done.", body = ErasureResponse),
+        (status = 404, description = "No such organization.", body = ErrorResponse),
+        (status = 409, description = "The organization is under a legal hold.", body = ErrorResponse),
+        (status = 422, description = "A field is missing or not acceptable.", body = ValidationError),
+    ),
+)]
+pub(crate) async fn create_erasure(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    WireJson(body): WireJson<ErasureBody>,
+) -> Result<(StatusCode, Json<ErasureResponse>), ApiError> {
+    let mut errors = ValidationErrors::new();
+    let organization = match &body.organization_id {
+        None => {
+            errors.push("organization_id", "required", "organization_id is required");
+            None
+        }
+        Some(text) => Some(organization_id(text)?),
+    };
+    let ids = erasure_ids(&body, &mut errors);
+    let Some(organization) = organization.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    // A deleted or unknown organization is not found (its events follow retention only).
+    state.store.legal_hold(organization).await?;
+    let subject = vellum_core::seal::ErasureSubject { ids };
+    match vellum_retention::erase(&*state.store, organization, &subject, &by).await {
+        Ok(erasure) => Ok((
+            StatusCode::CREATED,
+            Json(ErasureResponse {
+                object: ErasureObject::Value,
+                organization_id: organization.to_string(),
+                events_erased: erasure.events_erased,
+                records: erasure.records.iter().map(|record| record.log_index).collect(),
+            }),
+        )),
+        Err(vellum_retention::ErasureError::Held) => Err(ApiError::Conflict {
+            message: "The organization is under a legal hold: nothing of its trail is erased until the hold is lifted."
+                .into(),
+            code: "legal_hold",
+        }),
+        Err(vellum_retention::ErasureError::Store(error)) => Err(error.into()),
     }
 }
 

@@ -18,9 +18,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use vellum_core::log_record::{MAX_HOLD_REASON_CHARS, RecordedBy, legal_hold_input};
 use vellum_core::retention::effective_retention_days;
+use vellum_core::seal::ErasureSubject;
 use vellum_core::{Event, OrganizationId, Timestamp};
 use vellum_jobs::{Job, JobError, Schedule, StepContext, StepOutcome};
-use vellum_store::{LegalHold, PurgeRule, PurgeStep, Store, StoreError};
+use vellum_store::{EraseStep, LegalHold, PurgeRule, PurgeStep, Store, StoreError};
 
 /// Events removed per step (per commit) at most. A step of this size takes tens of
 /// milliseconds on the embedded store's single writer; ingest waits for at most one.
@@ -277,6 +278,56 @@ pub async fn set_legal_hold(
         .set_legal_hold(organization_id, held.then_some(reason), record)
         .await?;
     Ok(HoldChange { hold, record })
+}
+
+/// Why an erasure was refused.
+#[derive(Debug)]
+pub enum ErasureError {
+    /// The organization is under a legal hold: nothing was erased.
+    Held,
+    /// The store failed (or the organization does not exist). Steps that committed before stay
+    /// committed, each with its record; running the erasure again finishes it.
+    Store(StoreError),
+}
+
+impl From<StoreError> for ErasureError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
+/// What an erasure did.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Erasure {
+    /// How many events had personal data removed.
+    pub events_erased: u64,
+    /// The erasure records appended (one per step of at most [`STEP_EVENTS`] events).
+    pub records: Vec<Event>,
+}
+
+/// Erases a subject's personal data from every event of an organization's log, a bounded step
+/// at a time (each step one commit with its record, so ingest never waits long). Refused while
+/// the organization is under a legal hold, checked in each step's commit.
+pub async fn erase(
+    store: &dyn Store,
+    organization_id: OrganizationId,
+    subject: &ErasureSubject,
+    by: &RecordedBy,
+) -> Result<Erasure, ErasureError> {
+    let mut erasure = Erasure {
+        events_erased: 0,
+        records: Vec::new(),
+    };
+    loop {
+        match store.erase_step(organization_id, subject, by, STEP_EVENTS).await? {
+            EraseStep::Held => return Err(ErasureError::Held),
+            EraseStep::Done => return Ok(erasure),
+            EraseStep::Erased { record, events } => {
+                erasure.events_erased += events;
+                erasure.records.push(record);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -434,6 +434,25 @@ pub enum PurgeStep {
     Purged(PurgedChunk),
 }
 
+/// What one erasure step did.
+#[derive(Clone, Debug, PartialEq)]
+// One value per step of thousands of events: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+pub enum EraseStep {
+    /// The organization is under a legal hold: nothing was erased.
+    Held,
+    /// No (more) event names the subject.
+    Done,
+    /// Events were rewritten without the subject's data, and the record saying so appended in the
+    /// same commit.
+    Erased {
+        /// The erasure record appended to the log.
+        record: Event,
+        /// How many events were rewritten.
+        events: u64,
+    },
+}
+
 /// Events removed in one commit, and the record of it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct PurgedChunk {
@@ -737,6 +756,20 @@ pub trait RetentionStore: Send + Sync {
         rule: PurgeRule,
         limit: u32,
     ) -> Result<PurgeStep, StoreError>;
+
+    /// Erases a subject's personal data from up to `limit` events of an organization's log
+    /// (lowest positions first; Vellum's own records never), and appends the erasure record
+    /// (`vellum_core::log_record::ErasureRecord`, caused by `by`) that names them, in one commit:
+    /// each event is rewritten by `vellum_core::seal::erase` (its leaf stays), with its indexed
+    /// columns, target and legacy rows and search entries. Refuses (`Held`) while the
+    /// organization is under a legal hold.
+    async fn erase_step(
+        &self,
+        organization_id: OrganizationId,
+        subject: &vellum_core::seal::ErasureSubject,
+        by: &vellum_core::log_record::RecordedBy,
+        limit: u32,
+    ) -> Result<EraseStep, StoreError>;
 
     /// Gives space freed by purges back to the file system, a bounded amount per call. Returns
     /// how many bytes it gave back (0 once there is nothing more to give).

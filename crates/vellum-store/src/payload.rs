@@ -2,8 +2,11 @@
 //! targets, context, metadata, legacy fields), decoded straight into the core types. Every
 //! backend stores the same text, so that reading it back is written once.
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use vellum_core::canonical::PreparedLeaf;
 use vellum_core::event::{Actor, Context, Metadata, MetadataValue, Target};
+use vellum_core::seal::{SALT_LEN, Seal, Seals};
 use vellum_core::{Event, EventId, EventInput, OrganizationId, Timestamp};
 
 use crate::ids::IdGenerator;
@@ -35,6 +38,12 @@ pub(crate) async fn prepare_now(
         .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))
 }
 
+/// Whether new events get sealed parties (leaf format v2, `vellum_core::seal`). Off until every
+/// verifier reads v2 (the command-line `verify log`, the dashboard's in-browser check and the
+/// NDJSON export's verifier); until then erasure redacts, and verifiers take an erased event's
+/// leaf on its erasure record's word.
+const SEAL_NEW_EVENTS: bool = false;
+
 /// Prepares events outside the writer (this is most of the CPU work of an append).
 pub(crate) fn prepare(
     ids: &IdGenerator,
@@ -42,9 +51,22 @@ pub(crate) fn prepare(
     events: Vec<NewEvent>,
     received_at: Timestamp,
 ) -> Vec<PreparedEvent> {
+    // Each party of each event gets its own salt (`vellum_core::seal`), drawn in one call.
+    let parties: usize = if SEAL_NEW_EVENTS {
+        events.iter().map(|new_event| 1 + new_event.input.targets.len()).sum()
+    } else {
+        0
+    };
+    let mut random = vec![0u8; parties * SALT_LEN];
+    getrandom::fill(&mut random).expect("the operating system's random source is available");
+    let mut random = random.as_slice();
     events
         .into_iter()
         .map(|new_event| {
+            let targets = new_event.input.targets.len();
+            let system = new_event.input.system;
+            let (salts, rest) = random.split_at(if SEAL_NEW_EVENTS { (1 + targets) * SALT_LEN } else { 0 });
+            random = rest;
             let event = Event {
                 id: EventId::from_ulid(ids.next()),
                 organization_id,
@@ -55,8 +77,11 @@ pub(crate) fn prepare(
                     version: Some(new_event.schema_version),
                     ..new_event.input
                 },
+                // Vellum's own records name no person: they keep the v1 leaf.
+                seals: (SEAL_NEW_EVENTS && !system).then(|| Seals::from_random(salts, targets)),
+                erased_by: Vec::new(),
             };
-            let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event.input))
+            let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event))
                 .expect("JSON written from strings is UTF-8");
             PreparedEvent {
                 leaf: PreparedLeaf::new(&event),
@@ -71,16 +96,54 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("stored event has an invalid {what}"))
 }
 
-/// An event's details as decoded: actor, targets, context, metadata, legacy fields, and whether
-/// Vellum recorded it.
-pub(crate) type Decoded = (
-    Actor,
-    Vec<Target>,
-    Context,
-    Option<Metadata>,
-    Option<vellum_core::audit_trail::AuditTrailFields>,
-    bool,
-);
+/// An event's details as decoded: everything but what the store keeps in columns.
+pub(crate) struct Decoded {
+    actor: Actor,
+    targets: Vec<Target>,
+    context: Context,
+    metadata: Option<Metadata>,
+    audit_trail: Option<vellum_core::audit_trail::AuditTrailFields>,
+    system: bool,
+    seals: Option<Seals>,
+    erased_by: Vec<u64>,
+}
+
+/// The columns every backend keeps beside the payload.
+pub(crate) struct EventColumns {
+    pub(crate) id: EventId,
+    pub(crate) organization_id: OrganizationId,
+    pub(crate) log_index: u64,
+    pub(crate) received_at: Timestamp,
+    pub(crate) schema_version: u32,
+    pub(crate) action: String,
+    pub(crate) occurred_at: Timestamp,
+}
+
+impl Decoded {
+    /// The event, with the columns read beside the payload.
+    pub(crate) fn into_event(self, columns: EventColumns) -> Event {
+        Event {
+            id: columns.id,
+            organization_id: columns.organization_id,
+            log_index: columns.log_index,
+            received_at: columns.received_at,
+            schema_version: columns.schema_version,
+            input: EventInput {
+                action: columns.action,
+                occurred_at: columns.occurred_at,
+                version: Some(columns.schema_version),
+                actor: self.actor,
+                targets: self.targets,
+                context: self.context,
+                metadata: self.metadata,
+                audit_trail: self.audit_trail,
+                system: self.system,
+            },
+            seals: self.seals,
+            erased_by: self.erased_by,
+        }
+    }
+}
 
 // The stored payload (`event_details_json`), decoded straight into the core types: this runs for
 // every event read (listing, exports, verification), so no intermediate JSON tree is built.
@@ -96,6 +159,27 @@ struct StoredPayload {
     audit_trail: Option<StoredAuditTrail>,
     #[serde(default)]
     system: bool,
+    #[serde(default)]
+    seals: Option<Vec<StoredSeal>>,
+    #[serde(default)]
+    erased_by: Vec<u64>,
+}
+
+/// A party's seal as stored: its salt, or what an erasure left.
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum StoredSeal {
+    Salt(String),
+    Erased { erased: String },
+}
+
+impl StoredSeal {
+    fn decode(self) -> Option<Seal> {
+        match self {
+            Self::Salt(text) => Some(Seal::Salt(BASE64.decode(text).ok()?.try_into().ok()?)),
+            Self::Erased { erased } => Some(Seal::Erased(BASE64.decode(erased).ok()?.try_into().ok()?)),
+        }
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -215,12 +299,23 @@ pub(crate) fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
             latitude: fields.latitude,
             longitude: fields.longitude,
         });
-    Ok((
+    let seals = match stored.seals {
+        None => None,
+        Some(seals) => {
+            let mut seals = seals.into_iter().map(StoredSeal::decode);
+            let actor = seals.next().flatten().ok_or_else(|| corrupt("seal"))?;
+            let targets = seals.collect::<Option<Vec<_>>>().ok_or_else(|| corrupt("seal"))?;
+            Some(Seals { actor, targets })
+        }
+    };
+    Ok(Decoded {
         actor,
         targets,
         context,
-        stored.metadata.map(|metadata| metadata.0),
+        metadata: stored.metadata.map(|metadata| metadata.0),
         audit_trail,
-        stored.system,
-    ))
+        system: stored.system,
+        seals,
+        erased_by: stored.erased_by,
+    })
 }

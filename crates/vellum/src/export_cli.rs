@@ -232,11 +232,17 @@ pub fn verify_export(path: &Path, key: &NoteVerifier) -> anyhow::Result<bool> {
                 crate::terminal::text(&path.display().to_string()),
                 summary.events,
                 summary.omitted,
-                if summary.purged > 0 {
-                    format!(" and {} entries removed by purges", summary.purged)
-                } else {
-                    String::new()
-                },
+                [
+                    (summary.purged, "entries removed by purges"),
+                    (
+                        summary.erased,
+                        "erased events (leaves as logged, each naming its erasure)"
+                    )
+                ]
+                .iter()
+                .filter(|(count, _)| *count > 0)
+                .map(|(count, what)| format!(" and {count} {what}"))
+                .collect::<String>(),
                 summary.start,
                 summary.end,
                 crate::terminal::text(&summary.origin),

@@ -64,12 +64,26 @@ pub async fn audit_store_log(
                 }
                 continue;
             }
+            if let (Ok(event), Some(leaf)) = (&record.event, record.stored_leaf)
+                && !vellum_core::canonical::leaf_is_recomputable(event)
+            {
+                if !auditor.push_redacted(record.log_index, Some(event.id.to_string()), leaf, &event.erased_by) {
+                    return Ok(auditor.finish(Some(stored_size)));
+                }
+                continue;
+            }
             let canonical = record.event.as_ref().map(canonical_event_bytes).map_err(Clone::clone);
+            let erased_by = record
+                .event
+                .as_ref()
+                .map(|event| event.erased_by.as_slice())
+                .unwrap_or_default();
             let accepted = auditor.push(Entry {
                 position: record.log_index,
                 event_id: record.event_id.map(|id| id.to_string()),
                 canonical: canonical.as_deref().map_err(Clone::clone),
                 stored_leaf: Some(record.stored_leaf),
+                erased_by,
             });
             if !accepted {
                 return Ok(auditor.finish(Some(stored_size)));
@@ -163,8 +177,16 @@ fn describe(summary: &Summary) -> String {
     } else {
         String::new()
     };
+    let erased = if summary.erased > 0 {
+        format!(
+            " ({} with personal data erased by {} erasure records, each accounted for)",
+            summary.erased, summary.erasure_records
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "{} entries{purged}, root {}, {checkpoint}",
+        "{} entries{purged}{erased}, root {}, {checkpoint}",
         summary.entries,
         BASE64.encode(summary.root)
     )
@@ -393,12 +415,31 @@ pub async fn verify_remote(
                 }
                 continue;
             }
-            let bytes = entry_bytes(entry, position, &organization_text);
+            let erased_by: Vec<u64> = entry["event"]["erased_by"]
+                .as_array()
+                .map(|records| records.iter().filter_map(Value::as_u64).collect())
+                .unwrap_or_default();
+            if entry.get("canonical").is_none()
+                && let Some(leaf) = entry.get("leaf_hash").and_then(Value::as_str)
+            {
+                // An event an erasure redacted: its leaf taken on the record's word.
+                let leaf = decode_hash(leaf)?;
+                if !auditor.push_redacted(claimed, entry["id"].as_str().map(str::to_owned), leaf, &erased_by) {
+                    break;
+                }
+                continue;
+            }
+            let mut shown = entry.clone();
+            if let Some(event) = shown.get_mut("event").and_then(Value::as_object_mut) {
+                event.remove("erased_by");
+            }
+            let bytes = entry_bytes(&shown, position, &organization_text);
             let accepted = auditor.push(Entry {
                 position: claimed,
                 event_id: entry["id"].as_str().map(str::to_owned),
                 canonical: bytes.as_deref().map_err(Clone::clone),
                 stored_leaf: None,
+                erased_by: &erased_by,
             });
             if !accepted {
                 break;

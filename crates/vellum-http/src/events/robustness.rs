@@ -383,6 +383,7 @@ proptest! {
             received_at: Timestamp::from_unix_millis(1_768_478_400_000).expect("in range"),
             schema_version: input.version.unwrap_or(1),
             input: input.clone(),
+            seals: None, erased_by: Vec::new(),
         };
         let mut rendered = event_json(&event);
         let rendered_object = rendered.as_object_mut().expect("an object");

@@ -146,6 +146,7 @@ pub async fn purge_steps_remove_payloads_and_keep_the_tree(store: Arc<impl Store
                     event_id: Some(event.id.to_string()),
                     canonical: Ok(&bytes),
                     stored_leaf: Some(record.stored_leaf),
+                    erased_by: &[],
                 }));
             }
             other => panic!("scan and entries disagree: {other:?}"),

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 use tokio_postgres::Row;
 use vellum_core::pagination::KeyBound;
-use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
+use vellum_core::{Event, EventId, OrganizationId, Page, PageRequest, Timestamp};
 
 use super::{Params, PostgresStore, id_bytes, timestamp, ulid_from};
 use crate::listing::{Bound, contains_pattern, tighten};
@@ -14,7 +14,7 @@ use crate::{
     LogRecord, NewEvent, StoreError,
 };
 
-const EVENT_COLUMNS: &str = "e.seq, e.id, e.log_index, e.occurred_at, e.received_at, e.action, e.schema_version, \
+pub(super) const EVENT_COLUMNS: &str = "e.seq, e.id, e.log_index, e.occurred_at, e.received_at, e.action, e.schema_version, \
                              e.payload, e.organization_id";
 
 fn corrupt(what: &str) -> StoreError {
@@ -22,32 +22,24 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 /// Reads [`EVENT_COLUMNS`].
-fn read_event(row: &Row) -> Result<Event, StoreError> {
+pub(super) fn read_event(row: &Row) -> Result<Event, StoreError> {
     let id: Vec<u8> = row.try_get(1)?;
     let log_index: i64 = row.try_get(2)?;
     let schema_version: i32 = row.try_get(6)?;
     let payload: String = row.try_get(7)?;
     let organization: Vec<u8> = row.try_get(8)?;
     let schema_version = u32::try_from(schema_version).map_err(|_| corrupt("schema version"))?;
-    let (actor, targets, context, metadata, audit_trail, system) = crate::payload::decode_payload(&payload)?;
-    Ok(Event {
-        id: EventId::from_ulid(ulid_from(&id)?),
-        organization_id: OrganizationId::from_ulid(ulid_from(&organization)?),
-        log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
-        received_at: timestamp(row.try_get(4)?, "received_at")?,
-        schema_version,
-        input: EventInput {
+    Ok(
+        crate::payload::decode_payload(&payload)?.into_event(crate::payload::EventColumns {
+            id: EventId::from_ulid(ulid_from(&id)?),
+            organization_id: OrganizationId::from_ulid(ulid_from(&organization)?),
+            log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
+            received_at: timestamp(row.try_get(4)?, "received_at")?,
+            schema_version,
             action: row.try_get(5)?,
             occurred_at: timestamp(row.try_get(3)?, "occurred_at")?,
-            version: Some(schema_version),
-            actor,
-            targets,
-            context,
-            metadata,
-            audit_trail,
-            system,
-        },
-    })
+        }),
+    )
 }
 
 /// ` and {column}` is one of `items`. One value is compared with `=`, not `= any(…)`: only then
@@ -83,7 +75,7 @@ fn push_search(sql: &mut String, params: &mut Params, search: &str) {
         .any(|character| matches!(character, '"' | '\\') || character.is_control());
     let placeholder = params.push(pattern);
     let values = format!(
-        r"exists (select 1 from jsonb_path_query(e.payload::jsonb, 'strict $.**') v
+        r"exists (select 1 from jsonb_path_query(e.payload::jsonb - 'seals' - 'erased_by', 'strict $.**') v
                  where jsonb_typeof(v) in ('string', 'number', 'boolean') and (v #>> '{{}}') ilike {placeholder} escape '\')"
     );
     if escapes_in_json {

@@ -10,11 +10,14 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
-use vellum_core::log_record::{PositionsDigest, RECORD_SCHEMA_VERSION};
+use vellum_core::log_record::{ErasureRecord, PositionsDigest, RECORD_SCHEMA_VERSION, RecordedBy};
+use vellum_core::seal::ErasureSubject;
 use vellum_core::{Event, EventInput, OrganizationId};
 
 use super::{PostgresStore, id_bytes, timestamp, ulid_from};
-use crate::{LegalHold, NewEvent, PurgeRule, PurgeStep, PurgedChunk, RetentionPolicy, RetentionStore, StoreError};
+use crate::{
+    EraseStep, LegalHold, NewEvent, PurgeRule, PurgeStep, PurgedChunk, RetentionPolicy, RetentionStore, StoreError,
+};
 
 fn hold_of(since: Option<i64>, reason: Option<String>) -> Result<Option<LegalHold>, StoreError> {
     since
@@ -159,6 +162,115 @@ impl PostgresStore {
     }
 }
 
+impl PostgresStore {
+    async fn erase_in(
+        &self,
+        transaction: &Transaction<'_>,
+        organization_id: OrganizationId,
+        subject: &ErasureSubject,
+        by: &RecordedBy,
+        limit: u32,
+    ) -> Result<EraseStep, StoreError> {
+        let organization = id_bytes(organization_id.ulid());
+        // As a purge step: the head row lock first, then the hold in force.
+        transaction
+            .execute(
+                "select size from log_heads where organization_id = $1 for update",
+                &[&organization],
+            )
+            .await?;
+        let held: bool = transaction
+            .query_opt(
+                "select legal_hold_since is not null from organizations where id = $1",
+                &[&organization],
+            )
+            .await?
+            .ok_or_else(|| StoreError::not_found("Organization", organization_id))?
+            .get(0);
+        if held {
+            return Ok(EraseStep::Held);
+        }
+        let rows = transaction
+            .query(
+                &format!(
+                    "select {} from events e
+                     where e.organization_id = $1
+                       and (e.actor_id = any($2) or exists (select 1 from event_targets t
+                             where t.organization_id = e.organization_id and t.received_at = e.received_at
+                               and t.event_seq = e.seq and t.target_id = any($2)))
+                       and not (e.action like 'vellum.%' and e.payload like '%\"system\":true%')
+                     order by e.log_index limit $3",
+                    super::events::EVENT_COLUMNS
+                ),
+                &[&organization, &subject.ids, &i64::from(limit.max(1))],
+            )
+            .await?;
+        if rows.is_empty() {
+            return Ok(EraseStep::Done);
+        }
+        let mut found = Vec::with_capacity(rows.len());
+        let mut digest = PositionsDigest::new();
+        for row in &rows {
+            let event = super::events::read_event(row)?;
+            digest.push(event.log_index);
+            found.push((row.try_get::<_, i64>(0)?, event));
+        }
+        let now = crate::now();
+        let record = ErasureRecord::of(&digest).to_input(&organization_id.to_string(), now, by);
+        let appended = self.append_record(transaction, organization_id, record).await?;
+        for (seq, mut event) in found {
+            let received_at = event.received_at.unix_millis();
+            let erased_targets: Vec<i32> = event
+                .input
+                .targets
+                .iter()
+                .enumerate()
+                .filter(|(_, target)| subject.ids.contains(&target.id))
+                .map(|(position, _)| i32::try_from(position).unwrap_or(i32::MAX))
+                .collect();
+            vellum_core::seal::erase(&mut event, subject, appended.log_index);
+            let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event))
+                .map_err(|_| StoreError::Internal("an erased payload is not UTF-8".into()))?;
+            transaction
+                .execute(
+                    "update events set actor_id = $4, actor_name = $5, payload = $6
+                     where organization_id = $1 and received_at = $2 and seq = $3",
+                    &[
+                        &organization,
+                        &received_at,
+                        &seq,
+                        &event.input.actor.id,
+                        &event.input.actor.name,
+                        &payload,
+                    ],
+                )
+                .await?;
+            if !erased_targets.is_empty() {
+                transaction
+                    .execute(
+                        "update event_targets set target_id = ''
+                         where organization_id = $1 and received_at = $2 and event_seq = $3 and position = any($4)",
+                        &[&organization, &received_at, &seq, &erased_targets],
+                    )
+                    .await?;
+            }
+            if let Some(flat) = vellum_core::audit_trail::FlatEvent::of(&event.input) {
+                transaction
+                    .execute(
+                        "update audit_trail_events set target_name = $4, target_id = $5
+                         where organization_id = $1 and received_at = $2 and event_seq = $3",
+                        &[&organization, &received_at, &seq, &flat.target_name, &flat.target_id],
+                    )
+                    .await?;
+            }
+        }
+        Ok(EraseStep::Erased {
+            record: appended,
+            events: rows.len() as u64,
+        })
+    }
+}
+
 /// Monthly partitions whose month ended before this long ago may be dropped once empty (no row
 /// can be received into them any more, whatever the nodes' clocks say).
 const PARTITION_GRACE_MILLIS: i64 = 2 * 24 * 60 * 60 * 1000;
@@ -201,6 +313,30 @@ impl RetentionStore for PostgresStore {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
         match self.purge_in(&transaction, organization_id, rule, limit).await {
+            Ok(step) => {
+                if let Err(error) = transaction.commit().await {
+                    self.appender.forget(organization_id);
+                    return Err(error.into());
+                }
+                Ok(step)
+            }
+            Err(error) => {
+                self.appender.forget(organization_id);
+                Err(error)
+            }
+        }
+    }
+
+    async fn erase_step(
+        &self,
+        organization_id: OrganizationId,
+        subject: &ErasureSubject,
+        by: &RecordedBy,
+        limit: u32,
+    ) -> Result<EraseStep, StoreError> {
+        let mut client = self.client().await?;
+        let transaction = client.transaction().await?;
+        match self.erase_in(&transaction, organization_id, subject, by, limit).await {
             Ok(step) => {
                 if let Err(error) = transaction.commit().await {
                     self.appender.forget(organization_id);

@@ -3,7 +3,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, OptionalExtension, Row, params, params_from_iter};
 use vellum_core::pagination::KeyBound;
-use vellum_core::{Event, EventId, EventInput, OrganizationId, Page, PageRequest, Timestamp};
+use vellum_core::{Event, EventId, OrganizationId, Page, PageRequest, Timestamp};
 
 use super::ulid_from_blob;
 use crate::listing::{Bound, contains_pattern, tighten};
@@ -279,7 +279,7 @@ pub(super) fn purge_idempotency_keys(connection: &Connection, before: Timestamp)
     Ok(u64::try_from(removed).unwrap_or_default())
 }
 
-const EVENT_COLUMNS: &str =
+pub(super) const EVENT_COLUMNS: &str =
     "e.seq, e.id, e.log_index, e.occurred_at, e.received_at, e.action, e.schema_version, e.payload";
 
 /// The position of an event in the listing order, for cursors.
@@ -624,7 +624,8 @@ fn rare_trigram_candidates(connection: &Connection, term: &str) -> Result<Option
 }
 
 /// Appends the keyword search condition: `search` appears, ignoring ASCII case, in the action or
-/// in any value of the stored payload (parties, context, metadata, legacy fields).
+/// in any value of the stored payload (parties, context, metadata, legacy fields; not the seals'
+/// salts nor the positions of erasure records, which are Vellum's, not the event's).
 fn push_search(sql: &mut String, values: &mut Vec<Value>, search: &str) {
     // Search matches values (strings, numbers, booleans), never JSON keys or syntax, and
     // sees text unescaped. When the term has nothing JSON would escape, a plain LIKE on the
@@ -639,11 +640,11 @@ fn push_search(sql: &mut String, values: &mut Vec<Value>, search: &str) {
     values.push(Value::Text(pattern.clone()));
     if escapes_in_json {
         sql.push_str(
-            r" or exists (select 1 from json_tree(e.payload) j where j.atom is not null and j.atom like ? escape '\'))",
+            r" or exists (select 1 from json_tree(json_remove(e.payload, '$.seals', '$.erased_by')) j where j.atom is not null and j.atom like ? escape '\'))",
         );
     } else {
         sql.push_str(
-            r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(e.payload) j
+            r" or (e.payload like ? escape '\' and exists (select 1 from json_tree(json_remove(e.payload, '$.seals', '$.erased_by')) j
                  where j.atom is not null and j.atom like ? escape '\')))",
         );
         values.push(Value::Text(pattern.clone()));
@@ -1030,7 +1031,10 @@ fn read_event_of_its_organization(row: &Row<'_>) -> rusqlite::Result<Result<Even
         }))
 }
 
-fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Result<Result<Event, StoreError>> {
+pub(super) fn read_event(
+    row: &Row<'_>,
+    organization_id: OrganizationId,
+) -> rusqlite::Result<Result<Event, StoreError>> {
     let id: Vec<u8> = row.get(1)?;
     let log_index: i64 = row.get(2)?;
     let occurred_at: i64 = row.get(3)?;
@@ -1040,24 +1044,16 @@ fn read_event(row: &Row<'_>, organization_id: OrganizationId) -> rusqlite::Resul
     let payload: String = row.get(7)?;
     Ok((|| {
         let schema_version = u32::try_from(schema_version).map_err(|_| corrupt("schema version"))?;
-        let (actor, targets, context, metadata, audit_trail, system) = crate::payload::decode_payload(&payload)?;
-        Ok(Event {
-            id: EventId::from_ulid(ulid_from_blob(&id)?),
-            organization_id,
-            log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
-            received_at: Timestamp::from_unix_millis(received_at).ok_or_else(|| corrupt("received_at"))?,
-            schema_version,
-            input: EventInput {
+        Ok(
+            crate::payload::decode_payload(&payload)?.into_event(crate::payload::EventColumns {
+                id: EventId::from_ulid(ulid_from_blob(&id)?),
+                organization_id,
+                log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
+                received_at: Timestamp::from_unix_millis(received_at).ok_or_else(|| corrupt("received_at"))?,
+                schema_version,
                 action,
                 occurred_at: Timestamp::from_unix_millis(occurred_at).ok_or_else(|| corrupt("occurred_at"))?,
-                version: Some(schema_version),
-                actor,
-                targets,
-                context,
-                metadata,
-                audit_trail,
-                system,
-            },
-        })
+            }),
+        )
     })())
 }

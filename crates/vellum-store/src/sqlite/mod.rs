@@ -212,6 +212,10 @@ fn open_connection_with_cache(path: &Path, read_only: bool, cache_mib: u32) -> R
             return Err(StoreError::Internal(format!("cannot switch to WAL mode (got {mode})")));
         }
         connection.pragma_update(None, "synchronous", "FULL")?;
+        // Space a page no longer uses is zeroed when that costs no extra write (a split leaves
+        // no copy of the moved rows behind), so that an erasure can find every copy of what it
+        // removes; an erasure zeroes the pages it frees too (`retention::erase_step`).
+        connection.pragma_update(None, "secure_delete", "fast")?;
     }
     Ok(connection)
 }
@@ -784,6 +788,40 @@ impl crate::RetentionStore for SqliteStore {
             }
         };
         self.forget_in_search(batch).await?;
+        Ok(step)
+    }
+
+    async fn erase_step(
+        &self,
+        organization_id: OrganizationId,
+        subject: &vellum_core::seal::ErasureSubject,
+        by: &vellum_core::log_record::RecordedBy,
+        limit: u32,
+    ) -> Result<crate::EraseStep, StoreError> {
+        let frontiers = Arc::clone(&self.frontiers);
+        let ids = Arc::clone(&self.ids);
+        let (subject, by) = (subject.clone(), by.clone());
+        let (step, seqs) = self
+            .writer
+            .write(move |connection| {
+                retention::erase_step(connection, &frontiers, &ids, organization_id, &subject, &by, limit)
+            })
+            .await?;
+        if !seqs.is_empty() {
+            // The old text goes from the search index and from the write-ahead logs too.
+            let store_path = self.data_dir.join(DATABASE_FILE_NAME);
+            let search_path = self.data_dir.join(SEARCH_FILE_NAME);
+            // Free pages may hold copies from before (pages freed without being zeroed): they
+            // are given back to the file system, a bounded amount per writer job.
+            while self.writer.write(retention::reclaim).await? > 0 {}
+            tokio::task::spawn_blocking(move || {
+                retention::reindex_erased(&store_path, &search_path, &seqs);
+                retention::truncate_wal(&search_path);
+                retention::truncate_wal(&store_path);
+            })
+            .await
+            .map_err(|error| StoreError::Internal(format!("rewriting erased search entries failed: {error}")))?;
+        }
         Ok(step)
     }
 

@@ -7,15 +7,17 @@
 //! legacy rows. The search index, in its own file, forgets them right after the commit.
 
 use rusqlite::{Connection, OptionalExtension, params};
-use vellum_core::log_record::{PositionsDigest, RECORD_SCHEMA_VERSION};
+use vellum_core::log_record::{ErasureRecord, PositionsDigest, RECORD_SCHEMA_VERSION, RecordedBy};
 use vellum_core::merkle::Hash;
+use vellum_core::seal::ErasureSubject;
 use vellum_core::{Event, EventInput, OrganizationId, Timestamp};
 
 use super::events::SEGMENT_BITS;
 use crate::ids::IdGenerator;
 use crate::verifiable_log::Frontiers;
 use crate::{
-    AppendOutcome, LegalHold, NewEvent, PurgeRule, PurgeStep, PurgedChunk, PurgedPosition, RetentionPolicy, StoreError,
+    AppendOutcome, EraseStep, LegalHold, NewEvent, PurgeRule, PurgeStep, PurgedChunk, PurgedPosition, RetentionPolicy,
+    StoreError,
 };
 
 /// What purges left of the positions `[start, end)` of a log, in log order.
@@ -235,6 +237,205 @@ pub(super) fn purge_step(
         }),
         seqs,
     ))
+}
+
+/// The events of an organization that name an erasure's subject: up to `limit`, lowest positions
+/// first, as `(log_index, seq)`; found segment by segment through the actor and target-id
+/// indexes. Vellum's own records are never erased.
+fn naming(
+    connection: &Connection,
+    organization_seq: i64,
+    subject: &ErasureSubject,
+    limit: usize,
+) -> Result<Vec<(i64, i64)>, StoreError> {
+    let segments: Vec<i64> = connection
+        .prepare_cached("select segment from event_segments where organization_seq = ?1 order by segment")?
+        .query_map([organization_seq], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut as_actor = connection.prepare_cached(
+        "select e.log_index, e.seq from events e
+         where e.organization_seq = ?1 and (e.log_index >> 15) = ?2 and e.actor_id = ?3
+           and not (e.action like 'vellum.%' and e.payload like '%\"system\":true%')",
+    )?;
+    let mut as_target = connection.prepare_cached(
+        "select e.log_index, e.seq from event_targets t cross join events e on e.seq = t.event_seq
+         where t.organization_seq = ?1 and t.segment = ?2 and t.target_id = ?3
+           and not (e.action like 'vellum.%' and e.payload like '%\"system\":true%')",
+    )?;
+    let mut found = std::collections::BTreeSet::new();
+    for segment in segments {
+        for id in &subject.ids {
+            for statement in [&mut as_actor, &mut as_target] {
+                let rows = statement.query_map(params![organization_seq, segment, id], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+                })?;
+                for row in rows {
+                    found.insert(row?);
+                }
+            }
+        }
+        if found.len() >= limit {
+            break;
+        }
+    }
+    Ok(found.into_iter().take(limit).collect())
+}
+
+pub(super) fn erase_step(
+    connection: &Connection,
+    frontiers: &Frontiers<i64>,
+    ids: &IdGenerator,
+    organization_id: OrganizationId,
+    subject: &ErasureSubject,
+    by: &RecordedBy,
+    limit: u32,
+) -> Result<(EraseStep, Vec<i64>), StoreError> {
+    let (organization_seq, held): (i64, bool) = connection
+        .prepare_cached("select seq, legal_hold_since is not null from organizations where id = ?1")?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
+    if held {
+        return Ok((EraseStep::Held, Vec::new()));
+    }
+    let found = naming(connection, organization_seq, subject, limit.max(1) as usize)?;
+    if found.is_empty() {
+        return Ok((EraseStep::Done, Vec::new()));
+    }
+    let mut digest = PositionsDigest::new();
+    for &(log_index, _) in &found {
+        digest.push(u64::try_from(log_index).unwrap_or_default());
+    }
+    let now = crate::now();
+    let record = ErasureRecord::of(&digest).to_input(&organization_id.to_string(), now, by);
+    let appended = append_record(connection, frontiers, ids, organization_id, record, now)?;
+
+    // Whatever the rewrite frees is overwritten with zeros, not left in free space.
+    connection.pragma_update(None, "secure_delete", true)?;
+    let rewritten = rewrite_erased(connection, organization_id, subject, appended.log_index, &found);
+    connection.pragma_update(None, "secure_delete", "fast")?;
+    rewritten?;
+    let seqs = found.iter().map(|&(_, seq)| seq).collect();
+    Ok((
+        EraseStep::Erased {
+            record: appended,
+            events: found.len() as u64,
+        },
+        seqs,
+    ))
+}
+
+/// Rewrites the found events without the subject: payload, indexed columns, target and legacy
+/// rows.
+fn rewrite_erased(
+    connection: &Connection,
+    organization_id: OrganizationId,
+    subject: &ErasureSubject,
+    record_position: u64,
+    found: &[(i64, i64)],
+) -> Result<(), StoreError> {
+    let mut read = connection.prepare_cached(&format!(
+        "select {} from events e where e.seq = ?1",
+        super::events::EVENT_COLUMNS
+    ))?;
+    let mut update =
+        connection.prepare_cached("update events set actor_id = ?2, actor_name = ?3, payload = ?4 where seq = ?1")?;
+    let mut update_target =
+        connection.prepare_cached("update event_targets set target_id = '' where event_seq = ?1 and position = ?2")?;
+    let mut update_legacy = connection
+        .prepare_cached("update audit_trail_events set target_name = ?2, target_id = ?3 where event_seq = ?1")?;
+    for &(_, seq) in found {
+        let mut event = read.query_row([seq], |row| super::events::read_event(row, organization_id))??;
+        let erased_targets: Vec<usize> = event
+            .input
+            .targets
+            .iter()
+            .enumerate()
+            .filter(|(_, target)| subject.ids.contains(&target.id))
+            .map(|(position, _)| position)
+            .collect();
+        vellum_core::seal::erase(&mut event, subject, record_position);
+        let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event))
+            .map_err(|_| StoreError::Internal("an erased payload is not UTF-8".into()))?;
+        update.execute(params![seq, event.input.actor.id, event.input.actor.name, payload])?;
+        for position in erased_targets {
+            update_target.execute(params![seq, i64::try_from(position).unwrap_or_default()])?;
+        }
+        if let Some(flat) = vellum_core::audit_trail::FlatEvent::of(&event.input) {
+            update_legacy.execute(params![seq, flat.target_name, flat.target_id])?;
+        }
+    }
+    Ok(())
+}
+
+/// Rewrites the search entries of erased events from their stored payloads, once the index has
+/// caught up with them (an entry indexed from the old payload would otherwise come back), with
+/// FTS5's `secure-delete` so the old entries leave no trace in the file. Derived data: a failure
+/// is logged; searches check every candidate against the payload anyway.
+pub(super) fn reindex_erased(store_path: &std::path::Path, search_path: &std::path::Path, seqs: &[i64]) {
+    let reindex = || -> rusqlite::Result<bool> {
+        let connection = Connection::open(store_path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        connection.execute("attach database ?1 as search", [search_path.to_string_lossy()])?;
+        let transaction = connection.unchecked_transaction()?;
+        transaction.execute(
+            "insert into search.event_search (event_search, rank) values ('secure-delete', 1)",
+            [],
+        )?;
+        let mark: i64 =
+            transaction.query_row("select indexed_seq from search.search_state where id = 1", [], |row| {
+                row.get(0)
+            })?;
+        {
+            let mut delete = transaction.prepare("delete from search.event_search where rowid = ?1")?;
+            let mut insert = transaction.prepare(
+                "insert into search.event_search (rowid, body)
+                 select seq, action || char(10) || coalesce((select group_concat(atom, char(10))
+                     from json_tree(json_remove(payload, '$.seals', '$.erased_by')) where atom is not null), '')
+                 from main.events where seq = ?1",
+            )?;
+            for &seq in seqs.iter().filter(|&&seq| seq <= mark) {
+                delete.execute([seq])?;
+                insert.execute([seq])?;
+            }
+        }
+        transaction.commit()?;
+        Ok(seqs.iter().all(|&seq| seq <= mark))
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        match reindex() {
+            Ok(true) => return,
+            Ok(false) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            Ok(false) => {
+                tracing::warn!(
+                    "the search index did not catch up with erased events; searches still check every candidate against the stored payload"
+                );
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not rewrite the search entries of erased events");
+                return;
+            }
+        }
+    }
+}
+
+/// Checkpoints a database file's WAL and truncates it, so that no older copy of a rewritten page
+/// stays in it. Best effort: a busy file is logged and checkpointed by the usual means later.
+pub(super) fn truncate_wal(path: &std::path::Path) {
+    let truncate = || -> rusqlite::Result<()> {
+        let connection = Connection::open(path)?;
+        connection.busy_timeout(std::time::Duration::from_secs(30))?;
+        connection.query_row("pragma wal_checkpoint(truncate)", [], |_| Ok(()))
+    };
+    if let Err(error) = truncate() {
+        tracing::warn!(%error, path = %path.display(), "could not truncate the write-ahead log after an erasure");
+    }
 }
 
 /// Appends one of Vellum's own records (to a deleted organization's log too).

@@ -169,7 +169,7 @@ fn index_batch(store: &Connection, index: &Connection) -> rusqlite::Result<i64> 
     })?;
     let mut read = store.prepare_cached(
         "select seq, action || char(10) || coalesce(
-             (select group_concat(atom, char(10)) from json_tree(payload) where atom is not null), '')
+             (select group_concat(atom, char(10)) from json_tree(json_remove(payload, '$.seals', '$.erased_by')) where atom is not null), '')
          from events where seq > ?1 order by seq limit ?2",
     )?;
     let rows = read

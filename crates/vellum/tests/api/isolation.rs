@@ -616,6 +616,16 @@ async fn requests_scoped_to_one_organization_never_answer_with_another_s_objects
                 200,
             )
             .await;
+        // An erasure in A of an id B's events hold changes nothing of B (checked after).
+        world
+            .probe(
+                via,
+                "POST",
+                "/audit_logs/erasures",
+                Some(&json!({"organization_id": a.id, "actor_id": "nobody_in_a", "target_id": b.id})),
+                201,
+            )
+            .await;
         for path in [
             format!("/organizations/{}", a.id),
             format!("/organizations/{}/audit_logs_retention", a.id),

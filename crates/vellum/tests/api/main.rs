@@ -14,6 +14,7 @@ mod connections;
 mod copy;
 mod crash;
 mod dashboard;
+mod erasure;
 mod errors;
 mod events;
 mod export_s3;

@@ -794,6 +794,10 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
                 positional: Some(json!([false, null])),
                 ..spec(json!({"legal_hold": false}))
             }),
+        route("POST", "/audit_logs/erasures", Auth::ApiKey).body(BodySpec {
+            optional: vec![("/target_id", &[Kind::String, Kind::Null])],
+            ..spec(json!({"organization_id": organization, "actor_id": "nobody_in_this_trail"}))
+        }),
         // schemas.rs
         route("GET", "/audit_logs/actions", Auth::ApiKey).strict(&PAGING),
         route("GET", "/audit_logs/actions/{action}/schemas", Auth::ApiKey)
