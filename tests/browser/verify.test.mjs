@@ -13,6 +13,7 @@ import {
   bytesToBase64,
   bytesToHex,
   canonicalize,
+  checkEntry,
   checkEntryMatchesEvent,
   envelopeFromEvent,
   leafHash,
@@ -20,6 +21,7 @@ import {
   noteKeyId,
   parseSignedNote,
   rootFromInclusionProof,
+  sealedEnvelopeFromEvent,
   utf8,
   verifyEvent,
   verifyInclusion,
@@ -93,6 +95,33 @@ describe('canonical bytes', () => {
   test('the envelope rebuilt from the API event object is the canonical bytes', () => {
     for (const entry of entries) {
       assert.equal(canonicalize(envelopeFromEvent(apiEventFrom(entry.canonical))), entry.canonical);
+    }
+  });
+
+  test('sealed (v2) envelopes are rebuilt from the event shown and its salts, erased parties from their seals', async () => {
+    // The v2 fixtures are the v1 events sealed with the salts the Rust test draws: byte i of the
+    // event's salts is i % 251, 16 bytes per party, the actor's first.
+    const sealed = JSON.parse(await readFile(new URL('v2-expected.json', fixtures), 'utf8')).entries;
+    for (const [index, entry] of entries.entries()) {
+      const event = apiEventFrom(entry.canonical);
+      const parties = 1 + event.targets.length;
+      const bytes = Uint8Array.from({ length: parties * 16 }, (_, i) => i % 251);
+      const salts = Array.from({ length: parties }, (_, party) => bytesToBase64(bytes.slice(party * 16, party * 16 + 16)));
+      const committedText = sealed[index].canonical;
+      const committed = JSON.parse(committedText);
+      assert.equal(canonicalize(await sealedEnvelopeFromEvent(event, salts, committed, subtle)), committedText);
+      const served = { log_index: event.log_index, id: event.id, canonical: bytesToBase64(utf8(committedText)), salts };
+      assert.equal(new TextDecoder().decode(await checkEntry(served, event, subtle)), committedText);
+      // An erased actor shows no values; its seal stands for them.
+      const erased = structuredClone(event);
+      erased.actor = { id: '', type: event.actor.type, erased: true };
+      erased.context = { location: '' };
+      erased.erased_by = [99];
+      await checkEntry({ ...served, salts: [null, ...salts.slice(1)] }, erased, subtle);
+      // A value changed in what is shown is caught.
+      const altered = structuredClone(event);
+      altered.actor.id = `${altered.actor.id}x`;
+      await assert.rejects(checkEntry(served, altered, subtle), /differs from what the log committed to \(actor\)/);
     }
   });
 

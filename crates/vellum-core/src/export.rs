@@ -245,6 +245,20 @@ pub fn ndjson_event_line(event: &Event) -> Vec<u8> {
     line.extend_from_slice(BASE64.encode(leaf).as_bytes());
     line.extend_from_slice(b"\",\"event\":");
     line.extend_from_slice(&canonical);
+    // Sealed parties (format v2): the leaf holds their seals; their values are disclosed beside
+    // it, each checked against its seal; an erased party's is null, on its erasure records' word.
+    if let Some(disclosed) = crate::seal::disclosures_json(event) {
+        line.extend_from_slice(b",\"disclosed\":");
+        line.extend_from_slice(&disclosed);
+    }
+    if !event.erased_by.is_empty() {
+        line.extend_from_slice(b",\"erased_by\":");
+        line.extend_from_slice(
+            serde_json::to_string(&event.erased_by)
+                .expect("numbers serialise")
+                .as_bytes(),
+        );
+    }
     line.extend_from_slice(b"}\n");
     line
 }
@@ -314,6 +328,8 @@ struct EntryLine<'a> {
     purged_by: Option<u64>,
     #[serde(default)]
     erased_by: Option<Vec<u64>>,
+    #[serde(borrow, default)]
+    disclosed: Option<&'a serde_json::value::RawValue>,
 }
 
 /// The members of an event envelope the verifier checks.
@@ -325,6 +341,8 @@ struct EventHead<'a> {
     log_index: Option<u64>,
     #[serde(borrow, default)]
     organization_id: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    format: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// What is wrong with an export, and where.
@@ -362,7 +380,8 @@ pub struct ExportSummary {
     pub omitted: u64,
     /// Positions whose events a purge removed (leaf hashes only).
     pub purged: u64,
-    /// Positions whose events an erasure redacted (their leaves taken as given).
+    /// Events with personal data erased: sealed ones with a party withheld, and redacted ones
+    /// (format v1, their leaves taken as given).
     pub erased: u64,
     /// The signed checkpoint's size.
     pub tree_size: u64,
@@ -531,6 +550,9 @@ impl<'a> ExportVerifier<'a> {
                     "event {id} at position {position} does not hash to its leaf: its content was changed"
                 ));
             }
+            if head.format.as_deref() == Some(crate::canonical::EVENT_FORMAT_V2) {
+                self.check_disclosed(raw, entry, position, id)?;
+            }
             self.events += 1;
             leaf
         } else if entry.kind == "purged" {
@@ -556,6 +578,60 @@ impl<'a> ExportVerifier<'a> {
             listed
         };
         self.frontier.push(leaf);
+        Ok(())
+    }
+
+    /// Checks the disclosed parties of a sealed event against the seals its envelope holds.
+    fn check_disclosed(
+        &mut self,
+        raw: &serde_json::value::RawValue,
+        entry: &EntryLine<'_>,
+        position: u64,
+        id: &str,
+    ) -> Result<(), String> {
+        let envelope: Value = serde_json::from_str(raw.get()).map_err(|error| error.to_string())?;
+        let disclosed: Value = match entry.disclosed {
+            Some(disclosed) => serde_json::from_str(disclosed.get()).map_err(|error| error.to_string())?,
+            None => {
+                return Err(format!(
+                    "event {id} at position {position} has sealed parties but no `disclosed`"
+                ));
+            }
+        };
+        let targets = envelope["targets"].as_array().map_or(0, Vec::len);
+        let mut erased = false;
+        for (party, seal, shown) in std::iter::once(("actor".to_owned(), &envelope["actor"], &disclosed["actor"]))
+            .chain((0..targets).map(|index| {
+                (
+                    format!("target {index}"),
+                    &envelope["targets"][index],
+                    &disclosed["targets"][index],
+                )
+            }))
+        {
+            let seal = seal["seal"]
+                .as_str()
+                .ok_or_else(|| format!("event {id}: the {party} has no seal"))?;
+            if shown.is_null() {
+                erased = true;
+            } else if !crate::seal::disclosure_matches(shown, seal) {
+                return Err(format!(
+                    "event {id} at position {position}: the disclosed {party} does not match its seal: \
+                     its content was changed"
+                ));
+            }
+        }
+        if erased {
+            match &entry.erased_by {
+                Some(records) if !records.is_empty() && records.iter().all(|&record| record > position) => {}
+                _ => {
+                    return Err(format!(
+                        "event {id} at position {position} withholds a party but names no later erasure record"
+                    ));
+                }
+            }
+            self.erased += 1;
+        }
         Ok(())
     }
 

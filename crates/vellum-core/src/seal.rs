@@ -259,6 +259,117 @@ pub fn erase(event: &mut crate::Event, subject: &ErasureSubject, record_position
     true
 }
 
+/// Whether a disclosure (any JSON spelling of it) hashes to a seal (base64, as the leaf has it).
+pub fn disclosure_matches(disclosure: &serde_json::Value, seal: &str) -> bool {
+    seal_text(&sha256(&crate::canonical::canonical_json(disclosure))) == seal
+}
+
+/// The disclosures of an event's parties, for readers who check them against the leaf's seals
+/// (the NDJSON export): `{"actor": disclosure or null, "targets": [disclosure or null, …]}`, null
+/// for an erased party. `None` for an event without seals.
+pub fn disclosures_json(event: &crate::Event) -> Option<Vec<u8>> {
+    let seals = event.seals.as_ref()?;
+    let input = &event.input;
+    let mut buffer = Vec::with_capacity(512);
+    buffer.extend_from_slice(b"{\"actor\":");
+    match &seals.actor {
+        Seal::Salt(salt) => buffer.extend_from_slice(&actor_disclosure(input, salt)),
+        Seal::Erased(_) => buffer.extend_from_slice(b"null"),
+    }
+    buffer.extend_from_slice(b",\"targets\":[");
+    for (index, target) in input.targets.iter().enumerate() {
+        if index > 0 {
+            buffer.push(b',');
+        }
+        match seals.targets.get(index) {
+            Some(Seal::Salt(salt)) => buffer.extend_from_slice(&target_disclosure(target, salt)),
+            _ => buffer.extend_from_slice(b"null"),
+        }
+    }
+    buffer.extend_from_slice(b"]}");
+    Some(buffer)
+}
+
+/// The salts of an event's parties as served beside it (actor first; `None` for an erased
+/// party), so that a reader can recompute the seals from the values it shows. `None` for an event
+/// without seals.
+pub fn salts_text(event: &crate::Event) -> Option<Vec<Option<String>>> {
+    let seals = event.seals.as_ref()?;
+    Some(
+        std::iter::once(&seals.actor)
+            .chain(&seals.targets)
+            .map(|seal| seal.salt().map(salt_text))
+            .collect(),
+    )
+}
+
+/// Rebuilds the leaf envelope of a sealed (v2) event from the envelope as the read API shows it
+/// (values in place, an erased party marked `"erased": true`), the salts served with it (actor
+/// first) and the envelope the log committed to (whose seals stand for erased parties). The
+/// caller compares its canonical bytes with the committed ones.
+pub fn sealed_envelope(
+    shown: &serde_json::Value,
+    salts: &[Option<String>],
+    committed: &serde_json::Value,
+) -> Result<serde_json::Value, String> {
+    use serde_json::{Map, Value, json};
+    let mut envelope = shown.as_object().ok_or("the event is not an object")?.clone();
+    envelope.remove("erased_by");
+    let context = envelope.remove("context").unwrap_or(Value::Null);
+    let mut legacy_location = Map::new();
+    if let Some(Value::Object(legacy)) = envelope.get_mut("audit_trail") {
+        for name in ["latitude", "longitude"] {
+            if let Some(value) = legacy.remove(name) {
+                legacy_location.insert(name.into(), value);
+            }
+        }
+    }
+    let seal_of =
+        |party: &Value, index: usize, extra: &Map<String, Value>, committed: &Value| -> Result<Value, String> {
+            let party = party.as_object().ok_or("a party is not an object")?;
+            let party_type = party.get("type").cloned().unwrap_or(Value::Null);
+            if party.get("erased") == Some(&Value::Bool(true)) {
+                let seal = committed
+                    .get("seal")
+                    .and_then(Value::as_str)
+                    .ok_or("an erased party has no seal")?;
+                return Ok(json!({"seal": seal, "type": party_type}));
+            }
+            let salt = salts.get(index).cloned().flatten().ok_or("a party's salt is missing")?;
+            let mut disclosure = Map::new();
+            for name in ["id", "name", "metadata"] {
+                if let Some(value) = party.get(name) {
+                    disclosure.insert(name.into(), value.clone());
+                }
+            }
+            disclosure.extend(extra.clone());
+            disclosure.insert("salt".into(), Value::String(salt));
+            let seal = seal_text(&sha256(&crate::canonical::canonical_json(&Value::Object(disclosure))));
+            Ok(json!({"seal": seal, "type": party_type}))
+        };
+    let mut actor_extra = legacy_location;
+    if let Value::Object(context) = context {
+        actor_extra.extend(context);
+    }
+    let actor = seal_of(
+        envelope.get("actor").ok_or("the event has no actor")?,
+        0,
+        &actor_extra,
+        &committed["actor"],
+    )?;
+    envelope.insert("actor".into(), actor);
+    let targets = envelope
+        .get("targets")
+        .and_then(Value::as_array)
+        .ok_or("the event has no targets")?
+        .iter()
+        .enumerate()
+        .map(|(index, target)| seal_of(target, index + 1, &Map::new(), &committed["targets"][index]))
+        .collect::<Result<Vec<_>, _>>()?;
+    envelope.insert("targets".into(), Value::Array(targets));
+    Ok(Value::Object(envelope))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -172,6 +172,12 @@ pub(crate) struct LogEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<crate::events::AuditLogEventJson>, nullable = false)]
     event: Option<AuditLogEvent>,
+    /// For an event whose parties are sealed (format v2): each party's salt, base64, the actor's
+    /// first; `null` for an erased party (its seal is in `canonical`). With them a reader
+    /// recomputes the seals from the values `event` shows (docs/log-format.md §8b).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    salts: Option<Vec<Option<String>>>,
     /// For a purged position, and for an event an erasure redacted (logged before sealed parties;
     /// it then has no `canonical`): the leaf hash the log holds, base64.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -345,6 +351,7 @@ pub(crate) async fn entries(State(state): State<AppState>, query: QueryPairs) ->
                 id: Some(event.id.to_string()),
                 canonical: None,
                 event: Some(AuditLogEvent::of(event)),
+                salts: None,
                 leaf_hash: stored_leaves.get(&event.log_index).map(|leaf| BASE64.encode(leaf)),
                 purged_by: None,
             },
@@ -353,6 +360,7 @@ pub(crate) async fn entries(State(state): State<AppState>, query: QueryPairs) ->
                 id: Some(event.id.to_string()),
                 canonical: Some(BASE64.encode(vellum_core::canonical::canonical_event_bytes(event))),
                 event: Some(AuditLogEvent::of(event)),
+                salts: vellum_core::seal::salts_text(event),
                 leaf_hash: None,
                 purged_by: None,
             },
@@ -361,6 +369,7 @@ pub(crate) async fn entries(State(state): State<AppState>, query: QueryPairs) ->
                 id: None,
                 canonical: None,
                 event: None,
+                salts: None,
                 leaf_hash: Some(BASE64.encode(position.leaf)),
                 purged_by: Some(position.purged_by),
             },

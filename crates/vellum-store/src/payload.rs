@@ -38,12 +38,6 @@ pub(crate) async fn prepare_now(
         .map_err(|error| StoreError::Internal(format!("preparing events failed: {error}")))
 }
 
-/// Whether new events get sealed parties (leaf format v2, `vellum_core::seal`). Off until every
-/// verifier reads v2 (the command-line `verify log`, the dashboard's in-browser check and the
-/// NDJSON export's verifier); until then erasure redacts, and verifiers take an erased event's
-/// leaf on its erasure record's word.
-const SEAL_NEW_EVENTS: bool = false;
-
 /// Prepares events outside the writer (this is most of the CPU work of an append).
 pub(crate) fn prepare(
     ids: &IdGenerator,
@@ -52,11 +46,7 @@ pub(crate) fn prepare(
     received_at: Timestamp,
 ) -> Vec<PreparedEvent> {
     // Each party of each event gets its own salt (`vellum_core::seal`), drawn in one call.
-    let parties: usize = if SEAL_NEW_EVENTS {
-        events.iter().map(|new_event| 1 + new_event.input.targets.len()).sum()
-    } else {
-        0
-    };
+    let parties: usize = events.iter().map(|new_event| 1 + new_event.input.targets.len()).sum();
     let mut random = vec![0u8; parties * SALT_LEN];
     getrandom::fill(&mut random).expect("the operating system's random source is available");
     let mut random = random.as_slice();
@@ -65,7 +55,7 @@ pub(crate) fn prepare(
         .map(|new_event| {
             let targets = new_event.input.targets.len();
             let system = new_event.input.system;
-            let (salts, rest) = random.split_at(if SEAL_NEW_EVENTS { (1 + targets) * SALT_LEN } else { 0 });
+            let (salts, rest) = random.split_at((1 + targets) * SALT_LEN);
             random = rest;
             let event = Event {
                 id: EventId::from_ulid(ids.next()),
@@ -78,7 +68,7 @@ pub(crate) fn prepare(
                     ..new_event.input
                 },
                 // Vellum's own records name no person: they keep the v1 leaf.
-                seals: (SEAL_NEW_EVENTS && !system).then(|| Seals::from_random(salts, targets)),
+                seals: (!system).then(|| Seals::from_random(salts, targets)),
                 erased_by: Vec::new(),
             };
             let payload = String::from_utf8(vellum_core::canonical::event_details_json(&event))

@@ -236,7 +236,7 @@ pub fn verify_export(path: &Path, key: &NoteVerifier) -> anyhow::Result<bool> {
                     (summary.purged, "entries removed by purges"),
                     (
                         summary.erased,
-                        "erased events (leaves as logged, each naming its erasure)"
+                        "events with personal data erased (each naming its erasure records)"
                     )
                 ]
                 .iter()

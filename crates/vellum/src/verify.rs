@@ -12,7 +12,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value, json};
 use vellum_core::OrganizationId;
 use vellum_core::audit::{Entry, LogAuditor, Problem, Summary};
-use vellum_core::canonical::{EVENT_FORMAT_V1, RECORD_FORMAT_V1, canonical_event_bytes, canonical_json};
+use vellum_core::canonical::{
+    EVENT_FORMAT_V1, EVENT_FORMAT_V2, RECORD_FORMAT_V1, canonical_event_bytes, canonical_json,
+};
 use vellum_core::checkpoint::{Checkpoint, NoteVerifier};
 use vellum_core::merkle::{self, Hash};
 use vellum_store::Store;
@@ -254,6 +256,7 @@ fn served_format(served: Option<&[u8]>) -> &'static str {
         .and_then(|value| value.get("format").and_then(Value::as_str).map(str::to_owned));
     match claimed.as_deref() {
         Some(RECORD_FORMAT_V1) => RECORD_FORMAT_V1,
+        Some(EVENT_FORMAT_V2) => EVENT_FORMAT_V2,
         _ => EVENT_FORMAT_V1,
     }
 }
@@ -266,7 +269,22 @@ fn entry_bytes(entry: &Value, position: u64, organization_id: &str) -> Result<Ve
         .and_then(Value::as_str)
         .map(|text| BASE64.decode(text));
     let format = served_format(served.as_ref().and_then(|bytes| bytes.as_ref().ok()).map(Vec::as_slice));
-    let envelope = envelope_from_event(event, format).ok_or("the event is not an object with a version")?;
+    let mut envelope = envelope_from_event(event, format).ok_or("the event is not an object with a version")?;
+    if format == EVENT_FORMAT_V2 {
+        // Sealed parties: the seals are recomputed from the values shown and the served salts;
+        // an erased party's seal is the one committed.
+        let committed: Value = served
+            .as_ref()
+            .and_then(|bytes| bytes.as_ref().ok())
+            .and_then(|bytes| serde_json::from_slice(bytes).ok())
+            .unwrap_or(Value::Null);
+        let salts: Vec<Option<String>> = entry
+            .get("salts")
+            .and_then(Value::as_array)
+            .map(|salts| salts.iter().map(|salt| salt.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        envelope = vellum_core::seal::sealed_envelope(&envelope, &salts, &committed)?;
+    }
     if envelope.get("log_index") != Some(&json!(position)) {
         return Err(format!("the event claims position {:?}", envelope.get("log_index")));
     }

@@ -16,6 +16,8 @@
 
 /** The canonical encoding's format tag (docs/log-format.md §2). */
 export const EVENT_FORMAT = 'vellum.audit_log_event.v1';
+/** The format tag of events whose parties are sealed (§8b): the leaf holds each party's seal. */
+export const SEALED_EVENT_FORMAT = 'vellum.audit_log_event.v2';
 /** The format tag of the records Vellum writes itself: purges, legal holds (§8). */
 export const RECORD_FORMAT = 'vellum.log_record.v1';
 /** The signature algorithm byte of Ed25519 in C2SP signed notes. */
@@ -309,6 +311,80 @@ export function checkEntryMatchesEvent(entry, event) {
   return canonical;
 }
 
+/**
+ * Rebuilds the envelope a sealed event's leaf commits to (docs/log-format.md §8b): each party's
+ * seal is SHA-256 over the JCS of its values shown plus its salt (served with the log entry); an
+ * erased party (`erased: true`) stands for the seal the log committed to.
+ */
+export async function sealedEnvelopeFromEvent(event, salts, committed, subtle = defaultSubtle()) {
+  const envelope = envelopeFromEvent(event, SEALED_EVENT_FORMAT);
+  delete envelope.erased_by;
+  const extra = { ...(envelope.context ?? {}) };
+  delete envelope.context;
+  if (envelope.audit_trail) {
+    const { latitude, longitude, ...rest } = envelope.audit_trail;
+    if (latitude !== undefined) extra.latitude = latitude;
+    if (longitude !== undefined) extra.longitude = longitude;
+    envelope.audit_trail = rest;
+  }
+  const seal = async (party, index, partyExtra, committedParty) => {
+    if (party && party.erased === true) {
+      if (!committedParty || typeof committedParty.seal !== 'string') {
+        throw new VerificationError('the log entry has no seal for an erased party');
+      }
+      return { seal: committedParty.seal, type: party.type };
+    }
+    const salt = Array.isArray(salts) ? salts[index] : undefined;
+    if (typeof salt !== 'string') throw new VerificationError("the log entry lacks a party's salt");
+    const disclosure = { ...partyExtra, salt };
+    for (const name of ['id', 'name', 'metadata']) {
+      if (party[name] !== undefined) disclosure[name] = party[name];
+    }
+    return { seal: bytesToBase64(await sha256(subtle, utf8(canonicalize(disclosure)))), type: party.type };
+  };
+  envelope.actor = await seal(envelope.actor, 0, extra, committed.actor);
+  envelope.targets = await Promise.all(
+    (envelope.targets ?? []).map((target, index) => seal(target, index + 1, {}, (committed.targets ?? [])[index])),
+  );
+  return envelope;
+}
+
+/**
+ * Checks a log entry against the event shown, whatever its format, and answers its canonical
+ * bytes. Throws a VerificationError naming what differs otherwise.
+ */
+export async function checkEntry(entry, event, subtle = defaultSubtle()) {
+  if (entry && entry.canonical === undefined && Array.isArray(event.erased_by) && event.erased_by.length) {
+    throw new VerificationError(
+      'personal data was erased from this event before its parties were sealed, so its content can no longer be ' +
+        'checked against its leaf; the erasure records in its log vouch for it',
+    );
+  }
+  if (!entry || typeof entry.canonical !== 'string') return checkEntryMatchesEvent(entry, event);
+  const canonical = base64ToBytes(entry.canonical);
+  let committed;
+  try {
+    committed = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(canonical));
+  } catch {
+    return checkEntryMatchesEvent(entry, event);
+  }
+  if (committed.format !== SEALED_EVENT_FORMAT) return checkEntryMatchesEvent(entry, event);
+  if (entry.log_index !== event.log_index || entry.id !== event.id || committed.id !== event.id) {
+    throw new VerificationError(`the log entry at position ${event.log_index} is another event (${entry.id})`);
+  }
+  if (committed.log_index !== event.log_index || committed.organization_id !== event.organization_id) {
+    throw new VerificationError('the log entry commits to another position or organization');
+  }
+  const expected = await sealedEnvelopeFromEvent(event, entry.salts, committed, subtle);
+  if (!equalBytes(utf8(canonicalize(expected)), canonical)) {
+    const members = differingMembers(expected, committed);
+    throw new VerificationError(
+      `the event shown differs from what the log committed to${members.length ? ` (${members.join(', ')})` : ''}`,
+    );
+  }
+  return canonical;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The whole check
 
@@ -350,7 +426,7 @@ export async function verifyEvent({ api, event, subtle = defaultSubtle(), onStep
     onStep('Checking the log entry…');
     const entries = await api.logEntries(event.organization_id, index, index + 1);
     const entry = (entries && Array.isArray(entries.data) ? entries.data : []).find((item) => item.log_index === index);
-    const canonical = checkEntryMatchesEvent(entry, event);
+    const canonical = await checkEntry(entry, event, subtle);
     const leaf = await leafHash(canonical, subtle);
 
     onStep('Checking the inclusion proof…');

@@ -60,6 +60,7 @@ macro_rules! store_conformance_suite {
             purge_steps_remove_payloads_and_keep_the_tree,
             deleted_organizations_are_purged_too,
             a_hold_stops_purge_steps_already_running,
+            erase_steps_rewrite_events_and_keep_their_leaves,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {

@@ -301,3 +301,115 @@ pub async fn a_hold_stops_purge_steps_already_running(store: Arc<impl Store>) {
     assert_eq!(scan.tree_size, hold_position + 1);
     assert_eq!(store.purge_step(organization, rule, 3).await.unwrap(), PurgeStep::Held);
 }
+
+/// An erase step rewrites at most its limit of events naming the subject (as actor or target),
+/// lowest positions first, never Vellum's own records nor another organization's events, and
+/// appends the erasure record in the same commit: the events stay, without the subject's values,
+/// their leaves unchanged (their parties are sealed), and target filters no longer find them. A
+/// hold refuses the step.
+pub async fn erase_steps_rewrite_events_and_keep_their_leaves(store: Arc<impl Store>) {
+    use vellum_core::log_record::{ERASURE_ACTION, RecordedBy};
+    use vellum_core::seal::ErasureSubject;
+    let organization = store.create_organization(new_organization("Erase")).await.unwrap().id;
+    let other = store.create_organization(new_organization("Other")).await.unwrap().id;
+    let new = vec![
+        event_at(1_000, "erase.tested", "alice", &[("doc", "d0")]),
+        event_at(1_001, "erase.tested", "bob", &[("user", "alice"), ("doc", "d1")]),
+        event_at(1_002, "erase.tested", "bob", &[("doc", "d2")]),
+        event_at(1_003, "erase.tested", "alice", &[]),
+    ];
+    let stored = appended(&*store, organization, new).await;
+    assert!(
+        stored.iter().all(|event| event.seals.is_some()),
+        "new events are sealed"
+    );
+    appended(&*store, other, vec![event_at(1_000, "erase.tested", "alice", &[])]).await;
+    let head = store.log_tree_head(organization).await.unwrap();
+    let subject = ErasureSubject {
+        ids: vec!["alice".into()],
+    };
+    let by = RecordedBy::vellum("test");
+
+    let crate::EraseStep::Erased { record, events } = store.erase_step(organization, &subject, &by, 2).await.unwrap()
+    else {
+        panic!("the first step erased nothing");
+    };
+    assert_eq!((events, record.log_index), (2, 4));
+    assert_eq!(record.input.action, ERASURE_ACTION);
+    assert!(record.input.system);
+    let crate::EraseStep::Erased { events, record } = store.erase_step(organization, &subject, &by, 100).await.unwrap()
+    else {
+        panic!("the second step erased nothing");
+    };
+    assert_eq!((events, record.log_index), (1, 5));
+    assert_eq!(
+        store.erase_step(organization, &subject, &by, 100).await.unwrap(),
+        crate::EraseStep::Done
+    );
+
+    let entries = store.log_entries(organization, 0, 6).await.unwrap();
+    for (position, entry) in entries.iter().enumerate().take(4) {
+        let LogEntry::Event(event) = entry else {
+            panic!("position {position} lost its event");
+        };
+        // The leaf is unchanged: the seals stand for the erased values.
+        assert_eq!(
+            vellum_core::canonical::canonical_event_bytes(event),
+            vellum_core::canonical::canonical_event_bytes(&stored[position]),
+            "position {position}"
+        );
+        let text = String::from_utf8(vellum_core::canonical::event_details_json(event)).unwrap();
+        assert!(!text.contains("alice"), "position {position}: {text}");
+        assert_eq!(event.erased_by.is_empty(), position == 2, "position {position}");
+    }
+    let LogEntry::Event(first) = &entries[0] else {
+        unreachable!()
+    };
+    assert_eq!(first.input.actor.id, "");
+    assert_eq!(first.input.actor.name, None);
+    assert_eq!(first.input.actor.actor_type, "user");
+    assert_eq!(first.erased_by, vec![4]);
+    let LogEntry::Event(second) = &entries[1] else {
+        unreachable!()
+    };
+    assert_eq!(second.input.actor.id, "bob", "only the subject's parties go");
+    assert_eq!(second.input.targets[0].id, "");
+    assert_eq!(second.input.targets[1].id, "d1");
+    assert_eq!(store.log_tree_head(organization).await.unwrap().size, head.size + 2);
+    // Indexed columns follow: the subject is no longer found by actor or target.
+    for filter in [
+        EventFilter {
+            actor_ids: vec!["alice".into()],
+            ..EventFilter::default()
+        },
+        EventFilter {
+            target_ids: vec!["alice".into()],
+            ..EventFilter::default()
+        },
+        EventFilter {
+            search: Some("alice".into()),
+            ..EventFilter::default()
+        },
+    ] {
+        let page = PageRequest {
+            limit: 100,
+            ..PageRequest::default()
+        };
+        let found = list_ids(&*store, organization, filter, page).await;
+        assert!(found.is_empty(), "{found:?}");
+    }
+    // Another organization's events are untouched.
+    let others = store.log_entries(other, 0, 1).await.unwrap();
+    let LogEntry::Event(kept) = &others[0] else {
+        unreachable!()
+    };
+    assert_eq!(kept.input.actor.id, "alice");
+
+    // A hold refuses the step.
+    let hold = vellum_core::log_record::legal_hold_input(&other.to_string(), true, None, &by, at(2_000));
+    store.set_legal_hold(other, Some(None), hold).await.unwrap();
+    assert_eq!(
+        store.erase_step(other, &subject, &by, 100).await.unwrap(),
+        crate::EraseStep::Held
+    );
+}

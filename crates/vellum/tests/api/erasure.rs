@@ -243,7 +243,27 @@ async fn an_erased_person_is_found_nowhere_and_the_log_still_verifies() {
     let file = app.data_dir.path().join("after-erasure.ndjson");
     std::fs::write(&file, &text).unwrap();
     let (ok, output) = verify_export(&file, &pinned);
-    assert!(ok, "{output}");
+    assert!(ok && output.contains("9 events with personal data erased"), "{output}");
+    // Parties are sealed in the leaf: an erased one is withheld, the others disclosed beside it.
+    assert!(text.contains("\"disclosed\":{\"actor\":null"), "{text}");
+    assert!(text.contains("\"name\":\"Kim Keeper\""), "{text}");
+    // Withholding a party of an event that names no erasure is caught.
+    let withheld: String = text
+        .lines()
+        .map(|line| {
+            if line.contains("keep-this-note-3\"") {
+                line.replacen("\"disclosed\":{\"actor\":{", "\"disclosed\":{\"actor\":null,\"x\":{", 1)
+            } else {
+                line.to_owned()
+            }
+        })
+        .map(|line| line + "\n")
+        .collect();
+    assert_ne!(withheld, text);
+    let file = app.data_dir.path().join("withheld.ndjson");
+    std::fs::write(&file, &withheld).unwrap();
+    let (ok, output) = verify_export(&file, &pinned);
+    assert!(!ok && output.contains("names no later erasure record"), "{output}");
 
     // The log verifies over HTTP and in the store, each erased position accounted for.
     let (address, api_key, organization_text) = (app.address.clone(), app.api_key.clone(), organization.clone());

@@ -201,3 +201,100 @@ async fn an_old_store_is_compacted_once_and_gives_space_back_from_then_on() {
     assert_eq!(std::fs::metadata(&database).unwrap().len(), size);
     drop(server);
 }
+
+/// Events logged before sealed parties (format v1) can be erased too: their content no longer
+/// hashes to their leaves, so they are redacted, and every verifier takes their leaves on the
+/// word of the erasure records, which must account for exactly them. An event logged after the
+/// upgrade (format v2) in the same erasure keeps verifying in full.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_of_an_old_store_are_erased_as_redactions_and_still_verify() {
+    let data_dir = tempfile::tempdir().unwrap();
+    lay_down(data_dir.path());
+    let mut server = ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", API_KEY)]);
+    let client = reqwest::Client::new();
+    let organization = "org_01M922E79PF7163WCYPCTZN9RN";
+    let batch = json!({"organization_id": organization, "events": [{
+        "action": "user.signed_in", "occurred_at": "2026-04-01T00:00:00Z",
+        "actor": {"id": "user_3", "type": "user", "name": "User Ünïcode 3"},
+        "targets": [{"id": "team_after", "type": "team"}], "context": {"location": "192.0.2.8"}}]});
+    let response = client
+        .post(server.url("/audit_logs/events/batch"))
+        .bearer_auth(API_KEY)
+        .json(&batch)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let erased: Value = client
+        .post(server.url("/audit_logs/erasures"))
+        .bearer_auth(API_KEY)
+        .json(&json!({"organization_id": organization, "actor_id": "user_3"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let count = erased["events_erased"].as_u64().unwrap();
+    assert!(
+        count > 10,
+        "user_3 acts in and is a target of many fixture events: {erased}"
+    );
+    let found = get(
+        &client,
+        &server,
+        &format!("/audit_logs/events?organization_id={organization}&search=%C3%9Cn%C3%AFcode%203"),
+    )
+    .await;
+    assert_eq!(found["data"].as_array().unwrap().len(), 0, "{found}");
+
+    let key = get(&client, &server, "/audit_logs/log/public_key").await;
+    let pinned = key["verifier_key"].as_str().unwrap().to_owned();
+    let url = server.url("");
+    let (ok, output) = verify(&[
+        "verify",
+        "log",
+        "--url",
+        url.trim_end_matches('/'),
+        "--api-key",
+        API_KEY,
+        "--organization",
+        organization,
+        "--public-key",
+        &pinned,
+    ]);
+    assert!(
+        ok && output.contains(&format!("{count} with personal data erased by 1 erasure records")),
+        "{output}"
+    );
+    server.signal("TERM");
+    assert!(server.wait_exit(Duration::from_secs(30)).success());
+    let (ok, output) = verify(&["verify", "store", "--data-dir", data_dir.path().to_str().unwrap()]);
+    assert!(ok, "{output}");
+
+    // Changing what is left of a redacted event is on the record's word, but removing the
+    // record's account of it is not: an event claiming an erasure that did not name it is caught.
+    let connection = rusqlite::Connection::open(data_dir.path().join("vellum.sqlite3")).unwrap();
+    let record: i64 = connection
+        .query_row(
+            "select log_index from events where action = 'vellum.personal_data.erased'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    let changed = connection
+        .execute(
+            &format!(
+                "update events set payload = json_set(payload, '$.erased_by', json_array({record})) \
+                 where seq = (select min(seq) from events where payload not like '%erased_by%' \
+                   and action not like 'vellum.%' and organization_seq = \
+                   (select organization_seq from events where log_index = {record} and action like 'vellum.%'))"
+            ),
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+    drop(connection);
+    let (ok, output) = verify(&["verify", "store", "--data-dir", data_dir.path().to_str().unwrap()]);
+    assert!(!ok && output.contains("erasure"), "{output}");
+}
