@@ -287,6 +287,38 @@ pub fn canonical_event_bytes(event: &Event) -> Vec<u8> {
     PreparedLeaf::new(event).canonical_bytes(event.log_index)
 }
 
+/// The envelope's members after `log_index`, in both formats (`metadata`?, `occurred_at`,
+/// `organization_id`, `received_at`, `schema_version`, `targets`), each target written by
+/// `push_target`, and the closing brace.
+fn push_members_after_position(
+    event: &Event,
+    mut push_target: impl FnMut(&mut Vec<u8>, usize, &crate::event::Target),
+) -> Vec<u8> {
+    let input = &event.input;
+    let mut after = Vec::with_capacity(512);
+    if let Some(metadata) = &input.metadata {
+        after.extend_from_slice(b",\"metadata\":");
+        push_metadata(&mut after, metadata);
+    }
+    after.extend_from_slice(b",\"occurred_at\":");
+    push_string(&mut after, &input.occurred_at.to_wire());
+    after.extend_from_slice(b",\"organization_id\":");
+    push_string(&mut after, &event.organization_id.to_string());
+    after.extend_from_slice(b",\"received_at\":");
+    push_string(&mut after, &event.received_at.to_wire());
+    after.extend_from_slice(b",\"schema_version\":");
+    after.extend_from_slice(event.schema_version.to_string().as_bytes());
+    after.extend_from_slice(b",\"targets\":[");
+    for (index, target) in input.targets.iter().enumerate() {
+        if index > 0 {
+            after.push(b',');
+        }
+        push_target(&mut after, index, target);
+    }
+    after.extend_from_slice(b"]}");
+    after
+}
+
 /// An event's canonical bytes with its log position left open, so that the expensive encoding
 /// happens before the position is known (outside the single writer) and only the hash after.
 ///
@@ -333,33 +365,15 @@ impl PreparedLeaf {
         push_string(&mut before, &event.id.to_string());
         before.extend_from_slice(b",\"log_index\":");
 
-        let mut after = Vec::with_capacity(512);
-        if let Some(metadata) = &input.metadata {
-            after.extend_from_slice(b",\"metadata\":");
-            push_metadata(&mut after, metadata);
-        }
-        after.extend_from_slice(b",\"occurred_at\":");
-        push_string(&mut after, &input.occurred_at.to_wire());
-        after.extend_from_slice(b",\"organization_id\":");
-        push_string(&mut after, &event.organization_id.to_string());
-        after.extend_from_slice(b",\"received_at\":");
-        push_string(&mut after, &event.received_at.to_wire());
-        after.extend_from_slice(b",\"schema_version\":");
-        after.extend_from_slice(event.schema_version.to_string().as_bytes());
-        after.extend_from_slice(b",\"targets\":[");
-        for (index, target) in input.targets.iter().enumerate() {
-            if index > 0 {
-                after.push(b',');
-            }
+        let after = push_members_after_position(event, |after, _, target| {
             push_party(
-                &mut after,
+                after,
                 &target.id,
                 &target.target_type,
                 target.name.as_deref(),
                 target.metadata.as_ref(),
             );
-        }
-        after.extend_from_slice(b"]}");
+        });
         Self { before, after }
     }
 
@@ -391,28 +405,10 @@ impl PreparedLeaf {
         push_string(&mut before, &event.id.to_string());
         before.extend_from_slice(b",\"log_index\":");
 
-        let mut after = Vec::with_capacity(384);
-        if let Some(metadata) = &input.metadata {
-            after.extend_from_slice(b",\"metadata\":");
-            push_metadata(&mut after, metadata);
-        }
-        after.extend_from_slice(b",\"occurred_at\":");
-        push_string(&mut after, &input.occurred_at.to_wire());
-        after.extend_from_slice(b",\"organization_id\":");
-        push_string(&mut after, &event.organization_id.to_string());
-        after.extend_from_slice(b",\"received_at\":");
-        push_string(&mut after, &event.received_at.to_wire());
-        after.extend_from_slice(b",\"schema_version\":");
-        after.extend_from_slice(event.schema_version.to_string().as_bytes());
-        after.extend_from_slice(b",\"targets\":[");
-        for (index, target) in input.targets.iter().enumerate() {
-            if index > 0 {
-                after.push(b',');
-            }
+        let after = push_members_after_position(event, |after, index, target| {
             let seal = seals.target_seal(index, target).unwrap_or([0; 32]);
-            push_sealed(&mut after, &seal, &target.target_type);
-        }
-        after.extend_from_slice(b"]}");
+            push_sealed(after, &seal, &target.target_type);
+        });
         Self { before, after }
     }
 

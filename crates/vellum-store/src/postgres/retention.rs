@@ -30,6 +30,28 @@ fn hold_of(since: Option<i64>, reason: Option<String>) -> Result<Option<LegalHol
         .transpose()
 }
 
+/// Takes the log's head row lock, held to the end of the step, then reads whether a legal hold
+/// is in force. A hold is set in a transaction that appends its record under the same lock, so the
+/// hold read after it is the one in force: once `set_legal_hold` has answered, no purge or erasure
+/// step changes anything.
+async fn locked_and_held(transaction: &Transaction<'_>, organization_id: OrganizationId) -> Result<bool, StoreError> {
+    let organization = id_bytes(organization_id.ulid());
+    transaction
+        .execute(
+            "select size from log_heads where organization_id = $1 for update",
+            &[&organization],
+        )
+        .await?;
+    Ok(transaction
+        .query_opt(
+            "select legal_hold_since is not null from organizations where id = $1",
+            &[&organization],
+        )
+        .await?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?
+        .get(0))
+}
+
 impl PostgresStore {
     /// Appends one of Vellum's own records inside `transaction` (to a deleted organization's
     /// log too).
@@ -63,24 +85,7 @@ impl PostgresStore {
         limit: u32,
     ) -> Result<PurgeStep, StoreError> {
         let organization = id_bytes(organization_id.ulid());
-        // The log's head row lock first, held to the end of the step: a hold is set in a
-        // transaction that appends its record under the same lock, so the hold read after it is
-        // the one in force (once `set_legal_hold` has answered, no step removes anything).
-        transaction
-            .execute(
-                "select size from log_heads where organization_id = $1 for update",
-                &[&organization],
-            )
-            .await?;
-        let held: bool = transaction
-            .query_opt(
-                "select legal_hold_since is not null from organizations where id = $1",
-                &[&organization],
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("Organization", organization_id))?
-            .get(0);
-        if held {
+        if locked_and_held(transaction, organization_id).await? {
             return Ok(PurgeStep::Held);
         }
         let below = i64::try_from(rule.below_log_index).unwrap_or(i64::MAX);
@@ -172,22 +177,7 @@ impl PostgresStore {
         limit: u32,
     ) -> Result<EraseStep, StoreError> {
         let organization = id_bytes(organization_id.ulid());
-        // As a purge step: the head row lock first, then the hold in force.
-        transaction
-            .execute(
-                "select size from log_heads where organization_id = $1 for update",
-                &[&organization],
-            )
-            .await?;
-        let held: bool = transaction
-            .query_opt(
-                "select legal_hold_since is not null from organizations where id = $1",
-                &[&organization],
-            )
-            .await?
-            .ok_or_else(|| StoreError::not_found("Organization", organization_id))?
-            .get(0);
-        if held {
+        if locked_and_held(transaction, organization_id).await? {
             return Ok(EraseStep::Held);
         }
         let rows = transaction

@@ -149,6 +149,17 @@ fn candidates(
     Ok(found)
 }
 
+/// An organization's row and whether a legal hold is in force (deleted organizations included).
+fn organization_and_hold(connection: &Connection, organization_id: OrganizationId) -> Result<(i64, bool), StoreError> {
+    connection
+        .prepare_cached("select seq, legal_hold_since is not null from organizations where id = ?1")?
+        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::not_found("Organization", organization_id))
+}
+
 pub(super) fn purge_step(
     connection: &Connection,
     frontiers: &Frontiers<i64>,
@@ -157,13 +168,7 @@ pub(super) fn purge_step(
     rule: PurgeRule,
     limit: u32,
 ) -> Result<(PurgeStep, Vec<i64>), StoreError> {
-    let (organization_seq, held): (i64, bool) = connection
-        .prepare_cached("select seq, legal_hold_since is not null from organizations where id = ?1")?
-        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?
-        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
+    let (organization_seq, held) = organization_and_hold(connection, organization_id)?;
     if held {
         return Ok((PurgeStep::Held, Vec::new()));
     }
@@ -290,13 +295,7 @@ pub(super) fn erase_step(
     by: &RecordedBy,
     limit: u32,
 ) -> Result<(EraseStep, Vec<i64>), StoreError> {
-    let (organization_seq, held): (i64, bool) = connection
-        .prepare_cached("select seq, legal_hold_since is not null from organizations where id = ?1")?
-        .query_row([organization_id.ulid().to_bytes().as_slice()], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })
-        .optional()?
-        .ok_or_else(|| StoreError::not_found("Organization", organization_id))?;
+    let (organization_seq, held) = organization_and_hold(connection, organization_id)?;
     if held {
         return Ok((EraseStep::Held, Vec::new()));
     }
