@@ -411,6 +411,23 @@ describe('the operator dashboard', () => {
     assert.equal(lifted.legal_hold, false);
     // Both changes are records in the organization's own trail (and later scenarios count them).
     emitted.push({ action: 'vellum.legal_hold.set' }, { action: 'vellum.legal_hold.lifted' });
+    await page.getByText('Legal hold lifted').waitFor();
+
+    // A person's data is erased from the page: their event stays, without them, and the erasure
+    // is listed with the organization's other records.
+    const person = `erase_me_${suffix}`;
+    await emit('user.signed_in', { actorId: person, actorName: `Erin ${suffix}`, targetType: 'team', targetId: 'team_1', minutesAgo: 1 });
+    await page.getByLabel('Person’s id').fill(person);
+    await page.getByRole('button', { name: 'Erase this person’s data' }).click();
+    await page.getByText('Confirm that the erased values cannot be recovered.').waitFor();
+    await page.getByLabel('I understand that the erased values cannot be recovered.').check();
+    await page.getByRole('button', { name: 'Erase this person’s data' }).click();
+    await page.getByText(/^Erased from 1 events; recorded at log position \d+\.$/).waitFor();
+    emitted.push({ action: 'vellum.personal_data.erased' });
+    await page.getByText(/Erased a person’s data from 1 events/).waitFor();
+    const listed = await publicApiOk('GET', `/audit_logs/events?organization_id=${orgId}&limit=100`);
+    assert.ok(!JSON.stringify(listed).includes(person), 'the person is in no event');
+    assert.equal(listed.data.filter((event) => event.erased_by).length, 1);
   });
 
   scenario('api keys: a new key\u2019s secret is shown once, works, and is refused once revoked', async () => {

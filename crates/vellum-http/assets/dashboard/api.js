@@ -167,6 +167,9 @@ export function createApi(options = {}) {
     getLegalHold: (id) => get(`/organizations/${enc(id)}/audit_logs_legal_hold`),
     setLegalHold: (id, held, reason) =>
       put(`/organizations/${enc(id)}/audit_logs_legal_hold`, reason ? { legal_hold: held, reason } : { legal_hold: held }),
+    /** Erases one person's data from the organization's trail (`actor_id`, optional `target_id`). */
+    erase: (id, actorId, targetId) =>
+      post('/audit_logs/erasures', targetId ? { organization_id: id, actor_id: actorId, target_id: targetId } : { organization_id: id, actor_id: actorId }),
     /** The retention in force (the server's default when the organization set none). */
     getAuditLogConfiguration: (id) => get(`/organizations/${enc(id)}/audit_log_configuration`),
 

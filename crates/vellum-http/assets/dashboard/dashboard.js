@@ -788,6 +788,74 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
   const holdForm = h('form', { class: 'inline-form', novalidate: true }, holdReasonField, holdButton);
   let held = false;
 
+  const eraseId = h('input', { type: 'text', name: 'actor_id', autocomplete: 'off', maxlength: '1024', required: true });
+  const eraseTargetId = h('input', { type: 'text', name: 'target_id', autocomplete: 'off', maxlength: '1024' });
+  const eraseConfirm = h('input', { type: 'checkbox', name: 'confirm' });
+  const eraseButton = h('button', { type: 'submit', class: 'button danger', text: 'Erase this person’s data' });
+  const eraseErrors = errorBox();
+  const eraseStatus = h('p', { class: 'success-text', role: 'status' });
+  const eraseForm = h(
+    'form',
+    { class: 'inline-form', novalidate: true },
+    field('Person’s id', eraseId, 'Every actor or target with this id loses its id, name and metadata; an actor also its location and user agent.'),
+    field('Id as a target (optional)', eraseTargetId, 'Only if your application names the same person differently as a target.'),
+    h('label', { class: 'confirm-check' }, eraseConfirm, ' I understand that the erased values cannot be recovered.'),
+    eraseButton,
+  );
+
+  const RECORD_ACTIONS = ['vellum.retention.purged', 'vellum.legal_hold.set', 'vellum.legal_hold.lifted', 'vellum.personal_data.erased'];
+  const recordsBody = h('tbody');
+  const recordsErrors = errorBox();
+  const recordsEmpty = h('p', { class: 'muted small', text: 'No purge, hold or erasure yet.', hidden: true });
+  const recordsTable = h(
+    'table',
+    { class: 'data-table records-table' },
+    h('caption', { class: 'visually-hidden', text: 'Purges, legal holds and erasures of this organization' }),
+    h('thead', {}, h('tr', {}, ['When', 'What', 'By', 'Log position'].map((name) => h('th', { scope: 'col', text: name })))),
+    recordsBody,
+  );
+
+  function describeRecord(record) {
+    const metadata = record.metadata ?? {};
+    switch (record.action) {
+      case 'vellum.retention.purged':
+        return `Purged ${metadata.events_purged} events older than ${metadata.retention_period_in_days} days`;
+      case 'vellum.legal_hold.set':
+        return `Legal hold placed${metadata.reason ? `: ${metadata.reason}` : ''}`;
+      case 'vellum.legal_hold.lifted':
+        return 'Legal hold lifted';
+      case 'vellum.personal_data.erased':
+        return `Erased a person’s data from ${metadata.events_erased} events (positions ${metadata.first_log_index}–${metadata.last_log_index})`;
+      default:
+        return record.action;
+    }
+  }
+
+  async function loadRecords() {
+    try {
+      const answer = await api.listEvents({ organization_id: orgId, actions: RECORD_ACTIONS, limit: 20 });
+      if (!alive) return;
+      showError(recordsErrors, null);
+      const records = answer.data ?? [];
+      recordsEmpty.hidden = records.length > 0;
+      recordsTable.hidden = records.length === 0;
+      recordsBody.replaceChildren(
+        ...records.map((record) =>
+          h(
+            'tr',
+            {},
+            h('td', {}, timeElement(record.occurred_at)),
+            h('td', { text: describeRecord(record) }),
+            h('td', { text: record.actor.type === 'vellum' ? 'Vellum' : `${record.actor.type} ${record.actor.name ?? record.actor.id}` }),
+            h('td', { text: String(record.log_index) }),
+          ),
+        ),
+      );
+    } catch (error) {
+      if (alive) showError(recordsErrors, error, 'Could not load the records');
+    }
+  }
+
   container.replaceChildren(
     h('section', { class: 'card', 'aria-labelledby': 'rename-heading' }, h('h2', { id: 'rename-heading', text: 'Rename' }), renameForm, nameErrors, nameStatus),
     h(
@@ -814,7 +882,63 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
       holdErrors,
       holdStatus,
     ),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'erase-heading' },
+      h('h2', { id: 'erase-heading', text: 'Erase a person’s data' }),
+      h(
+        'p',
+        { class: 'muted small' },
+        'For a request to erase personal data (GDPR art. 17). The events stay, with that person’s values removed; the erasure ' +
+          'is recorded in this organization’s events (action vellum.personal_data.erased) and the log still verifies. ' +
+          'Refused while a legal hold is in place.',
+      ),
+      eraseForm,
+      eraseErrors,
+      eraseStatus,
+    ),
+    h(
+      'section',
+      { class: 'card', 'aria-labelledby': 'records-heading' },
+      h('h2', { id: 'records-heading', text: 'Purges, holds and erasures' }),
+      recordsEmpty,
+      recordsTable,
+      recordsErrors,
+    ),
   );
+  loadRecords();
+
+  eraseForm.addEventListener('submit', async (submit) => {
+    submit.preventDefault();
+    eraseStatus.textContent = '';
+    const actorId = eraseId.value.trim();
+    if (!actorId) {
+      showError(eraseErrors, new Error('Enter the person’s id.'));
+      eraseId.focus();
+      return;
+    }
+    if (!eraseConfirm.checked) {
+      showError(eraseErrors, new Error('Confirm that the erased values cannot be recovered.'));
+      eraseConfirm.focus();
+      return;
+    }
+    showError(eraseErrors, null);
+    busy(eraseButton, true);
+    try {
+      const answer = await api.erase(orgId, actorId, eraseTargetId.value.trim());
+      eraseStatus.textContent = answer.events_erased
+        ? `Erased from ${answer.events_erased} events; recorded at log position ${answer.records.join(', ')}.`
+        : 'No event of this organization names this id: nothing was erased.';
+      eraseId.value = '';
+      eraseTargetId.value = '';
+      eraseConfirm.checked = false;
+      loadRecords();
+    } catch (error) {
+      showError(eraseErrors, error, 'Could not erase');
+    } finally {
+      busy(eraseButton, false);
+    }
+  });
 
   function showHold(hold) {
     held = hold.legal_hold;
@@ -843,6 +967,7 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
     try {
       const answer = await api.setLegalHold(orgId, !held, held ? '' : holdReason.value.trim());
       showHold(answer);
+      loadRecords();
       holdReason.value = '';
       holdStatus.textContent = answer.legal_hold ? 'The legal hold is in place.' : 'The legal hold is lifted.';
     } catch (error) {
