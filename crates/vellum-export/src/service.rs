@@ -182,6 +182,36 @@ impl ExportService {
         Ok(export)
     }
 
+    /// Ends every ready export of an organization now: deletes its file and marks it `expired`
+    /// (its link then answers as an expired one's). After an erasure, so that no file made
+    /// before it keeps serving what it erased. Returns how many exports it ended.
+    pub async fn expire_exports_of(&self, organization_id: OrganizationId) -> Result<usize, StoreError> {
+        let shared = &self.shared;
+        let Some(now) = Timestamp::from_unix_millis(vellum_store::now().unix_millis().saturating_add(1)) else {
+            return Ok(0);
+        };
+        let ready = shared.store.exports_in_state(ExportState::Ready, now).await?;
+        let mut ended = 0;
+        for export in ready
+            .into_iter()
+            .filter(|export| export.organization_id == organization_id)
+        {
+            if let Some(path) = &export.object_path
+                && let Err(error) = shared.storage.delete(path).await
+            {
+                return Err(StoreError::Unavailable(format!(
+                    "cannot delete the file of export {}: {error}",
+                    export.id
+                )));
+            }
+            match shared.store.finish_export(export.id, ExportOutcome::Expired).await {
+                Ok(_) | Err(StoreError::Conflict(_)) => ended += 1,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(ended)
+    }
+
     /// Returns an export of a live organization. An export whose organization was deleted is
     /// `NotFound`, like an export that never existed (as every object of a deleted organization).
     pub async fn get(&self, id: ExportId) -> Result<Export, StoreError> {

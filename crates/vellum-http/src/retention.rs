@@ -395,7 +395,8 @@ fn erasure_ids(body: &ErasureBody, errors: &mut ValidationErrors) -> Vec<String>
         an erased actor's location and user agent, from every event of the organization. The events stay, their \
         parties marked erased; each step of at most 2,000 events appends a record (`vellum.personal_data.erased`) \
         naming the positions it erased, so the log still verifies. Refused while the organization is under a \
-        legal hold. See docs/retention.md.",
+        legal hold. The organization's ready exports end (their files are deleted, their links answer as \
+        expired ones'), since they were made before. See docs/retention.md.",
     request_body = ErasureBody,
     responses(
         (status = 201, description = "The erasure is done.", body = ErasureResponse),
@@ -425,15 +426,23 @@ pub(crate) async fn create_erasure(
     state.store.legal_hold(organization).await?;
     let subject = vellum_core::seal::ErasureSubject { ids };
     match vellum_retention::erase(&*state.store, organization, &subject, &by).await {
-        Ok(erasure) => Ok((
-            StatusCode::CREATED,
-            Json(ErasureResponse {
-                object: ErasureObject::Value,
-                organization_id: organization.to_string(),
-                events_erased: erasure.events_erased,
-                records: erasure.records.iter().map(|record| record.log_index).collect(),
-            }),
-        )),
+        Ok(erasure) => {
+            // Files exported before the erasure would still serve what it removed.
+            if erasure.events_erased > 0
+                && let Some(exports) = &state.exports
+            {
+                exports.expire_exports_of(organization).await?;
+            }
+            Ok((
+                StatusCode::CREATED,
+                Json(ErasureResponse {
+                    object: ErasureObject::Value,
+                    organization_id: organization.to_string(),
+                    events_erased: erasure.events_erased,
+                    records: erasure.records.iter().map(|record| record.log_index).collect(),
+                }),
+            ))
+        }
         Err(vellum_retention::ErasureError::Held) => Err(ApiError::Conflict {
             message: "The organization is under a legal hold: nothing of its trail is erased until the hold is lifted."
                 .into(),

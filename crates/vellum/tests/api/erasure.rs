@@ -121,6 +121,15 @@ async fn an_erased_person_is_found_nowhere_and_the_log_still_verifies() {
     )
     .await;
 
+    // An export made before the erasure holds the person; its link ends with the erasure.
+    let everything = json!({"organization_id": organization, "range_start": "2026-01-01T00:00:00.000Z",
+        "range_end": "2030-01-01T00:00:00.000Z"});
+    let early_url = finished_export(&app, everything.clone()).await["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(mentions_the_person(&download(&early_url).await));
+
     // A legal hold refuses the erasure, and nothing changes.
     json_ok(
         app.send_json(
@@ -229,9 +238,11 @@ async fn an_erased_person_is_found_nowhere_and_the_log_still_verifies() {
     .await;
     assert_eq!(found["data"].as_array().unwrap().len(), 9);
 
-    // Exports: neither format holds the person; the verifiable one verifies.
-    let everything = json!({"organization_id": organization, "range_start": "2026-01-01T00:00:00.000Z",
-        "range_end": "2030-01-01T00:00:00.000Z"});
+    // The export made before is gone; new ones in neither format hold the person, and the
+    // verifiable one verifies.
+    let early = reqwest::get(&early_url).await.unwrap();
+    assert!(early.status().is_client_error(), "{}", early.status());
+    assert!(!mentions_the_person(&early.text().await.unwrap()));
     let csv = download(finished_export(&app, everything.clone()).await["url"].as_str().unwrap()).await;
     assert!(!mentions_the_person(&csv) && csv.contains("keep-this-note-3"), "{csv}");
     let mut ndjson = everything;
