@@ -615,4 +615,98 @@ mod tests {
         let problem = audit_purged(&data, &removed, 1).unwrap_err();
         assert_eq!(problem.position, Some(2), "{problem}");
     }
+
+    /// A log of 12 entries whose position 10 is an erasure record naming positions 1, 4 and 6.
+    fn erased_log() -> Vec<Vec<u8>> {
+        use crate::log_record::{ErasureRecord, PositionsDigest, RecordedBy};
+        let mut data = entries(12);
+        let mut digest = PositionsDigest::new();
+        for position in [1, 4, 6] {
+            digest.push(position);
+        }
+        let event = crate::Event {
+            id: crate::EventId::from_ulid(ulid::Ulid::from_parts(5, 5)),
+            organization_id: crate::OrganizationId::from_ulid(ulid::Ulid::from_parts(5, 6)),
+            log_index: 10,
+            received_at: crate::Timestamp::from_unix_millis(2_000).unwrap(),
+            schema_version: 1,
+            input: ErasureRecord::of(&digest).to_input(
+                "org",
+                crate::Timestamp::from_unix_millis(2_000).unwrap(),
+                &RecordedBy::vellum("test"),
+            ),
+            seals: None,
+            erased_by: Vec::new(),
+        };
+        data[10] = crate::canonical::canonical_event_bytes(&event);
+        data
+    }
+
+    /// Audits `data` where the events at `sealed` name record `by` and still hash to their leaves
+    /// (sealed parties), and those at `redacted` name it and do not (taken on its word).
+    fn audit_erased(data: &[Vec<u8>], sealed: &[u64], redacted: &[u64], by: u64) -> Result<Summary, Problem> {
+        audit_erased_against(data, data, sealed, redacted, by)
+    }
+
+    fn audit_erased_against(
+        signed: &[Vec<u8>],
+        data: &[Vec<u8>],
+        sealed: &[u64],
+        redacted: &[u64],
+        by: u64,
+    ) -> Result<Summary, Problem> {
+        let mut auditor = LogAuditor::new(Some(checkpoint_of(signed, signed.len())));
+        for (position, bytes) in data.iter().enumerate() {
+            let position = position as u64;
+            if redacted.contains(&position) {
+                auditor.push_redacted(position as i64, None, leaf_hash(bytes), &[by]);
+            } else {
+                let erased_by = if sealed.contains(&position) {
+                    vec![by]
+                } else {
+                    Vec::new()
+                };
+                auditor.push(Entry {
+                    position: position as i64,
+                    event_id: None,
+                    canonical: Ok(bytes),
+                    stored_leaf: Some(Some(leaf_hash(bytes))),
+                    erased_by: &erased_by,
+                });
+            }
+        }
+        auditor.finish(Some(data.len() as u64))
+    }
+
+    #[test]
+    fn events_an_erasure_record_accounts_for_pass_and_no_others() {
+        let data = erased_log();
+        let summary = audit_erased(&data, &[1, 6], &[4], 10).unwrap();
+        assert_eq!((summary.entries, summary.erased, summary.erasure_records), (12, 3, 1));
+
+        // An event claiming the erasure that the record does not name.
+        let problem = audit_erased(&data, &[1, 5, 6], &[4], 10).unwrap_err();
+        assert_eq!(problem.position, Some(10), "{problem}");
+        assert!(problem.message.contains("outside an erasure"), "{problem}");
+        // An event the record names that does not claim it (its erasure was undone by hand).
+        let problem = audit_erased(&data, &[1], &[4], 10).unwrap_err();
+        assert!(problem.message.contains("outside an erasure"), "{problem}");
+        // Claiming a position that holds no erasure record, or one before the event.
+        let problem = audit_erased(&data, &[1, 6], &[4], 11).unwrap_err();
+        assert!(problem.message.contains("outside an erasure"), "{problem}");
+        let mut no_record = data.clone();
+        no_record[10] = b"{\"n\":10}".to_vec();
+        let problem = audit_erased(&no_record, &[1, 6], &[4], 11).unwrap_err();
+        assert!(problem.message.contains("no erasure record is there"), "{problem}");
+        let problem = audit_erased(&data, &[1, 6], &[4], 0).unwrap_err();
+        assert_eq!(problem.position, Some(1), "{problem}");
+        // A redacted event whose leaf was replaced: the signed root catches it.
+        let mut altered = data.clone();
+        altered[4] = b"{\"n\":\"changed\"}".to_vec();
+        let problem = audit_erased_against(&data, &altered, &[1, 6], &[4], 10).unwrap_err();
+        assert!(problem.message.contains("signed checkpoint"), "{problem}");
+        // Content changed without any erasure claim is tampering, as always.
+        let problem = audit_erased(&data, &[1, 6], &[], 10);
+        assert!(problem.is_err());
+    }
 }
