@@ -428,6 +428,9 @@ describe('the operator dashboard', () => {
     const listed = await publicApiOk('GET', `/audit_logs/events?organization_id=${orgId}&limit=100`);
     assert.ok(!JSON.stringify(listed).includes(person), 'the person is in no event');
     assert.equal(listed.data.filter((event) => event.erased_by).length, 1);
+    // The events table shows the erased actor as such.
+    await page.getByRole('link', { name: 'Events', exact: true }).click();
+    await eventRows().filter({ hasText: '(erased)' }).first().waitFor();
   });
 
   scenario('api keys: a new key\u2019s secret is shown once, works, and is refused once revoked', async () => {

@@ -118,8 +118,12 @@ export function showError(box, error, prefix) {
   box.hidden = false;
 }
 
+/** What an erased party (docs/retention.md) shows instead of its id. */
+const ERASED = '(erased)';
+
 function actorLabel(actor) {
   if (!actor) return '';
+  if (actor.erased) return ERASED;
   return actor.name ? `${actor.name}` : `${actor.id}`;
 }
 
@@ -129,7 +133,13 @@ function targetsCell(targets) {
     'ul',
     { class: 'inline-list' },
     targets.map((target) =>
-      h('li', {}, h('span', { class: 'tag', text: target.type }), ' ', target.name ? `${target.name} (${target.id})` : target.id),
+      h(
+        'li',
+        {},
+        h('span', { class: 'tag', text: target.type }),
+        ' ',
+        target.erased ? ERASED : target.name ? `${target.name} (${target.id})` : target.id,
+      ),
     ),
   );
 }
@@ -531,7 +541,9 @@ export function mountEventsViewer(element, options) {
         fact('Event ID', h('code', { text: event.id })),
         fact('Occurred at', timeElement(event.occurred_at), h('span', { class: 'muted small block', text: event.occurred_at })),
         fact('Received at', timeElement(event.received_at), h('span', { class: 'muted small block', text: event.received_at })),
-        fact('Actor', `${actor.name ? `${actor.name} ` : ''}`, h('code', { text: actor.id ?? '' }), h('span', { class: 'muted', text: ` (${actor.type ?? ''})` })),
+        actor.erased
+          ? fact('Actor', `${ERASED} `, h('span', { class: 'muted', text: `(${actor.type ?? ''}; erased by the record at log position ${(event.erased_by ?? []).join(', ')})` }))
+          : fact('Actor', `${actor.name ? `${actor.name} ` : ''}`, h('code', { text: actor.id ?? '' }), h('span', { class: 'muted', text: ` (${actor.type ?? ''})` })),
         fact('Targets', targetsCell(event.targets)),
         fact('Location', context.location ?? ''),
         context.user_agent ? fact('User agent', context.user_agent) : null,
