@@ -256,10 +256,7 @@ impl LogAuditor {
         };
         let erased = self.pending_erasures.remove(&position).unwrap_or_default();
         if !record.accounts_for(&erased, position) {
-            let found = match erased.span() {
-                Some((first, last)) => format!("{} positions ({first} to {last})", erased.count()),
-                None => "none".to_owned(),
-            };
+            let found = describe_positions(&erased);
             self.fail(
                 Some(position),
                 event_id.cloned(),
@@ -315,10 +312,7 @@ impl LogAuditor {
         };
         let removed = self.pending_purges.remove(&position).unwrap_or_default();
         if record.below_log_index > position || !record.accounts_for(&removed) {
-            let found = match removed.span() {
-                Some((first, last)) => format!("{} positions ({first} to {last})", removed.count()),
-                None => "none".to_owned(),
-            };
+            let found = describe_positions(&removed);
             self.fail(
                 Some(position),
                 event_id.cloned(),
@@ -431,6 +425,14 @@ impl LogAuditor {
             erased: self.erased,
             erasure_records: self.erasure_records,
         })
+    }
+}
+
+/// How many positions a digest holds and their span, for a problem's message.
+fn describe_positions(digest: &PositionsDigest) -> String {
+    match digest.span() {
+        Some((first, last)) => format!("{} positions ({first} to {last})", digest.count()),
+        None => "none".to_owned(),
     }
 }
 
