@@ -369,12 +369,17 @@ fn rewrite_erased(
     Ok(())
 }
 
-/// Rewrites the search entries of erased events from their stored payloads, once the index has
-/// caught up with them (an entry indexed from the old payload would otherwise come back), with
-/// FTS5's `secure-delete` so the old entries leave no trace in the file. Derived data: a failure
-/// is logged; searches check every candidate against the payload anyway.
+/// Rewrites the search entries of erased events from their stored payloads, with FTS5's
+/// `secure-delete` so the old entries leave no trace in the file. Derived data: a failure is
+/// logged; searches check every candidate against the payload anyway.
+///
+/// The index is written by its own thread, a batch at a time, each batch read before it is
+/// written: a batch read before the erasure committed may still write the old text. So the
+/// entries the index holds (up to its mark) are rewritten now, and, unless that covered every
+/// erased event, again once the mark has moved: the batch in flight has then finished, and every
+/// later one reads the erased payloads.
 pub(super) fn reindex_erased(store_path: &std::path::Path, search_path: &std::path::Path, seqs: &[i64]) {
-    let reindex = || -> rusqlite::Result<bool> {
+    let reindex = || -> rusqlite::Result<i64> {
         let connection = Connection::open(store_path)?;
         connection.busy_timeout(std::time::Duration::from_secs(30))?;
         connection.execute("attach database ?1 as search", [search_path.to_string_lossy()])?;
@@ -401,26 +406,30 @@ pub(super) fn reindex_erased(store_path: &std::path::Path, search_path: &std::pa
             }
         }
         transaction.commit()?;
-        Ok(seqs.iter().all(|&seq| seq <= mark))
+        Ok(mark)
     };
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let mut first_mark = None;
     loop {
-        match reindex() {
-            Ok(true) => return,
-            Ok(false) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(200));
-            }
-            Ok(false) => {
-                tracing::warn!(
-                    "the search index did not catch up with erased events; searches still check every candidate against the stored payload"
-                );
-                return;
-            }
+        let mark = match reindex() {
+            Ok(mark) => mark,
             Err(error) => {
                 tracing::warn!(%error, "could not rewrite the search entries of erased events");
                 return;
             }
+        };
+        let covered = seqs.iter().all(|&seq| seq <= mark);
+        if covered || first_mark.is_some_and(|first| mark > first) {
+            return;
         }
+        first_mark.get_or_insert(mark);
+        if std::time::Instant::now() >= deadline {
+            tracing::warn!(
+                "the search index did not move on after an erasure; searches still check every candidate against the stored payload"
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
 
