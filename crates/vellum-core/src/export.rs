@@ -147,6 +147,15 @@ impl ExportFilter {
                     .any(|target| listed(&self.target_types, &target.target_type)))
     }
 
+    /// Drops these values from the lists that name people (actor ids and names), after an
+    /// erasure; for exports that are no longer run. Returns whether any was there.
+    pub fn forget(&mut self, values: &[String]) -> bool {
+        let before = self.actor_ids.len() + self.actor_names.len();
+        self.actor_ids.retain(|id| !values.contains(id));
+        self.actor_names.retain(|name| !values.contains(name));
+        self.actor_ids.len() + self.actor_names.len() != before
+    }
+
     /// The filter as JSON (stored with the export and written into NDJSON headers).
     pub fn to_json(&self) -> Value {
         json!({

@@ -309,3 +309,23 @@ pub(crate) fn decode_payload(payload: &str) -> Result<Decoded, StoreError> {
         erased_by: stored.erased_by,
     })
 }
+
+/// An export's stored filter without these values (an erased person's ids and names), or `None`
+/// when it names none of them. Only for exports that are no longer run: removing a value from a
+/// list widens what the filter matches.
+pub(crate) fn filter_without(filter: &str, values: &[String]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_str(filter).ok()?;
+    let mut parsed = vellum_core::export::ExportFilter::from_json(&value)?;
+    parsed.forget(values).then(|| parsed.to_json().to_string())
+}
+
+/// Adds what an erasure forgets in export filters because of this event, before it is erased:
+/// the name its actor had, when the actor is the subject (`values` starts with the subject's ids).
+pub(crate) fn note_erased_values(values: &mut Vec<String>, subject: &vellum_core::seal::ErasureSubject, event: &Event) {
+    if let Some(name) = &event.input.actor.name
+        && subject.ids.contains(&event.input.actor.id)
+        && !values.contains(name)
+    {
+        values.push(name.clone());
+    }
+}

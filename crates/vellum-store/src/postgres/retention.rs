@@ -208,7 +208,9 @@ impl PostgresStore {
         let now = crate::now();
         let record = ErasureRecord::of(&digest).to_input(&organization_id.to_string(), now, by);
         let appended = self.append_record(transaction, organization_id, record).await?;
+        let mut forgotten = subject.ids.clone();
         for (seq, mut event) in found {
+            crate::payload::note_erased_values(&mut forgotten, subject, &event);
             let received_at = event.received_at.unix_millis();
             let erased_targets: Vec<i32> = event
                 .input
@@ -251,6 +253,21 @@ impl PostgresStore {
                          where organization_id = $1 and received_at = $2 and event_seq = $3",
                         &[&organization, &received_at, &seq, &flat.target_name, &flat.target_id],
                     )
+                    .await?;
+            }
+        }
+        // Exports that are no longer run keep their filter: it must not keep the person either.
+        let exports = transaction
+            .query(
+                "select id, filter from exports where organization_id = $1 and state <> 'pending'",
+                &[&organization],
+            )
+            .await?;
+        for export in &exports {
+            let (id, filter): (Vec<u8>, String) = (export.try_get(0)?, export.try_get(1)?);
+            if let Some(scrubbed) = crate::payload::filter_without(&filter, &forgotten) {
+                transaction
+                    .execute("update exports set filter = $2 where id = $1", &[&id, &scrubbed])
                     .await?;
             }
         }

@@ -345,8 +345,10 @@ fn rewrite_erased(
         connection.prepare_cached("update event_targets set target_id = '' where event_seq = ?1 and position = ?2")?;
     let mut update_legacy = connection
         .prepare_cached("update audit_trail_events set target_name = ?2, target_id = ?3 where event_seq = ?1")?;
+    let mut forgotten = subject.ids.clone();
     for &(_, seq) in found {
         let mut event = read.query_row([seq], |row| super::events::read_event(row, organization_id))??;
+        crate::payload::note_erased_values(&mut forgotten, subject, &event);
         let erased_targets: Vec<usize> = event
             .input
             .targets
@@ -364,6 +366,22 @@ fn rewrite_erased(
         }
         if let Some(flat) = vellum_core::audit_trail::FlatEvent::of(&event.input) {
             update_legacy.execute(params![seq, flat.target_name, flat.target_id])?;
+        }
+    }
+    // Exports that are no longer run keep their filter: it must not keep the person either.
+    let mut exports = connection.prepare_cached(
+        "select x.seq, x.filter from exports x join organizations o on o.seq = x.organization_seq
+         where o.id = ?1 and x.state <> 'pending'",
+    )?;
+    let filters: Vec<(i64, String)> = exports
+        .query_map([organization_id.ulid().to_bytes().as_slice()], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut update_filter = connection.prepare_cached("update exports set filter = ?2 where seq = ?1")?;
+    for (seq, filter) in filters {
+        if let Some(scrubbed) = crate::payload::filter_without(&filter, &forgotten) {
+            update_filter.execute(params![seq, scrubbed])?;
         }
     }
     Ok(())

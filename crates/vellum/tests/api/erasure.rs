@@ -129,6 +129,12 @@ async fn an_erased_person_is_found_nowhere_and_the_log_still_verifies() {
         .unwrap()
         .to_owned();
     assert!(mentions_the_person(&download(&early_url).await));
+    // An export filtered by the person's id and name keeps both in its stored filter, until the
+    // erasure.
+    let mut by_person = everything.clone();
+    by_person["actor_ids"] = json!([PERSON]);
+    by_person["actor_names"] = json!([NAME]);
+    finished_export(&app, by_person).await;
 
     // A legal hold refuses the erasure, and nothing changes.
     json_ok(
