@@ -53,6 +53,25 @@ async fn locked_and_held(transaction: &Transaction<'_>, organization_id: Organiz
 }
 
 impl PostgresStore {
+    /// Commits a purge or erase step that succeeded. When it failed, or its commit did, the
+    /// appender forgets the log's cached right edge (the step may have appended a record that
+    /// did not commit).
+    async fn end_step<T>(
+        &self,
+        organization_id: OrganizationId,
+        transaction: Transaction<'_>,
+        step: Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let committed = match step {
+            Ok(step) => transaction.commit().await.map(|()| step).map_err(StoreError::from),
+            Err(error) => Err(error),
+        };
+        if committed.is_err() {
+            self.appender.forget(organization_id);
+        }
+        committed
+    }
+
     /// Appends one of Vellum's own records inside `transaction` (to a deleted organization's
     /// log too).
     async fn append_record(
@@ -319,19 +338,8 @@ impl RetentionStore for PostgresStore {
     ) -> Result<PurgeStep, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
-        match self.purge_in(&transaction, organization_id, rule, limit).await {
-            Ok(step) => {
-                if let Err(error) = transaction.commit().await {
-                    self.appender.forget(organization_id);
-                    return Err(error.into());
-                }
-                Ok(step)
-            }
-            Err(error) => {
-                self.appender.forget(organization_id);
-                Err(error)
-            }
-        }
+        let step = self.purge_in(&transaction, organization_id, rule, limit).await;
+        self.end_step(organization_id, transaction, step).await
     }
 
     async fn erase_step(
@@ -343,19 +351,8 @@ impl RetentionStore for PostgresStore {
     ) -> Result<EraseStep, StoreError> {
         let mut client = self.client().await?;
         let transaction = client.transaction().await?;
-        match self.erase_in(&transaction, organization_id, subject, by, limit).await {
-            Ok(step) => {
-                if let Err(error) = transaction.commit().await {
-                    self.appender.forget(organization_id);
-                    return Err(error.into());
-                }
-                Ok(step)
-            }
-            Err(error) => {
-                self.appender.forget(organization_id);
-                Err(error)
-            }
-        }
+        let step = self.erase_in(&transaction, organization_id, subject, by, limit).await;
+        self.end_step(organization_id, transaction, step).await
     }
 
     async fn reclaim_space(&self) -> Result<u64, StoreError> {
