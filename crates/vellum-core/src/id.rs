@@ -112,6 +112,11 @@ prefixed_id!(
     "audit_log_export_"
 );
 prefixed_id!(
+    /// Identifies a log stream: `audit_log_stream_` + ULID.
+    StreamId,
+    "audit_log_stream_"
+);
+prefixed_id!(
     /// Identifies an action, used as its list cursor: `ala_` + ULID.
     ActionId,
     "ala_"

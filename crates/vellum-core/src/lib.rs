@@ -25,6 +25,7 @@ pub mod schema;
 pub mod seal;
 mod secret_bytes;
 pub mod sign_in_throttle;
+pub mod stream;
 pub mod time_range;
 pub mod timestamp;
 pub mod validation;
@@ -33,7 +34,7 @@ pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 pub use event::{Event, EventInput};
 pub use id::{
     ActionId, ApiKeyId, AuditTrailActionId, AuditTrailEventId, EventId, ExportId, OperatorId, OrganizationDomainId,
-    OrganizationId, SchemaId,
+    OrganizationId, SchemaId, StreamId,
 };
 pub use organization::{DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate};
 pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};

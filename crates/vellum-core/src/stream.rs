@@ -1,0 +1,1368 @@
+//! Log streams: where an organization's events are delivered, the settings of each destination
+//! (the part shown back and the write-only secrets), the states a stream goes through, what is
+//! sent to each destination, how its answer is read, and when to try again.
+//!
+//! Everything here is pure: the delivery service draws the random bytes (signing secrets,
+//! jitter), reads the clock and does the I/O, and asks this module what to send and what an
+//! answer means.
+//!
+//! **Invariants:**
+//! - Secrets never appear in [`Destination`] (which is shown back and logged) and [`StreamSecrets`]'s
+//!   `Debug` prints none of them.
+//! - A batch is a run of consecutive deliverable events in log order; an encoder takes as many of
+//!   them as fit its destination's limits, and always at least one.
+//! - An answer is [`Verdict::Accepted`] only when the destination said it took the whole batch.
+
+use std::fmt;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use hmac::{Hmac, KeyInit, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+
+use crate::ValidationErrors;
+
+/// The destinations WorkOS names (`type` on the wire).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamType {
+    /// Datadog's logs intake (v2).
+    Datadog,
+    /// Splunk's HTTP Event Collector.
+    Splunk,
+    /// An Amazon S3 bucket.
+    S3,
+    /// A Google Cloud Storage bucket.
+    GoogleCloudStorage,
+    /// Any HTTPS endpoint, signed per Standard Webhooks.
+    GenericHttps,
+    /// Azure Monitor's Logs Ingestion API.
+    MicrosoftSentinel,
+    /// Snowflake's SQL API.
+    Snowflake,
+}
+
+impl StreamType {
+    /// Every type, in the order the docs list them.
+    pub const ALL: [Self; 7] = [
+        Self::Datadog,
+        Self::Splunk,
+        Self::S3,
+        Self::GoogleCloudStorage,
+        Self::GenericHttps,
+        Self::MicrosoftSentinel,
+        Self::Snowflake,
+    ];
+
+    /// The types this release delivers to.
+    pub const SERVED: [Self; 3] = [Self::Datadog, Self::Splunk, Self::GenericHttps];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Datadog => "Datadog",
+            Self::Splunk => "Splunk",
+            Self::S3 => "S3",
+            Self::GoogleCloudStorage => "GoogleCloudStorage",
+            Self::GenericHttps => "GenericHttps",
+            Self::MicrosoftSentinel => "MicrosoftSentinel",
+            Self::Snowflake => "Snowflake",
+        }
+    }
+
+    /// Parses the wire name (exactly).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.as_str() == text)
+    }
+
+    /// Whether this release delivers to this type.
+    pub fn is_served(self) -> bool {
+        Self::SERVED.contains(&self)
+    }
+}
+
+/// A stream's state, as WorkOS names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StreamState {
+    /// Delivering (or caught up).
+    Active,
+    /// The last delivery failed in a way worth retrying; retries continue, and the state goes
+    /// back to `active` with the first accepted batch.
+    Error,
+    /// The destination refused the credentials or the settings; nothing is retried until the
+    /// stream is updated.
+    Invalid,
+    /// Disabled by hand; its position is kept.
+    Inactive,
+}
+
+impl StreamState {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Error => "error",
+            Self::Invalid => "invalid",
+            Self::Inactive => "inactive",
+        }
+    }
+
+    /// Parses the wire name.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Active, Self::Error, Self::Invalid, Self::Inactive]
+            .into_iter()
+            .find(|state| state.as_str() == text)
+    }
+
+    /// Whether deliveries run in this state.
+    pub const fn delivers(self) -> bool {
+        matches!(self, Self::Active | Self::Error)
+    }
+}
+
+/// Datadog sites (WorkOS's regions, and the sites Datadog lists since).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatadogRegion {
+    /// `datadoghq.com`.
+    Us1,
+    /// `us3.datadoghq.com`.
+    Us3,
+    /// `us5.datadoghq.com`.
+    Us5,
+    /// `datadoghq.eu`.
+    Eu1,
+    /// `ap1.datadoghq.com`.
+    Ap1,
+    /// `ap2.datadoghq.com`.
+    Ap2,
+    /// `ddog-gov.com`.
+    Us1Fed,
+}
+
+impl DatadogRegion {
+    const ALL: [Self; 7] = [
+        Self::Us1,
+        Self::Us3,
+        Self::Us5,
+        Self::Eu1,
+        Self::Ap1,
+        Self::Ap2,
+        Self::Us1Fed,
+    ];
+
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Us1 => "US1",
+            Self::Us3 => "US3",
+            Self::Us5 => "US5",
+            Self::Eu1 => "EU1",
+            Self::Ap1 => "AP1",
+            Self::Ap2 => "AP2",
+            Self::Us1Fed => "US1-FED",
+        }
+    }
+
+    /// Parses the wire name, in any case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|region| region.as_str().eq_ignore_ascii_case(text))
+    }
+
+    /// The logs intake endpoint of the site.
+    pub const fn intake_url(self) -> &'static str {
+        match self {
+            Self::Us1 => "https://http-intake.logs.datadoghq.com/api/v2/logs",
+            Self::Us3 => "https://http-intake.logs.us3.datadoghq.com/api/v2/logs",
+            Self::Us5 => "https://http-intake.logs.us5.datadoghq.com/api/v2/logs",
+            Self::Eu1 => "https://http-intake.logs.datadoghq.eu/api/v2/logs",
+            Self::Ap1 => "https://http-intake.logs.ap1.datadoghq.com/api/v2/logs",
+            Self::Ap2 => "https://http-intake.logs.ap2.datadoghq.com/api/v2/logs",
+            Self::Us1Fed => "https://http-intake.logs.ddog-gov.com/api/v2/logs",
+        }
+    }
+}
+
+/// How a generic HTTPS destination receives a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// One JSON array of items (`application/json`).
+    Json,
+    /// One item per line (`application/x-ndjson`).
+    Ndjson,
+}
+
+impl BodyFormat {
+    /// The wire name.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Json => "json",
+            Self::Ndjson => "ndjson",
+        }
+    }
+}
+
+/// A destination and its settings that may be shown back (no secrets).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// Datadog's logs intake.
+    Datadog {
+        /// The site.
+        region: DatadogRegion,
+        /// An intake URL used instead of the site's (a proxy, or a test receiver).
+        url: Option<String>,
+        /// `ddsource` of every entry.
+        source: String,
+    },
+    /// Splunk's HTTP Event Collector.
+    Splunk {
+        /// The collector's base URL (`https://host:8088`); events go to `/services/collector/event`.
+        url: String,
+        /// The index events go to, when not the token's default.
+        index: Option<String>,
+        /// `source` of every event.
+        source: String,
+    },
+    /// Any HTTPS endpoint.
+    GenericHttps {
+        /// Where batches are posted.
+        url: String,
+        /// JSON array or NDJSON.
+        format: BodyFormat,
+        /// The names of the extra headers sent (their values are secrets).
+        header_names: Vec<String>,
+    },
+}
+
+impl Destination {
+    /// Its type.
+    pub const fn stream_type(&self) -> StreamType {
+        match self {
+            Self::Datadog { .. } => StreamType::Datadog,
+            Self::Splunk { .. } => StreamType::Splunk,
+            Self::GenericHttps { .. } => StreamType::GenericHttps,
+        }
+    }
+
+    /// The settings as shown back and stored in the clear: the `config` object of the wire.
+    pub fn to_json(&self) -> Value {
+        match self {
+            Self::Datadog { region, url, source } => {
+                let mut object = serde_json::json!({"region": region.as_str(), "source": source});
+                if let Some(url) = url {
+                    object["url"] = Value::from(url.as_str());
+                }
+                object
+            }
+            Self::Splunk { url, index, source } => {
+                let mut object = serde_json::json!({"url": url, "source": source});
+                if let Some(index) = index {
+                    object["index"] = Value::from(index.as_str());
+                }
+                object
+            }
+            Self::GenericHttps {
+                url,
+                format,
+                header_names,
+            } => serde_json::json!({"url": url, "format": format.as_str(), "header_names": header_names}),
+        }
+    }
+
+    /// Reads what [`Destination::to_json`] wrote.
+    pub fn from_json(kind: StreamType, value: &Value) -> Option<Self> {
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        Some(match kind {
+            StreamType::Datadog => Self::Datadog {
+                region: DatadogRegion::parse(value.get("region")?.as_str()?)?,
+                url: text("url"),
+                source: text("source")?,
+            },
+            StreamType::Splunk => Self::Splunk {
+                url: text("url")?,
+                index: text("index"),
+                source: text("source")?,
+            },
+            StreamType::GenericHttps => Self::GenericHttps {
+                url: text("url")?,
+                format: match value.get("format")?.as_str()? {
+                    "json" => BodyFormat::Json,
+                    "ndjson" => BodyFormat::Ndjson,
+                    _ => return None,
+                },
+                header_names: value
+                    .get("header_names")?
+                    .as_array()?
+                    .iter()
+                    .map(|name| name.as_str().map(str::to_owned))
+                    .collect::<Option<_>>()?,
+            },
+            _ => return None,
+        })
+    }
+
+    /// The URL requests go to.
+    pub fn endpoint(&self) -> String {
+        match self {
+            Self::Datadog { region, url, .. } => url.clone().unwrap_or_else(|| region.intake_url().to_owned()),
+            Self::Splunk { url, .. } => format!("{}/services/collector/event", url.trim_end_matches('/')),
+            Self::GenericHttps { url, .. } => url.clone(),
+        }
+    }
+}
+
+/// One signing secret of a generic HTTPS stream (`whsec_` + base64 of 32 bytes).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningSecret {
+    /// The 32 key bytes.
+    #[serde(with = "base64_bytes")]
+    pub key: Vec<u8>,
+    /// When a rotation replaced it: it keeps signing beside the new one until then plus
+    /// [`ROTATION_OVERLAP`] (milliseconds).
+    pub retired_at: Option<i64>,
+}
+
+impl SigningSecret {
+    /// The text shown once, `whsec_…`.
+    pub fn display(&self) -> String {
+        format!("whsec_{}", STANDARD.encode(&self.key))
+    }
+}
+
+/// How long a replaced signing secret keeps signing beside the new one.
+pub const ROTATION_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+
+/// A stream's write-only settings, stored encrypted.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamSecrets {
+    /// Datadog's API key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<String>,
+    /// Splunk's HEC token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Extra headers of a generic HTTPS stream (names and values).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<(String, String)>,
+    /// A generic HTTPS stream's signing secrets, newest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signing_secrets: Vec<SigningSecret>,
+}
+
+impl fmt::Debug for StreamSecrets {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter
+            .debug_struct("StreamSecrets")
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "headers",
+                &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .field("signing_secrets", &self.signing_secrets.len())
+            .finish()
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Longest URL accepted.
+pub const MAX_URL_LENGTH: usize = 2_048;
+/// Longest secret, header value, index or source accepted.
+pub const MAX_SETTING_LENGTH: usize = 4_096;
+/// Most extra headers of a generic HTTPS stream.
+pub const MAX_HEADERS: usize = 20;
+/// Streams one organization may have.
+pub const MAX_STREAMS_PER_ORGANIZATION: usize = 10;
+
+/// Headers a stream may not set: Vellum sets them, or they would change how the request is framed.
+const RESERVED_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "transfer-encoding",
+    "connection",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+
+/// What a create or an update asks for, read from the wire's `config`.
+#[derive(Debug)]
+pub struct ParsedSettings {
+    /// The settings shown back.
+    pub destination: Destination,
+    /// The write-only ones (secrets given now, or kept from before).
+    pub secrets: StreamSecrets,
+}
+
+/// Reads a `config` object for `kind`. On an update, `previous` supplies secrets that are not
+/// given again. `allow_plain_http` admits `http://` URLs (only with the operator's setting for
+/// private destinations, for development and tests).
+pub fn parse_settings(
+    kind: StreamType,
+    config: &Value,
+    previous: Option<&StreamSecrets>,
+    allow_plain_http: bool,
+) -> Result<ParsedSettings, ValidationErrors> {
+    let mut errors = ValidationErrors::new();
+    let Some(object) = config.as_object() else {
+        errors.push("config", "invalid_type", "config must be an object");
+        return Err(errors);
+    };
+    let known: &[&str] = match kind {
+        StreamType::Datadog => &["region", "api_key", "url", "source"],
+        StreamType::Splunk => &["url", "token", "index", "source"],
+        StreamType::GenericHttps => &["url", "format", "headers"],
+        _ => &[],
+    };
+    for name in object.keys() {
+        if !known.contains(&name.as_str()) {
+            errors.push(
+                format!("config.{}", clip(name)),
+                "unknown_field",
+                format!("{} streams have no setting with this name", kind.as_str()),
+            );
+        }
+    }
+    let previous = previous.cloned().unwrap_or_default();
+    let parsed = match kind {
+        StreamType::Datadog => {
+            let region = match object.get("region") {
+                None => Some(DatadogRegion::Us1),
+                Some(value) => match value.as_str().and_then(DatadogRegion::parse) {
+                    Some(region) => Some(region),
+                    None => {
+                        errors.push(
+                            "config.region",
+                            "invalid",
+                            "region must be one of US1, US3, US5, EU1, AP1, AP2, US1-FED",
+                        );
+                        None
+                    }
+                },
+            };
+            let url = optional_url(object, "url", allow_plain_http, &mut errors);
+            let source = optional_text(object, "source", &mut errors).unwrap_or_else(|| "vellum".to_owned());
+            let api_key = secret(object, "api_key", previous.api_key, &mut errors);
+            region.map(|region| ParsedSettings {
+                destination: Destination::Datadog { region, url, source },
+                secrets: StreamSecrets {
+                    api_key,
+                    ..StreamSecrets::default()
+                },
+            })
+        }
+        StreamType::Splunk => {
+            let url = required_url(object, "url", allow_plain_http, &mut errors);
+            let index = optional_text(object, "index", &mut errors);
+            let source = optional_text(object, "source", &mut errors).unwrap_or_else(|| "vellum".to_owned());
+            let token = secret(object, "token", previous.token, &mut errors);
+            url.map(|url| ParsedSettings {
+                destination: Destination::Splunk { url, index, source },
+                secrets: StreamSecrets {
+                    token,
+                    ..StreamSecrets::default()
+                },
+            })
+        }
+        StreamType::GenericHttps => {
+            let url = required_url(object, "url", allow_plain_http, &mut errors);
+            let format = match object.get("format").map(Value::as_str) {
+                None | Some(Some("json")) => BodyFormat::Json,
+                Some(Some("ndjson")) => BodyFormat::Ndjson,
+                Some(_) => {
+                    errors.push("config.format", "invalid", "format must be `json` or `ndjson`");
+                    BodyFormat::Json
+                }
+            };
+            let headers = match object.get("headers") {
+                None => previous.headers.clone(),
+                Some(value) => headers(value, &mut errors),
+            };
+            url.map(|url| ParsedSettings {
+                destination: Destination::GenericHttps {
+                    url,
+                    format,
+                    header_names: headers.iter().map(|(name, _)| name.clone()).collect(),
+                },
+                secrets: StreamSecrets {
+                    headers,
+                    signing_secrets: previous.signing_secrets.clone(),
+                    ..StreamSecrets::default()
+                },
+            })
+        }
+        other => {
+            errors.push(
+                "type",
+                "unsupported_stream_type",
+                format!(
+                    "{} streams are not delivered by this release; use one of {}",
+                    other.as_str(),
+                    served_list()
+                ),
+            );
+            None
+        }
+    };
+    match parsed {
+        Some(parsed) if errors.is_empty() => Ok(parsed),
+        _ => Err(errors),
+    }
+}
+
+/// The served types, for messages.
+pub fn served_list() -> String {
+    StreamType::SERVED.map(StreamType::as_str).join(", ")
+}
+
+fn clip(text: &str) -> String {
+    text.chars().take(64).collect()
+}
+
+fn optional_text(object: &Map<String, Value>, name: &str, errors: &mut ValidationErrors) -> Option<String> {
+    match object.get(name)? {
+        Value::Null => None,
+        Value::String(text) if text.is_empty() || text.len() > MAX_SETTING_LENGTH => {
+            errors.push(
+                format!("config.{name}"),
+                "invalid_length",
+                format!("{name} must be 1 to {MAX_SETTING_LENGTH} bytes"),
+            );
+            None
+        }
+        Value::String(text) if crate::validation::has_control_characters(text) => {
+            errors.push(
+                format!("config.{name}"),
+                "invalid",
+                format!("{name} must not contain control characters"),
+            );
+            None
+        }
+        Value::String(text) => Some(text.clone()),
+        _ => {
+            errors.push(
+                format!("config.{name}"),
+                "invalid_type",
+                format!("{name} must be a string"),
+            );
+            None
+        }
+    }
+}
+
+/// A secret given now, else the one kept from before; required either way.
+fn secret(
+    object: &Map<String, Value>,
+    name: &str,
+    previous: Option<String>,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
+    let given = optional_text(object, name, errors);
+    if given.is_none() && previous.is_none() && !object.contains_key(name) {
+        errors.push(format!("config.{name}"), "required", format!("{name} is required"));
+    }
+    given.or(previous)
+}
+
+fn required_url(
+    object: &Map<String, Value>,
+    name: &str,
+    allow_plain_http: bool,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
+    if !object.contains_key(name) {
+        errors.push(format!("config.{name}"), "required", format!("{name} is required"));
+        return None;
+    }
+    optional_url(object, name, allow_plain_http, errors)
+}
+
+fn optional_url(
+    object: &Map<String, Value>,
+    name: &str,
+    allow_plain_http: bool,
+    errors: &mut ValidationErrors,
+) -> Option<String> {
+    let text = optional_text(object, name, errors)?;
+    match check_url(&text, allow_plain_http) {
+        Ok(()) => Some(text),
+        Err(message) => {
+            errors.push(format!("config.{name}"), "invalid_url", message);
+            None
+        }
+    }
+}
+
+/// The rules for a destination URL: absolute, `https` (or `http` when allowed), a host, no user
+/// name or password (credentials belong in the secrets), at most [`MAX_URL_LENGTH`] bytes.
+pub fn check_url(text: &str, allow_plain_http: bool) -> Result<(), String> {
+    if text.len() > MAX_URL_LENGTH {
+        return Err(format!("the URL must be at most {MAX_URL_LENGTH} bytes"));
+    }
+    let url = url::Url::parse(text).map_err(|error| format!("not an absolute URL: {error}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_plain_http => {}
+        "http" => {
+            return Err(
+                "the URL must use https (plain http only with the operator's private-destinations setting)".to_owned(),
+            );
+        }
+        _ => return Err("the URL must use https".to_owned()),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("the URL has no host".to_owned());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL must not carry a user name or password; put credentials in the settings".to_owned());
+    }
+    if url.fragment().is_some() {
+        return Err("the URL must not have a fragment".to_owned());
+    }
+    Ok(())
+}
+
+fn headers(value: &Value, errors: &mut ValidationErrors) -> Vec<(String, String)> {
+    let Some(object) = value.as_object() else {
+        errors.push(
+            "config.headers",
+            "invalid_type",
+            "headers must be an object of names to values",
+        );
+        return Vec::new();
+    };
+    if object.len() > MAX_HEADERS {
+        errors.push("config.headers", "too_many", format!("at most {MAX_HEADERS} headers"));
+        return Vec::new();
+    }
+    let mut headers = Vec::new();
+    for (name, value) in object {
+        let field = format!("config.headers.{}", clip(name));
+        let valid_name = !name.is_empty()
+            && name.len() <= 128
+            && name
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&byte));
+        if !valid_name {
+            errors.push(
+                field,
+                "invalid",
+                "a header name must be an HTTP token of at most 128 bytes",
+            );
+            continue;
+        }
+        if RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            errors.push(field, "reserved", "Vellum sets this header itself");
+            continue;
+        }
+        match value.as_str() {
+            Some(text)
+                if text.len() <= MAX_SETTING_LENGTH
+                    && text.bytes().all(|byte| byte == b'\t' || (0x20..0x7f).contains(&byte)) =>
+            {
+                headers.push((name.clone(), text.to_owned()));
+            }
+            _ => errors.push(
+                field,
+                "invalid",
+                format!("a header value must be visible ASCII text of at most {MAX_SETTING_LENGTH} bytes"),
+            ),
+        }
+    }
+    headers
+}
+
+/// Whether a destination may be reached at this address without the operator's setting for
+/// private destinations: not loopback, private, shared (CGNAT), link-local (cloud metadata
+/// services live there), unspecified, multicast, broadcast, documentation or reserved space,
+/// nor an IPv6 form that embeds such an IPv4 address.
+pub fn is_public_address(address: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    fn public_v4(address: Ipv4Addr) -> bool {
+        let [a, b, c, _] = address.octets();
+        !(a == 0
+            || a == 10
+            || a == 127
+            || (a == 100 && (64..128).contains(&b))
+            || (a == 169 && b == 254)
+            || (a == 172 && (16..32).contains(&b))
+            || (a == 192 && b == 168)
+            || (a == 192 && b == 0 && (c == 0 || c == 2))
+            || (a == 198 && (b == 18 || b == 19))
+            || (a == 198 && b == 51 && c == 100)
+            || (a == 203 && b == 0 && c == 113)
+            || a >= 224)
+    }
+    match address {
+        IpAddr::V4(address) => public_v4(address),
+        IpAddr::V6(address) => {
+            if let Some(mapped) = address.to_ipv4_mapped() {
+                return public_v4(mapped);
+            }
+            let segments = address.segments();
+            // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d).
+            if (segments[0] == 0x64 && segments[1] == 0xff9b && segments[2..6] == [0; 4]) || segments[..6] == [0; 6] {
+                let embedded = Ipv4Addr::new(
+                    (segments[6] >> 8) as u8,
+                    segments[6] as u8,
+                    (segments[7] >> 8) as u8,
+                    segments[7] as u8,
+                );
+                return public_v4(embedded);
+            }
+            !(address.is_loopback()
+                || address.is_unspecified()
+                || address.is_multicast()
+                || (segments[0] & 0xfe00) == 0xfc00
+                || (segments[0] & 0xffc0) == 0xfe80
+                || (segments[0] & 0xffc0) == 0xfec0
+                || (segments[0] == 0x2001 && segments[1] == 0x0db8))
+        }
+    }
+}
+
+/// One event to deliver: its position and the JSON the API returns for it.
+#[derive(Clone, Debug)]
+pub struct StreamItem {
+    /// Its position in the organization's log.
+    pub log_index: u64,
+    /// When it occurred (milliseconds since the epoch).
+    pub occurred_at_millis: i64,
+    /// The event as the API renders it, `log_index` included.
+    pub event: Value,
+}
+
+/// One request to make.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    /// Where to.
+    pub url: String,
+    /// Headers, secrets included (never log them).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+    /// How many of the items given it carries (from the first).
+    pub items: usize,
+}
+
+/// Limits of one request, per destination.
+struct Limits {
+    items: usize,
+    bytes: usize,
+}
+
+const fn limits(kind: StreamType) -> Limits {
+    match kind {
+        // Datadog: 1,000 entries and 5 MB per request.
+        StreamType::Datadog => Limits {
+            items: 1_000,
+            bytes: 4_500_000,
+        },
+        // Splunk's own forwarders send about 1 MB per request.
+        StreamType::Splunk => Limits {
+            items: 1_000,
+            bytes: 1_000_000,
+        },
+        _ => Limits {
+            items: 500,
+            bytes: 1_000_000,
+        },
+    }
+}
+
+/// Builds the request carrying the first items of `items` that fit the destination's limits (at
+/// least one). `message_id` names the batch for receivers (stable across retries of the same
+/// batch), `now_seconds` is the signing time.
+pub fn encode(
+    destination: &Destination,
+    secrets: &StreamSecrets,
+    items: &[StreamItem],
+    message_id: &str,
+    now_seconds: i64,
+) -> Delivery {
+    let kind = destination.stream_type();
+    let limits = limits(kind);
+    let mut entries: Vec<Vec<u8>> = Vec::new();
+    let mut size = 2;
+    for item in items.iter().take(limits.items) {
+        let entry = match destination {
+            Destination::Datadog { source, .. } => serde_json::json!({
+                "message": item.event,
+                "ddsource": source,
+                "service": "audit-logs",
+            }),
+            Destination::Splunk { index, source, .. } => {
+                let mut envelope = serde_json::json!({
+                    // Epoch seconds with milliseconds, as HEC reads `time`.
+                    "time": item.occurred_at_millis as f64 / 1_000.0,
+                    "source": source,
+                    "sourcetype": "_json",
+                    "event": item.event,
+                });
+                if let Some(index) = index {
+                    envelope["index"] = Value::from(index.as_str());
+                }
+                envelope
+            }
+            Destination::GenericHttps { .. } => item.event.clone(),
+        };
+        let bytes = serde_json::to_vec(&entry).expect("JSON values serialize");
+        if !entries.is_empty() && size + bytes.len() + 1 > limits.bytes {
+            break;
+        }
+        size += bytes.len() + 1;
+        entries.push(bytes);
+    }
+    let count = entries.len();
+    let mut headers = Vec::new();
+    let body = match destination {
+        Destination::Datadog { .. } => {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            if let Some(key) = &secrets.api_key {
+                headers.push(("dd-api-key".to_owned(), key.clone()));
+            }
+            json_array(&entries)
+        }
+        Destination::Splunk { .. } => {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            if let Some(token) = &secrets.token {
+                headers.push(("authorization".to_owned(), format!("Splunk {token}")));
+            }
+            // HEC takes a batch as envelopes one after another.
+            lines(&entries)
+        }
+        Destination::GenericHttps { format, .. } => {
+            let body = match format {
+                BodyFormat::Json => {
+                    headers.push(("content-type".to_owned(), "application/json".to_owned()));
+                    json_array(&entries)
+                }
+                BodyFormat::Ndjson => {
+                    headers.push(("content-type".to_owned(), "application/x-ndjson".to_owned()));
+                    lines(&entries)
+                }
+            };
+            headers.extend(secrets.headers.iter().cloned());
+            let keys: Vec<&[u8]> = signing_keys(secrets, now_seconds.saturating_mul(1_000));
+            headers.push(("webhook-id".to_owned(), message_id.to_owned()));
+            headers.push(("webhook-timestamp".to_owned(), now_seconds.to_string()));
+            headers.push((
+                "webhook-signature".to_owned(),
+                keys.iter()
+                    .map(|key| webhook_signature(key, message_id, now_seconds, &body))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ));
+            body
+        }
+    };
+    Delivery {
+        url: destination.endpoint(),
+        headers,
+        body,
+        items: count,
+    }
+}
+
+fn json_array(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(entries.iter().map(|entry| entry.len() + 1).sum::<usize>() + 2);
+    body.push(b'[');
+    for (position, entry) in entries.iter().enumerate() {
+        if position > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(entry);
+    }
+    body.push(b']');
+    body
+}
+
+fn lines(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(entries.iter().map(|entry| entry.len() + 1).sum());
+    for entry in entries {
+        body.extend_from_slice(entry);
+        body.push(b'\n');
+    }
+    body
+}
+
+/// The secrets that sign at `now_millis`: the newest, and replaced ones within their overlap.
+fn signing_keys(secrets: &StreamSecrets, now_millis: i64) -> Vec<&[u8]> {
+    let overlap = i64::try_from(ROTATION_OVERLAP.as_millis()).unwrap_or(i64::MAX);
+    secrets
+        .signing_secrets
+        .iter()
+        .filter(|secret| {
+            secret
+                .retired_at
+                .is_none_or(|retired| now_millis < retired.saturating_add(overlap))
+        })
+        .map(|secret| secret.key.as_slice())
+        .collect()
+}
+
+/// Standard Webhooks' symmetric signature: `v1,` + base64 of HMAC-SHA256 over
+/// `{id}.{timestamp}.{body}`.
+pub fn webhook_signature(key: &[u8], message_id: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes keys of any length");
+    mac.update(message_id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// What a destination's answer means.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The batch was taken: advance.
+    Accepted,
+    /// Try again later (after `retry_after` when the destination said so).
+    Retry {
+        /// Why, for the stream's `error`.
+        reason: String,
+        /// The destination's `Retry-After`, when given.
+        retry_after: Option<Duration>,
+    },
+    /// The credentials or settings are refused: stop until the stream is updated.
+    Invalid {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The longest `Retry-After` honoured; a longer one is cut to this.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3_600);
+
+/// Reads a destination's answer: its status, its `Retry-After` (seconds or an HTTP date, given
+/// with `now_seconds`), and the start of its body.
+pub fn judge(kind: StreamType, status: u16, retry_after: Option<&str>, body: &[u8], now_seconds: i64) -> Verdict {
+    let retry_after = retry_after.and_then(|value| parse_retry_after(value, now_seconds));
+    let snippet = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_owned();
+    let said = if snippet.is_empty() {
+        String::new()
+    } else {
+        format!(": {snippet}")
+    };
+    if (200..300).contains(&status) {
+        return Verdict::Accepted;
+    }
+    if kind == StreamType::Splunk
+        && let Some(code) = splunk_code(body)
+    {
+        return match code {
+            // Token disabled, required, invalid authorization, invalid token, incorrect index.
+            1..=4 | 7 => Verdict::Invalid {
+                reason: format!("Splunk refused the request (HTTP {status}, code {code}){said}"),
+            },
+            // Internal error, server busy.
+            8 | 9 => Verdict::Retry {
+                reason: format!("Splunk is unavailable (HTTP {status}, code {code}){said}"),
+                retry_after,
+            },
+            _ => Verdict::Invalid {
+                reason: format!("Splunk refused the data (HTTP {status}, code {code}){said}"),
+            },
+        };
+    }
+    match status {
+        401 | 403 => Verdict::Invalid {
+            reason: format!("the destination refused the credentials (HTTP {status}){said}"),
+        },
+        300..=399 => Verdict::Invalid {
+            reason: format!("the destination answered a redirect (HTTP {status}); give the final URL"),
+        },
+        404 | 405 | 410 => Verdict::Invalid {
+            reason: format!("the destination has no such endpoint (HTTP {status}){said}"),
+        },
+        408 | 409 | 425 | 429 | 500..=599 => Verdict::Retry {
+            reason: format!("the destination is unavailable (HTTP {status}){said}"),
+            retry_after,
+        },
+        _ => Verdict::Invalid {
+            reason: format!("the destination refused the batch (HTTP {status}){said}"),
+        },
+    }
+}
+
+fn splunk_code(body: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<Value>(body).ok()?.get("code")?.as_u64()
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at [`MAX_RETRY_AFTER`].
+pub fn parse_retry_after(value: &str, now_seconds: i64) -> Option<Duration> {
+    let value = value.trim();
+    let seconds = if let Ok(seconds) = value.parse::<u64>() {
+        seconds
+    } else {
+        let date = time::OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822).ok()?;
+        u64::try_from(date.unix_timestamp().saturating_sub(now_seconds)).unwrap_or(0)
+    };
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// The first retry's base delay.
+pub const FIRST_RETRY: Duration = Duration::from_secs(1);
+/// The longest delay between retries without a `Retry-After`.
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// The shortest wait even when `Retry-After` says 0 (no busy loop against a destination).
+pub const MIN_RETRY_AFTER: Duration = Duration::from_millis(200);
+
+/// How long to wait before attempt `failures + 1`: exponential from [`FIRST_RETRY`], capped at
+/// [`MAX_RETRY`], with "equal jitter" (`jitter` in `[0, 1]` picks a point in the upper half);
+/// when the destination gave a `Retry-After`, that instead (at least [`MIN_RETRY_AFTER`]).
+pub fn retry_delay(failures: u32, jitter: f64, retry_after: Option<Duration>) -> Duration {
+    let exponent = failures.saturating_sub(1).min(20);
+    let base = FIRST_RETRY.saturating_mul(1 << exponent).min(MAX_RETRY);
+    let jittered = base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0));
+    retry_after.map_or(jittered, |after| after.max(MIN_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(log_index: u64) -> StreamItem {
+        StreamItem {
+            log_index,
+            occurred_at_millis: 1_700_000_000_123,
+            event: serde_json::json!({"id": format!("e{log_index}"), "log_index": log_index}),
+        }
+    }
+
+    #[test]
+    fn private_and_special_addresses_are_not_public() {
+        for address in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fd00:ec2::254",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "::7f00:1",
+            "2001:db8::1",
+            "ff02::1",
+        ] {
+            assert!(!is_public_address(address.parse().unwrap()), "{address}");
+        }
+        for address in [
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700::1111",
+            "::ffff:1.1.1.1",
+        ] {
+            assert!(is_public_address(address.parse().unwrap()), "{address}");
+        }
+    }
+
+    #[test]
+    fn types_and_states_round_trip_their_wire_names() {
+        for kind in StreamType::ALL {
+            assert_eq!(StreamType::parse(kind.as_str()), Some(kind));
+        }
+        assert_eq!(StreamType::parse("datadog"), None);
+        for state in [
+            StreamState::Active,
+            StreamState::Error,
+            StreamState::Invalid,
+            StreamState::Inactive,
+        ] {
+            assert_eq!(StreamState::parse(state.as_str()), Some(state));
+        }
+        assert!(StreamState::Error.delivers());
+        assert!(!StreamState::Invalid.delivers());
+    }
+
+    #[test]
+    fn settings_are_checked_and_secrets_kept_apart() {
+        let parsed = parse_settings(
+            StreamType::Datadog,
+            &serde_json::json!({"region": "eu1", "api_key": "k"}),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.destination.to_json(),
+            serde_json::json!({"region": "EU1", "source": "vellum"})
+        );
+        assert_eq!(parsed.secrets.api_key.as_deref(), Some("k"));
+        assert!(!format!("{:?}", parsed.secrets).contains("\"k\""));
+
+        let refused = parse_settings(StreamType::Datadog, &serde_json::json!({"region": "Mars"}), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(refused.contains("region"), "{refused}");
+        assert!(refused.contains("api_key"), "{refused}");
+
+        // An update keeps the secret it does not repeat.
+        let previous = parsed.secrets;
+        let updated = parse_settings(
+            StreamType::Datadog,
+            &serde_json::json!({"region": "US3"}),
+            Some(&previous),
+            false,
+        )
+        .unwrap();
+        assert_eq!(updated.secrets.api_key.as_deref(), Some("k"));
+
+        for (url, plain) in [
+            ("http://example.com/hook", false),
+            ("ftp://example.com/", true),
+            ("https://user:pw@example.com/", false),
+            ("not a url", false),
+            ("https://example.com/#x", false),
+        ] {
+            assert!(
+                parse_settings(StreamType::GenericHttps, &serde_json::json!({"url": url}), None, plain).is_err(),
+                "{url}"
+            );
+        }
+        assert!(
+            parse_settings(
+                StreamType::GenericHttps,
+                &serde_json::json!({"url": "http://127.0.0.1:1/"}),
+                None,
+                true
+            )
+            .is_ok()
+        );
+        let reserved = parse_settings(
+            StreamType::GenericHttps,
+            &serde_json::json!({"url": "https://example.com/", "headers": {"Webhook-Signature": "x"}}),
+            None,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(reserved.contains("Vellum sets this header"), "{reserved}");
+        let unsupported = parse_settings(StreamType::S3, &serde_json::json!({}), None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(unsupported.contains("GenericHttps"), "{unsupported}");
+    }
+
+    #[test]
+    fn destinations_round_trip_their_stored_form() {
+        for (kind, config) in [
+            (
+                StreamType::Datadog,
+                serde_json::json!({"region": "AP1", "api_key": "k", "url": "https://x.test/"}),
+            ),
+            (
+                StreamType::Splunk,
+                serde_json::json!({"url": "https://s.test:8088", "token": "t", "index": "main"}),
+            ),
+            (
+                StreamType::GenericHttps,
+                serde_json::json!({"url": "https://h.test/", "format": "ndjson", "headers": {"X-A": "1"}}),
+            ),
+        ] {
+            let parsed = parse_settings(kind, &config, None, false).unwrap();
+            assert_eq!(
+                Destination::from_json(kind, &parsed.destination.to_json()),
+                Some(parsed.destination)
+            );
+        }
+    }
+
+    #[test]
+    fn generic_batches_are_signed_per_standard_webhooks() {
+        let secrets = StreamSecrets {
+            signing_secrets: vec![
+                SigningSecret {
+                    key: vec![7; 32],
+                    retired_at: None,
+                },
+                SigningSecret {
+                    key: vec![9; 32],
+                    retired_at: Some(0),
+                },
+            ],
+            headers: vec![("X-Team".to_owned(), "a".to_owned())],
+            ..StreamSecrets::default()
+        };
+        let destination = Destination::GenericHttps {
+            url: "https://h.test/".to_owned(),
+            format: BodyFormat::Json,
+            header_names: vec!["X-Team".to_owned()],
+        };
+        let items = [item(0), item(1)];
+        let delivery = encode(&destination, &secrets, &items, "msg_1", 1_700_000_000);
+        assert_eq!(delivery.items, 2);
+        let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert_eq!(body[1]["log_index"], 1);
+        let header = |name: &str| {
+            delivery
+                .headers
+                .iter()
+                .find(|(key, _)| key == name)
+                .map(|(_, value)| value.clone())
+                .unwrap()
+        };
+        assert_eq!(header("X-Team"), "a");
+        // Only the current secret signs: the retired one's overlap ended long ago.
+        assert_eq!(
+            header("webhook-signature"),
+            webhook_signature(&[7; 32], "msg_1", 1_700_000_000, &delivery.body)
+        );
+        // The signature is Standard Webhooks' (checked against an independent computation).
+        let mut mac = Hmac::<Sha256>::new_from_slice(&[7; 32]).unwrap();
+        mac.update(format!("msg_1.1700000000.{}", String::from_utf8_lossy(&delivery.body)).as_bytes());
+        assert_eq!(
+            header("webhook-signature"),
+            format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+        );
+        // Within the overlap both sign.
+        let mut rotated = secrets;
+        rotated.signing_secrets[1].retired_at = Some(1_700_000_000_000 - 1_000);
+        let both = encode(&destination, &rotated, &items, "msg_1", 1_700_000_000);
+        let signature = both
+            .headers
+            .iter()
+            .find(|(key, _)| key == "webhook-signature")
+            .unwrap()
+            .1
+            .clone();
+        assert_eq!(signature.split(' ').count(), 2);
+    }
+
+    #[test]
+    fn batches_respect_the_destination_limits() {
+        let destination = Destination::Datadog {
+            region: DatadogRegion::Us1,
+            url: None,
+            source: "s".to_owned(),
+        };
+        let secrets = StreamSecrets {
+            api_key: Some("k".to_owned()),
+            ..StreamSecrets::default()
+        };
+        let items: Vec<_> = (0..1_500).map(item).collect();
+        let delivery = encode(&destination, &secrets, &items, "m", 0);
+        assert_eq!(delivery.items, 1_000);
+        let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert_eq!(body[999]["message"]["log_index"], 999);
+        assert_eq!(body[0]["service"], "audit-logs");
+        // One item larger than the limit still goes alone.
+        let mut huge = item(0);
+        huge.event["blob"] = Value::from("x".repeat(5_000_000));
+        assert_eq!(encode(&destination, &secrets, &[huge, item(1)], "m", 0).items, 1);
+
+        let splunk = Destination::Splunk {
+            url: "https://s.test:8088/".to_owned(),
+            index: Some("audit".to_owned()),
+            source: "vellum".to_owned(),
+        };
+        let secrets = StreamSecrets {
+            token: Some("t".to_owned()),
+            ..StreamSecrets::default()
+        };
+        let delivery = encode(&splunk, &secrets, &items[..2], "m", 0);
+        assert_eq!(delivery.url, "https://s.test:8088/services/collector/event");
+        let envelopes: Vec<Value> = serde_json::Deserializer::from_slice(&delivery.body)
+            .into_iter()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(envelopes.len(), 2);
+        assert_eq!(envelopes[0]["time"].to_string(), "1700000000.123");
+        assert_eq!(envelopes[0]["index"], "audit");
+        assert!(
+            delivery
+                .headers
+                .contains(&("authorization".to_owned(), "Splunk t".to_owned()))
+        );
+    }
+
+    #[test]
+    fn answers_are_judged() {
+        assert_eq!(judge(StreamType::Datadog, 202, None, b"{}", 0), Verdict::Accepted);
+        assert!(matches!(
+            judge(StreamType::Datadog, 403, None, b"", 0),
+            Verdict::Invalid { .. }
+        ));
+        assert_eq!(
+            judge(StreamType::GenericHttps, 503, Some("7"), b"", 0),
+            Verdict::Retry {
+                reason: "the destination is unavailable (HTTP 503)".to_owned(),
+                retry_after: Some(Duration::from_secs(7))
+            }
+        );
+        assert!(matches!(
+            judge(
+                StreamType::Splunk,
+                403,
+                None,
+                br#"{"text":"Invalid token","code":4}"#,
+                0
+            ),
+            Verdict::Invalid { .. }
+        ));
+        assert!(matches!(
+            judge(
+                StreamType::Splunk,
+                503,
+                None,
+                br#"{"text":"Server is busy","code":9}"#,
+                0
+            ),
+            Verdict::Retry { .. }
+        ));
+        assert!(matches!(
+            judge(StreamType::GenericHttps, 302, None, b"", 0),
+            Verdict::Invalid { .. }
+        ));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777 - 10),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(parse_retry_after("999999", 0), Some(MAX_RETRY_AFTER));
+        assert_eq!(parse_retry_after("soon", 0), None);
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_with_jitter_and_honour_retry_after() {
+        assert_eq!(retry_delay(1, 1.0, None), Duration::from_secs(1));
+        assert_eq!(retry_delay(1, 0.0, None), Duration::from_millis(500));
+        assert_eq!(retry_delay(4, 1.0, None), Duration::from_secs(8));
+        assert_eq!(retry_delay(40, 1.0, None), MAX_RETRY);
+        assert_eq!(
+            retry_delay(1, 0.5, Some(Duration::from_secs(30))),
+            Duration::from_secs(30)
+        );
+    }
+}
