@@ -848,12 +848,158 @@ pub trait ExportStore: Send + Sync {
     ) -> Result<Export, StoreError>;
 }
 
+/// A log stream as stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Stream {
+    /// Its id.
+    pub id: vellum_core::StreamId,
+    /// Whose events it delivers.
+    pub organization_id: OrganizationId,
+    /// Where to, with the settings shown back.
+    pub destination: vellum_core::stream::Destination,
+    /// The write-only settings, sealed by the streams service (opaque to the store).
+    pub sealed_secrets: Vec<u8>,
+    /// Its state.
+    pub state: vellum_core::stream::StreamState,
+    /// The next log position to deliver.
+    pub cursor: u64,
+    /// Deliveries failed in a row.
+    pub failures: u32,
+    /// Why the last delivery failed, while it is `error` or `invalid`.
+    pub error: Option<String>,
+    /// No delivery before this time (a retry's backoff).
+    pub next_attempt_at: Option<Timestamp>,
+    /// When a destination last accepted a batch.
+    pub last_synced_at: Option<Timestamp>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When its settings or state were last changed by hand.
+    pub updated_at: Timestamp,
+}
+
+/// A stream to create.
+#[derive(Clone, Debug)]
+pub struct NewStream {
+    /// Whose events.
+    pub organization_id: OrganizationId,
+    /// Where to.
+    pub destination: vellum_core::stream::Destination,
+    /// The sealed write-only settings.
+    pub sealed_secrets: Vec<u8>,
+    /// `Active`, or `Inactive` to create it disabled.
+    pub state: vellum_core::stream::StreamState,
+    /// The first log position to deliver.
+    pub cursor: u64,
+}
+
+/// A stream's new settings (an update replaces them whole).
+#[derive(Clone, Debug)]
+pub struct StreamChange {
+    /// Where to (the type never changes).
+    pub destination: vellum_core::stream::Destination,
+    /// The sealed write-only settings.
+    pub sealed_secrets: Vec<u8>,
+    /// `Active` or `Inactive`. Either clears a failure: the next delivery is tried at once.
+    pub state: vellum_core::stream::StreamState,
+}
+
+/// How a delivery ended, recorded by the worker holding the stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeliveryOutcome {
+    /// The destination accepted positions up to `next` (exclusive): the cursor moves there, the
+    /// stream is `active` again, and the worker keeps it until `lease_until`.
+    Delivered {
+        /// The new cursor.
+        next: u64,
+        /// The worker's lease, extended.
+        lease_until: Timestamp,
+    },
+    /// It failed: the stream becomes `error` (retried from `next_attempt_at`) or `invalid`, and
+    /// the worker lets it go.
+    Failed {
+        /// `Error` or `Invalid`.
+        state: vellum_core::stream::StreamState,
+        /// Why.
+        reason: String,
+        /// The earliest retry.
+        next_attempt_at: Option<Timestamp>,
+    },
+}
+
+/// Log streams: their settings, and their deliveries claimed under a lease.
+#[async_trait]
+pub trait StreamStore: Send + Sync {
+    /// Creates a stream (the organization must exist and not be deleted).
+    async fn create_stream(&self, stream: NewStream) -> Result<Stream, StoreError>;
+
+    /// A stream of a live organization.
+    async fn get_stream(&self, id: vellum_core::StreamId) -> Result<Stream, StoreError>;
+
+    /// An organization's streams, oldest first.
+    async fn list_streams(&self, organization_id: OrganizationId) -> Result<Vec<Stream>, StoreError>;
+
+    /// Replaces a stream's settings and state; clears its failures.
+    async fn update_stream(&self, id: vellum_core::StreamId, change: StreamChange) -> Result<Stream, StoreError>;
+
+    /// Deletes a stream.
+    async fn delete_stream(&self, id: vellum_core::StreamId) -> Result<(), StoreError>;
+
+    /// Moves a stream's cursor to `from` (at most the log's size) and clears its backoff; a
+    /// delivery in flight then fails to record its outcome, so nothing it sent moves the cursor.
+    async fn replay_stream(&self, id: vellum_core::StreamId, from: u64) -> Result<Stream, StoreError>;
+
+    /// The log position of the first event (in log order) that occurred at or after `since`, or
+    /// the log's size when none did.
+    async fn first_position_since(&self, organization_id: OrganizationId, since: Timestamp) -> Result<u64, StoreError>;
+
+    /// Leases to `worker`, until `lease_until`, the stream that waited longest among those that
+    /// deliver, whose backoff is over, that nobody holds, and that have an event at or after
+    /// their cursor.
+    async fn claim_stream(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<Stream>, StoreError>;
+
+    /// Records how a delivery from `from` ended. `Conflict` when `worker` no longer holds the
+    /// stream or its cursor is no longer `from` (a replay moved it): nothing changes then.
+    async fn finish_delivery(
+        &self,
+        id: vellum_core::StreamId,
+        worker: &str,
+        from: u64,
+        outcome: DeliveryOutcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Lets a stream go (its lease ends now). A lease `worker` does not hold is left alone.
+    async fn release_stream(&self, id: vellum_core::StreamId, worker: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Up to `limit` events of an organization's log at positions `from` onwards, in log order
+    /// (purged positions have none).
+    async fn stream_events(
+        &self,
+        organization_id: OrganizationId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<Event>, StoreError>;
+}
+
 /// The whole storage interface: every capability, plus readiness and shutdown.
 /// Implementations are cheap to share (`Arc<dyn Store>`); bring the capability traits into scope
 /// with `use vellum_store::prelude::*`.
 #[async_trait]
 pub trait Store:
-    OrganizationStore + AccessStore + SchemaStore + EventStore + LogStore + RetentionStore + ExportStore + 'static
+    OrganizationStore
+    + AccessStore
+    + SchemaStore
+    + EventStore
+    + LogStore
+    + RetentionStore
+    + ExportStore
+    + StreamStore
+    + 'static
 {
     /// Succeeds when the store can serve reads and writes right now.
     async fn check_ready(&self) -> Result<(), StoreError>;
@@ -867,5 +1013,6 @@ pub trait Store:
 pub mod prelude {
     pub use crate::{
         AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, RetentionStore, SchemaStore, Store,
+        StreamStore,
     };
 }

@@ -61,6 +61,9 @@ macro_rules! store_conformance_suite {
             deleted_organizations_are_purged_too,
             a_hold_stops_purge_steps_already_running,
             erase_steps_rewrite_events_and_keep_their_leaves,
+            streams_round_trip,
+            stream_deliveries_are_leased_and_move_the_cursor_once,
+            concurrent_stream_claims_never_share_a_stream,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -81,6 +84,7 @@ mod logs;
 mod organizations;
 mod retention;
 mod schemas;
+mod streams;
 mod writes;
 
 pub use access::*;
@@ -90,6 +94,7 @@ pub use logs::*;
 pub use organizations::*;
 pub use retention::*;
 pub use schemas::*;
+pub use streams::*;
 pub use writes::*;
 
 /// A minimal valid creation request.

@@ -167,7 +167,7 @@ pub(super) async fn records_by_log_range(
 
 impl PostgresStore {
     /// Whether a live organization exists.
-    async fn require_live(
+    pub(super) async fn require_live(
         &self,
         client: &tokio_postgres::Client,
         organization_id: OrganizationId,

@@ -15,6 +15,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "retention",
         include_str!("../../migrations/postgres/0003_retention.sql"),
     ),
+    (
+        "log_streams",
+        include_str!("../../migrations/postgres/0004_log_streams.sql"),
+    ),
 ];
 
 /// The schema version this build writes.

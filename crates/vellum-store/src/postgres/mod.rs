@@ -36,6 +36,7 @@ mod organizations;
 mod partitions;
 mod retention;
 mod schemas;
+mod streams;
 #[cfg(any(test, feature = "conformance"))]
 pub mod testing;
 mod tls;

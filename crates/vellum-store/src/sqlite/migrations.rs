@@ -67,6 +67,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "retention",
         sql: include_str!("../../migrations/sqlite/0010_retention.sql"),
     },
+    Migration {
+        version: 11,
+        name: "log_streams",
+        sql: include_str!("../../migrations/sqlite/0011_log_streams.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

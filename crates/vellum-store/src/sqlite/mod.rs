@@ -29,6 +29,7 @@ mod organizations;
 mod retention;
 mod schemas;
 mod search;
+mod streams;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -965,6 +966,95 @@ impl ExportStore for SqliteStore {
         let worker = worker.to_owned();
         self.writer
             .write(move |connection| exports::finish(connection, id, &outcome, Some(&worker), crate::now()))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::StreamStore for SqliteStore {
+    async fn create_stream(&self, stream: crate::NewStream) -> Result<crate::Stream, StoreError> {
+        let id = vellum_core::StreamId::from_ulid(self.ids.next());
+        self.writer
+            .write(move |connection| streams::insert(connection, id, &stream, crate::now()))
+            .await
+    }
+
+    async fn get_stream(&self, id: vellum_core::StreamId) -> Result<crate::Stream, StoreError> {
+        self.read(move |connection| streams::get(connection, id)).await
+    }
+
+    async fn list_streams(&self, organization_id: OrganizationId) -> Result<Vec<crate::Stream>, StoreError> {
+        self.read(move |connection| streams::list(connection, organization_id))
+            .await
+    }
+
+    async fn update_stream(
+        &self,
+        id: vellum_core::StreamId,
+        change: crate::StreamChange,
+    ) -> Result<crate::Stream, StoreError> {
+        self.writer
+            .write(move |connection| streams::update(connection, id, &change, crate::now()))
+            .await
+    }
+
+    async fn delete_stream(&self, id: vellum_core::StreamId) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| streams::delete(connection, id))
+            .await
+    }
+
+    async fn replay_stream(&self, id: vellum_core::StreamId, from: u64) -> Result<crate::Stream, StoreError> {
+        self.writer
+            .write(move |connection| streams::replay(connection, id, from, crate::now()))
+            .await
+    }
+
+    async fn first_position_since(&self, organization_id: OrganizationId, since: Timestamp) -> Result<u64, StoreError> {
+        self.read(move |connection| streams::first_position_since(connection, organization_id, since))
+            .await
+    }
+
+    async fn claim_stream(
+        &self,
+        worker: &str,
+        now: Timestamp,
+        lease_until: Timestamp,
+    ) -> Result<Option<crate::Stream>, StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| streams::claim(connection, &worker, now, lease_until))
+            .await
+    }
+
+    async fn finish_delivery(
+        &self,
+        id: vellum_core::StreamId,
+        worker: &str,
+        from: u64,
+        outcome: crate::DeliveryOutcome,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| streams::finish(connection, id, &worker, from, &outcome, now))
+            .await
+    }
+
+    async fn release_stream(&self, id: vellum_core::StreamId, worker: &str, now: Timestamp) -> Result<(), StoreError> {
+        let worker = worker.to_owned();
+        self.writer
+            .write(move |connection| streams::release(connection, id, &worker, now))
+            .await
+    }
+
+    async fn stream_events(
+        &self,
+        organization_id: OrganizationId,
+        from: u64,
+        limit: u32,
+    ) -> Result<Vec<vellum_core::Event>, StoreError> {
+        self.read(move |connection| streams::events_from(connection, organization_id, from, limit))
             .await
     }
 }
