@@ -1,0 +1,498 @@
+//! Log streams: each organization's events delivered, in log order and at least once, to the
+//! destinations it configured (Datadog, Splunk HEC, any HTTPS endpoint signed per Standard
+//! Webhooks), with WorkOS's states and a replay API.
+//!
+//! **Invariants:**
+//! - A stream's cursor (the next log position to deliver) moves only after its destination
+//!   accepted a batch, in a store operation that checks that this worker still holds the stream
+//!   and that the cursor is still where the batch began ([`StreamStore::finish_delivery`]). So a
+//!   crash at any moment loses nothing, and re-sends at most the batch in flight.
+//! - One worker of one process delivers a stream at a time: deliveries are claimed through the
+//!   store under a lease ([`StreamStore::claim_stream`]), which another worker takes over only
+//!   once it ran out.
+//! - Deliveries read through the store's read path and never hold up ingest: a stream that is
+//!   behind catches up batch by batch, each one read, sent and acknowledged before the next.
+//! - Secrets are sealed at rest ([`secrets::SecretBox`]), never returned by the API after the
+//!   response that created them, and never logged.
+//! - Without the operator's setting, no request reaches a loopback, private, link-local or
+//!   otherwise special address ([`transport`]).
+
+pub mod secrets;
+pub mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use vellum_core::stream::{
+    SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, Verdict, encode, judge, parse_settings,
+    retry_delay,
+};
+use vellum_core::{Event, OrganizationId, StreamId, Timestamp, ValidationErrors};
+use vellum_jobs::{Job, JobError, Schedule, StepContext, StepOutcome};
+use vellum_store::{DeliveryOutcome, NewStream, Store, StoreError, Stream, StreamChange};
+
+use crate::secrets::SecretBox;
+use crate::transport::{SendError, Transport};
+
+/// Renders an event as the API returns it (the HTTP layer owns wire shapes).
+pub type RenderEvent = Arc<dyn Fn(&Event) -> Value + Send + Sync>;
+
+/// How streams are delivered.
+#[derive(Clone, Debug)]
+pub struct StreamSettings {
+    /// Allow destinations at loopback, private, link-local and other special addresses, and
+    /// plain `http://` URLs (development and tests).
+    pub allow_private_destinations: bool,
+    /// Streams delivered at once per process.
+    pub workers: usize,
+    /// How long a claim keeps other workers off a stream; a crashed worker's streams wait at most
+    /// this long to be taken over.
+    pub lease: Duration,
+    /// Timeout of each request to a destination.
+    pub request_timeout: Duration,
+    /// Events read per batch (a destination may take fewer per request).
+    pub batch_events: u32,
+    /// How long a worker keeps one stream before letting the next one have a turn.
+    pub turn: Duration,
+    /// How often idle workers look for streams with new events (ingest also wakes them).
+    pub poll: Duration,
+}
+
+impl Default for StreamSettings {
+    fn default() -> Self {
+        Self {
+            allow_private_destinations: false,
+            workers: 2,
+            lease: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(30),
+            batch_events: 1_000,
+            turn: Duration::from_secs(10),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Why a streams call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// The request's settings are not valid.
+    #[error("{0}")]
+    Invalid(ValidationErrors),
+    /// A limit was reached.
+    #[error("{0}")]
+    Limit(String),
+    /// The store said no (not found, conflict, invalid input) or failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Drawing random bytes or sealing failed.
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// A stream as shown: the stored stream, and the signing secret when this call made one (shown
+/// once).
+#[derive(Debug)]
+pub struct Shown {
+    /// The stream.
+    pub stream: Stream,
+    /// `whsec_…`, only in the answer that created it.
+    pub signing_secret: Option<String>,
+}
+
+/// What an update asks for.
+#[derive(Debug, Default)]
+pub struct Update {
+    /// New settings (secrets not given again are kept).
+    pub config: Option<Value>,
+    /// `Active` or `Inactive`; when absent, an inactive stream stays inactive and any other
+    /// becomes active again (an update is the way out of `invalid`).
+    pub state: Option<StreamState>,
+    /// Make a new signing secret (generic HTTPS); the old one keeps signing beside it for
+    /// [`vellum_core::stream::ROTATION_OVERLAP`].
+    pub rotate_signing_secret: bool,
+}
+
+/// Where a replay starts.
+#[derive(Clone, Copy, Debug)]
+pub enum ReplayFrom {
+    /// The first event, in log order, that occurred at or after this time.
+    Since(Timestamp),
+    /// This log position.
+    Position(u64),
+}
+
+/// The streams service: the API's use cases, and the delivery job.
+pub struct StreamService {
+    store: Arc<dyn Store>,
+    secrets: SecretBox,
+    settings: StreamSettings,
+    render: RenderEvent,
+    transport: Transport,
+}
+
+impl StreamService {
+    /// The service over `store`, sealing secrets under `key`.
+    pub fn new(
+        store: Arc<dyn Store>,
+        key: &[u8; 32],
+        settings: StreamSettings,
+        render: RenderEvent,
+    ) -> Result<Arc<Self>, StreamError> {
+        let transport = Transport::new(settings.allow_private_destinations, settings.request_timeout)
+            .map_err(|error| StreamError::Internal(format!("cannot build the HTTP client: {error}")))?;
+        Ok(Arc::new(Self {
+            store,
+            secrets: SecretBox::new(key),
+            settings,
+            render,
+            transport,
+        }))
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    fn seal(&self, organization_id: OrganizationId, secrets: &StreamSecrets) -> Result<Vec<u8>, StreamError> {
+        self.secrets
+            .seal(organization_id, secrets)
+            .map_err(|error| StreamError::Internal(format!("cannot seal the stream's secrets: {error}")))
+    }
+
+    /// Creates a stream delivering `organization_id`'s events from the end of its log onwards
+    /// (a replay sends older ones).
+    pub async fn create(
+        &self,
+        organization_id: OrganizationId,
+        kind: StreamType,
+        config: &Value,
+        state: StreamState,
+    ) -> Result<Shown, StreamError> {
+        let parsed = parse_settings(kind, config, None, self.settings.allow_private_destinations)
+            .map_err(StreamError::Invalid)?;
+        let existing = self.store.list_streams(organization_id).await?;
+        if existing.len() >= vellum_core::stream::MAX_STREAMS_PER_ORGANIZATION {
+            return Err(StreamError::Limit(format!(
+                "an organization has at most {} streams",
+                vellum_core::stream::MAX_STREAMS_PER_ORGANIZATION
+            )));
+        }
+        let mut secrets = parsed.secrets;
+        let mut signing_secret = None;
+        if kind == StreamType::GenericHttps {
+            let secret = new_signing_secret()?;
+            signing_secret = Some(secret.display());
+            secrets.signing_secrets = vec![secret];
+        }
+        let cursor = self.store.log_tree_head(organization_id).await?.size;
+        let stream = self
+            .store
+            .create_stream(NewStream {
+                organization_id,
+                destination: parsed.destination,
+                sealed_secrets: self.seal(organization_id, &secrets)?,
+                state,
+                cursor,
+            })
+            .await?;
+        Ok(Shown { stream, signing_secret })
+    }
+
+    /// A stream.
+    pub async fn get(&self, id: StreamId) -> Result<Stream, StreamError> {
+        Ok(self.store.get_stream(id).await?)
+    }
+
+    /// An organization's streams.
+    pub async fn list(&self, organization_id: OrganizationId) -> Result<Vec<Stream>, StreamError> {
+        Ok(self.store.list_streams(organization_id).await?)
+    }
+
+    /// Changes a stream's settings or state, or rotates its signing secret.
+    pub async fn update(&self, id: StreamId, update: Update) -> Result<Shown, StreamError> {
+        let stream = self.store.get_stream(id).await?;
+        let kind = stream.destination.stream_type();
+        let previous = self.secrets.open(stream.organization_id, &stream.sealed_secrets).ok();
+        let (destination, mut secrets) = match &update.config {
+            Some(config) => {
+                let parsed = parse_settings(
+                    kind,
+                    config,
+                    previous.as_ref(),
+                    self.settings.allow_private_destinations,
+                )
+                .map_err(StreamError::Invalid)?;
+                (parsed.destination, parsed.secrets)
+            }
+            None => match previous {
+                Some(previous) => (stream.destination.clone(), previous),
+                None => {
+                    let mut errors = ValidationErrors::new();
+                    errors.push(
+                        "config",
+                        "required",
+                        "the stream's secrets cannot be read (the stream key changed): give its settings again",
+                    );
+                    return Err(StreamError::Invalid(errors));
+                }
+            },
+        };
+        let mut signing_secret = None;
+        if update.rotate_signing_secret {
+            if kind != StreamType::GenericHttps {
+                let mut errors = ValidationErrors::new();
+                errors.push(
+                    "rotate_signing_secret",
+                    "invalid",
+                    "only GenericHttps streams have a signing secret",
+                );
+                return Err(StreamError::Invalid(errors));
+            }
+            let now = vellum_store::now().unix_millis();
+            let overlap = i64::try_from(vellum_core::stream::ROTATION_OVERLAP.as_millis()).unwrap_or(i64::MAX);
+            secrets.signing_secrets.retain(|secret| {
+                secret
+                    .retired_at
+                    .is_none_or(|retired| now < retired.saturating_add(overlap))
+            });
+            for secret in &mut secrets.signing_secrets {
+                secret.retired_at.get_or_insert(now);
+            }
+            let secret = new_signing_secret()?;
+            signing_secret = Some(secret.display());
+            secrets.signing_secrets.insert(0, secret);
+        } else if kind == StreamType::GenericHttps && secrets.signing_secrets.is_empty() {
+            let secret = new_signing_secret()?;
+            signing_secret = Some(secret.display());
+            secrets.signing_secrets.push(secret);
+        }
+        let state = update.state.unwrap_or(if stream.state == StreamState::Inactive {
+            StreamState::Inactive
+        } else {
+            StreamState::Active
+        });
+        let stream = self
+            .store
+            .update_stream(
+                id,
+                StreamChange {
+                    destination,
+                    sealed_secrets: self.seal(stream.organization_id, &secrets)?,
+                    state,
+                },
+            )
+            .await?;
+        Ok(Shown { stream, signing_secret })
+    }
+
+    /// Deletes a stream.
+    pub async fn delete(&self, id: StreamId) -> Result<(), StreamError> {
+        Ok(self.store.delete_stream(id).await?)
+    }
+
+    /// Delivers again from a point of the log.
+    pub async fn replay(&self, id: StreamId, from: ReplayFrom) -> Result<Stream, StreamError> {
+        let position = match from {
+            ReplayFrom::Position(position) => position,
+            ReplayFrom::Since(since) => {
+                let stream = self.store.get_stream(id).await?;
+                self.store.first_position_since(stream.organization_id, since).await?
+            }
+        };
+        Ok(self.store.replay_stream(id, position).await?)
+    }
+
+    /// The delivery job, for the runner.
+    pub fn job(self: &Arc<Self>) -> DeliveryJob {
+        DeliveryJob {
+            service: Arc::clone(self),
+        }
+    }
+
+    /// Delivers one claimed stream for a turn, then lets it go.
+    async fn deliver(&self, context: &StepContext, stream: Stream) -> Result<(), StoreError> {
+        let worker = context.worker();
+        let started = tokio::time::Instant::now();
+        let Ok(secrets) = self.secrets.open(stream.organization_id, &stream.sealed_secrets) else {
+            let reason = "the stream's secrets cannot be read (the stream key changed): update the stream".to_owned();
+            return self
+                .fail(&stream, worker, stream.cursor, StreamState::Invalid, reason, None)
+                .await;
+        };
+        let mut cursor = stream.cursor;
+        let mut failures = stream.failures;
+        loop {
+            if context.is_stopping() || started.elapsed() >= self.settings.turn {
+                break;
+            }
+            let events = self
+                .store
+                .stream_events(stream.organization_id, cursor, self.settings.batch_events)
+                .await?;
+            if events.is_empty() {
+                break;
+            }
+            let items: Vec<StreamItem> = events
+                .iter()
+                .map(|event| StreamItem {
+                    log_index: event.log_index,
+                    occurred_at_millis: event.input.occurred_at.unix_millis(),
+                    event: (self.render)(event),
+                })
+                .collect();
+            // Sent as one or more requests, each acknowledged before the cursor moves past it.
+            let mut sent = 0;
+            while sent < items.len() {
+                let now = vellum_store::now();
+                let first = items[sent].log_index;
+                let probe = encode(&stream.destination, &secrets, &items[sent..], "", 0);
+                let last = items[sent + probe.items - 1].log_index;
+                let message_id = format!("{}_{first}_{last}", stream.id);
+                let delivery = encode(
+                    &stream.destination,
+                    &secrets,
+                    &items[sent..sent + probe.items],
+                    &message_id,
+                    now.unix_millis().div_euclid(1_000),
+                );
+                let verdict = match self.transport.send(&delivery).await {
+                    Ok(answer) => judge(
+                        stream.destination.stream_type(),
+                        answer.status,
+                        answer.retry_after.as_deref(),
+                        &answer.body,
+                        vellum_store::now().unix_millis().div_euclid(1_000),
+                    ),
+                    Err(SendError::Refused(reason)) => Verdict::Invalid { reason },
+                    Err(SendError::Failed(reason)) => Verdict::Retry {
+                        reason,
+                        retry_after: None,
+                    },
+                };
+                match verdict {
+                    Verdict::Accepted => {
+                        let next = last + 1;
+                        let now = vellum_store::now();
+                        let outcome = DeliveryOutcome::Delivered {
+                            next,
+                            lease_until: later(now, self.settings.lease),
+                        };
+                        match self
+                            .store
+                            .finish_delivery(stream.id, worker, cursor, outcome, now)
+                            .await
+                        {
+                            Ok(()) => {}
+                            // A replay moved the cursor, or the lease was lost: stop; the next
+                            // claim starts from wherever the stream now stands.
+                            Err(StoreError::Conflict(_)) => {
+                                return self.store.release_stream(stream.id, worker, vellum_store::now()).await;
+                            }
+                            Err(error) => return Err(error),
+                        }
+                        tracing::debug!(stream = %stream.id, first, last, "delivered");
+                        cursor = next;
+                        failures = 0;
+                        sent += delivery.items;
+                    }
+                    Verdict::Retry { reason, retry_after } => {
+                        failures = failures.saturating_add(1);
+                        let delay = retry_delay(failures, jitter(), retry_after);
+                        tracing::warn!(stream = %stream.id, %reason, failures, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
+                        let next = later(vellum_store::now(), delay);
+                        return self
+                            .fail(&stream, worker, cursor, StreamState::Error, reason, Some(next))
+                            .await;
+                    }
+                    Verdict::Invalid { reason } => {
+                        tracing::warn!(stream = %stream.id, %reason, "delivery refused; the stream is invalid until updated");
+                        return self
+                            .fail(&stream, worker, cursor, StreamState::Invalid, reason, None)
+                            .await;
+                    }
+                }
+            }
+        }
+        self.store.release_stream(stream.id, worker, vellum_store::now()).await
+    }
+
+    async fn fail(
+        &self,
+        stream: &Stream,
+        worker: &str,
+        cursor: u64,
+        state: StreamState,
+        reason: String,
+        next_attempt_at: Option<Timestamp>,
+    ) -> Result<(), StoreError> {
+        let outcome = DeliveryOutcome::Failed {
+            state,
+            reason,
+            next_attempt_at,
+        };
+        match self
+            .store
+            .finish_delivery(stream.id, worker, cursor, outcome, vellum_store::now())
+            .await
+        {
+            Err(StoreError::Conflict(_)) => self.store.release_stream(stream.id, worker, vellum_store::now()).await,
+            other => other,
+        }
+    }
+}
+
+fn new_signing_secret() -> Result<SigningSecret, StreamError> {
+    let key = vellum_store::random_bytes().map_err(|error| StreamError::Internal(error.to_string()))?;
+    Ok(SigningSecret {
+        key: key.to_vec(),
+        retired_at: None,
+    })
+}
+
+/// A number in `[0, 1]` for a retry's jitter.
+fn jitter() -> f64 {
+    let mut bytes = [0_u8; 4];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 1.0;
+    }
+    f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX)
+}
+
+fn later(now: Timestamp, by: Duration) -> Timestamp {
+    let millis = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_millis(now.unix_millis().saturating_add(millis)).unwrap_or(now)
+}
+
+/// The job delivering streams: each step claims the stream that waited longest among those with
+/// events to deliver, and delivers it for a turn.
+pub struct DeliveryJob {
+    service: Arc<StreamService>,
+}
+
+#[async_trait]
+impl Job for DeliveryJob {
+    fn name(&self) -> &'static str {
+        "log-streams"
+    }
+
+    fn schedule(&self) -> Schedule {
+        Schedule::every(self.service.settings.poll).with_workers(self.service.settings.workers)
+    }
+
+    async fn step(&self, context: &StepContext) -> Result<StepOutcome, JobError> {
+        let service = &self.service;
+        let now = vellum_store::now();
+        let Some(stream) = service
+            .store
+            .claim_stream(context.worker(), now, later(now, service.settings.lease))
+            .await?
+        else {
+            return Ok(StepOutcome::Idle);
+        };
+        service.deliver(context, stream).await?;
+        Ok(StepOutcome::Worked)
+    }
+}
