@@ -21,6 +21,7 @@ mod ratelimit;
 mod retention;
 mod schemas;
 mod server;
+mod streams;
 mod wire;
 
 use std::sync::Arc;
@@ -99,6 +100,7 @@ pub struct AppState {
     rate_limiter: Option<Arc<ratelimit::RateLimiter>>,
     log: Arc<vellum_core::checkpoint::NoteSigner>,
     exports: Option<Arc<vellum_export::ExportService>>,
+    streams: Option<Arc<vellum_streams::StreamService>>,
     password_checker: Arc<dashboard::PasswordChecker>,
     body_room: extract::BodyRoom,
     api_keys: Arc<auth::KeyCache>,
@@ -126,6 +128,7 @@ impl AppState {
             body_room: extract::BodyRoom::new(config.max_body_bytes),
             config: Arc::new(config),
             exports: None,
+            streams: None,
             api_keys: Arc::default(),
         }
     }
@@ -139,6 +142,13 @@ impl AppState {
     #[must_use]
     pub fn with_exports(mut self, exports: Arc<vellum_export::ExportService>) -> Self {
         self.exports = Some(exports);
+        self
+    }
+
+    /// Serves log streams through this service (without one, stream requests answer 503).
+    #[must_use]
+    pub fn with_streams(mut self, streams: Arc<vellum_streams::StreamService>) -> Self {
+        self.streams = Some(streams);
         self
     }
 }
@@ -155,6 +165,7 @@ pub fn router(state: AppState) -> Router {
         .merge(audit_trail::routes())
         .merge(log::routes())
         .merge(exports::routes())
+        .merge(streams::routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

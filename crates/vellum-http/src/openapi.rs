@@ -17,7 +17,7 @@ use crate::error::{
     ErrorResponse, FieldErrorItem, InvalidEventError, LegacyFieldErrorItem, LegacyValidationError, SchemaViolationItem,
     ValidationError,
 };
-use crate::{audit_trail, events, exports, health, log, organizations, retention, schemas};
+use crate::{audit_trail, events, exports, health, log, organizations, retention, schemas, streams};
 
 const DESCRIPTION: &str = "\
 Vellum is a self-hosted audit log service, wire-compatible with WorkOS Audit Logs: the official \
@@ -68,6 +68,12 @@ is not part of this document.";
         exports::create_export,
         exports::get_export,
         exports::download,
+        streams::create_stream,
+        streams::list_streams,
+        streams::get_stream,
+        streams::update_stream,
+        streams::delete_stream,
+        streams::replay_stream,
         audit_trail::create_event,
         audit_trail::list_events,
         log::checkpoint,
@@ -183,12 +189,13 @@ impl Modify for Conventions {
 
 /// The names utoipa gives the list envelopes, and the names they have in the document:
 /// WorkOS's `OrganizationList`, and the same pattern for the other lists.
-const LIST_NAMES: [(&str, &str); 5] = [
+const LIST_NAMES: [(&str, &str); 6] = [
     ("ListResponse_Organization", "OrganizationList"),
     ("ListResponse_AuditLogActionJson", "AuditLogActionList"),
     ("ListResponse_AuditLogSchemaJson", "AuditLogSchemaList"),
     ("ListResponse_AuditLogEvent", "AuditLogEventList"),
     ("ListResponse_AuditTrailEvent", "AuditTrailEventList"),
+    ("ListResponse_AuditLogStream", "AuditLogStreamList"),
 ];
 
 /// The document, pretty-printed with a final newline, as committed in `docs/openapi.json`.

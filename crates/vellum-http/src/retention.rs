@@ -159,8 +159,8 @@ wire_const!(
     ConfigurationState = "active"
 );
 
-/// An organization's audit log configuration (without `log_stream`: Vellum has no log streams,
-/// and WorkOS omits the member for an organization without one).
+/// An organization's audit log configuration. `log_stream` is its oldest log stream; WorkOS
+/// omits the member for an organization without one, and so does Vellum.
 #[derive(Serialize, ToSchema)]
 #[schema(as = AuditLogConfiguration)]
 pub(crate) struct ConfigurationResponse {
@@ -170,6 +170,28 @@ pub(crate) struct ConfigurationResponse {
     #[schema(example = 365)]
     retention_period_in_days: u32,
     state: ConfigurationState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    log_stream: Option<LogStreamSummary>,
+}
+
+/// A log stream as WorkOS's SDKs read it from the configuration.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogStreamSummary)]
+pub(crate) struct LogStreamSummary {
+    #[schema(example = "audit_log_stream_01HZY3T9J6V7YQ8G3C0W5D2N1M")]
+    id: String,
+    /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage`, `GenericHttps`, …
+    #[serde(rename = "type")]
+    #[schema(example = "Datadog")]
+    stream_type: &'static str,
+    /// `active`, `inactive`, `error` or `invalid`.
+    #[schema(example = "active")]
+    state: &'static str,
+    /// When the destination last accepted a batch (ISO 8601), `null` before the first.
+    #[schema(required = true)]
+    last_synced_at: Option<String>,
+    created_at: String,
 }
 
 #[utoipa::path(
@@ -191,12 +213,24 @@ pub(crate) async fn get_configuration(
     let organization = organization_id(&id)?;
     let own_days = state.store.get_retention(organization).await?;
     let days = effective_retention_days(own_days, state.config.default_retention_days);
-    // Log streams are not built yet, so `log_stream` is absent, as WorkOS answers for an
-    // organization without one (the member is optional and only present for a stream).
+    let log_stream = state
+        .store
+        .list_streams(organization)
+        .await?
+        .into_iter()
+        .next()
+        .map(|stream| LogStreamSummary {
+            id: stream.id.to_string(),
+            stream_type: stream.destination.stream_type().as_str(),
+            state: stream.state.as_str(),
+            last_synced_at: stream.last_synced_at.map(|time| time.to_wire()),
+            created_at: stream.created_at.to_wire(),
+        });
     Ok(Json(ConfigurationResponse {
         organization_id: organization.to_string(),
         retention_period_in_days: days,
         state: ConfigurationState::Value,
+        log_stream,
     }))
 }
 

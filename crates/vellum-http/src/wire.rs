@@ -57,6 +57,18 @@ pub(crate) struct ListMetadata {
 }
 
 impl<T> ListResponse<T> {
+    /// A list that is one whole page: no cursors.
+    pub(crate) fn all(data: Vec<T>) -> Self {
+        Self {
+            object: ListObject::Value,
+            data,
+            list_metadata: ListMetadata {
+                before: None,
+                after: None,
+            },
+        }
+    }
+
     /// Renders a page, turning each item and each cursor key into its wire form.
     pub(crate) fn from_page<I, K: ToString>(page: Page<I, K>, render: impl Fn(I) -> T) -> Self {
         Self {

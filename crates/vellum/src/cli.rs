@@ -256,6 +256,17 @@ struct ServeArgs {
     #[arg(long, env = "VELLUM_PURGE_INTERVAL", value_name = "SECONDS")]
     purge_interval: Option<u64>,
 
+    /// Let log streams deliver to loopback, private and link-local addresses, and to plain
+    /// http:// URLs (development; destinations on your own network) [default: false].
+    #[arg(
+        long,
+        env = "VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        default_missing_value = "true"
+    )]
+    stream_allow_private_destinations: Option<bool>,
+
     /// Keep export files in this S3-compatible bucket instead of DATA_DIR/exports (credentials
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "VELLUM_EXPORT_S3_BUCKET", value_name = "BUCKET")]
@@ -373,6 +384,7 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         public_url: serve.and_then(|args| args.public_url.clone()),
         export_workers: serve.and_then(|args| args.export_workers),
         purge_interval_seconds: serve.and_then(|args| args.purge_interval),
+        stream_allow_private_destinations: serve.and_then(|args| args.stream_allow_private_destinations),
         export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),
         export_s3_endpoint: serve.and_then(|args| args.export_s3_endpoint.clone()),
         export_s3_region: serve.and_then(|args| args.export_s3_region.clone()),

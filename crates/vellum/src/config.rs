@@ -68,6 +68,8 @@ pub struct FileConfig {
     pub export_workers: Option<usize>,
     /// See [`Settings::purge_interval`], in seconds.
     pub purge_interval_seconds: Option<u64>,
+    /// See [`Settings::stream_allow_private_destinations`].
+    pub stream_allow_private_destinations: Option<bool>,
     /// See [`ExportOptions::ttl`], in seconds.
     pub export_ttl_seconds: Option<u64>,
     /// See [`ExportOptions::link_lifetime`], in seconds.
@@ -176,6 +178,8 @@ pub struct Overrides {
     pub export_workers: Option<usize>,
     /// `--purge-interval` / `VELLUM_PURGE_INTERVAL` (seconds).
     pub purge_interval_seconds: Option<u64>,
+    /// `--stream-allow-private-destinations` / `VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS`.
+    pub stream_allow_private_destinations: Option<bool>,
     /// `--export-s3-bucket` / `VELLUM_EXPORT_S3_BUCKET`.
     pub export_s3_bucket: Option<String>,
     /// `--export-s3-endpoint` / `VELLUM_EXPORT_S3_ENDPOINT`.
@@ -270,6 +274,10 @@ pub struct Settings {
     /// How often `vellum serve` runs a purge pass (`docs/retention.md`); `None`: never (purges
     /// then run only when `vellum purge` is run, from cron for example).
     pub purge_interval: Option<Duration>,
+    /// Let log streams reach loopback, private, link-local and other special addresses, and
+    /// plain `http://` URLs (development, and destinations on the operator's own network). Off
+    /// by default: a stream's URL is chosen by whoever holds an API key.
+    pub stream_allow_private_destinations: bool,
 }
 
 impl std::fmt::Debug for Settings {
@@ -296,6 +304,10 @@ impl std::fmt::Debug for Settings {
             .field("max_password_checks", &self.max_password_checks)
             .field("default_retention_days", &self.default_retention_days)
             .field("purge_interval", &self.purge_interval)
+            .field(
+                "stream_allow_private_destinations",
+                &self.stream_allow_private_destinations,
+            )
             .finish()
     }
 }
@@ -492,6 +504,10 @@ impl Settings {
             max_password_checks,
             default_retention_days,
             purge_interval: (purge_interval_seconds > 0).then(|| Duration::from_secs(purge_interval_seconds)),
+            stream_allow_private_destinations: overrides
+                .stream_allow_private_destinations
+                .or(file.stream_allow_private_destinations)
+                .unwrap_or(false),
             admin,
             dashboard_dir: overrides.dashboard_dir,
             log_name,
@@ -541,6 +557,7 @@ impl Settings {
             default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
             // Tests send events from long ago; the ones about purging turn it on.
             purge_interval: None,
+            stream_allow_private_destinations: false,
         }
     }
 

@@ -86,6 +86,17 @@ pub fn load_or_create_link_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
     read_seed(&path)
 }
 
+/// The file name, in the data directory, of the key that seals log streams' secrets.
+pub const STREAM_KEY_FILE_NAME: &str = "stream-secrets-key";
+
+/// Loads the key that seals log streams' secrets from the data directory, creating it on first
+/// start.
+pub fn load_or_create_stream_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join(STREAM_KEY_FILE_NAME);
+    create_secret_file(&path, "log stream key")?;
+    read_seed(&path)
+}
+
 /// Loads an existing key without creating one.
 pub fn load_existing(configured: Option<&Path>, data_dir: &Path, name: &str) -> anyhow::Result<NoteSigner> {
     let seed = read_seed(&key_path(configured, data_dir))?;

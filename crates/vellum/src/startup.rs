@@ -31,6 +31,8 @@ pub struct Backend {
 pub const SIGNING_KEY_SECRET: &str = "log_signing_key";
 /// The name of the shared secret holding the export link key.
 pub const LINK_KEY_SECRET: &str = "export_link_key";
+/// The name of the shared secret holding the key that seals log streams' secrets.
+pub const STREAM_KEY_SECRET: &str = "log_stream_key";
 
 /// Opens the store the settings name: PostgreSQL when a database URL is set, else the embedded
 /// store in the data directory.
@@ -217,6 +219,36 @@ impl Application {
         ))
     }
 
+    async fn start_streams(
+        &self,
+        runner: &vellum_jobs::Runner,
+        ingest: &vellum_ingest::IngestService,
+    ) -> anyhow::Result<Arc<vellum_streams::StreamService>> {
+        let key = match &self.postgres {
+            Some(store) => shared_secret(store, STREAM_KEY_SECRET, true).await?,
+            None => crate::signing::load_or_create_stream_key(&self.settings.data_dir)?,
+        };
+        let service = vellum_streams::StreamService::new(
+            Arc::clone(&self.store),
+            &key,
+            vellum_streams::StreamSettings {
+                allow_private_destinations: self.settings.stream_allow_private_destinations,
+                ..vellum_streams::StreamSettings::default()
+            },
+            Arc::new(vellum_http::event_json),
+        )
+        .map_err(|error| anyhow::anyhow!("cannot start log streams: {error}"))?;
+        let waker = runner.spawn(Arc::new(service.job()));
+        // Commits wake a delivery worker at once; the job's poll catches anything missed.
+        let mut committed = ingest.subscribe();
+        tokio::spawn(async move {
+            while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) = committed.recv().await {
+                waker.wake();
+            }
+        });
+        Ok(service)
+    }
+
     /// Serves until `shutdown` completes, then drains and closes the store.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let state = AppState::new(
@@ -240,7 +272,8 @@ impl Application {
                 interval,
             )));
         }
-        let state = state.with_exports(exports);
+        let streams = self.start_streams(&jobs, &state.ingest()).await?;
+        let state = state.with_exports(exports).with_streams(streams);
         let router = vellum_http::router(state);
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);

@@ -37,6 +37,7 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .merge(crate::events::read_routes())
         .merge(crate::log::routes())
         .merge(crate::exports::routes())
+        .merge(crate::streams::routes())
         .route("/api_keys", get(list_api_keys).post(create_api_key))
         .route("/api_keys/{id}/revoke", post(revoke_api_key))
         .route("/health", get(health))
