@@ -34,6 +34,8 @@ struct Tenant {
     download_query: String,
     /// The base64 root hash of its signed checkpoint.
     root: String,
+    /// Its log stream (inactive: nothing is delivered).
+    stream: String,
     /// Every string that belongs to this tenant alone.
     secrets: Vec<String>,
 }
@@ -145,6 +147,8 @@ impl World {
             format!("/audit_logs/events?organization_id={}&limit=100", b.id),
             format!("/events?group={}&limit=100", b.external_id),
             format!("/audit_logs/exports/{}", b.export),
+            format!("/audit_logs/streams/{}", b.stream),
+            format!("/audit_logs/streams?organization_id={}", b.id),
         ] {
             let (_, reply) = self.send(Via::ApiKey, "GET", &path, None).await;
             assert_eq!(reply.status, 200, "{path}: {}", reply.text());
@@ -275,8 +279,22 @@ async fn tenant(app: &TestApp, label: &str, marker: &str, events: usize, legacy:
         .await
         .expect("json");
 
+    let stream: Value = app
+        .post_json(
+            "/audit_logs/streams",
+            &json!({"organization_id": id, "type": "GenericHttps", "state": "inactive",
+                    "config": {"url": format!("https://{label}-stream-{marker}.example/hook")}}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    tenant.stream = stream["id"].as_str().expect("a stream id").to_owned();
+
     // What only this tenant has.
     let mut secrets = vec![
+        tenant.stream.clone(),
+        format!("{label}-stream-{marker}"),
         tenant.id.clone(),
         tenant.external_id.clone(),
         marker.to_owned(),
@@ -626,11 +644,43 @@ async fn requests_scoped_to_one_organization_never_answer_with_another_s_objects
                 201,
             )
             .await;
+        // Streams: A's list holds A's stream only; writes to A's stream, naming B, change A's.
+        let streams = world
+            .probe(
+                via,
+                "GET",
+                &format!("/audit_logs/streams?organization_id={}", a.id),
+                None,
+                200,
+            )
+            .await;
+        if ids(&streams) != vec![a.stream.clone()] {
+            world.fail(format!("{via:?}: A's streams are {:?}", ids(&streams)));
+        }
+        world
+            .probe(
+                via,
+                "PUT",
+                &format!("/audit_logs/streams/{}", a.stream),
+                Some(&json!({"state": "inactive", "organization_id": b.id, "id": b.stream})),
+                200,
+            )
+            .await;
+        world
+            .probe(
+                via,
+                "POST",
+                &format!("/audit_logs/streams/{}/replay", a.stream),
+                Some(&json!({"from_log_index": 0, "organization_id": b.id})),
+                200,
+            )
+            .await;
         for path in [
             format!("/organizations/{}", a.id),
             format!("/organizations/{}/audit_logs_retention", a.id),
             format!("/organizations/{}/audit_log_configuration", a.id),
             format!("/organizations/{}/audit_logs_legal_hold", a.id),
+            format!("/audit_logs/streams/{}", a.stream),
         ] {
             world.probe(via, "GET", &path, None, 200).await;
         }

@@ -40,4 +40,5 @@ mod sdk_node;
 mod sdk_python;
 mod shutdown;
 mod sign_in_limits;
+mod streams;
 mod verify;

@@ -212,6 +212,8 @@ pub struct Fixture {
     pub other_event: String,
     pub legacy_event: String,
     pub export: String,
+    /// A log stream (inactive: it delivers nothing).
+    pub stream: String,
     /// `expires=…&signature=…` of the export's download link.
     pub download_query: String,
     pub api_key_id: String,
@@ -319,7 +321,17 @@ impl Fixture {
             .get(&format!("/audit_logs/log/checkpoint?organization_id={organization}"))
             .await;
         assert_eq!(checkpoint.status(), reqwest::StatusCode::OK);
+        let stream = app
+            .post_json(
+                "/audit_logs/streams",
+                &json!({"organization_id": organization, "type": "GenericHttps", "state": "inactive",
+                        "config": {"url": "https://corpus-stream.example/hook"}}),
+            )
+            .await;
+        assert_eq!(stream.status(), reqwest::StatusCode::CREATED);
+        let stream: Value = stream.json().await.expect("json");
         let fixture = Self {
+            stream: stream["id"].as_str().expect("id").to_owned(),
             cookie,
             csrf,
             organization,
@@ -522,6 +534,7 @@ pub enum Slot {
     ExternalId,
     Event,
     Export,
+    Stream,
     ApiKey,
     /// An action to read.
     Action,
@@ -712,6 +725,7 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
     let organization = fixture.organization.as_str();
     let event = fixture.event.as_str();
     let export = fixture.export.as_str();
+    let stream = fixture.stream.as_str();
     let organization_body = |valid: Value| BodySpec {
         optional: vec![
             ("/domains", &[Kind::Array][..]),
@@ -904,6 +918,28 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
             }))
         }),
         route("GET", "/audit_logs/exports/{id}", Auth::ApiKey).param("id", export, Slot::Export),
+        // streams.rs
+        route("GET", "/audit_logs/streams", Auth::ApiKey)
+            .query("organization_id", organization)
+            .strict(&["organization_id"]),
+        route("POST", "/audit_logs/streams", Auth::ApiKey).body(BodySpec {
+            optional: vec![("/state", &[Kind::String, Kind::Null])],
+            ..spec(json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "https://corpus.example/hook"}}))
+        }),
+        route("GET", "/audit_logs/streams/{id}", Auth::ApiKey).param("id", stream, Slot::Stream),
+        route("PUT", "/audit_logs/streams/{id}", Auth::ApiKey)
+            .param("id", stream, Slot::Stream)
+            .body(BodySpec {
+                optional: vec![
+                    ("/config", &[Kind::Object, Kind::Null]),
+                    ("/rotate_signing_secret", &[Kind::Bool, Kind::Null]),
+                ],
+                ..spec(json!({"state": "inactive"}))
+            }),
+        route("DELETE", "/audit_logs/streams/{id}", Auth::ApiKey).param("id", stream, Slot::Stream),
+        route("POST", "/audit_logs/streams/{id}/replay", Auth::ApiKey)
+            .param("id", stream, Slot::Stream)
+            .body(spec(json!({"from_log_index": 0}))),
     ];
     // The dashboard mounts these a second time behind a session (ingest and the legacy API
     // excluded).
@@ -1198,6 +1234,7 @@ fn unknown_id(slot: Slot) -> String {
         Slot::Organization => "org_",
         Slot::Event => "audit_log_event_",
         Slot::Export => "audit_log_export_",
+        Slot::Stream => "audit_log_stream_",
         Slot::ApiKey => "key_",
         Slot::ExternalId => "no-such-external-id-",
         Slot::Action | Slot::NewAction => "no.such.action",
@@ -1216,6 +1253,7 @@ fn bad_path_values(slot: Slot, fixture: &Fixture) -> Vec<String> {
         Slot::Organization => "org_",
         Slot::Event => "audit_log_event_",
         Slot::Export => "audit_log_export_",
+        Slot::Stream => "audit_log_stream_",
         Slot::ApiKey => "key_",
         _ => "",
     };
@@ -1262,10 +1300,12 @@ fn bad_path_values(slot: Slot, fixture: &Fixture) -> Vec<String> {
     values.push(fixture.event.clone());
     values.push(fixture.legacy_event.clone());
     values.push(fixture.export.clone());
+    values.push(fixture.stream.clone());
     let valid_here = match slot {
         Slot::Organization => Some(&fixture.organization),
         Slot::Event => Some(&fixture.event),
         Slot::Export => Some(&fixture.export),
+        Slot::Stream => Some(&fixture.stream),
         Slot::ExternalId => Some(&fixture.external_id),
         _ => None,
     };

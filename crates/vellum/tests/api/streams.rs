@@ -1,0 +1,745 @@
+//! Log streams, black-box: the real server delivers to receivers running in this process that
+//! speak each destination's protocol (Datadog's logs intake, Splunk's HEC, a generic endpoint
+//! checking Standard Webhooks signatures), scripted to fail, throttle and refuse.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::http::HeaderMap;
+use base64::Engine as _;
+use hmac::{Hmac, KeyInit, Mac};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::sync::Notify;
+
+use crate::helpers::{TestApp, json_ok, json_status};
+
+/// One request a receiver took.
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: Bytes,
+    at: Instant,
+}
+
+/// A scripted answer.
+#[derive(Clone)]
+struct Reply {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    body: String,
+}
+
+impl Reply {
+    fn status(status: u16) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body: String::new(),
+        }
+    }
+
+    fn with_header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_owned()));
+        self
+    }
+
+    fn with_body(mut self, body: &str) -> Self {
+        self.body = body.to_owned();
+        self
+    }
+}
+
+#[derive(Default)]
+struct Log {
+    requests: Vec<Received>,
+    script: VecDeque<Reply>,
+}
+
+/// An HTTP receiver on loopback that records every request and answers from its script, then
+/// with its default reply.
+struct Receiver {
+    address: String,
+    log: Arc<Mutex<Log>>,
+    arrived: Arc<Notify>,
+}
+
+impl Receiver {
+    async fn start(default: Reply) -> Self {
+        let log = Arc::new(Mutex::new(Log::default()));
+        let arrived = Arc::new(Notify::new());
+        let (handler_log, handler_arrived) = (Arc::clone(&log), Arc::clone(&arrived));
+        let handler = move |headers: HeaderMap, body: Bytes| {
+            let (log, arrived, default) = (Arc::clone(&handler_log), Arc::clone(&handler_arrived), default.clone());
+            async move {
+                let reply = {
+                    let mut log = log.lock().unwrap();
+                    log.requests.push(Received {
+                        headers,
+                        body,
+                        at: Instant::now(),
+                    });
+                    log.script.pop_front().unwrap_or(default)
+                };
+                arrived.notify_waiters();
+                let mut response = axum::response::Response::builder().status(reply.status);
+                for (name, value) in reply.headers {
+                    response = response.header(name, value);
+                }
+                response.body(axum::body::Body::from(reply.body)).unwrap()
+            }
+        };
+        let router = axum::Router::new().fallback(axum::routing::post(handler));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        Self { address, log, arrived }
+    }
+
+    fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.log.lock().unwrap().script.extend(replies);
+    }
+
+    fn requests(&self) -> Vec<Received> {
+        self.log.lock().unwrap().requests.clone()
+    }
+
+    /// Waits (at most a minute) until the requests received satisfy `done`.
+    async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let arrived = self.arrived.notified();
+            let requests = self.requests();
+            if done(&requests) {
+                return requests;
+            }
+            assert!(
+                tokio::time::timeout_at(deadline, arrived).await.is_ok(),
+                "{what}: never happened ({} requests)",
+                requests.len()
+            );
+        }
+    }
+}
+
+/// The events of a generic HTTPS delivery (a JSON array, or NDJSON).
+fn generic_events(received: &Received) -> Vec<Value> {
+    match serde_json::from_slice::<Value>(&received.body) {
+        Ok(Value::Array(events)) => events,
+        _ => serde_json::Deserializer::from_slice(&received.body)
+            .into_iter::<Value>()
+            .map(Result::unwrap)
+            .collect(),
+    }
+}
+
+fn log_indexes(events: &[Value]) -> Vec<u64> {
+    events
+        .iter()
+        .map(|event| event["log_index"].as_u64().unwrap())
+        .collect()
+}
+
+async fn app_allowing_loopback() -> TestApp {
+    TestApp::spawn_with(|settings| settings.stream_allow_private_destinations = true).await
+}
+
+async fn organization_with_schema(app: &TestApp, name: &str) -> String {
+    let organization = app.organization(name).await;
+    app.create_schema("user.signed_in", &json!({"targets": [{"type": "team"}]}))
+        .await;
+    organization
+}
+
+fn event(index: usize) -> Value {
+    json!({
+        "action": "user.signed_in",
+        "occurred_at": format!("2026-01-01T00:00:{:02}.{:03}Z", index / 1000 % 60, index % 1000),
+        "actor": {"id": format!("user_{index}"), "type": "user", "name": format!("User {index}")},
+        "targets": [{"id": "team_1", "type": "team"}],
+        "context": {"location": "192.0.2.9", "user_agent": "test"},
+        "metadata": {"index": index.to_string()},
+    })
+}
+
+async fn ingest(app: &TestApp, organization: &str, range: std::ops::Range<usize>) {
+    let events: Vec<Value> = range.map(event).collect();
+    for chunk in events.chunks(500) {
+        app.ingest_batch(organization, chunk.to_vec()).await;
+    }
+}
+
+async fn create_stream(app: &TestApp, body: &Value) -> Value {
+    json_status(app.post_json("/audit_logs/streams", body).await, StatusCode::CREATED).await
+}
+
+async fn stream(app: &TestApp, id: &str) -> Value {
+    json_ok(app.get(&format!("/audit_logs/streams/{id}")).await).await
+}
+
+/// Polls the stream (at most a minute) until `done` holds of it.
+async fn stream_until(app: &TestApp, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let current = stream(app, id).await;
+        if done(&current) {
+            return current;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: never happened; the stream is {current}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Checks a Standard Webhooks signature independently of Vellum's code.
+fn signed_by(received: &Received, secret: &str) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let header = |name: &str| received.headers[name].to_str().unwrap().to_owned();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{}.{}.", header("webhook-id"), header("webhook-timestamp")).as_bytes());
+    mac.update(&received.body);
+    let expected = format!(
+        "v1,{}",
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    );
+    header("webhook-signature")
+        .split(' ')
+        .any(|signature| signature == expected)
+}
+
+#[tokio::test]
+async fn a_generic_stream_delivers_every_event_in_order_as_the_api_returns_it_signed() {
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Streamed").await;
+    let other = organization_with_schema(&app, "Quiet").await;
+    // Events before the stream are not sent (a replay sends them).
+    ingest(&app, &organization, 0..5).await;
+    let created = create_stream(
+        &app,
+        &json!({
+            "organization_id": organization,
+            "type": "GenericHttps",
+            "config": {"url": format!("{}/hook", receiver.address), "headers": {"X-Team": "team-secret-value"}},
+        }),
+    )
+    .await;
+    let secret = created["signing_secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"), "{created}");
+    assert_eq!(created["object"], "audit_log_stream");
+    assert_eq!(created["state"], "active");
+    assert_eq!(created["next_log_index"], 5);
+    assert_eq!(
+        created["config"],
+        json!({"url": format!("{}/hook", receiver.address), "format": "json", "header_names": ["X-Team"]})
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+    // The secret is shown once; the header's value never.
+    let shown = stream(&app, &id).await;
+    assert!(shown.get("signing_secret").is_none(), "{shown}");
+    assert!(!shown.to_string().contains("team-secret-value"));
+
+    ingest(&app, &other, 0..3).await;
+    ingest(&app, &organization, 5..1_205).await;
+    let requests = receiver
+        .wait_for("1,200 events delivered", |requests| {
+            requests
+                .iter()
+                .map(|request| generic_events(request).len())
+                .sum::<usize>()
+                >= 1_200
+        })
+        .await;
+    let delivered: Vec<Value> = requests.iter().flat_map(generic_events).collect();
+    assert_eq!(log_indexes(&delivered), (5..1_205).collect::<Vec<u64>>());
+    assert!(
+        delivered
+            .iter()
+            .all(|event| event["organization_id"] == organization.as_str())
+    );
+    for request in &requests {
+        assert!(
+            signed_by(request, &secret),
+            "a request not signed with the stream's secret"
+        );
+        assert_eq!(request.headers["x-team"], "team-secret-value");
+        assert_eq!(request.headers["content-type"], "application/json");
+        assert!(generic_events(request).len() <= 500);
+    }
+    // Exactly as the API returns it.
+    let sample = &delivered[17];
+    let from_api = json_ok(
+        app.get(&format!("/audit_logs/events/{}", sample["id"].as_str().unwrap()))
+            .await,
+    )
+    .await;
+    assert_eq!(sample, &from_api);
+
+    let synced = stream_until(&app, &id, "the cursor reached the end", |stream| {
+        stream["next_log_index"] == 1_205
+    })
+    .await;
+    assert!(synced["last_synced_at"].is_string(), "{synced}");
+    let configuration = json_ok(
+        app.get(&format!("/organizations/{organization}/audit_log_configuration"))
+            .await,
+    )
+    .await;
+    assert_eq!(configuration["log_stream"]["id"], id.as_str());
+    assert_eq!(configuration["log_stream"]["type"], "GenericHttps");
+    assert_eq!(configuration["log_stream"]["state"], "active");
+    assert!(configuration["log_stream"]["last_synced_at"].is_string());
+    let quiet = json_ok(
+        app.get(&format!("/organizations/{other}/audit_log_configuration"))
+            .await,
+    )
+    .await;
+    assert!(quiet.get("log_stream").is_none(), "{quiet}");
+
+    // Rotation: the new secret signs, the old one still does beside it.
+    let rotated = json_ok(
+        app.send_json(
+            Method::PUT,
+            &format!("/audit_logs/streams/{id}"),
+            &json!({"rotate_signing_secret": true}),
+        )
+        .await,
+    )
+    .await;
+    let new_secret = rotated["signing_secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, secret);
+    let before = receiver.requests().len();
+    ingest(&app, &organization, 1_205..1_206).await;
+    let after = receiver
+        .wait_for("the event after rotation", |requests| requests.len() > before)
+        .await;
+    assert!(signed_by(&after[before], &new_secret) && signed_by(&after[before], &secret));
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_failing_destination_is_retried_after_retry_after_and_the_state_goes_error_then_active() {
+    let receiver = Receiver::start(Reply::status(200)).await;
+    receiver.script([
+        Reply::status(503)
+            .with_header("retry-after", "2")
+            .with_body("down for maintenance"),
+        Reply::status(500),
+    ]);
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Flaky").await;
+    let created = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "GenericHttps",
+                "config": {"url": format!("{}/hook", receiver.address), "format": "ndjson"}}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    ingest(&app, &organization, 0..20).await;
+    let errored = stream_until(&app, &id, "the stream went to error", |stream| {
+        stream["state"] == "error"
+    })
+    .await;
+    assert!(errored["error"].as_str().unwrap().contains("503"), "{errored}");
+    assert!(errored["next_attempt_at"].is_string(), "{errored}");
+    let requests = receiver
+        .wait_for("three attempts", |requests| requests.len() >= 3)
+        .await;
+    // Retry-After: 2 was honoured before the second attempt.
+    assert!(
+        requests[1].at - requests[0].at >= Duration::from_millis(1_900),
+        "retried after {:?}",
+        requests[1].at - requests[0].at
+    );
+    let recovered = stream_until(&app, &id, "the stream recovered", |stream| {
+        stream["state"] == "active" && stream["next_log_index"] == 20
+    })
+    .await;
+    assert_eq!(recovered["error"], Value::Null);
+    // The same batch each time, in NDJSON; then nothing was lost or reordered.
+    let last = receiver.requests();
+    assert_eq!(last[0].body, last[2].body);
+    assert_eq!(last[0].headers["webhook-id"], last[2].headers["webhook-id"]);
+    assert_eq!(last[2].headers["content-type"], "application/x-ndjson");
+    assert_eq!(log_indexes(&generic_events(&last[2])), (0..20).collect::<Vec<u64>>());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn refused_credentials_make_a_stream_invalid_until_it_is_updated() {
+    let receiver = Receiver::start(Reply::status(200)).await;
+    receiver.script([Reply::status(401).with_body("bad key")]);
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Refused").await;
+    let created = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "GenericHttps",
+                "config": {"url": format!("{}/hook", receiver.address)}}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    ingest(&app, &organization, 0..3).await;
+    let invalid = stream_until(&app, &id, "the stream became invalid", |stream| {
+        stream["state"] == "invalid"
+    })
+    .await;
+    assert!(invalid["error"].as_str().unwrap().contains("401"), "{invalid}");
+    assert_eq!(invalid["next_log_index"], 0);
+    // More events do not wake an invalid stream; an update does, and it delivers from where it
+    // stopped.
+    ingest(&app, &organization, 3..6).await;
+    let updated = json_ok(
+        app.send_json(
+            Method::PUT,
+            &format!("/audit_logs/streams/{id}"),
+            &json!({"config": {"url": format!("{}/hook", receiver.address), "headers": {"Authorization": "Bearer new"}}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(updated["state"], "active");
+    stream_until(&app, &id, "delivery resumed", |stream| stream["next_log_index"] == 6).await;
+    let requests = receiver.requests();
+    let delivered: Vec<Value> = requests[1..].iter().flat_map(generic_events).collect();
+    assert_eq!(log_indexes(&delivered), (0..6).collect::<Vec<u64>>());
+    assert!(
+        requests[1..]
+            .iter()
+            .all(|request| request.headers["authorization"] == "Bearer new")
+    );
+
+    // Disabled by hand: `inactive`, and it stays so across updates that do not say otherwise.
+    let disabled = json_ok(
+        app.send_json(
+            Method::PUT,
+            &format!("/audit_logs/streams/{id}"),
+            &json!({"state": "inactive"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(disabled["state"], "inactive");
+    let still = json_ok(
+        app.send_json(
+            Method::PUT,
+            &format!("/audit_logs/streams/{id}"),
+            &json!({"config": {"url": format!("{}/other", receiver.address)}}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(still["state"], "inactive");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn datadog_and_splunk_receive_their_own_formats_and_their_refusals_are_read() {
+    let datadog = Receiver::start(Reply::status(202).with_body("{}")).await;
+    let splunk = Receiver::start(Reply::status(200).with_body(r#"{"text":"Success","code":0}"#)).await;
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Siem").await;
+    create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "Datadog",
+                "config": {"region": "EU1", "api_key": "dd-key", "url": format!("{}/api/v2/logs", datadog.address)}}),
+    )
+    .await;
+    let hec = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "Splunk",
+                "config": {"url": splunk.address, "token": "hec-token", "index": "audit"}}),
+    )
+    .await;
+    assert!(hec.get("signing_secret").is_none());
+    assert_eq!(
+        hec["config"],
+        json!({"url": splunk.address, "index": "audit", "source": "vellum"})
+    );
+    ingest(&app, &organization, 0..1_500).await;
+
+    let count = |requests: &[Received], read: fn(&Received) -> usize| requests.iter().map(read).sum::<usize>();
+    let datadog_entries = |request: &Received| serde_json::from_slice::<Vec<Value>>(&request.body).unwrap().len();
+    let received = datadog
+        .wait_for("Datadog got every event", |requests| {
+            count(requests, datadog_entries) >= 1_500
+        })
+        .await;
+    let mut indexes = Vec::new();
+    for request in &received {
+        assert_eq!(request.headers["dd-api-key"], "dd-key");
+        let entries: Vec<Value> = serde_json::from_slice(&request.body).unwrap();
+        assert!(entries.len() <= 1_000);
+        for entry in entries {
+            assert_eq!(
+                (&entry["ddsource"], &entry["service"]),
+                (&json!("vellum"), &json!("audit-logs"))
+            );
+            indexes.push(entry["message"]["log_index"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(indexes, (0..1_500).collect::<Vec<u64>>());
+
+    let envelopes = |request: &Received| {
+        serde_json::Deserializer::from_slice(&request.body)
+            .into_iter::<Value>()
+            .map(Result::unwrap)
+            .collect::<Vec<_>>()
+    };
+    let received = splunk
+        .wait_for("Splunk got every event", |requests| {
+            requests.iter().map(|request| envelopes(request).len()).sum::<usize>() >= 1_500
+        })
+        .await;
+    let mut indexes = Vec::new();
+    for request in &received {
+        assert_eq!(request.headers["authorization"], "Splunk hec-token");
+        for envelope in envelopes(request) {
+            assert_eq!(envelope["index"], "audit");
+            assert_eq!(envelope["sourcetype"], "_json");
+            let occurred = envelope["event"]["occurred_at"].as_str().unwrap().to_owned();
+            let seconds = envelope["time"].as_f64().unwrap();
+            let millis = vellum_core::event::parse_occurred_at(&occurred).unwrap().unix_millis();
+            assert!((millis as f64 / 1e3 - seconds).abs() < 0.0005, "{envelope}");
+            indexes.push(envelope["event"]["log_index"].as_u64().unwrap());
+        }
+    }
+    assert_eq!(indexes, (0..1_500).collect::<Vec<u64>>());
+
+    // HEC's codes: an invalid token (403, code 4) makes the stream invalid.
+    splunk.script([Reply::status(403).with_body(r#"{"text":"Invalid token","code":4}"#)]);
+    ingest(&app, &organization, 1_500..1_501).await;
+    let id = hec["id"].as_str().unwrap();
+    let invalid = stream_until(&app, id, "the Splunk stream became invalid", |stream| {
+        stream["state"] == "invalid"
+    })
+    .await;
+    assert!(invalid["error"].as_str().unwrap().contains("code 4"), "{invalid}");
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn private_destinations_are_refused_without_the_operator_setting() {
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let app = TestApp::spawn().await;
+    let organization = organization_with_schema(&app, "Guarded").await;
+    // Plain http is refused outright.
+    let refused = json_status(
+        app.post_json(
+            "/audit_logs/streams",
+            &json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": format!("{}/hook", receiver.address)}}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert!(refused.to_string().contains("https"), "{refused}");
+    // https to loopback, by address and by name, and to the cloud metadata address: accepted as
+    // settings, refused at connect time, so the stream is invalid and nothing is sent.
+    let port = receiver.address.rsplit(':').next().unwrap().to_owned();
+    for url in [
+        format!("https://127.0.0.1:{port}/hook"),
+        format!("https://localhost:{port}/hook"),
+        "https://169.254.169.254/latest/meta-data".to_owned(),
+        format!("https://[::ffff:127.0.0.1]:{port}/hook"),
+    ] {
+        let created = create_stream(
+            &app,
+            &json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": url}}),
+        )
+        .await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        ingest(&app, &organization, 0..1).await;
+        let invalid = stream_until(&app, &id, "the stream was refused", |stream| {
+            stream["state"] == "invalid"
+        })
+        .await;
+        assert!(
+            invalid["error"].as_str().unwrap().contains("private"),
+            "{url}: {invalid}"
+        );
+        let deleted = app
+            .request(Method::DELETE, &format!("/audit_logs/streams/{id}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    }
+    assert!(receiver.requests().is_empty());
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn replay_redelivers_from_the_position_or_time_asked() {
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Replayed").await;
+    ingest(&app, &organization, 0..10).await;
+    let created = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "GenericHttps",
+                "config": {"url": format!("{}/hook", receiver.address)}}),
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let replay = |body: Value| {
+        let app = &app;
+        let id = id.clone();
+        async move { app.post_json(&format!("/audit_logs/streams/{id}/replay"), &body).await }
+    };
+    let moved = json_ok(replay(json!({"from_log_index": 3})).await).await;
+    assert_eq!(moved["next_log_index"], 3);
+    receiver
+        .wait_for("positions 3 to 9", |requests| {
+            log_indexes(&requests.iter().flat_map(generic_events).collect::<Vec<_>>()) == (3..10).collect::<Vec<u64>>()
+        })
+        .await;
+    // Event 7 occurred at 00:00:00.007.
+    let moved = json_ok(replay(json!({"since": "2026-01-01T00:00:00.007Z"})).await).await;
+    assert_eq!(moved["next_log_index"], 7);
+    receiver
+        .wait_for("positions 7 to 9 again", |requests| {
+            log_indexes(&requests.iter().flat_map(generic_events).collect::<Vec<_>>())
+                == (3..10).chain(7..10).collect::<Vec<u64>>()
+        })
+        .await;
+    for (body, field) in [
+        (json!({}), "since"),
+        (json!({"since": "yesterday"}), "since"),
+        (json!({"from_log_index": -1}), "from_log_index"),
+        (json!({"from_log_index": 11}), "from_log_index"),
+        (json!({"since": "2026-01-01T00:00:00Z", "from_log_index": 1}), "since"),
+    ] {
+        let refused = json_status(replay(body.clone()).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+        assert_eq!(refused["errors"][0]["field"], field, "{body}: {refused}");
+    }
+    app.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stream_requests_are_checked_and_belong_to_their_organization() {
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Checked").await;
+    for (body, field) in [
+        (
+            json!({"type": "GenericHttps", "config": {"url": "https://example.com/"}}),
+            "organization_id",
+        ),
+        (json!({"organization_id": organization, "config": {}}), "type"),
+        (json!({"organization_id": organization, "type": "Kafka"}), "type"),
+        (
+            json!({"organization_id": organization, "type": "S3", "config": {}}),
+            "type",
+        ),
+        (
+            json!({"organization_id": organization, "type": "Datadog", "config": {"region": "US1"}}),
+            "config.api_key",
+        ),
+        (
+            json!({"organization_id": organization, "type": "Datadog", "config": {"api_key": "k", "region": "Moon"}}),
+            "config.region",
+        ),
+        (
+            json!({"organization_id": organization, "type": "Splunk", "config": {"token": "t"}}),
+            "config.url",
+        ),
+        (
+            json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "ftp://x.test/"}}),
+            "config.url",
+        ),
+        (
+            json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "https://x.test/", "extra": 1}}),
+            "config.extra",
+        ),
+        (
+            json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "https://x.test/", "headers": {"Content-Length": "1"}}}),
+            "config.headers.Content-Length",
+        ),
+        (
+            json!({"organization_id": organization, "type": "GenericHttps", "config": "https://x.test/"}),
+            "config",
+        ),
+        (
+            json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "https://x.test/"}, "state": "error"}),
+            "state",
+        ),
+    ] {
+        let refused = json_status(
+            app.post_json("/audit_logs/streams", &body).await,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+        assert_eq!(refused["errors"][0]["field"], field, "{body}: {refused}");
+    }
+    let missing = json_status(
+        app.post_json(
+            "/audit_logs/streams",
+            &json!({"organization_id": "org_01EHWNCE74X7JSDV0X3SZ3KJNY", "type": "GenericHttps", "config": {"url": "https://x.test/"}}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    assert!(
+        missing["message"].as_str().unwrap().contains("Organization"),
+        "{missing}"
+    );
+    for _ in 0..10 {
+        create_stream(
+            &app,
+            &json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "https://x.test/"}, "state": "inactive"}),
+        )
+        .await;
+    }
+    let limited = json_status(
+        app.post_json(
+            "/audit_logs/streams",
+            &json!({"organization_id": organization, "type": "GenericHttps", "config": {"url": "https://x.test/"}}),
+        )
+        .await,
+        StatusCode::CONFLICT,
+    )
+    .await;
+    assert_eq!(limited["code"], "stream_limit");
+    let listed = json_ok(
+        app.get(&format!("/audit_logs/streams?organization_id={organization}"))
+            .await,
+    )
+    .await;
+    assert_eq!(listed["object"], "list");
+    assert_eq!(listed["data"].as_array().unwrap().len(), 10);
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|stream| stream["state"] == "inactive")
+    );
+    json_status(app.get("/audit_logs/streams").await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    json_status(
+        app.get("/audit_logs/streams/audit_log_stream_nope").await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+
+    // A deleted organization's streams are gone with it.
+    let id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    let deleted = app
+        .request(Method::DELETE, &format!("/organizations/{organization}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+    json_status(
+        app.get(&format!("/audit_logs/streams/{id}")).await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    app.stop().await.unwrap();
+}
