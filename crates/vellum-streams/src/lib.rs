@@ -65,10 +65,12 @@ impl Default for StreamSettings {
         Self {
             allow_private_destinations: false,
             workers: 2,
-            lease: Duration::from_secs(60),
-            request_timeout: Duration::from_secs(30),
+            // A turn, then one request that takes its whole timeout, with room to spare: a
+            // lease extended at each accepted batch never runs out under a live worker.
+            lease: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(15),
             batch_events: 1_000,
-            turn: Duration::from_secs(10),
+            turn: Duration::from_secs(5),
             poll: Duration::from_secs(1),
         }
     }

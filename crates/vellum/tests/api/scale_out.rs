@@ -337,3 +337,125 @@ async fn three_nodes_keep_every_acknowledged_event_once_through_a_kill_9() {
     );
     drop((b, c));
 }
+
+/// Log streams on three nodes: node A starts delivering three streams and dies with `kill -9`
+/// mid-delivery; B and C, started after, take the streams over once A's leases run out. Every
+/// event of each stream arrives in order, the only repeats are a batch in flight at the kill,
+/// and no two requests of one stream ever overlap (one node at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_deliver_each_stream_from_one_node_at_a_time_through_a_kill_9() {
+    use crate::streams::{Receiver, Reply, event, generic_events, log_indexes};
+    const EVENTS: usize = 12_000;
+    const STREAMS: usize = 3;
+    let database = TestDatabase::create().await;
+    let receiver = Receiver::start_answering_after(Reply::status(200), Duration::from_millis(20)).await;
+    let shared = tempfile::tempdir().unwrap();
+    let secret = fresh_secret();
+    let key = secret.expose().to_owned();
+    let http = reqwest::Client::new();
+    let envs = [
+        ("VELLUM_API_KEY", key.as_str()),
+        ("VELLUM_DATABASE_URL", database.url()),
+        ("VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS", "true"),
+    ];
+    let mut a = ServerProcess::start(shared.path(), &[], &envs);
+    let post = |address: String, path: &str, body: Value| {
+        http.post(format!("{address}{path}"))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    let organization = post(a.address.clone(), "/organizations", json!({"name": "Streamed"}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let schema = post(
+        a.address.clone(),
+        "/audit_logs/actions/user.signed_in/schemas",
+        json!({"targets": [{"type": "team"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(schema.status(), StatusCode::CREATED);
+    for stream in 0..STREAMS {
+        let created = post(
+            a.address.clone(),
+            "/audit_logs/streams",
+            json!({"organization_id": organization, "type": "GenericHttps",
+                   "config": {"url": format!("{}/stream-{stream}", receiver.address)}}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(created.status(), StatusCode::CREATED);
+    }
+    let events: Vec<Value> = (0..EVENTS).map(event).collect();
+    for chunk in events.chunks(1_000) {
+        let response = post(
+            a.address.clone(),
+            "/audit_logs/events/batch",
+            json!({"organization_id": organization, "events": chunk}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    let delivered = |requests: &[crate::streams::Received]| {
+        requests
+            .iter()
+            .map(|request| generic_events(request).len())
+            .sum::<usize>()
+    };
+    receiver
+        .wait_for("A delivering", |requests| delivered(requests) >= EVENTS / 2)
+        .await;
+    a.kill_hard();
+    let killed_at = Instant::now();
+    let b = ServerProcess::start(shared.path(), &[], &envs);
+    let c = ServerProcess::start(shared.path(), &[], &envs);
+    let requests = receiver
+        .wait_for("every stream delivered in full", |requests| {
+            (0..STREAMS).all(|stream| {
+                requests
+                    .iter()
+                    .filter(|request| request.path == format!("/stream-{stream}"))
+                    .flat_map(generic_events)
+                    .filter_map(|event| event["log_index"].as_u64())
+                    .max()
+                    == Some(EVENTS as u64 - 1)
+            })
+        })
+        .await;
+    for stream in 0..STREAMS {
+        let path = format!("/stream-{stream}");
+        let mine: Vec<_> = requests.iter().filter(|request| request.path == path).collect();
+        let mut expected = 0_u64;
+        let mut repeats = 0;
+        for pair in mine.windows(2) {
+            assert!(
+                pair[0].answered <= pair[1].at,
+                "{path}: two requests overlapped: two nodes delivered the stream at once"
+            );
+        }
+        for request in &mine {
+            let batch = log_indexes(&generic_events(request));
+            let first = batch[0];
+            if first != expected {
+                assert!(
+                    first < expected && request.at > killed_at,
+                    "{path}: a batch starts at {first}, expected {expected}"
+                );
+                repeats += 1;
+            }
+            assert_eq!(batch, (first..first + batch.len() as u64).collect::<Vec<_>>());
+            expected = first + batch.len() as u64;
+        }
+        assert_eq!(expected, EVENTS as u64, "{path}");
+        assert!(repeats <= 1, "{path}: {repeats} repeats");
+    }
+    drop((b, c));
+}

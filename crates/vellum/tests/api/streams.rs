@@ -19,22 +19,26 @@ use crate::helpers::{TestApp, json_ok, json_status};
 
 /// One request a receiver took.
 #[derive(Clone, Debug)]
-struct Received {
-    headers: HeaderMap,
-    body: Bytes,
-    at: Instant,
+pub struct Received {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// When it arrived.
+    pub at: Instant,
+    /// When the answer was sent.
+    pub answered: Instant,
 }
 
 /// A scripted answer.
 #[derive(Clone)]
-struct Reply {
+pub struct Reply {
     status: u16,
     headers: Vec<(&'static str, String)>,
     body: String,
 }
 
 impl Reply {
-    fn status(status: u16) -> Self {
+    pub fn status(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -61,26 +65,36 @@ struct Log {
 
 /// An HTTP receiver on loopback that records every request and answers from its script, then
 /// with its default reply.
-struct Receiver {
-    address: String,
+pub struct Receiver {
+    pub address: String,
     log: Arc<Mutex<Log>>,
     arrived: Arc<Notify>,
 }
 
 impl Receiver {
     async fn start(default: Reply) -> Self {
+        Self::start_answering_after(default, Duration::ZERO).await
+    }
+
+    /// A receiver that takes `delay` over each answer (so that deliveries in parallel would
+    /// overlap).
+    pub async fn start_answering_after(default: Reply, delay: Duration) -> Self {
         let log = Arc::new(Mutex::new(Log::default()));
         let arrived = Arc::new(Notify::new());
         let (handler_log, handler_arrived) = (Arc::clone(&log), Arc::clone(&arrived));
-        let handler = move |headers: HeaderMap, body: Bytes| {
+        let handler = move |uri: axum::http::Uri, headers: HeaderMap, body: Bytes| {
             let (log, arrived, default) = (Arc::clone(&handler_log), Arc::clone(&handler_arrived), default.clone());
             async move {
+                let at = Instant::now();
+                tokio::time::sleep(delay).await;
                 let reply = {
                     let mut log = log.lock().unwrap();
                     log.requests.push(Received {
+                        path: uri.path().to_owned(),
                         headers,
                         body,
-                        at: Instant::now(),
+                        at,
+                        answered: Instant::now(),
                     });
                     log.script.pop_front().unwrap_or(default)
                 };
@@ -103,12 +117,12 @@ impl Receiver {
         self.log.lock().unwrap().script.extend(replies);
     }
 
-    fn requests(&self) -> Vec<Received> {
+    pub fn requests(&self) -> Vec<Received> {
         self.log.lock().unwrap().requests.clone()
     }
 
     /// Waits (at most a minute) until the requests received satisfy `done`.
-    async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
+    pub async fn wait_for(&self, what: &str, done: impl Fn(&[Received]) -> bool) -> Vec<Received> {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
             let arrived = self.arrived.notified();
@@ -126,7 +140,7 @@ impl Receiver {
 }
 
 /// The events of a generic HTTPS delivery (a JSON array, or NDJSON).
-fn generic_events(received: &Received) -> Vec<Value> {
+pub fn generic_events(received: &Received) -> Vec<Value> {
     match serde_json::from_slice::<Value>(&received.body) {
         Ok(Value::Array(events)) => events,
         _ => serde_json::Deserializer::from_slice(&received.body)
@@ -136,7 +150,7 @@ fn generic_events(received: &Received) -> Vec<Value> {
     }
 }
 
-fn log_indexes(events: &[Value]) -> Vec<u64> {
+pub fn log_indexes(events: &[Value]) -> Vec<u64> {
     events
         .iter()
         .map(|event| event["log_index"].as_u64().unwrap())
@@ -154,7 +168,7 @@ async fn organization_with_schema(app: &TestApp, name: &str) -> String {
     organization
 }
 
-fn event(index: usize) -> Value {
+pub fn event(index: usize) -> Value {
     json!({
         "action": "user.signed_in",
         "occurred_at": format!("2026-01-01T00:00:{:02}.{:03}Z", index / 1000 % 60, index % 1000),
@@ -742,4 +756,145 @@ async fn stream_requests_are_checked_and_belong_to_their_organization() {
     )
     .await;
     app.stop().await.unwrap();
+}
+
+const CRASH_EVENTS: usize = 100_000;
+const CRASH_BATCH: usize = 1_000;
+
+/// Sends batches `from..` of the crash test's events with their idempotency keys until one is
+/// not acknowledged; returns the first batch not acknowledged.
+async fn send_batches(client: reqwest::Client, url: String, key: String, organization: String, from: usize) -> usize {
+    for batch in from..CRASH_EVENTS / CRASH_BATCH {
+        let events: Vec<Value> = (batch * CRASH_BATCH..(batch + 1) * CRASH_BATCH).map(event).collect();
+        let sent = client
+            .post(&url)
+            .bearer_auth(&key)
+            .header("Idempotency-Key", format!("crash-batch-{batch}"))
+            .json(&json!({"organization_id": organization, "events": events}))
+            .send()
+            .await;
+        match sent {
+            Ok(response) if response.status() == StatusCode::OK => {}
+            _ => return batch,
+        }
+    }
+    CRASH_EVENTS / CRASH_BATCH
+}
+
+/// kill -9 while a stream delivers (and clients ingest): after a restart every event arrives,
+/// in order, and the only duplicates are the batch that was in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_during_delivery_loses_nothing_and_repeats_only_the_batch_in_flight() {
+    use crate::helpers::{ServerProcess, fresh_secret};
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let secret = fresh_secret();
+    let envs = [
+        ("VELLUM_API_KEY", secret.expose()),
+        ("VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS", "true"),
+    ];
+    let mut server = ServerProcess::start(data_dir.path(), &[], &envs);
+    let client = reqwest::Client::new();
+    let key = secret.expose().to_owned();
+    let post = |server: &ServerProcess, path: &str, body: Value| {
+        client.post(server.url(path)).bearer_auth(&key).json(&body).send()
+    };
+    let organization = post(&server, "/organizations", json!({"name": "Crashing"}))
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let schema = post(
+        &server,
+        "/audit_logs/actions/user.signed_in/schemas",
+        json!({"targets": [{"type": "team"}]}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(schema.status(), StatusCode::CREATED);
+    let created = post(
+        &server,
+        "/audit_logs/streams",
+        json!({"organization_id": organization, "type": "GenericHttps",
+               "config": {"url": format!("{}/hook", receiver.address), "format": "ndjson"}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let delivered = |requests: &[Received]| {
+        requests
+            .iter()
+            .map(|request| generic_events(request).len())
+            .sum::<usize>()
+    };
+    let ingest = tokio::spawn(send_batches(
+        client.clone(),
+        server.url("/audit_logs/events/batch"),
+        key.clone(),
+        organization.clone(),
+        0,
+    ));
+    receiver
+        .wait_for("a fifth of the events delivered", |requests| {
+            delivered(requests) >= CRASH_EVENTS / 5
+        })
+        .await;
+    server.kill_hard();
+    let before_kill = receiver.requests().len();
+    let resume_from = ingest.await.unwrap();
+
+    let server = ServerProcess::start(data_dir.path(), &[], &envs);
+    let sent_all = send_batches(
+        client.clone(),
+        server.url("/audit_logs/events/batch"),
+        key.clone(),
+        organization.clone(),
+        resume_from,
+    )
+    .await;
+    assert_eq!(
+        sent_all,
+        CRASH_EVENTS / CRASH_BATCH,
+        "the restarted server refused a batch"
+    );
+    let requests = receiver
+        .wait_for("every event delivered after the restart", |requests| {
+            requests
+                .iter()
+                .flat_map(generic_events)
+                .filter_map(|event| event["log_index"].as_u64())
+                .max()
+                == Some(CRASH_EVENTS as u64 - 1)
+        })
+        .await;
+
+    // Every position exactly once, in order, except a repeat of what was in flight at the kill.
+    let batches: Vec<Vec<u64>> = requests
+        .iter()
+        .map(|request| log_indexes(&generic_events(request)))
+        .collect();
+    let mut expected = 0_u64;
+    let mut repeated = 0;
+    for (position, batch) in batches.iter().enumerate() {
+        let first = batch[0];
+        if first != expected {
+            assert!(
+                position == before_kill && first < expected,
+                "request {position} starts at {first}, expected {expected} (the kill was before request {before_kill})"
+            );
+            repeated = expected - first;
+        }
+        assert_eq!(batch, &(first..first + batch.len() as u64).collect::<Vec<_>>());
+        expected = first + batch.len() as u64;
+    }
+    assert_eq!(expected, CRASH_EVENTS as u64);
+    assert!(
+        repeated <= 500,
+        "{repeated} events repeated: more than the batch in flight"
+    );
+    drop(server);
 }
