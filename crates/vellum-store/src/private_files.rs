@@ -22,12 +22,13 @@ pub fn restrict_umask() {
 
 /// The names, directly in the data directory, of what Vellum keeps there: the database, the
 /// search index and their companions (`-wal`, `-shm`), the key files, and the export files' folder.
-const DATA_DIR_ENTRIES: [&str; 6] = [
+const DATA_DIR_ENTRIES: [&str; 7] = [
     crate::sqlite::DATABASE_FILE_NAME,
     crate::sqlite::SEARCH_FILE_NAME,
     crate::sqlite::LOCK_FILE_NAME,
     "log-signing-key",
     "export-link-key",
+    "stream-secrets-key",
     "exports",
 ];
 

@@ -68,6 +68,11 @@ pub async fn copy(settings: &Settings, args: CopyArgs) -> anyhow::Result<()> {
         let seed = crate::signing::read_seed(&link_key_path)?;
         share_secret(&target, LINK_KEY_SECRET, &seed, "export link key").await?;
     }
+    let stream_key_path = args.from.join(crate::signing::STREAM_KEY_FILE_NAME);
+    if stream_key_path.is_file() {
+        let seed = crate::signing::read_seed(&stream_key_path)?;
+        share_secret(&target, crate::startup::STREAM_KEY_SECRET, &seed, "log stream key").await?;
+    }
 
     println!("copying into PostgreSQL");
     let started = Instant::now();

@@ -172,6 +172,18 @@ const TABLES: &[Table] = &[
         columns: "id, organization_id, format, filter, state, error, object_path, rows, bytes, attempts,
                   created_at, updated_at, lease_owner, lease_until",
     },
+    // Their secrets stay sealed: `vellum copy` shares the stream key with the database too.
+    // Leases are not copied: the first node to claim a stream takes it.
+    Table {
+        name: "log streams",
+        source: "select s.id, o.id, s.type, s.config, s.secrets, s.state, s.cursor, s.failures, s.error,
+                 s.next_attempt_at, s.last_synced_at, s.created_at, s.updated_at
+                 from log_streams s join organizations o on o.seq = s.organization_seq order by s.seq",
+        parameter: Parameter::None,
+        target: "log_streams",
+        columns: "id, organization_id, type, config, secrets, state, cursor, failures, error, next_attempt_at,
+                  last_synced_at, created_at, updated_at",
+    },
 ];
 
 /// The checkpoints, copied after the logs they sign.

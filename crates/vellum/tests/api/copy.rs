@@ -226,6 +226,15 @@ async fn an_embedded_store_moves_into_postgres_with_every_log_intact() {
         .send(reqwest::Method::DELETE, &format!("/organizations/{deleted}"), None)
         .await;
     assert!(status.is_success(), "{status}");
+    // A stream moves too, its sealed secrets still readable on PostgreSQL.
+    let stream = client
+        .post(
+            "/audit_logs/streams",
+            &json!({"organization_id": kept, "type": "Splunk", "state": "inactive",
+                    "config": {"url": "https://splunk.example.com:8088", "token": "copied-token"}}),
+            StatusCode::CREATED,
+        )
+        .await;
     let before = client.all_events(&kept).await;
     assert_eq!(before.len(), 3_201);
     let mut embedded = embedded;
@@ -270,6 +279,18 @@ async fn an_embedded_store_moves_into_postgres_with_every_log_intact() {
         3_201,
         "a retry after the move is answered from the copied key, not stored again"
     );
+    let streams = client.get(&format!("/audit_logs/streams?organization_id={kept}")).await;
+    assert_eq!(streams["data"][0]["id"], stream["id"], "{streams}");
+    assert_eq!(streams["data"][0]["next_log_index"], stream["next_log_index"]);
+    // An update that keeps the settings opens the secrets: refused if the key had not moved.
+    let (status, updated) = client
+        .send(
+            reqwest::Method::PUT,
+            &format!("/audit_logs/streams/{}", stream["id"].as_str().unwrap()),
+            Some(&json!({"state": "inactive"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
     let legacy = client.get("/events?limit=10").await;
     assert_eq!(legacy["data"].as_array().unwrap().len(), 1, "{legacy}");
     let export = client

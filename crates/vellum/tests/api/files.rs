@@ -42,6 +42,7 @@ fn assert_private(root: &Path) {
         "vellum-search.sqlite3",
         "log-signing-key",
         "export-link-key",
+        "stream-secrets-key",
     ] {
         assert!(
             names.iter().any(|name| name == expected),
