@@ -790,13 +790,14 @@ const fn limits(kind: StreamType) -> Limits {
 }
 
 /// Builds the request carrying the first items of `items` that fit the destination's limits (at
-/// least one). `message_id` names the batch for receivers (stable across retries of the same
-/// batch), `now_seconds` is the signing time.
+/// least one). The batch is named for receivers `{message_prefix}_{first}_{last}` (its first and
+/// last log indexes: the same across retries of the same batch); `now_seconds` is the signing
+/// time.
 pub fn encode(
     destination: &Destination,
     secrets: &StreamSecrets,
     items: &[StreamItem],
-    message_id: &str,
+    message_prefix: &str,
     now_seconds: i64,
 ) -> Delivery {
     let kind = destination.stream_type();
@@ -833,6 +834,11 @@ pub fn encode(
         entries.push(bytes);
     }
     let count = entries.len();
+    let message_id = match (items.first(), items.get(count.saturating_sub(1))) {
+        (Some(first), Some(last)) => format!("{message_prefix}_{}_{}", first.log_index, last.log_index),
+        _ => message_prefix.to_owned(),
+    };
+    let message_id = message_id.as_str();
     let mut headers = Vec::new();
     let body = match destination {
         Destination::Datadog { .. } => {
@@ -1222,7 +1228,7 @@ mod tests {
             header_names: vec!["X-Team".to_owned()],
         };
         let items = [item(0), item(1)];
-        let delivery = encode(&destination, &secrets, &items, "msg_1", 1_700_000_000);
+        let delivery = encode(&destination, &secrets, &items, "msg", 1_700_000_000);
         assert_eq!(delivery.items, 2);
         let body: Value = serde_json::from_slice(&delivery.body).unwrap();
         assert_eq!(body[1]["log_index"], 1);
@@ -1235,14 +1241,15 @@ mod tests {
                 .unwrap()
         };
         assert_eq!(header("X-Team"), "a");
+        assert_eq!(header("webhook-id"), "msg_0_1");
         // Only the current secret signs: the retired one's overlap ended long ago.
         assert_eq!(
             header("webhook-signature"),
-            webhook_signature(&[7; 32], "msg_1", 1_700_000_000, &delivery.body)
+            webhook_signature(&[7; 32], "msg_0_1", 1_700_000_000, &delivery.body)
         );
         // The signature is Standard Webhooks' (checked against an independent computation).
         let mut mac = Hmac::<Sha256>::new_from_slice(&[7; 32]).unwrap();
-        mac.update(format!("msg_1.1700000000.{}", String::from_utf8_lossy(&delivery.body)).as_bytes());
+        mac.update(format!("msg_0_1.1700000000.{}", String::from_utf8_lossy(&delivery.body)).as_bytes());
         assert_eq!(
             header("webhook-signature"),
             format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
@@ -1250,7 +1257,7 @@ mod tests {
         // Within the overlap both sign.
         let mut rotated = secrets;
         rotated.signing_secrets[1].retired_at = Some(1_700_000_000_000 - 1_000);
-        let both = encode(&destination, &rotated, &items, "msg_1", 1_700_000_000);
+        let both = encode(&destination, &rotated, &items, "msg", 1_700_000_000);
         let signature = both
             .headers
             .iter()

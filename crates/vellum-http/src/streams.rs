@@ -94,6 +94,11 @@ pub(crate) struct StreamResponse {
     next_attempt_at: Option<String>,
     created_at: String,
     updated_at: String,
+    /// How far behind the stream is (only on `GET /audit_logs/streams/{id}`): log positions
+    /// not yet delivered, and seconds since the oldest of them was received.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    lag: Option<LagJson>,
     /// A `GenericHttps` stream's Standard Webhooks signing secret (`whsec_…`): only in the
     /// answer that made it (creation, or `rotate_signing_secret`). Store it; it is not shown again.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,12 +125,25 @@ impl StreamResponse {
             created_at: stream.created_at.to_wire(),
             updated_at: stream.updated_at.to_wire(),
             signing_secret,
+            lag: None,
         }
     }
 
     fn shown(shown: Shown) -> Self {
         Self::of(shown.stream, shown.signing_secret)
     }
+}
+
+/// How far behind a stream is.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogStreamLag)]
+pub(crate) struct LagJson {
+    /// Log positions after the stream's position.
+    #[schema(example = 0)]
+    events: u64,
+    /// Seconds since the oldest event not yet delivered was received; 0 when caught up.
+    #[schema(example = 0.0)]
+    seconds: f64,
 }
 
 /// A stream to create.
@@ -277,8 +295,15 @@ pub(crate) async fn get_stream(
     State(state): State<AppState>,
     WirePath(id): WirePath,
 ) -> Result<Json<StreamResponse>, ApiError> {
-    let stream = service(&state)?.get(stream_id(&id)?).await?;
-    Ok(Json(StreamResponse::of(stream, None)))
+    let service = service(&state)?;
+    let stream = service.get(stream_id(&id)?).await?;
+    let lag = service.lag(&stream).await?;
+    let mut response = StreamResponse::of(stream, None);
+    response.lag = Some(LagJson {
+        events: lag.events,
+        seconds: lag.seconds,
+    });
+    Ok(Json(response))
 }
 
 /// A stream's new settings or state: at least one of the three.

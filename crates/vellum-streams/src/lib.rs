@@ -116,6 +116,15 @@ pub struct Update {
     pub rotate_signing_secret: bool,
 }
 
+/// How far behind a stream is.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Lag {
+    /// Log positions after the stream's position (purged ones included).
+    pub events: u64,
+    /// Seconds since the oldest event not yet delivered was received.
+    pub seconds: f64,
+}
+
 /// Where a replay starts.
 #[derive(Clone, Copy, Debug)]
 pub enum ReplayFrom {
@@ -290,6 +299,24 @@ impl StreamService {
         Ok(Shown { stream, signing_secret })
     }
 
+    /// How far behind a stream is: the log positions after its position, and how long ago the
+    /// oldest event it has not delivered was received (zero when caught up).
+    pub async fn lag(&self, stream: &Stream) -> Result<Lag, StreamError> {
+        let size = self.store.log_tree_head(stream.organization_id).await?.size;
+        let next = self
+            .store
+            .stream_events(stream.organization_id, stream.cursor, 1)
+            .await?;
+        let seconds = next.first().map_or(0.0, |event| {
+            let millis = vellum_store::now().unix_millis() - event.received_at.unix_millis();
+            (millis.max(0) as f64) / 1_000.0
+        });
+        Ok(Lag {
+            events: size.saturating_sub(stream.cursor),
+            seconds,
+        })
+    }
+
     /// Deletes a stream.
     pub async fn delete(&self, id: StreamId) -> Result<(), StreamError> {
         Ok(self.store.delete_stream(id).await?)
@@ -337,29 +364,38 @@ impl StreamService {
             if events.is_empty() {
                 break;
             }
-            let items: Vec<StreamItem> = events
-                .iter()
-                .map(|event| StreamItem {
-                    log_index: event.log_index,
-                    occurred_at_millis: event.input.occurred_at.unix_millis(),
-                    event: (self.render)(event),
-                })
-                .collect();
-            // Sent as one or more requests, each acknowledged before the cursor moves past it.
-            let mut sent = 0;
-            while sent < items.len() {
-                let now = vellum_store::now();
-                let first = items[sent].log_index;
-                let probe = encode(&stream.destination, &secrets, &items[sent..], "", 0);
-                let last = items[sent + probe.items - 1].log_index;
-                let message_id = format!("{}_{first}_{last}", stream.id);
-                let delivery = encode(
-                    &stream.destination,
-                    &secrets,
-                    &items[sent..sent + probe.items],
-                    &message_id,
-                    now.unix_millis().div_euclid(1_000),
-                );
+            // Rendering and encoding are CPU work: off the runtime's threads, so that a stream
+            // catching up never holds up the requests the server is answering.
+            let (render, destination, batch_secrets, prefix) = (
+                Arc::clone(&self.render),
+                stream.destination.clone(),
+                secrets.clone(),
+                stream.id.to_string(),
+            );
+            let deliveries = tokio::task::spawn_blocking(move || {
+                let items: Vec<StreamItem> = events
+                    .iter()
+                    .map(|event| StreamItem {
+                        log_index: event.log_index,
+                        occurred_at_millis: event.input.occurred_at.unix_millis(),
+                        event: render(event),
+                    })
+                    .collect();
+                let now_seconds = vellum_store::now().unix_millis().div_euclid(1_000);
+                let mut deliveries = Vec::new();
+                let mut sent = 0;
+                while sent < items.len() {
+                    let delivery = encode(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
+                    let last = items[sent + delivery.items - 1].log_index;
+                    sent += delivery.items;
+                    deliveries.push((delivery, last));
+                }
+                deliveries
+            })
+            .await
+            .map_err(|error| StoreError::Internal(format!("encoding a batch failed: {error}")))?;
+            // Sent one request at a time, each acknowledged before the position moves past it.
+            for (delivery, last) in deliveries {
                 let verdict = match self.transport.send(&delivery).await {
                     Ok(answer) => judge(
                         stream.destination.stream_type(),
@@ -395,10 +431,9 @@ impl StreamService {
                             }
                             Err(error) => return Err(error),
                         }
-                        tracing::debug!(stream = %stream.id, first, last, "delivered");
+                        tracing::debug!(stream = %stream.id, from = cursor, last, "delivered");
                         cursor = next;
                         failures = 0;
-                        sent += delivery.items;
                     }
                     Verdict::Retry { reason, retry_after } => {
                         failures = failures.saturating_add(1);

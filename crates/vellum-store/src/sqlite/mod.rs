@@ -1021,6 +1021,9 @@ impl crate::StreamStore for SqliteStore {
         now: Timestamp,
         lease_until: Timestamp,
     ) -> Result<Option<crate::Stream>, StoreError> {
+        if !self.read(move |connection| streams::any_due(connection, now)).await? {
+            return Ok(None);
+        }
         let worker = worker.to_owned();
         self.writer
             .write(move |connection| streams::claim(connection, &worker, now, lease_until))

@@ -216,6 +216,21 @@ pub(super) fn first_position_since(
     }
 }
 
+/// Whether any stream is due for a delivery (a read, so that idle workers and the wake-ups of
+/// every commit do not queue empty claims on the writer).
+pub(super) fn any_due(connection: &Connection, now: Timestamp) -> Result<bool, StoreError> {
+    Ok(connection
+        .prepare_cached(
+            "select exists (select 1 from log_streams s
+                            where s.state in ('active', 'error')
+                              and (s.next_attempt_at is null or s.next_attempt_at <= ?1)
+                              and (s.lease_until is null or s.lease_until <= ?1)
+                              and exists (select 1 from events e
+                                          where e.organization_seq = s.organization_seq and e.log_index >= s.cursor))",
+        )?
+        .query_row([now.unix_millis()], |row| row.get(0))?)
+}
+
 pub(super) fn claim(
     connection: &Connection,
     worker: &str,

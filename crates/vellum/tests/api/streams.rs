@@ -301,6 +301,7 @@ async fn a_generic_stream_delivers_every_event_in_order_as_the_api_returns_it_si
     })
     .await;
     assert!(synced["last_synced_at"].is_string(), "{synced}");
+    assert_eq!(synced["lag"], json!({"events": 0, "seconds": 0.0}));
     let configuration = json_ok(
         app.get(&format!("/organizations/{organization}/audit_log_configuration"))
             .await,
@@ -406,6 +407,8 @@ async fn refused_credentials_make_a_stream_invalid_until_it_is_updated() {
     .await;
     assert!(invalid["error"].as_str().unwrap().contains("401"), "{invalid}");
     assert_eq!(invalid["next_log_index"], 0);
+    assert_eq!(invalid["lag"]["events"], 3);
+    assert!(invalid["lag"]["seconds"].as_f64().unwrap() >= 0.0);
     // More events do not wake an invalid stream; an update does, and it delivers from where it
     // stopped.
     ingest(&app, &organization, 3..6).await;
