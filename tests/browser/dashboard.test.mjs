@@ -433,6 +433,38 @@ describe('the operator dashboard', () => {
     await eventRows().filter({ hasText: '(erased)' }).first().waitFor();
   });
 
+  scenario('settings: a log stream is added with its secret shown once, disabled and deleted', async () => {
+    await page.getByRole('link', { name: 'Settings', exact: true }).click();
+    await page.getByText('No log stream: this organization’s events are not sent anywhere.').waitFor();
+    await page.getByLabel('Destination').selectOption('GenericHttps');
+    await page.getByLabel('URL').fill('https://siem.example.invalid/vellum');
+    await page.getByLabel('Extra header (optional)').fill('Authorization');
+    await page.getByLabel('Header value').fill(`Bearer hidden-${suffix}`);
+    await page.getByRole('button', { name: 'Add the stream' }).click();
+    await page.getByText('Stream added: events logged from now on are delivered.').waitFor();
+    const secret = await page.locator('.secret-box code.secret').innerText();
+    assert.match(secret, /^whsec_/);
+    const row = page.locator('.streams-table tbody tr');
+    await row.filter({ hasText: 'https://siem.example.invalid/vellum (JSON)' }).waitFor();
+    const [stream] = (await publicApiOk('GET', `/audit_logs/streams?organization_id=${orgId}`)).data;
+    assert.equal(stream.type, 'GenericHttps');
+    assert.deepEqual(stream.config.header_names, ['Authorization']);
+    assert.ok(!JSON.stringify(stream).includes(`hidden-${suffix}`), 'the header value is never shown');
+    assert.ok(!(await page.content()).includes(`hidden-${suffix}`), 'nor kept in the page');
+    await screenshot(page, 'streams');
+    // Disabled from the page: the API agrees.
+    await row.getByRole('button', { name: 'Disable' }).click();
+    await page.getByText('Stream updated.').waitFor();
+    await row.getByRole('button', { name: 'Enable' }).waitFor();
+    assert.equal((await publicApiOk('GET', `/audit_logs/streams/${stream.id}`)).state, 'inactive');
+    // Deleted after confirming.
+    page.once('dialog', (dialog) => dialog.accept());
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('Stream deleted.').waitFor();
+    await page.getByText('No log stream: this organization’s events are not sent anywhere.').waitFor();
+    assert.equal((await publicApiOk('GET', `/audit_logs/streams?organization_id=${orgId}`)).data.length, 0);
+  });
+
   scenario('api keys: a new key\u2019s secret is shown once, works, and is refused once revoked', async () => {
     const keyName = `browser key ${suffix}`;
     await page.getByRole('link', { name: 'API keys' }).click();

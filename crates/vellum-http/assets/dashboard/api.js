@@ -203,6 +203,13 @@ export function createApi(options = {}) {
     logEntries: (organizationId, start, end, init) =>
       get('/audit_logs/log/entries', { organization_id: organizationId, start, end }, init),
 
+    // Log streams.
+    listStreams: (organizationId) => get('/audit_logs/streams', { organization_id: organizationId }),
+    createStream: (body) => post('/audit_logs/streams', body),
+    updateStream: (id, body) => put(`/audit_logs/streams/${enc(id)}`, body),
+    deleteStream: async (id) => (await send('DELETE', `/audit_logs/streams/${enc(id)}`, { body: {} })).data,
+    replayStream: (id, body) => post(`/audit_logs/streams/${enc(id)}/replay`, body),
+
     // Exports.
     createExport: (body) => post('/audit_logs/exports', body),
     getExport: (id) => get(`/audit_logs/exports/${enc(id)}`),

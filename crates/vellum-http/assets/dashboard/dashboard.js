@@ -744,6 +744,196 @@ function renderExports(container, orgId) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Log streams (a card of the settings)
+
+const STREAM_TYPES = [
+  ['GenericHttps', 'HTTPS endpoint (signed per Standard Webhooks)'],
+  ['Datadog', 'Datadog'],
+  ['Splunk', 'Splunk (HTTP Event Collector)'],
+];
+const DATADOG_REGIONS = ['US1', 'US3', 'US5', 'EU1', 'AP1', 'AP2', 'US1-FED'];
+
+function streamDestination(stream) {
+  const config = stream.config ?? {};
+  if (stream.type === 'Datadog') return `Datadog ${config.region}${config.url ? ` (${config.url})` : ''}`;
+  if (stream.type === 'Splunk') return `Splunk ${config.url}${config.index ? `, index ${config.index}` : ''}`;
+  return `${config.url} (${config.format === 'ndjson' ? 'NDJSON' : 'JSON'})`;
+}
+
+function streamsCard(orgId, isAlive) {
+  const body = h('tbody');
+  const errors = errorBox();
+  const status = h('p', { class: 'success-text', role: 'status' });
+  const empty = h('p', { class: 'muted small', text: 'No log stream: this organization’s events are not sent anywhere.', hidden: true });
+  const table = h(
+    'table',
+    { class: 'data-table streams-table', hidden: true },
+    h('caption', { class: 'visually-hidden', text: 'Log streams of this organization' }),
+    h('thead', {}, h('tr', {}, ['Destination', 'State', 'Last delivery', 'Next position', ''].map((name) => h('th', { scope: 'col', text: name })))),
+    body,
+  );
+  const secretBox = h('div', { class: 'secret-box', hidden: true, role: 'status' });
+
+  const type = h('select', { name: 'type' }, STREAM_TYPES.map(([value, label]) => h('option', { value, text: label })));
+  const url = h('input', { type: 'url', name: 'url', autocomplete: 'off', maxlength: '2048', placeholder: 'https://' });
+  const format = h('select', { name: 'format' }, h('option', { value: 'json', text: 'JSON array' }), h('option', { value: 'ndjson', text: 'NDJSON' }));
+  const headerName = h('input', { type: 'text', name: 'header_name', autocomplete: 'off', maxlength: '128', placeholder: 'Authorization' });
+  const headerValue = h('input', { type: 'password', name: 'header_value', autocomplete: 'off', maxlength: '4096' });
+  const region = h('select', { name: 'region' }, DATADOG_REGIONS.map((value) => h('option', { value, text: value })));
+  const secret = h('input', { type: 'password', name: 'secret', autocomplete: 'off', maxlength: '4096' });
+  const index = h('input', { type: 'text', name: 'index', autocomplete: 'off', maxlength: '4096' });
+  const urlField = field('URL', url, 'Where batches are posted (https).');
+  const formatField = field('Format', format);
+  const headerNameField = field('Extra header (optional)', headerName, 'For example Authorization; its value is kept secret.');
+  const headerValueField = field('Header value', headerValue);
+  const regionField = field('Datadog site', region);
+  const secretField = field('API key', secret, 'Write-only: it is never shown again.');
+  const indexField = field('Index (optional)', index, 'The token’s default index when empty.');
+  const create = h('button', { type: 'submit', class: 'button primary', text: 'Add the stream' });
+  const form = h(
+    'form',
+    { class: 'inline-form', novalidate: true },
+    field('Destination', type),
+    urlField,
+    formatField,
+    headerNameField,
+    headerValueField,
+    regionField,
+    secretField,
+    indexField,
+    create,
+  );
+
+  function showFields() {
+    const kind = type.value;
+    formatField.hidden = kind !== 'GenericHttps';
+    headerNameField.hidden = kind !== 'GenericHttps';
+    headerValueField.hidden = kind !== 'GenericHttps';
+    regionField.hidden = kind !== 'Datadog';
+    secretField.hidden = kind === 'GenericHttps';
+    indexField.hidden = kind !== 'Splunk';
+    urlField.hidden = kind === 'Datadog';
+    secretField.querySelector('label').textContent = kind === 'Splunk' ? 'HEC token' : 'API key';
+    url.placeholder = kind === 'Splunk' ? 'https://splunk.example.com:8088' : 'https://';
+  }
+  type.addEventListener('change', showFields);
+  showFields();
+
+  async function act(button, work, done) {
+    showError(errors, null);
+    status.textContent = '';
+    busy(button, true);
+    try {
+      await work();
+      status.textContent = done;
+      await load();
+    } catch (error) {
+      showError(errors, error, 'The stream could not be changed');
+    } finally {
+      busy(button, false);
+    }
+  }
+
+  function row(stream) {
+    const toggle = h('button', { type: 'button', class: 'button small', text: stream.state === 'inactive' ? 'Enable' : 'Disable' });
+    toggle.addEventListener('click', () =>
+      act(toggle, () => api.updateStream(stream.id, { state: stream.state === 'inactive' ? 'active' : 'inactive' }), 'Stream updated.'),
+    );
+    const retry = h('button', { type: 'button', class: 'button small', text: 'Retry now', hidden: stream.state !== 'invalid' && stream.state !== 'error' });
+    retry.addEventListener('click', () => act(retry, () => api.updateStream(stream.id, { state: 'active' }), 'The stream will be retried now.'));
+    const replay = h('button', { type: 'button', class: 'button small', text: 'Replay all' });
+    replay.addEventListener('click', () => {
+      if (!window.confirm('Send every event of this organization to this destination again?')) return;
+      act(replay, () => api.replayStream(stream.id, { from_log_index: 0 }), 'Replaying from the first event.');
+    });
+    const remove = h('button', { type: 'button', class: 'button small danger', text: 'Delete' });
+    remove.addEventListener('click', () => {
+      if (!window.confirm('Delete this stream? Deliveries stop.')) return;
+      act(remove, () => api.deleteStream(stream.id), 'Stream deleted.');
+    });
+    const look = { active: 'ready', error: 'error', invalid: 'error', inactive: 'pending' }[stream.state] ?? 'pending';
+    const state = h('span', { class: `badge state-${look}`, text: stream.state });
+    return h(
+      'tr',
+      { 'data-stream': stream.id },
+      h('td', {}, h('div', { text: streamDestination(stream) }), h('div', { class: 'muted small', text: stream.id })),
+      h('td', {}, state, stream.error ? h('div', { class: 'error-text small', text: stream.error }) : null),
+      h('td', {}, stream.last_synced_at ? timeElement(stream.last_synced_at) : h('span', { class: 'muted', text: 'never' })),
+      h('td', { text: String(stream.next_log_index) }),
+      h('td', { class: 'actions' }, toggle, retry, replay, remove),
+    );
+  }
+
+  async function load() {
+    try {
+      const answer = await api.listStreams(orgId);
+      if (!isAlive()) return;
+      const streams = answer.data ?? [];
+      empty.hidden = streams.length > 0;
+      table.hidden = streams.length === 0;
+      body.replaceChildren(...streams.map(row));
+    } catch (error) {
+      if (isAlive()) showError(errors, error, 'Could not load the log streams');
+    }
+  }
+
+  form.addEventListener('submit', async (submit) => {
+    submit.preventDefault();
+    const kind = type.value;
+    const config = {};
+    if (kind !== 'Datadog') config.url = url.value.trim();
+    if (kind === 'GenericHttps') {
+      config.format = format.value;
+      if (headerName.value.trim()) config.headers = { [headerName.value.trim()]: headerValue.value };
+    }
+    if (kind === 'Datadog') {
+      config.region = region.value;
+      config.api_key = secret.value;
+    }
+    if (kind === 'Splunk') {
+      config.token = secret.value;
+      if (index.value.trim()) config.index = index.value.trim();
+    }
+    secretBox.hidden = true;
+    await act(
+      create,
+      async () => {
+        const created = await api.createStream({ organization_id: orgId, type: kind, config });
+        if (created.signing_secret) {
+          secretBox.replaceChildren(
+            h('p', { text: 'Signing secret: copy it now, it is not shown again. Receivers check each request’s webhook-signature with it.' }),
+            h('code', { class: 'secret', text: created.signing_secret }),
+          );
+          secretBox.hidden = false;
+        }
+        for (const input of [url, headerName, headerValue, secret, index]) input.value = '';
+      },
+      'Stream added: events logged from now on are delivered.',
+    );
+  });
+
+  load();
+  return h(
+    'section',
+    { class: 'card', 'aria-labelledby': 'streams-heading' },
+    h('h2', { id: 'streams-heading', text: 'Log streams' }),
+    h(
+      'p',
+      { class: 'muted small' },
+      'Each stream delivers this organization’s events, in order and at least once, to a SIEM or an endpoint. ' +
+        'A destination that refuses the credentials makes the stream invalid until it is retried or changed.',
+    ),
+    empty,
+    table,
+    errors,
+    status,
+    secretBox,
+    h('h3', { text: 'Add a stream' }),
+    form,
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Settings
 
 const RETENTION_DAYS = [
@@ -897,6 +1087,7 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
       eraseErrors,
       eraseStatus,
     ),
+    streamsCard(orgId, () => alive),
     h(
       'section',
       { class: 'card', 'aria-labelledby': 'records-heading' },
