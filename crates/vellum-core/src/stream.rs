@@ -57,7 +57,13 @@ impl StreamType {
     ];
 
     /// The types this release delivers to.
-    pub const SERVED: [Self; 3] = [Self::Datadog, Self::Splunk, Self::GenericHttps];
+    pub const SERVED: [Self; 5] = [
+        Self::Datadog,
+        Self::Splunk,
+        Self::S3,
+        Self::GoogleCloudStorage,
+        Self::GenericHttps,
+    ];
 
     /// The wire name.
     pub const fn as_str(self) -> &'static str {
@@ -235,6 +241,43 @@ pub enum Destination {
         /// The names of the extra headers sent (their values are secrets).
         header_names: Vec<String>,
     },
+    /// A bucket of Amazon S3 or an S3-compatible store.
+    S3 {
+        /// The bucket.
+        bucket: String,
+        /// Its region.
+        region: String,
+        /// Prepended to every object key (`audit/` puts objects under `audit/`).
+        prefix: String,
+        /// An S3-compatible endpoint instead of AWS's.
+        endpoint: Option<String>,
+        /// JSON array or NDJSON objects.
+        format: BodyFormat,
+    },
+    /// A bucket of Google Cloud Storage, through its S3-compatible XML API and HMAC keys.
+    GoogleCloudStorage {
+        /// The bucket.
+        bucket: String,
+        /// Prepended to every object key.
+        prefix: String,
+        /// Another endpoint than `https://storage.googleapis.com`.
+        endpoint: Option<String>,
+        /// JSON array or NDJSON objects.
+        format: BodyFormat,
+    },
+}
+
+/// Google Cloud Storage's S3-compatible endpoint.
+pub const GCS_ENDPOINT: &str = "https://storage.googleapis.com";
+
+/// Object-storage streams write one object per window of this many log positions, named by the
+/// window's first position: a window delivered again (a replay, a retry, a window that grew)
+/// replaces its object, so a bucket never holds an event twice.
+pub const OBJECT_WINDOW: u64 = 1_000;
+
+/// The first position of the object window holding `position`.
+pub const fn object_window(position: u64) -> u64 {
+    position - position % OBJECT_WINDOW
 }
 
 impl Destination {
@@ -244,7 +287,15 @@ impl Destination {
             Self::Datadog { .. } => StreamType::Datadog,
             Self::Splunk { .. } => StreamType::Splunk,
             Self::GenericHttps { .. } => StreamType::GenericHttps,
+            Self::S3 { .. } => StreamType::S3,
+            Self::GoogleCloudStorage { .. } => StreamType::GoogleCloudStorage,
         }
+    }
+
+    /// Whether batches go to object storage (one object per window) rather than to an HTTP
+    /// endpoint.
+    pub const fn is_object_storage(&self) -> bool {
+        matches!(self, Self::S3 { .. } | Self::GoogleCloudStorage { .. })
     }
 
     /// The settings as shown back and stored in the clear: the `config` object of the wire.
@@ -269,6 +320,31 @@ impl Destination {
                 format,
                 header_names,
             } => serde_json::json!({"url": url, "format": format.as_str(), "header_names": header_names}),
+            Self::S3 {
+                bucket,
+                region,
+                prefix,
+                endpoint,
+                format,
+            } => {
+                let mut object = serde_json::json!({"bucket": bucket, "region": region, "prefix": prefix, "format": format.as_str()});
+                if let Some(endpoint) = endpoint {
+                    object["endpoint"] = Value::from(endpoint.as_str());
+                }
+                object
+            }
+            Self::GoogleCloudStorage {
+                bucket,
+                prefix,
+                endpoint,
+                format,
+            } => {
+                let mut object = serde_json::json!({"bucket": bucket, "prefix": prefix, "format": format.as_str()});
+                if let Some(endpoint) = endpoint {
+                    object["endpoint"] = Value::from(endpoint.as_str());
+                }
+                object
+            }
         }
     }
 
@@ -288,11 +364,7 @@ impl Destination {
             },
             StreamType::GenericHttps => Self::GenericHttps {
                 url: text("url")?,
-                format: match value.get("format")?.as_str()? {
-                    "json" => BodyFormat::Json,
-                    "ndjson" => BodyFormat::Ndjson,
-                    _ => return None,
-                },
+                format: stored_format(value)?,
                 header_names: value
                     .get("header_names")?
                     .as_array()?
@@ -300,17 +372,42 @@ impl Destination {
                     .map(|name| name.as_str().map(str::to_owned))
                     .collect::<Option<_>>()?,
             },
+            StreamType::S3 => Self::S3 {
+                bucket: text("bucket")?,
+                region: text("region")?,
+                prefix: text("prefix")?,
+                endpoint: text("endpoint"),
+                format: stored_format(value)?,
+            },
+            StreamType::GoogleCloudStorage => Self::GoogleCloudStorage {
+                bucket: text("bucket")?,
+                prefix: text("prefix")?,
+                endpoint: text("endpoint"),
+                format: stored_format(value)?,
+            },
             _ => return None,
         })
     }
 
-    /// The URL requests go to.
+    /// The URL requests go to (for object storage, the store's endpoint).
     pub fn endpoint(&self) -> String {
         match self {
             Self::Datadog { region, url, .. } => url.clone().unwrap_or_else(|| region.intake_url().to_owned()),
             Self::Splunk { url, .. } => format!("{}/services/collector/event", url.trim_end_matches('/')),
             Self::GenericHttps { url, .. } => url.clone(),
+            Self::S3 { region, endpoint, .. } => endpoint
+                .clone()
+                .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
+            Self::GoogleCloudStorage { endpoint, .. } => endpoint.clone().unwrap_or_else(|| GCS_ENDPOINT.to_owned()),
         }
+    }
+}
+
+fn stored_format(value: &Value) -> Option<BodyFormat> {
+    match value.get("format")?.as_str()? {
+        "json" => Some(BodyFormat::Json),
+        "ndjson" => Some(BodyFormat::Ndjson),
+        _ => None,
     }
 }
 
@@ -347,6 +444,12 @@ pub struct StreamSecrets {
     /// Extra headers of a generic HTTPS stream (names and values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// Object storage: the access key id (S3) or HMAC access id (Google Cloud Storage).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// Object storage: the secret access key or HMAC secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_access_key: Option<String>,
     /// A generic HTTPS stream's signing secrets, newest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub signing_secrets: Vec<SigningSecret>,
@@ -358,6 +461,11 @@ impl fmt::Debug for StreamSecrets {
             .debug_struct("StreamSecrets")
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
             .field(
                 "headers",
                 &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>(),
@@ -431,6 +539,23 @@ pub fn parse_settings(
         StreamType::Datadog => &["region", "api_key", "url", "source"],
         StreamType::Splunk => &["url", "token", "index", "source"],
         StreamType::GenericHttps => &["url", "format", "headers"],
+        StreamType::S3 => &[
+            "bucket",
+            "region",
+            "prefix",
+            "endpoint",
+            "format",
+            "access_key_id",
+            "secret_access_key",
+        ],
+        StreamType::GoogleCloudStorage => &[
+            "bucket",
+            "prefix",
+            "endpoint",
+            "format",
+            "access_key_id",
+            "secret_access_key",
+        ],
         _ => &[],
     };
     for name in object.keys() {
@@ -483,16 +608,62 @@ pub fn parse_settings(
                 },
             })
         }
+        StreamType::S3 | StreamType::GoogleCloudStorage => {
+            let bucket = bucket(object, &mut errors);
+            let prefix = prefix(object, &mut errors);
+            let endpoint = optional_url(object, "endpoint", allow_plain_http, &mut errors);
+            let format = body_format(object, BodyFormat::Ndjson, &mut errors);
+            let region = if kind == StreamType::S3 {
+                match optional_text(object, "region", &mut errors) {
+                    None => Some("us-east-1".to_owned()),
+                    Some(region)
+                        if region.len() <= 32
+                            && region
+                                .bytes()
+                                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-') =>
+                    {
+                        Some(region)
+                    }
+                    Some(_) => {
+                        errors.push(
+                            "config.region",
+                            "invalid",
+                            "region is an AWS region name, such as us-east-1",
+                        );
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let access_key_id = secret(object, "access_key_id", previous.access_key_id, &mut errors);
+            let secret_access_key = secret(object, "secret_access_key", previous.secret_access_key, &mut errors);
+            bucket.map(|bucket| ParsedSettings {
+                destination: match kind {
+                    StreamType::S3 => Destination::S3 {
+                        bucket,
+                        region: region.unwrap_or_default(),
+                        prefix,
+                        endpoint,
+                        format,
+                    },
+                    _ => Destination::GoogleCloudStorage {
+                        bucket,
+                        prefix,
+                        endpoint,
+                        format,
+                    },
+                },
+                secrets: StreamSecrets {
+                    access_key_id,
+                    secret_access_key,
+                    ..StreamSecrets::default()
+                },
+            })
+        }
         StreamType::GenericHttps => {
             let url = required_url(object, "url", allow_plain_http, &mut errors);
-            let format = match object.get("format").map(Value::as_str) {
-                None | Some(Some("json")) => BodyFormat::Json,
-                Some(Some("ndjson")) => BodyFormat::Ndjson,
-                Some(_) => {
-                    errors.push("config.format", "invalid", "format must be `json` or `ndjson`");
-                    BodyFormat::Json
-                }
-            };
+            let format = body_format(object, BodyFormat::Json, &mut errors);
             let headers = match object.get("headers") {
                 None => previous.headers.clone(),
                 Some(value) => headers(value, &mut errors),
@@ -526,6 +697,72 @@ pub fn parse_settings(
     match parsed {
         Some(parsed) if errors.is_empty() => Ok(parsed),
         _ => Err(errors),
+    }
+}
+
+fn body_format(object: &Map<String, Value>, default: BodyFormat, errors: &mut ValidationErrors) -> BodyFormat {
+    match object.get("format").map(Value::as_str) {
+        None => default,
+        Some(Some("json")) => BodyFormat::Json,
+        Some(Some("ndjson")) => BodyFormat::Ndjson,
+        Some(_) => {
+            errors.push("config.format", "invalid", "format must be `json` or `ndjson`");
+            default
+        }
+    }
+}
+
+/// A bucket name as S3 and Google Cloud Storage both accept it: 3 to 63 lowercase letters,
+/// digits, dots and hyphens, starting and ending with a letter or digit.
+fn bucket(object: &Map<String, Value>, errors: &mut ValidationErrors) -> Option<String> {
+    if !object.contains_key("bucket") {
+        errors.push("config.bucket", "required", "bucket is required");
+        return None;
+    }
+    let name = optional_text(object, "bucket", errors)?;
+    let edges = |byte: Option<&u8>| byte.is_some_and(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit());
+    if (3..=63).contains(&name.len())
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'.' || byte == b'-')
+        && edges(name.as_bytes().first())
+        && edges(name.as_bytes().last())
+    {
+        Some(name)
+    } else {
+        errors.push(
+            "config.bucket",
+            "invalid",
+            "bucket is 3 to 63 lowercase letters, digits, dots and hyphens",
+        );
+        None
+    }
+}
+
+/// An object key prefix: at most 512 bytes of letters, digits and `!-_.*'()/`, no `..` segment,
+/// not starting with `/`; a `/` is added at its end when missing.
+fn prefix(object: &Map<String, Value>, errors: &mut ValidationErrors) -> String {
+    let Some(prefix) = optional_text(object, "prefix", errors) else {
+        return String::new();
+    };
+    let valid = prefix.len() <= 512
+        && !prefix.starts_with('/')
+        && prefix
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || b"!-_.*'()/".contains(&byte))
+        && !prefix.split('/').any(|segment| segment == ".." || segment == ".");
+    if !valid {
+        errors.push(
+            "config.prefix",
+            "invalid",
+            "prefix is at most 512 letters, digits and !-_.*'()/ characters, without `.` or `..` segments or a leading /",
+        );
+        return String::new();
+    }
+    if prefix.ends_with('/') {
+        prefix
+    } else {
+        format!("{prefix}/")
     }
 }
 
@@ -824,7 +1061,10 @@ pub fn encode(
                 }
                 envelope
             }
-            Destination::GenericHttps { .. } => item.event.clone(),
+            // Object storage is written by `encode_object`; as a request, a plain list.
+            Destination::GenericHttps { .. } | Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
+                item.event.clone()
+            }
         };
         let bytes = serde_json::to_vec(&entry).expect("JSON values serialize");
         if !entries.is_empty() && size + bytes.len() + 1 > limits.bytes {
@@ -880,12 +1120,67 @@ pub fn encode(
             ));
             body
         }
+        Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
+            headers.push(("content-type".to_owned(), "application/x-ndjson".to_owned()));
+            lines(&entries)
+        }
     };
     Delivery {
         url: destination.endpoint(),
         headers,
         body,
         items: count,
+    }
+}
+
+/// One object to write.
+#[derive(Clone, Debug)]
+pub struct ObjectDelivery {
+    /// Its key in the bucket.
+    pub key: String,
+    /// Its content type.
+    pub content_type: &'static str,
+    /// Its content.
+    pub body: Vec<u8>,
+}
+
+/// The object of one window: every item given, which must all lie in the window of the first
+/// ([`object_window`]). Its key is `{prefix}{organization}/{YYYY-MM-DD}/{window start, 20
+/// digits}.{ndjson|json}`, the date being the day (UTC) the window's first event was received:
+/// the same whenever the window is written again.
+pub fn encode_object(
+    destination: &Destination,
+    organization_id: &str,
+    items: &[StreamItem],
+    received_at_millis: i64,
+) -> ObjectDelivery {
+    let (prefix, format) = match destination {
+        Destination::S3 { prefix, format, .. } | Destination::GoogleCloudStorage { prefix, format, .. } => {
+            (prefix.as_str(), *format)
+        }
+        _ => ("", BodyFormat::Ndjson),
+    };
+    let window = items.first().map_or(0, |item| object_window(item.log_index));
+    let date = time::OffsetDateTime::from_unix_timestamp(received_at_millis.div_euclid(1_000))
+        .map(|time| time.date())
+        .unwrap_or(time::Date::MIN);
+    let entries: Vec<Vec<u8>> = items
+        .iter()
+        .map(|item| serde_json::to_vec(&item.event).expect("JSON values serialize"))
+        .collect();
+    let (body, content_type, extension) = match format {
+        BodyFormat::Json => (json_array(&entries), "application/json", "json"),
+        BodyFormat::Ndjson => (lines(&entries), "application/x-ndjson", "ndjson"),
+    };
+    ObjectDelivery {
+        key: format!(
+            "{prefix}{organization_id}/{:04}-{:02}-{:02}/{window:020}.{extension}",
+            date.year(),
+            u8::from(date.month()),
+            date.day()
+        ),
+        content_type,
+        body,
     }
 }
 
@@ -1176,7 +1471,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(reserved.contains("Vellum sets this header"), "{reserved}");
-        let unsupported = parse_settings(StreamType::S3, &serde_json::json!({}), None, false)
+        let unsupported = parse_settings(StreamType::Snowflake, &serde_json::json!({}), None, false)
             .unwrap_err()
             .to_string();
         assert!(unsupported.contains("GenericHttps"), "{unsupported}");
@@ -1312,6 +1607,74 @@ mod tests {
             delivery
                 .headers
                 .contains(&("authorization".to_owned(), "Splunk t".to_owned()))
+        );
+    }
+
+    #[test]
+    fn object_storage_settings_and_objects() {
+        let parsed = parse_settings(
+            StreamType::S3,
+            &serde_json::json!({"bucket": "audit-logs", "region": "eu-west-1", "prefix": "vellum",
+                                "access_key_id": "AKIA", "secret_access_key": "s3cr3t"}),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.destination.to_json(),
+            serde_json::json!({"bucket": "audit-logs", "region": "eu-west-1", "prefix": "vellum/", "format": "ndjson"})
+        );
+        assert_eq!(
+            Destination::from_json(StreamType::S3, &parsed.destination.to_json()),
+            Some(parsed.destination.clone())
+        );
+        assert_eq!(parsed.destination.endpoint(), "https://s3.eu-west-1.amazonaws.com");
+        assert!(!format!("{:?}", parsed.secrets).contains("s3cr3t"));
+        for config in [
+            serde_json::json!({"bucket": "A", "access_key_id": "a", "secret_access_key": "s"}),
+            serde_json::json!({"bucket": "ok-bucket", "prefix": "../up", "access_key_id": "a", "secret_access_key": "s"}),
+            serde_json::json!({"bucket": "ok-bucket", "prefix": "/abs", "access_key_id": "a", "secret_access_key": "s"}),
+            serde_json::json!({"bucket": "ok-bucket", "access_key_id": "a"}),
+            serde_json::json!({"bucket": "ok-bucket", "region": "EU WEST", "access_key_id": "a", "secret_access_key": "s"}),
+        ] {
+            assert!(
+                parse_settings(StreamType::S3, &config, None, false).is_err(),
+                "{config}"
+            );
+        }
+        let gcs = parse_settings(
+            StreamType::GoogleCloudStorage,
+            &serde_json::json!({"bucket": "audit", "access_key_id": "GOOG1", "secret_access_key": "s", "format": "json"}),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(gcs.destination.endpoint(), GCS_ENDPOINT);
+
+        assert_eq!(
+            (
+                object_window(0),
+                object_window(999),
+                object_window(1_000),
+                object_window(2_345)
+            ),
+            (0, 0, 1_000, 2_000)
+        );
+        let items: Vec<_> = (2_000..2_003).map(item).collect();
+        // 2026-12-06T09:00:00Z.
+        let object = encode_object(&parsed.destination, "org_1", &items, 1_796_547_600_000);
+        assert_eq!(object.key, "vellum/org_1/2026-12-06/00000000000000002000.ndjson");
+        assert_eq!(object.content_type, "application/x-ndjson");
+        assert_eq!(object.body.iter().filter(|byte| **byte == b'\n').count(), 3);
+        let json = encode_object(&gcs.destination, "org_1", &items, 1_796_547_600_000);
+        assert_eq!(json.key, "org_1/2026-12-06/00000000000000002000.json");
+        assert_eq!(
+            serde_json::from_slice::<Value>(&json.body)
+                .unwrap()
+                .as_array()
+                .unwrap()
+                .len(),
+            3
         );
     }
 

@@ -17,6 +17,7 @@
 //! - Without the operator's setting, no request reaches a loopback, private, link-local or
 //!   otherwise special address ([`transport`]).
 
+mod objects;
 pub mod secrets;
 pub mod transport;
 
@@ -26,8 +27,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use vellum_core::stream::{
-    SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, Verdict, encode, judge, parse_settings,
-    retry_delay,
+    OBJECT_WINDOW, SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, Verdict, encode, encode_object,
+    judge, object_window, parse_settings, retry_delay,
 };
 use vellum_core::{Event, OrganizationId, StreamId, Timestamp, ValidationErrors};
 use vellum_jobs::{Job, JobError, Schedule, StepContext, StepOutcome};
@@ -58,6 +59,11 @@ pub struct StreamSettings {
     pub turn: Duration,
     /// How often idle workers look for streams with new events (ingest also wakes them).
     pub poll: Duration,
+    /// While clients are ingesting (a commit within the last second), the share of its time a
+    /// delivery worker spends working: after a batch that took `w` to read and encode, it
+    /// rests `w × (1 / share − 1)`. Streams that are behind then catch up more slowly, and
+    /// ingest keeps its latency; when ingest is idle they go at full speed.
+    pub busy_share: f64,
 }
 
 impl Default for StreamSettings {
@@ -72,6 +78,7 @@ impl Default for StreamSettings {
             batch_events: 1_000,
             turn: Duration::from_secs(5),
             poll: Duration::from_secs(1),
+            busy_share: 0.2,
         }
     }
 }
@@ -136,6 +143,8 @@ pub enum ReplayFrom {
 
 /// The streams service: the API's use cases, and the delivery job.
 pub struct StreamService {
+    /// When ingest last committed (milliseconds since the epoch).
+    last_ingest: std::sync::atomic::AtomicI64,
     store: Arc<dyn Store>,
     secrets: SecretBox,
     settings: StreamSettings,
@@ -154,12 +163,30 @@ impl StreamService {
         let transport = Transport::new(settings.allow_private_destinations, settings.request_timeout)
             .map_err(|error| StreamError::Internal(format!("cannot build the HTTP client: {error}")))?;
         Ok(Arc::new(Self {
+            last_ingest: std::sync::atomic::AtomicI64::new(0),
             store,
             secrets: SecretBox::new(key),
             settings,
             render,
             transport,
         }))
+    }
+
+    /// Tells the service that ingest just committed (deliveries yield to ingest for a second).
+    pub fn ingest_committed(&self) {
+        self.last_ingest
+            .store(vellum_store::now().unix_millis(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Rests after a batch that took `work`, while ingest is busy (see
+    /// [`StreamSettings::busy_share`]).
+    async fn yield_to_ingest(&self, work: Duration) {
+        let last = self.last_ingest.load(std::sync::atomic::Ordering::Relaxed);
+        let share = self.settings.busy_share;
+        if vellum_store::now().unix_millis() - last > 1_000 || !(share > 0.0 && share < 1.0) {
+            return;
+        }
+        tokio::time::sleep(work.mul_f64(1.0 / share - 1.0).min(Duration::from_secs(5))).await;
     }
 
     /// The settings in force.
@@ -351,109 +378,229 @@ impl StreamService {
                 .fail(&stream, worker, stream.cursor, StreamState::Invalid, reason, None)
                 .await;
         };
-        let mut cursor = stream.cursor;
-        let mut failures = stream.failures;
-        loop {
-            if context.is_stopping() || started.elapsed() >= self.settings.turn {
+        let objects = if stream.destination.is_object_storage() {
+            match objects::open(
+                &stream.destination,
+                &secrets,
+                &self.transport,
+                self.settings.request_timeout,
+            ) {
+                Ok(store) => Some(store),
+                Err(verdict) => {
+                    let reason = match verdict {
+                        Verdict::Invalid { reason } | Verdict::Retry { reason, .. } => reason,
+                        Verdict::Accepted => String::new(),
+                    };
+                    return self
+                        .fail(&stream, worker, stream.cursor, StreamState::Invalid, reason, None)
+                        .await;
+                }
+            }
+        } else {
+            None
+        };
+        let mut position = Position {
+            cursor: stream.cursor,
+            failures: stream.failures,
+        };
+        let mut first = true;
+        while !context.is_stopping() && started.elapsed() < self.settings.turn {
+            // A change by hand (new settings or secrets, disabled, deleted) takes effect at the
+            // next batch: this worker lets the stream go, and the next claim reads it afresh.
+            if !first && !self.unchanged(&stream).await? {
                 break;
             }
-            let events = self
-                .store
-                .stream_events(stream.organization_id, cursor, self.settings.batch_events)
-                .await?;
-            if events.is_empty() {
-                break;
-            }
-            // Rendering and encoding are CPU work: off the runtime's threads, so that a stream
-            // catching up never holds up the requests the server is answering.
-            let (render, destination, batch_secrets, prefix) = (
-                Arc::clone(&self.render),
-                stream.destination.clone(),
-                secrets.clone(),
-                stream.id.to_string(),
-            );
-            let deliveries = tokio::task::spawn_blocking(move || {
-                let items: Vec<StreamItem> = events
-                    .iter()
-                    .map(|event| StreamItem {
-                        log_index: event.log_index,
-                        occurred_at_millis: event.input.occurred_at.unix_millis(),
-                        event: render(event),
-                    })
-                    .collect();
-                let now_seconds = vellum_store::now().unix_millis().div_euclid(1_000);
-                let mut deliveries = Vec::new();
-                let mut sent = 0;
-                while sent < items.len() {
-                    let delivery = encode(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
-                    let last = items[sent + delivery.items - 1].log_index;
-                    sent += delivery.items;
-                    deliveries.push((delivery, last));
-                }
-                deliveries
-            })
-            .await
-            .map_err(|error| StoreError::Internal(format!("encoding a batch failed: {error}")))?;
-            // Sent one request at a time, each acknowledged before the position moves past it.
-            for (delivery, last) in deliveries {
-                let verdict = match self.transport.send(&delivery).await {
-                    Ok(answer) => judge(
-                        stream.destination.stream_type(),
-                        answer.status,
-                        answer.retry_after.as_deref(),
-                        &answer.body,
-                        vellum_store::now().unix_millis().div_euclid(1_000),
-                    ),
-                    Err(SendError::Refused(reason)) => Verdict::Invalid { reason },
-                    Err(SendError::Failed(reason)) => Verdict::Retry {
-                        reason,
-                        retry_after: None,
-                    },
-                };
-                match verdict {
-                    Verdict::Accepted => {
-                        let next = last + 1;
-                        let now = vellum_store::now();
-                        let outcome = DeliveryOutcome::Delivered {
-                            next,
-                            lease_until: later(now, self.settings.lease),
-                        };
-                        match self
-                            .store
-                            .finish_delivery(stream.id, worker, cursor, outcome, now)
-                            .await
-                        {
-                            Ok(()) => {}
-                            // A replay moved the cursor, or the lease was lost: stop; the next
-                            // claim starts from wherever the stream now stands.
-                            Err(StoreError::Conflict(_)) => {
-                                return self.store.release_stream(stream.id, worker, vellum_store::now()).await;
-                            }
-                            Err(error) => return Err(error),
-                        }
-                        tracing::debug!(stream = %stream.id, from = cursor, last, "delivered");
-                        cursor = next;
-                        failures = 0;
-                    }
-                    Verdict::Retry { reason, retry_after } => {
-                        failures = failures.saturating_add(1);
-                        let delay = retry_delay(failures, jitter(), retry_after);
-                        tracing::warn!(stream = %stream.id, %reason, failures, delay_ms = delay.as_millis() as u64, "delivery failed; will retry");
-                        let next = later(vellum_store::now(), delay);
-                        return self
-                            .fail(&stream, worker, cursor, StreamState::Error, reason, Some(next))
-                            .await;
-                    }
-                    Verdict::Invalid { reason } => {
-                        tracing::warn!(stream = %stream.id, %reason, "delivery refused; the stream is invalid until updated");
-                        return self
-                            .fail(&stream, worker, cursor, StreamState::Invalid, reason, None)
-                            .await;
-                    }
-                }
+            first = false;
+            let work = tokio::time::Instant::now();
+            let sent = match &objects {
+                Some(store) => self.send_window(&stream, &**store, &mut position, worker, work).await?,
+                None => self.send_batch(&stream, &secrets, &mut position, worker, work).await?,
+            };
+            match sent {
+                Sent::Done => {}
+                Sent::Nothing => break,
+                Sent::Stopped => return Ok(()),
             }
         }
         self.store.release_stream(stream.id, worker, vellum_store::now()).await
+    }
+
+    /// Whether the stream is as this worker claimed it (not updated, disabled or deleted since).
+    async fn unchanged(&self, claimed: &Stream) -> Result<bool, StoreError> {
+        match self.store.get_stream(claimed.id).await {
+            Ok(now) => Ok(now.updated_at == claimed.updated_at && now.state.delivers()),
+            Err(StoreError::NotFound { .. }) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Reads, encodes and sends the next batch from the position, one request at a time.
+    async fn send_batch(
+        &self,
+        stream: &Stream,
+        secrets: &StreamSecrets,
+        position: &mut Position,
+        worker: &str,
+        work: tokio::time::Instant,
+    ) -> Result<Sent, StoreError> {
+        let events = self
+            .store
+            .stream_events(stream.organization_id, position.cursor, self.settings.batch_events)
+            .await?;
+        if events.is_empty() {
+            return Ok(Sent::Nothing);
+        }
+        // Rendering and encoding are CPU work: off the runtime's threads, so that a stream
+        // catching up never holds up the requests the server is answering.
+        let (render, destination, batch_secrets, prefix) = (
+            Arc::clone(&self.render),
+            stream.destination.clone(),
+            secrets.clone(),
+            stream.id.to_string(),
+        );
+        let deliveries = tokio::task::spawn_blocking(move || {
+            let items = items_of(&events, &*render);
+            let now_seconds = vellum_store::now().unix_millis().div_euclid(1_000);
+            let mut deliveries = Vec::new();
+            let mut sent = 0;
+            while sent < items.len() {
+                let delivery = encode(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
+                let last = items[sent + delivery.items - 1].log_index;
+                sent += delivery.items;
+                deliveries.push((delivery, last));
+            }
+            deliveries
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("encoding a batch failed: {error}")))?;
+        let work = work.elapsed();
+        // Sent one request at a time, each acknowledged before the position moves past it.
+        for (delivery, last) in deliveries {
+            let verdict = match self.transport.send(&delivery).await {
+                Ok(answer) => judge(
+                    stream.destination.stream_type(),
+                    answer.status,
+                    answer.retry_after.as_deref(),
+                    &answer.body,
+                    vellum_store::now().unix_millis().div_euclid(1_000),
+                ),
+                Err(SendError::Refused(reason)) => Verdict::Invalid { reason },
+                Err(SendError::Failed(reason)) => Verdict::Retry {
+                    reason,
+                    retry_after: None,
+                },
+            };
+            if !self.record(stream, worker, position, verdict, last).await? {
+                return Ok(Sent::Stopped);
+            }
+        }
+        self.yield_to_ingest(work).await;
+        Ok(Sent::Done)
+    }
+
+    /// Writes the object of the window holding the next event at or after the position: the
+    /// whole window, so an object written before (when the window was not full yet) is
+    /// replaced by a complete one.
+    async fn send_window(
+        &self,
+        stream: &Stream,
+        store: &dyn object_store::ObjectStore,
+        position: &mut Position,
+        worker: &str,
+        work: tokio::time::Instant,
+    ) -> Result<Sent, StoreError> {
+        let organization = stream.organization_id;
+        let Some(next) = self.store.stream_events(organization, position.cursor, 1).await?.pop() else {
+            return Ok(Sent::Nothing);
+        };
+        let window = object_window(next.log_index);
+        let window_size = u32::try_from(OBJECT_WINDOW).unwrap_or(u32::MAX);
+        let mut events = self.store.stream_events(organization, window, window_size).await?;
+        events.retain(|event| event.log_index < window + OBJECT_WINDOW);
+        let (Some(first), Some(last)) = (events.first(), events.last()) else {
+            return Ok(Sent::Nothing);
+        };
+        let (received, last) = (first.received_at.unix_millis(), last.log_index);
+        let (render, destination, organization_text) = (
+            Arc::clone(&self.render),
+            stream.destination.clone(),
+            organization.to_string(),
+        );
+        let object = tokio::task::spawn_blocking(move || {
+            encode_object(&destination, &organization_text, &items_of(&events, &*render), received)
+        })
+        .await
+        .map_err(|error| StoreError::Internal(format!("encoding an object failed: {error}")))?;
+        let work = work.elapsed();
+        let verdict = objects::put(store, object).await;
+        if !self.record(stream, worker, position, verdict, last).await? {
+            return Ok(Sent::Stopped);
+        }
+        self.yield_to_ingest(work).await;
+        Ok(Sent::Done)
+    }
+
+    /// Records a verdict on what was sent up to `last`. `true`: go on with the next batch;
+    /// `false`: the stream was let go (failed, or no longer this worker's).
+    async fn record(
+        &self,
+        stream: &Stream,
+        worker: &str,
+        position: &mut Position,
+        verdict: Verdict,
+        last: u64,
+    ) -> Result<bool, StoreError> {
+        match verdict {
+            Verdict::Accepted => {
+                let next = last + 1;
+                let now = vellum_store::now();
+                let outcome = DeliveryOutcome::Delivered {
+                    next,
+                    lease_until: later(now, self.settings.lease),
+                };
+                match self
+                    .store
+                    .finish_delivery(stream.id, worker, position.cursor, outcome, now)
+                    .await
+                {
+                    Ok(()) => {}
+                    // A replay moved the position, or the lease was lost: stop; the next claim
+                    // starts from wherever the stream now stands.
+                    Err(StoreError::Conflict(_)) => {
+                        self.store
+                            .release_stream(stream.id, worker, vellum_store::now())
+                            .await?;
+                        return Ok(false);
+                    }
+                    Err(error) => return Err(error),
+                }
+                tracing::debug!(stream = %stream.id, from = position.cursor, last, "delivered");
+                position.cursor = next;
+                position.failures = 0;
+                Ok(true)
+            }
+            Verdict::Retry { reason, retry_after } => {
+                position.failures = position.failures.saturating_add(1);
+                let delay = retry_delay(position.failures, jitter(), retry_after);
+                tracing::warn!(
+                    stream = %stream.id,
+                    %reason,
+                    failures = position.failures,
+                    delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+                    "delivery failed; will retry"
+                );
+                let next = later(vellum_store::now(), delay);
+                self.fail(stream, worker, position.cursor, StreamState::Error, reason, Some(next))
+                    .await?;
+                Ok(false)
+            }
+            Verdict::Invalid { reason } => {
+                tracing::warn!(stream = %stream.id, %reason, "delivery refused; the stream is invalid until updated");
+                self.fail(stream, worker, position.cursor, StreamState::Invalid, reason, None)
+                    .await?;
+                Ok(false)
+            }
+        }
     }
 
     async fn fail(
@@ -479,6 +626,36 @@ impl StreamService {
             other => other,
         }
     }
+}
+
+/// Where a delivery worker stands in one stream.
+struct Position {
+    /// The next position to deliver.
+    cursor: u64,
+    /// Failures in a row.
+    failures: u32,
+}
+
+/// What one round of a delivery did.
+enum Sent {
+    /// Sent and accepted: go on.
+    Done,
+    /// Nothing to send: caught up.
+    Nothing,
+    /// The stream was let go (a failure recorded, or no longer this worker's).
+    Stopped,
+}
+
+/// Events as the destination receives them.
+fn items_of(events: &[Event], render: &(dyn Fn(&Event) -> Value + Send + Sync)) -> Vec<StreamItem> {
+    events
+        .iter()
+        .map(|event| StreamItem {
+            log_index: event.log_index,
+            occurred_at_millis: event.input.occurred_at.unix_millis(),
+            event: render(event),
+        })
+        .collect()
 }
 
 fn new_signing_secret() -> Result<SigningSecret, StreamError> {

@@ -92,9 +92,10 @@ impl Transport {
         Ok(Self { client, allow_private })
     }
 
-    /// Sends one delivery and reads the answer.
-    pub async fn send(&self, delivery: &Delivery) -> Result<Answer, SendError> {
-        let url = url::Url::parse(&delivery.url).map_err(|error| SendError::Refused(format!("bad URL: {error}")))?;
+    /// Parses a destination URL and, unless private destinations are allowed, refuses one that
+    /// names a private or special address directly (the resolver sees only names).
+    pub(crate) fn check_literal(&self, text: &str) -> Result<url::Url, String> {
+        let url = url::Url::parse(text).map_err(|error| format!("bad URL: {error}"))?;
         if !self.allow_private {
             let literal = match url.host() {
                 Some(url::Host::Ipv4(address)) => Some(IpAddr::V4(address)),
@@ -104,9 +105,26 @@ impl Transport {
             if let Some(address) = literal
                 && !is_public_address(address)
             {
-                return Err(SendError::Refused(PrivateDestination(address.to_string()).to_string()));
+                return Err(PrivateDestination(address.to_string()).to_string());
             }
         }
+        Ok(url)
+    }
+
+    /// Whether private destinations (and plain http) are allowed.
+    pub fn allows_private(&self) -> bool {
+        self.allow_private
+    }
+
+    /// The guarded client itself (object storage sends through it too). It checks addresses
+    /// only after DNS: a URL naming an address must also pass `check_literal`.
+    pub(crate) fn client(&self) -> reqwest::Client {
+        self.client.clone()
+    }
+
+    /// Sends one delivery and reads the answer.
+    pub async fn send(&self, delivery: &Delivery) -> Result<Answer, SendError> {
+        let url = self.check_literal(&delivery.url).map_err(SendError::Refused)?;
         let mut request = self.client.post(url).body(delivery.body.clone());
         for (name, value) in &delivery.headers {
             request = request.header(name.as_str(), value.as_str());

@@ -12,12 +12,12 @@ use serde_json::{Value, json};
 
 use crate::helpers::{ServerProcess, fresh_secret};
 
-const ACCESS_KEY: &str = "vellum-test-access";
-const SECRET_KEY: &str = "vellum-test-secret-key-0123456789";
-const BUCKET: &str = "audit-exports";
+pub const ACCESS_KEY: &str = "vellum-test-access";
+pub const SECRET_KEY: &str = "vellum-test-secret-key-0123456789";
+pub const BUCKET: &str = "audit-exports";
 
 /// Serves an S3-compatible API over the files under `root`, with signature checks.
-async fn start_s3(root: &Path) -> SocketAddr {
+pub async fn start_s3(root: &Path) -> SocketAddr {
     std::fs::create_dir_all(root.join(BUCKET)).unwrap();
     let file_system = s3s_fs::FileSystem::new(root).unwrap();
     let service = {
