@@ -33,7 +33,7 @@ mod server;
 
 use std::path::PathBuf;
 
-pub use report::{PurgeReport, Report, ScaleOut};
+pub use report::{PurgeReport, Report, ScaleOut, StreamsReport};
 
 /// What to measure, and how long.
 #[derive(Clone, Debug)]
@@ -104,4 +104,12 @@ pub async fn scale_out(config: BenchConfig) -> anyhow::Result<ScaleOut> {
 /// latency during the purge against the same load just before.
 pub async fn purge(config: BenchConfig) -> anyhow::Result<PurgeReport> {
     phases::purge(config).await
+}
+
+/// Measures a log stream catching up (`--streams`): one organization of `config.events` events,
+/// a generic HTTPS stream replayed from its first position to a receiver in this process while
+/// 8 clients send single events: the catch-up rate, and the clients' latency during it against
+/// the same load without a stream.
+pub async fn streams(config: BenchConfig) -> anyhow::Result<StreamsReport> {
+    phases::streams(config).await
 }

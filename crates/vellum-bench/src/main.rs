@@ -59,6 +59,10 @@ struct Arguments {
     /// about half of them past retention, purged by `vellum purge` while 8 clients ingest.
     #[arg(long, conflicts_with_all = ["scale_out", "on_postgres"])]
     purge: bool,
+    /// Measure a log stream catching up instead (`--streams --events 1000000`): one organization
+    /// of --events, replayed to a receiver in this process while 8 clients ingest.
+    #[arg(long, conflicts_with_all = ["scale_out", "on_postgres", "purge"])]
+    streams: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -82,7 +86,10 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot build the runtime")?;
     // On Ctrl-C the run is dropped, which stops its servers and removes its temporary stores.
-    let (table, json) = if arguments.purge {
+    let (table, json) = if arguments.streams {
+        let report = runtime.block_on(interruptible(vellum_bench::streams(config)))?;
+        (report.render(), serde_json::to_string_pretty(&report))
+    } else if arguments.purge {
         let report = runtime.block_on(interruptible(vellum_bench::purge(config)))?;
         (report.render(), serde_json::to_string_pretty(&report))
     } else if arguments.scale_out {

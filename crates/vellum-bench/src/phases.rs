@@ -24,7 +24,9 @@ use crate::server::{Binary, RssSampler, ServerProcess, children_cpu_seconds, res
 use vellum_store::postgres::testing::TestDatabase;
 
 mod purge;
+mod streams;
 pub(crate) use purge::purge;
+pub(crate) use streams::streams;
 
 /// The API key every server of a run is given (and a reused store keeps).
 const API_KEY: &str = "sk_bench_0123456789abcdef0123";

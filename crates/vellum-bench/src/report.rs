@@ -879,3 +879,77 @@ impl PurgeReport {
         text
     }
 }
+
+/// What `--streams` measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamsReport {
+    /// When the run started (UTC, RFC 3339).
+    pub date: String,
+    /// The cores this process may use.
+    pub cores: usize,
+    /// What the `vellum` binary says of itself.
+    pub server_version: String,
+    /// A free-form label given on the command line.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// How far behind the stream started: the organization's log size at the replay.
+    pub events_behind: u64,
+    /// From the replay until the receiver had the last of those events.
+    pub catch_up_seconds: f64,
+    /// `events_behind / catch_up_seconds`.
+    pub catch_up_events_per_second: f64,
+    /// Requests the receiver answered.
+    pub requests: u64,
+    /// Events the receiver counted (the clients' new events included).
+    pub events_received: u64,
+    /// Clients sending single events.
+    pub clients: usize,
+    /// Their load with no stream.
+    pub ingest_without_stream: RunFigures,
+    /// Their load while the stream caught up.
+    pub ingest_during_catch_up: RunFigures,
+}
+
+impl StreamsReport {
+    /// The table printed on standard output.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "Vellum log stream catch-up, {}: {} cores, {} ({})",
+            self.date,
+            self.cores,
+            self.server_version,
+            self.label.as_deref().unwrap_or("no label")
+        );
+        let _ = writeln!(text, "| figure | value |");
+        let _ = writeln!(text, "|---|---|");
+        let _ = writeln!(
+            text,
+            "| catch-up | {} events in {:.1} s: {} events/s, {} requests |",
+            thousands(self.events_behind as f64),
+            self.catch_up_seconds,
+            thousands(self.catch_up_events_per_second),
+            thousands(self.requests as f64)
+        );
+        for (when, figures) in [
+            ("without a stream", &self.ingest_without_stream),
+            ("during the catch-up", &self.ingest_during_catch_up),
+        ] {
+            let _ = writeln!(
+                text,
+                "| {} clients, single events, {when} | {} ev/s, p50 {:.2} ms, p99 {:.2} ms |",
+                self.clients,
+                thousands(figures.events_per_second),
+                figures.p50_ms,
+                figures.p99_ms
+            );
+        }
+        let _ = writeln!(
+            text,
+            "| p99 during / without | {:.2} |",
+            self.ingest_during_catch_up.p99_ms / self.ingest_without_stream.p99_ms.max(f64::EPSILON)
+        );
+        text
+    }
+}

@@ -76,6 +76,8 @@ impl ServerProcess {
             // The generator's events occur from 2026-01-01 on: keep them past any date a store
             // is measured at, so that the server's purge never shrinks the measured store.
             .env("VELLUM_DEFAULT_RETENTION_DAYS", "3650")
+            // The stream measurement's receiver runs on loopback.
+            .env("VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS", "true")
             .stdout(Stdio::piped())
             .stderr(log_file)
             .kill_on_drop(true)

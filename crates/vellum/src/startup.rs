@@ -239,10 +239,13 @@ impl Application {
         )
         .map_err(|error| anyhow::anyhow!("cannot start log streams: {error}"))?;
         let waker = runner.spawn(Arc::new(service.job()));
-        // Commits wake a delivery worker at once; the job's poll catches anything missed.
+        // Commits wake a delivery worker at once (the job's poll catches anything missed), and
+        // tell deliveries that clients are ingesting, so that streams catching up yield.
         let mut committed = ingest.subscribe();
+        let listener = Arc::clone(&service);
         tokio::spawn(async move {
             while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) = committed.recv().await {
+                listener.ingest_committed();
                 waker.wake();
             }
         });
