@@ -463,6 +463,22 @@ describe('the operator dashboard', () => {
     await page.getByText('Stream deleted.').waitFor();
     await page.getByText('No log stream: this organization’s events are not sent anywhere.').waitFor();
     assert.equal((await publicApiOk('GET', `/audit_logs/streams?organization_id=${orgId}`)).data.length, 0);
+
+    // A bucket: its own fields, NDJSON by default, the secret key never shown.
+    await page.getByLabel('Destination').selectOption('S3');
+    await page.getByLabel('Bucket').fill('audit-bucket');
+    await page.getByLabel('Region').fill('eu-west-1');
+    await page.getByLabel('Prefix (optional)').fill('vellum');
+    await page.getByLabel('Access key id').fill('AKIAEXAMPLE');
+    await page.getByLabel('Secret access key').fill(`secret-${suffix}`);
+    await page.getByRole('button', { name: 'Add the stream' }).click();
+    await row.filter({ hasText: 's3://audit-bucket/vellum/ (NDJSON)' }).waitFor();
+    const [bucket] = (await publicApiOk('GET', `/audit_logs/streams?organization_id=${orgId}`)).data;
+    assert.deepEqual(bucket.config, { bucket: 'audit-bucket', region: 'eu-west-1', prefix: 'vellum/', format: 'ndjson' });
+    assert.ok(!(await page.content()).includes(`secret-${suffix}`), 'the secret key is not kept in the page');
+    page.once('dialog', (dialog) => dialog.accept());
+    await row.getByRole('button', { name: 'Delete' }).click();
+    await page.getByText('No log stream: this organization’s events are not sent anywhere.').waitFor();
   });
 
   scenario('api keys: a new key\u2019s secret is shown once, works, and is refused once revoked', async () => {

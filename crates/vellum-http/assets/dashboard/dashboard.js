@@ -750,13 +750,20 @@ const STREAM_TYPES = [
   ['GenericHttps', 'HTTPS endpoint (signed per Standard Webhooks)'],
   ['Datadog', 'Datadog'],
   ['Splunk', 'Splunk (HTTP Event Collector)'],
+  ['S3', 'Amazon S3 or an S3-compatible bucket'],
+  ['GoogleCloudStorage', 'Google Cloud Storage'],
 ];
+const OBJECT_STORAGE = new Set(['S3', 'GoogleCloudStorage']);
 const DATADOG_REGIONS = ['US1', 'US3', 'US5', 'EU1', 'AP1', 'AP2', 'US1-FED'];
 
 function streamDestination(stream) {
   const config = stream.config ?? {};
   if (stream.type === 'Datadog') return `Datadog ${config.region}${config.url ? ` (${config.url})` : ''}`;
   if (stream.type === 'Splunk') return `Splunk ${config.url}${config.index ? `, index ${config.index}` : ''}`;
+  if (OBJECT_STORAGE.has(stream.type)) {
+    const where = `${stream.type === 'S3' ? 's3' : 'gs'}://${config.bucket}/${config.prefix ?? ''}`;
+    return `${where}${config.endpoint ? ` at ${config.endpoint}` : ''} (${config.format === 'json' ? 'JSON' : 'NDJSON'})`;
+  }
   return `${config.url} (${config.format === 'ndjson' ? 'NDJSON' : 'JSON'})`;
 }
 
@@ -782,6 +789,16 @@ function streamsCard(orgId, isAlive) {
   const region = h('select', { name: 'region' }, DATADOG_REGIONS.map((value) => h('option', { value, text: value })));
   const secret = h('input', { type: 'password', name: 'secret', autocomplete: 'off', maxlength: '4096' });
   const index = h('input', { type: 'text', name: 'index', autocomplete: 'off', maxlength: '4096' });
+  const bucket = h('input', { type: 'text', name: 'bucket', autocomplete: 'off', maxlength: '63' });
+  const bucketRegion = h('input', { type: 'text', name: 'bucket_region', autocomplete: 'off', maxlength: '32', placeholder: 'us-east-1' });
+  const prefix = h('input', { type: 'text', name: 'prefix', autocomplete: 'off', maxlength: '512', placeholder: 'audit/' });
+  const accessKeyId = h('input', { type: 'text', name: 'access_key_id', autocomplete: 'off', maxlength: '4096' });
+  const objectFields = [
+    field('Bucket', bucket),
+    field('Region', bucketRegion, 'Amazon S3 only; us-east-1 when empty.'),
+    field('Prefix (optional)', prefix, 'Objects are written under it, one per 1,000 log positions.'),
+    field('Access key id', accessKeyId, 'An HMAC key’s access id for Google Cloud Storage.'),
+  ];
   const urlField = field('URL', url, 'Where batches are posted (https).');
   const formatField = field('Format', format);
   const headerNameField = field('Extra header (optional)', headerName, 'For example Authorization; its value is kept secret.');
@@ -798,6 +815,7 @@ function streamsCard(orgId, isAlive) {
     formatField,
     headerNameField,
     headerValueField,
+    ...objectFields,
     regionField,
     secretField,
     indexField,
@@ -806,14 +824,19 @@ function streamsCard(orgId, isAlive) {
 
   function showFields() {
     const kind = type.value;
+    format.value = OBJECT_STORAGE.has(kind) ? 'ndjson' : 'json';
     formatField.hidden = kind !== 'GenericHttps';
     headerNameField.hidden = kind !== 'GenericHttps';
     headerValueField.hidden = kind !== 'GenericHttps';
     regionField.hidden = kind !== 'Datadog';
     secretField.hidden = kind === 'GenericHttps';
     indexField.hidden = kind !== 'Splunk';
-    urlField.hidden = kind === 'Datadog';
-    secretField.querySelector('label').textContent = kind === 'Splunk' ? 'HEC token' : 'API key';
+    urlField.hidden = kind === 'Datadog' || OBJECT_STORAGE.has(kind);
+    for (const objectField of objectFields) objectField.hidden = !OBJECT_STORAGE.has(kind);
+    objectFields[1].hidden = kind !== 'S3';
+    formatField.hidden = kind !== 'GenericHttps' && !OBJECT_STORAGE.has(kind);
+    secretField.querySelector('label').textContent =
+      kind === 'Splunk' ? 'HEC token' : OBJECT_STORAGE.has(kind) ? 'Secret access key' : 'API key';
     url.placeholder = kind === 'Splunk' ? 'https://splunk.example.com:8088' : 'https://';
   }
   type.addEventListener('change', showFields);
@@ -881,7 +904,15 @@ function streamsCard(orgId, isAlive) {
     submit.preventDefault();
     const kind = type.value;
     const config = {};
-    if (kind !== 'Datadog') config.url = url.value.trim();
+    if (kind === 'GenericHttps' || kind === 'Splunk') config.url = url.value.trim();
+    if (OBJECT_STORAGE.has(kind)) {
+      config.bucket = bucket.value.trim();
+      if (kind === 'S3' && bucketRegion.value.trim()) config.region = bucketRegion.value.trim();
+      if (prefix.value.trim()) config.prefix = prefix.value.trim();
+      config.format = format.value === 'json' ? 'json' : 'ndjson';
+      config.access_key_id = accessKeyId.value.trim();
+      config.secret_access_key = secret.value;
+    }
     if (kind === 'GenericHttps') {
       config.format = format.value;
       if (headerName.value.trim()) config.headers = { [headerName.value.trim()]: headerValue.value };
@@ -906,7 +937,7 @@ function streamsCard(orgId, isAlive) {
           );
           secretBox.hidden = false;
         }
-        for (const input of [url, headerName, headerValue, secret, index]) input.value = '';
+        for (const input of [url, headerName, headerValue, secret, index, bucket, bucketRegion, prefix, accessKeyId]) input.value = '';
       },
       'Stream added: events logged from now on are delivered.',
     );
