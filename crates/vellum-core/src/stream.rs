@@ -57,12 +57,13 @@ impl StreamType {
     ];
 
     /// The types this release delivers to.
-    pub const SERVED: [Self; 5] = [
+    pub const SERVED: [Self; 6] = [
         Self::Datadog,
         Self::Splunk,
         Self::S3,
         Self::GoogleCloudStorage,
         Self::GenericHttps,
+        Self::MicrosoftSentinel,
     ];
 
     /// The wire name.
@@ -254,6 +255,21 @@ pub enum Destination {
         /// JSON array or NDJSON objects.
         format: BodyFormat,
     },
+    /// Microsoft Sentinel, through Azure Monitor's Logs Ingestion API.
+    MicrosoftSentinel {
+        /// The data collection endpoint (or the rule's own logs ingestion endpoint).
+        endpoint: String,
+        /// The data collection rule's immutable id (`dcr-…`).
+        rule_id: String,
+        /// The stream declared in the rule (`Custom-…`).
+        stream_name: String,
+        /// The Entra tenant of the app registration.
+        tenant_id: String,
+        /// The app registration's client id.
+        client_id: String,
+        /// Another token authority than Entra's public one (a sovereign cloud, a test).
+        authority: Option<String>,
+    },
     /// A bucket of Google Cloud Storage, through its S3-compatible XML API and HMAC keys.
     GoogleCloudStorage {
         /// The bucket.
@@ -266,6 +282,15 @@ pub enum Destination {
         format: BodyFormat,
     },
 }
+
+/// Microsoft Entra ID, which issues the tokens of the Logs Ingestion API.
+pub const ENTRA_AUTHORITY: &str = "https://login.microsoftonline.com";
+
+/// The scope of a token for the Logs Ingestion API.
+pub const AZURE_MONITOR_SCOPE: &str = "https://monitor.azure.com//.default";
+
+/// The Logs Ingestion API version used.
+pub const LOGS_INGESTION_API_VERSION: &str = "2023-01-01";
 
 /// Google Cloud Storage's S3-compatible endpoint.
 pub const GCS_ENDPOINT: &str = "https://storage.googleapis.com";
@@ -289,6 +314,7 @@ impl Destination {
             Self::GenericHttps { .. } => StreamType::GenericHttps,
             Self::S3 { .. } => StreamType::S3,
             Self::GoogleCloudStorage { .. } => StreamType::GoogleCloudStorage,
+            Self::MicrosoftSentinel { .. } => StreamType::MicrosoftSentinel,
         }
     }
 
@@ -345,6 +371,21 @@ impl Destination {
                 }
                 object
             }
+            Self::MicrosoftSentinel {
+                endpoint,
+                rule_id,
+                stream_name,
+                tenant_id,
+                client_id,
+                authority,
+            } => {
+                let mut object = serde_json::json!({"endpoint": endpoint, "rule_id": rule_id, "stream_name": stream_name,
+                                                    "tenant_id": tenant_id, "client_id": client_id});
+                if let Some(authority) = authority {
+                    object["authority"] = Value::from(authority.as_str());
+                }
+                object
+            }
         }
     }
 
@@ -385,6 +426,14 @@ impl Destination {
                 endpoint: text("endpoint"),
                 format: stored_format(value)?,
             },
+            StreamType::MicrosoftSentinel => Self::MicrosoftSentinel {
+                endpoint: text("endpoint")?,
+                rule_id: text("rule_id")?,
+                stream_name: text("stream_name")?,
+                tenant_id: text("tenant_id")?,
+                client_id: text("client_id")?,
+                authority: text("authority"),
+            },
             _ => return None,
         })
     }
@@ -399,8 +448,40 @@ impl Destination {
                 .clone()
                 .unwrap_or_else(|| format!("https://s3.{region}.amazonaws.com")),
             Self::GoogleCloudStorage { endpoint, .. } => endpoint.clone().unwrap_or_else(|| GCS_ENDPOINT.to_owned()),
+            Self::MicrosoftSentinel {
+                endpoint,
+                rule_id,
+                stream_name,
+                ..
+            } => format!(
+                "{}/dataCollectionRules/{rule_id}/streams/{stream_name}?api-version={LOGS_INGESTION_API_VERSION}",
+                endpoint.trim_end_matches('/')
+            ),
         }
     }
+
+    /// Where a Sentinel stream asks for its tokens (OAuth 2.0 client credentials).
+    pub fn token_url(&self) -> Option<String> {
+        match self {
+            Self::MicrosoftSentinel {
+                tenant_id, authority, ..
+            } => Some(format!(
+                "{}/{tenant_id}/oauth2/v2.0/token",
+                authority.as_deref().unwrap_or(ENTRA_AUTHORITY).trim_end_matches('/')
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// The form a Sentinel stream posts to its token URL.
+pub fn token_request(client_id: &str, client_secret: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("grant_type", "client_credentials")
+        .append_pair("client_id", client_id)
+        .append_pair("client_secret", client_secret)
+        .append_pair("scope", AZURE_MONITOR_SCOPE)
+        .finish()
 }
 
 fn stored_format(value: &Value) -> Option<BodyFormat> {
@@ -444,6 +525,9 @@ pub struct StreamSecrets {
     /// Extra headers of a generic HTTPS stream (names and values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// Microsoft Sentinel: the app registration's client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
     /// Object storage: the access key id (S3) or HMAC access id (Google Cloud Storage).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_key_id: Option<String>,
@@ -461,6 +545,7 @@ impl fmt::Debug for StreamSecrets {
             .debug_struct("StreamSecrets")
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",
@@ -556,6 +641,15 @@ pub fn parse_settings(
             "access_key_id",
             "secret_access_key",
         ],
+        StreamType::MicrosoftSentinel => &[
+            "endpoint",
+            "rule_id",
+            "stream_name",
+            "tenant_id",
+            "client_id",
+            "client_secret",
+            "authority",
+        ],
         _ => &[],
     };
     for name in object.keys() {
@@ -607,6 +701,57 @@ pub fn parse_settings(
                     ..StreamSecrets::default()
                 },
             })
+        }
+        StreamType::MicrosoftSentinel => {
+            let endpoint = required_url(object, "endpoint", allow_plain_http, &mut errors);
+            let authority = optional_url(object, "authority", allow_plain_http, &mut errors);
+            let mut name = |field: &str| {
+                if !object.contains_key(field) {
+                    errors.push(format!("config.{field}"), "required", format!("{field} is required"));
+                    return None;
+                }
+                let value = optional_text(object, field, &mut errors)?;
+                if value.len() <= 256
+                    && value
+                        .bytes()
+                        .all(|byte| byte.is_ascii_alphanumeric() || b"-_.".contains(&byte))
+                {
+                    Some(value)
+                } else {
+                    errors.push(
+                        format!("config.{field}"),
+                        "invalid",
+                        format!("{field} is at most 256 letters, digits, hyphens, underscores and dots"),
+                    );
+                    None
+                }
+            };
+            let (rule_id, stream_name, tenant_id, client_id) = (
+                name("rule_id"),
+                name("stream_name"),
+                name("tenant_id"),
+                name("client_id"),
+            );
+            let client_secret = secret(object, "client_secret", previous.client_secret, &mut errors);
+            match (endpoint, rule_id, stream_name, tenant_id, client_id) {
+                (Some(endpoint), Some(rule_id), Some(stream_name), Some(tenant_id), Some(client_id)) => {
+                    Some(ParsedSettings {
+                        destination: Destination::MicrosoftSentinel {
+                            endpoint,
+                            rule_id,
+                            stream_name,
+                            tenant_id,
+                            client_id,
+                            authority,
+                        },
+                        secrets: StreamSecrets {
+                            client_secret,
+                            ..StreamSecrets::default()
+                        },
+                    })
+                }
+                _ => None,
+            }
         }
         StreamType::S3 | StreamType::GoogleCloudStorage => {
             let bucket = bucket(object, &mut errors);
@@ -1019,6 +1164,11 @@ const fn limits(kind: StreamType) -> Limits {
             items: 1_000,
             bytes: 1_000_000,
         },
+        // The Logs Ingestion API takes at most 1 MB per call.
+        StreamType::MicrosoftSentinel => Limits {
+            items: 1_000,
+            bytes: 950_000,
+        },
         _ => Limits {
             items: 500,
             bytes: 1_000_000,
@@ -1061,6 +1211,15 @@ pub fn encode(
                 }
                 envelope
             }
+            // Sentinel: the columns WorkOS sends (the rule's stream declares them).
+            Destination::MicrosoftSentinel { .. } => serde_json::json!({
+                "TimeGenerated": item.event.get("occurred_at").cloned().unwrap_or(Value::Null),
+                "id": item.event.get("id").cloned().unwrap_or(Value::Null),
+                "event_type": item.event.get("action").cloned().unwrap_or(Value::Null),
+                "organization_id": item.event.get("organization_id").cloned().unwrap_or(Value::Null),
+                "log_index": item.log_index,
+                "data": item.event,
+            }),
             // Object storage is written by `encode_object`; as a request, a plain list.
             Destination::GenericHttps { .. } | Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
                 item.event.clone()
@@ -1119,6 +1278,12 @@ pub fn encode(
                     .join(" "),
             ));
             body
+        }
+        // The bearer token is the service's to add: it is fetched, not configured.
+        Destination::MicrosoftSentinel { .. } => {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            headers.push(("x-ms-client-request-id".to_owned(), message_id.to_owned()));
+            json_array(&entries)
         }
         Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
             headers.push(("content-type".to_owned(), "application/x-ndjson".to_owned()));
@@ -1676,6 +1841,58 @@ mod tests {
                 .len(),
             3
         );
+    }
+
+    #[test]
+    fn sentinel_settings_requests_and_rows() {
+        let parsed = parse_settings(
+            StreamType::MicrosoftSentinel,
+            &serde_json::json!({"endpoint": "https://dce-1.westeurope-1.ingest.monitor.azure.com", "rule_id": "dcr-000a",
+                                "stream_name": "Custom-WorkOSAuditLogs_CL", "tenant_id": "72f988bf-86f1", "client_id": "app-1",
+                                "client_secret": "entra-secret"}),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            Destination::from_json(StreamType::MicrosoftSentinel, &parsed.destination.to_json()),
+            Some(parsed.destination.clone())
+        );
+        assert!(!parsed.destination.to_json().to_string().contains("entra-secret"));
+        assert_eq!(
+            parsed.destination.endpoint(),
+            "https://dce-1.westeurope-1.ingest.monitor.azure.com/dataCollectionRules/dcr-000a/streams/Custom-WorkOSAuditLogs_CL?api-version=2023-01-01"
+        );
+        assert_eq!(
+            parsed.destination.token_url().unwrap(),
+            "https://login.microsoftonline.com/72f988bf-86f1/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            token_request("app-1", "a&b"),
+            "grant_type=client_credentials&client_id=app-1&client_secret=a%26b&scope=https%3A%2F%2Fmonitor.azure.com%2F%2F.default"
+        );
+        let refused = parse_settings(
+            StreamType::MicrosoftSentinel,
+            &serde_json::json!({"endpoint": "https://dce.test", "rule_id": "dcr/../x", "client_secret": "s"}),
+            None,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        for field in ["rule_id", "stream_name", "tenant_id", "client_id"] {
+            assert!(refused.contains(field), "{refused}");
+        }
+        let mut event = item(7);
+        event.event = serde_json::json!({"id": "e7", "action": "user.signed_in", "occurred_at": "2026-12-06T09:00:00.000Z",
+                                         "organization_id": "org_1", "log_index": 7});
+        let delivery = encode(&parsed.destination, &parsed.secrets, &[event], "m", 0);
+        let rows: Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert_eq!(
+            rows[0],
+            serde_json::json!({"TimeGenerated": "2026-12-06T09:00:00.000Z", "id": "e7", "event_type": "user.signed_in",
+                               "organization_id": "org_1", "log_index": 7, "data": rows[0]["data"]})
+        );
+        assert!(delivery.headers.iter().all(|(name, _)| name != "authorization"));
     }
 
     #[test]

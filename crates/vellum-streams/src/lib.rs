@@ -19,6 +19,7 @@
 
 mod objects;
 pub mod secrets;
+mod sentinel;
 pub mod transport;
 
 use std::sync::Arc;
@@ -150,6 +151,7 @@ pub struct StreamService {
     settings: StreamSettings,
     render: RenderEvent,
     transport: Transport,
+    tokens: sentinel::Tokens,
 }
 
 impl StreamService {
@@ -169,6 +171,7 @@ impl StreamService {
             settings,
             render,
             transport,
+            tokens: sentinel::Tokens::default(),
         }))
     }
 
@@ -475,7 +478,21 @@ impl StreamService {
         .map_err(|error| StoreError::Internal(format!("encoding a batch failed: {error}")))?;
         let work = work.elapsed();
         // Sent one request at a time, each acknowledged before the position moves past it.
-        for (delivery, last) in deliveries {
+        for (mut delivery, last) in deliveries {
+            if matches!(
+                stream.destination,
+                vellum_core::stream::Destination::MicrosoftSentinel { .. }
+            ) {
+                match self.tokens.get(stream, secrets, &self.transport).await {
+                    Ok(token) => delivery
+                        .headers
+                        .push(("authorization".to_owned(), format!("Bearer {token}"))),
+                    Err(verdict) => {
+                        self.record(stream, worker, position, verdict, last).await?;
+                        return Ok(Sent::Stopped);
+                    }
+                }
+            }
             let verdict = match self.transport.send(&delivery).await {
                 Ok(answer) => judge(
                     stream.destination.stream_type(),
@@ -490,6 +507,9 @@ impl StreamService {
                     retry_after: None,
                 },
             };
+            if matches!(verdict, Verdict::Invalid { .. }) {
+                self.tokens.forget(stream.id);
+            }
             if !self.record(stream, worker, position, verdict, last).await? {
                 return Ok(Sent::Stopped);
             }

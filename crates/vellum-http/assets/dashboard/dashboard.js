@@ -752,6 +752,7 @@ const STREAM_TYPES = [
   ['Splunk', 'Splunk (HTTP Event Collector)'],
   ['S3', 'Amazon S3 or an S3-compatible bucket'],
   ['GoogleCloudStorage', 'Google Cloud Storage'],
+  ['MicrosoftSentinel', 'Microsoft Sentinel (Logs Ingestion API)'],
 ];
 const OBJECT_STORAGE = new Set(['S3', 'GoogleCloudStorage']);
 const DATADOG_REGIONS = ['US1', 'US3', 'US5', 'EU1', 'AP1', 'AP2', 'US1-FED'];
@@ -760,6 +761,7 @@ function streamDestination(stream) {
   const config = stream.config ?? {};
   if (stream.type === 'Datadog') return `Datadog ${config.region}${config.url ? ` (${config.url})` : ''}`;
   if (stream.type === 'Splunk') return `Splunk ${config.url}${config.index ? `, index ${config.index}` : ''}`;
+  if (stream.type === 'MicrosoftSentinel') return `Microsoft Sentinel ${config.stream_name} (${config.rule_id}) at ${config.endpoint}`;
   if (OBJECT_STORAGE.has(stream.type)) {
     const where = `${stream.type === 'S3' ? 's3' : 'gs'}://${config.bucket}/${config.prefix ?? ''}`;
     return `${where}${config.endpoint ? ` at ${config.endpoint}` : ''} (${config.format === 'json' ? 'JSON' : 'NDJSON'})`;
@@ -799,6 +801,16 @@ function streamsCard(orgId, isAlive) {
     field('Prefix (optional)', prefix, 'Objects are written under it, one per 1,000 log positions.'),
     field('Access key id', accessKeyId, 'An HMAC key’s access id for Google Cloud Storage.'),
   ];
+  const ruleId = h('input', { type: 'text', name: 'rule_id', autocomplete: 'off', maxlength: '256', placeholder: 'dcr-…' });
+  const streamName = h('input', { type: 'text', name: 'stream_name', autocomplete: 'off', maxlength: '256', placeholder: 'Custom-…' });
+  const tenantId = h('input', { type: 'text', name: 'tenant_id', autocomplete: 'off', maxlength: '256' });
+  const clientId = h('input', { type: 'text', name: 'client_id', autocomplete: 'off', maxlength: '256' });
+  const sentinelFields = [
+    field('Data collection rule id', ruleId, 'The rule’s immutable id.'),
+    field('Stream name', streamName, 'The stream the rule declares.'),
+    field('Tenant id', tenantId),
+    field('Client id', clientId, 'An app registration with the Monitoring Metrics Publisher role on the rule.'),
+  ];
   const urlField = field('URL', url, 'Where batches are posted (https).');
   const formatField = field('Format', format);
   const headerNameField = field('Extra header (optional)', headerName, 'For example Authorization; its value is kept secret.');
@@ -816,6 +828,7 @@ function streamsCard(orgId, isAlive) {
     headerNameField,
     headerValueField,
     ...objectFields,
+    ...sentinelFields,
     regionField,
     secretField,
     indexField,
@@ -835,9 +848,22 @@ function streamsCard(orgId, isAlive) {
     for (const objectField of objectFields) objectField.hidden = !OBJECT_STORAGE.has(kind);
     objectFields[1].hidden = kind !== 'S3';
     formatField.hidden = kind !== 'GenericHttps' && !OBJECT_STORAGE.has(kind);
+    for (const sentinelField of sentinelFields) sentinelField.hidden = kind !== 'MicrosoftSentinel';
     secretField.querySelector('label').textContent =
-      kind === 'Splunk' ? 'HEC token' : OBJECT_STORAGE.has(kind) ? 'Secret access key' : 'API key';
-    url.placeholder = kind === 'Splunk' ? 'https://splunk.example.com:8088' : 'https://';
+      kind === 'Splunk'
+        ? 'HEC token'
+        : OBJECT_STORAGE.has(kind)
+          ? 'Secret access key'
+          : kind === 'MicrosoftSentinel'
+            ? 'Client secret'
+            : 'API key';
+    urlField.querySelector('label').textContent = kind === 'MicrosoftSentinel' ? 'Data collection endpoint' : 'URL';
+    url.placeholder =
+      kind === 'Splunk'
+        ? 'https://splunk.example.com:8088'
+        : kind === 'MicrosoftSentinel'
+          ? 'https://….ingest.monitor.azure.com'
+          : 'https://';
   }
   type.addEventListener('change', showFields);
   showFields();
@@ -905,6 +931,14 @@ function streamsCard(orgId, isAlive) {
     const kind = type.value;
     const config = {};
     if (kind === 'GenericHttps' || kind === 'Splunk') config.url = url.value.trim();
+    if (kind === 'MicrosoftSentinel') {
+      config.endpoint = url.value.trim();
+      config.rule_id = ruleId.value.trim();
+      config.stream_name = streamName.value.trim();
+      config.tenant_id = tenantId.value.trim();
+      config.client_id = clientId.value.trim();
+      config.client_secret = secret.value;
+    }
     if (OBJECT_STORAGE.has(kind)) {
       config.bucket = bucket.value.trim();
       if (kind === 'S3' && bucketRegion.value.trim()) config.region = bucketRegion.value.trim();
@@ -937,7 +971,7 @@ function streamsCard(orgId, isAlive) {
           );
           secretBox.hidden = false;
         }
-        for (const input of [url, headerName, headerValue, secret, index, bucket, bucketRegion, prefix, accessKeyId]) input.value = '';
+        for (const input of [url, headerName, headerValue, secret, index, bucket, bucketRegion, prefix, accessKeyId, ruleId, streamName, tenantId, clientId]) input.value = '';
       },
       'Stream added: events logged from now on are delivered.',
     );

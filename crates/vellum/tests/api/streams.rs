@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Method, StatusCode};
@@ -1088,5 +1088,150 @@ async fn object_storage_streams_write_one_object_per_window_and_replays_replace_
     )
     .await;
     assert!(invalid["error"].as_str().unwrap().contains("credentials"), "{invalid}");
+    app.stop().await.unwrap();
+}
+
+/// Microsoft Entra ID's token endpoint and Azure Monitor's Logs Ingestion API, as documented:
+/// client credentials for a bearer token, then JSON arrays of rows posted to a rule's stream,
+/// answered 204.
+#[derive(Clone, Default)]
+struct FakeAzure {
+    tokens_issued: Arc<Mutex<usize>>,
+    rows: Arc<Mutex<Vec<Value>>>,
+    arrived: Arc<Notify>,
+}
+
+impl FakeAzure {
+    async fn start(&self) -> String {
+        use axum::extract::{Path, Query, State};
+        use axum::response::IntoResponse;
+        async fn token(
+            State(fake): State<FakeAzure>,
+            Path(_tenant): Path<String>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::response::Response {
+            // The form, read as a query string (the same encoding).
+            let uri: axum::http::Uri = format!("/?{}", String::from_utf8_lossy(&body)).parse().unwrap();
+            let Ok(Query(form)) = Query::<std::collections::HashMap<String, String>>::try_from_uri(&uri) else {
+                return AxumStatus::BAD_REQUEST.into_response();
+            };
+            if headers.get("content-type").and_then(|value| value.to_str().ok())
+                != Some("application/x-www-form-urlencoded")
+            {
+                return AxumStatus::UNSUPPORTED_MEDIA_TYPE.into_response();
+            }
+            let valid = form.get("grant_type").map(String::as_str) == Some("client_credentials")
+                && form.get("scope").map(String::as_str) == Some("https://monitor.azure.com//.default")
+                && form.get("client_id").map(String::as_str) == Some("app-1");
+            if !valid || form.get("client_secret").map(String::as_str) != Some("entra-secret") {
+                return (
+                    AxumStatus::UNAUTHORIZED,
+                    axum::Json(json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."})),
+                )
+                    .into_response();
+            }
+            *fake.tokens_issued.lock().unwrap() += 1;
+            axum::Json(json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "azure-token-1"}))
+                .into_response()
+        }
+        async fn upload(
+            State(fake): State<FakeAzure>,
+            Path((rule, stream)): Path<(String, String)>,
+            Query(query): Query<std::collections::HashMap<String, String>>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> AxumStatus {
+            if headers.get("authorization").and_then(|value| value.to_str().ok()) != Some("Bearer azure-token-1") {
+                return AxumStatus::UNAUTHORIZED;
+            }
+            if rule != "dcr-0a1b"
+                || stream != "Custom-AuditLogs_CL"
+                || query.get("api-version").map(String::as_str) != Some("2023-01-01")
+            {
+                return AxumStatus::NOT_FOUND;
+            }
+            let Ok(Value::Array(rows)) = serde_json::from_slice::<Value>(&body) else {
+                return AxumStatus::BAD_REQUEST;
+            };
+            if body.len() > 1_000_000 {
+                return AxumStatus::PAYLOAD_TOO_LARGE;
+            }
+            fake.rows.lock().unwrap().extend(rows);
+            fake.arrived.notify_waiters();
+            AxumStatus::NO_CONTENT
+        }
+        let router = axum::Router::new()
+            .route("/{tenant}/oauth2/v2.0/token", axum::routing::post(token))
+            .route(
+                "/dataCollectionRules/{rule}/streams/{stream}",
+                axum::routing::post(upload),
+            )
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        address
+    }
+}
+
+#[tokio::test]
+async fn microsoft_sentinel_gets_a_token_once_and_every_row_in_order() {
+    let azure = FakeAzure::default();
+    let address = azure.start().await;
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Sentinel").await;
+    let config = |secret: &str| {
+        json!({"endpoint": address, "authority": address, "rule_id": "dcr-0a1b", "stream_name": "Custom-AuditLogs_CL",
+               "tenant_id": "tenant-1", "client_id": "app-1", "client_secret": secret})
+    };
+    let created = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "MicrosoftSentinel", "config": config("entra-secret")}),
+    )
+    .await;
+    assert!(!created.to_string().contains("entra-secret"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    ingest(&app, &organization, 0..1_500).await;
+    stream_until(&app, &id, "every row delivered", |stream| {
+        stream["next_log_index"] == 1_500
+    })
+    .await;
+    let rows = azure.rows.lock().unwrap().clone();
+    assert_eq!(
+        rows.iter()
+            .map(|row| row["log_index"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (0..1_500).collect::<Vec<u64>>()
+    );
+    let row = &rows[42];
+    assert_eq!(row["id"], row["data"]["id"]);
+    assert_eq!(row["event_type"], "user.signed_in");
+    assert_eq!(row["TimeGenerated"], row["data"]["occurred_at"]);
+    assert_eq!(row["organization_id"], organization.as_str());
+    assert_eq!(
+        *azure.tokens_issued.lock().unwrap(),
+        1,
+        "the token is reused until it nears its expiry"
+    );
+
+    // A wrong client secret: Entra's refusal makes the stream invalid, with its reason.
+    let refused = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "MicrosoftSentinel", "config": config("wrong")}),
+    )
+    .await;
+    ingest(&app, &organization, 1_500..1_501).await;
+    let invalid = stream_until(
+        &app,
+        refused["id"].as_str().unwrap(),
+        "the wrong secret refused",
+        |stream| stream["state"] == "invalid",
+    )
+    .await;
+    assert!(
+        invalid["error"].as_str().unwrap().contains("AADSTS7000215"),
+        "{invalid}"
+    );
     app.stop().await.unwrap();
 }
