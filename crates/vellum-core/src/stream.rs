@@ -57,13 +57,14 @@ impl StreamType {
     ];
 
     /// The types this release delivers to.
-    pub const SERVED: [Self; 6] = [
+    pub const SERVED: [Self; 7] = [
         Self::Datadog,
         Self::Splunk,
         Self::S3,
         Self::GoogleCloudStorage,
         Self::GenericHttps,
         Self::MicrosoftSentinel,
+        Self::Snowflake,
     ];
 
     /// The wire name.
@@ -270,6 +271,25 @@ pub enum Destination {
         /// Another token authority than Entra's public one (a sovereign cloud, a test).
         authority: Option<String>,
     },
+    /// A Snowflake table, through the SQL API with key-pair authentication.
+    Snowflake {
+        /// The account identifier (`orgname-account` or an account locator).
+        account: String,
+        /// The user whose public key is registered.
+        user: String,
+        /// Where rows go: database, schema and table.
+        database: String,
+        /// See `database`.
+        schema: String,
+        /// See `database`.
+        table: String,
+        /// The warehouse that runs the inserts, when not the user's default.
+        warehouse: Option<String>,
+        /// The role that runs them, when not the user's default.
+        role: Option<String>,
+        /// Another base URL than `https://{account}.snowflakecomputing.com` (private link, a test).
+        url: Option<String>,
+    },
     /// A bucket of Google Cloud Storage, through its S3-compatible XML API and HMAC keys.
     GoogleCloudStorage {
         /// The bucket.
@@ -315,6 +335,7 @@ impl Destination {
             Self::S3 { .. } => StreamType::S3,
             Self::GoogleCloudStorage { .. } => StreamType::GoogleCloudStorage,
             Self::MicrosoftSentinel { .. } => StreamType::MicrosoftSentinel,
+            Self::Snowflake { .. } => StreamType::Snowflake,
         }
     }
 
@@ -386,6 +407,25 @@ impl Destination {
                 }
                 object
             }
+            Self::Snowflake {
+                account,
+                user,
+                database,
+                schema,
+                table,
+                warehouse,
+                role,
+                url,
+            } => {
+                let mut object = serde_json::json!({"account": account, "user": user, "database": database,
+                                                    "schema": schema, "table": table});
+                for (name, value) in [("warehouse", warehouse), ("role", role), ("url", url)] {
+                    if let Some(value) = value {
+                        object[name] = Value::from(value.as_str());
+                    }
+                }
+                object
+            }
         }
     }
 
@@ -434,7 +474,16 @@ impl Destination {
                 client_id: text("client_id")?,
                 authority: text("authority"),
             },
-            _ => return None,
+            StreamType::Snowflake => Self::Snowflake {
+                account: text("account")?,
+                user: text("user")?,
+                database: text("database")?,
+                schema: text("schema")?,
+                table: text("table")?,
+                warehouse: text("warehouse"),
+                role: text("role"),
+                url: text("url"),
+            },
         })
     }
 
@@ -457,6 +506,33 @@ impl Destination {
                 "{}/dataCollectionRules/{rule_id}/streams/{stream_name}?api-version={LOGS_INGESTION_API_VERSION}",
                 endpoint.trim_end_matches('/')
             ),
+            Self::Snowflake { account, url, .. } => format!(
+                "{}/api/v2/statements",
+                url.clone()
+                    .unwrap_or_else(|| format!("https://{}.snowflakecomputing.com", account.to_ascii_lowercase()))
+                    .trim_end_matches('/')
+            ),
+        }
+    }
+
+    /// The statement a Snowflake stream runs for each batch: the batch is bound once as a JSON
+    /// array, and each element becomes a row (`event_id`, `event_type`, `occurred_at`,
+    /// `organization_id`, `log_index`, `data`). Identifiers were checked to be plain (letters,
+    /// digits, `_`, `$`), so they are written as they are.
+    pub fn snowflake_statement(&self) -> Option<String> {
+        match self {
+            Self::Snowflake {
+                database,
+                schema,
+                table,
+                ..
+            } => Some(format!(
+                "INSERT INTO {database}.{schema}.{table} (event_id, event_type, occurred_at, organization_id, log_index, data) \
+                 SELECT f.value:id::STRING, f.value:action::STRING, f.value:occurred_at::TIMESTAMP_TZ, \
+                 f.value:organization_id::STRING, f.value:log_index::NUMBER, f.value \
+                 FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?))) f"
+            )),
+            _ => None,
         }
     }
 
@@ -525,6 +601,9 @@ pub struct StreamSecrets {
     /// Extra headers of a generic HTTPS stream (names and values).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub headers: Vec<(String, String)>,
+    /// Snowflake: the user's private key (PKCS #8 PEM, unencrypted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
     /// Microsoft Sentinel: the app registration's client secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -546,6 +625,7 @@ impl fmt::Debug for StreamSecrets {
             .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("private_key", &self.private_key.as_ref().map(|_| "<redacted>"))
             .field("access_key_id", &self.access_key_id)
             .field(
                 "secret_access_key",
@@ -650,7 +730,17 @@ pub fn parse_settings(
             "client_secret",
             "authority",
         ],
-        _ => &[],
+        StreamType::Snowflake => &[
+            "account",
+            "user",
+            "database",
+            "schema",
+            "table",
+            "warehouse",
+            "role",
+            "url",
+            "private_key",
+        ],
     };
     for name in object.keys() {
         if !known.contains(&name.as_str()) {
@@ -753,6 +843,105 @@ pub fn parse_settings(
                 _ => None,
             }
         }
+        StreamType::Snowflake => {
+            let url = optional_url(object, "url", allow_plain_http, &mut errors);
+            let mut identifier = |field: &str, required: bool, account: bool| {
+                if !object.contains_key(field) {
+                    if required {
+                        errors.push(format!("config.{field}"), "required", format!("{field} is required"));
+                    }
+                    return None;
+                }
+                let value = optional_text(object, field, &mut errors)?;
+                let plain = value.len() <= 255
+                    && value
+                        .bytes()
+                        .next()
+                        .is_some_and(|byte| byte.is_ascii_alphabetic() || byte == b'_')
+                    && value.bytes().all(|byte| {
+                        byte.is_ascii_alphanumeric()
+                            || byte == b'_'
+                            || (if account { &b"-."[..] } else { &b"$"[..] }).contains(&byte)
+                    });
+                if plain {
+                    Some(value)
+                } else {
+                    errors.push(
+                        format!("config.{field}"),
+                        "invalid",
+                        if account {
+                            format!("{field} is an account identifier: letters, digits, `_`, `-` and `.`")
+                        } else {
+                            format!(
+                                "{field} is a plain identifier: letters, digits, `_` and `$`, not starting with a digit"
+                            )
+                        },
+                    );
+                    None
+                }
+            };
+            let account = identifier("account", true, true);
+            let user = identifier("user", true, false);
+            let database = identifier("database", true, false);
+            let schema = identifier("schema", true, false);
+            let table = identifier("table", true, false);
+            let warehouse = identifier("warehouse", false, false);
+            let role = identifier("role", false, false);
+            // A PEM key spans lines: the one secret that may hold line breaks.
+            let private_key = match object.get("private_key") {
+                None => {
+                    if previous.private_key.is_none() {
+                        errors.push("config.private_key", "required", "private_key is required");
+                    }
+                    previous.private_key
+                }
+                Some(Value::String(pem))
+                    if !pem.is_empty()
+                        && pem.len() <= 16 * 1024
+                        && pem
+                            .chars()
+                            .all(|char| char == '\n' || char == '\r' || !char.is_control()) =>
+                {
+                    Some(pem.clone())
+                }
+                Some(_) => {
+                    errors.push(
+                        "config.private_key",
+                        "invalid",
+                        "private_key is a PEM key of at most 16 KiB",
+                    );
+                    None
+                }
+            };
+            if let Some(key) = &private_key
+                && !key.contains("-----BEGIN PRIVATE KEY-----")
+            {
+                errors.push(
+                    "config.private_key",
+                    "invalid",
+                    "private_key is an unencrypted PKCS #8 PEM key (-----BEGIN PRIVATE KEY-----)",
+                );
+            }
+            match (account, user, database, schema, table) {
+                (Some(account), Some(user), Some(database), Some(schema), Some(table)) => Some(ParsedSettings {
+                    destination: Destination::Snowflake {
+                        account,
+                        user,
+                        database,
+                        schema,
+                        table,
+                        warehouse,
+                        role,
+                        url,
+                    },
+                    secrets: StreamSecrets {
+                        private_key,
+                        ..StreamSecrets::default()
+                    },
+                }),
+                _ => None,
+            }
+        }
         StreamType::S3 | StreamType::GoogleCloudStorage => {
             let bucket = bucket(object, &mut errors);
             let prefix = prefix(object, &mut errors);
@@ -825,18 +1014,6 @@ pub fn parse_settings(
                     ..StreamSecrets::default()
                 },
             })
-        }
-        other => {
-            errors.push(
-                "type",
-                "unsupported_stream_type",
-                format!(
-                    "{} streams are not delivered by this release; use one of {}",
-                    other.as_str(),
-                    served_list()
-                ),
-            );
-            None
         }
     };
     match parsed {
@@ -1164,6 +1341,11 @@ const fn limits(kind: StreamType) -> Limits {
             items: 1_000,
             bytes: 1_000_000,
         },
+        // A statement binding about 4 MB of events at most.
+        StreamType::Snowflake => Limits {
+            items: 1_000,
+            bytes: 4_000_000,
+        },
         // The Logs Ingestion API takes at most 1 MB per call.
         StreamType::MicrosoftSentinel => Limits {
             items: 1_000,
@@ -1220,6 +1402,8 @@ pub fn encode(
                 "log_index": item.log_index,
                 "data": item.event,
             }),
+            // Snowflake: the events themselves, bound as one JSON array.
+            Destination::Snowflake { .. } => item.event.clone(),
             // Object storage is written by `encode_object`; as a request, a plain list.
             Destination::GenericHttps { .. } | Destination::S3 { .. } | Destination::GoogleCloudStorage { .. } => {
                 item.event.clone()
@@ -1278,6 +1462,38 @@ pub fn encode(
                     .join(" "),
             ));
             body
+        }
+        // The statement, with the batch bound as its one parameter; the key-pair JWT is the
+        // service's to add.
+        Destination::Snowflake {
+            database,
+            schema,
+            warehouse,
+            role,
+            ..
+        } => {
+            headers.push(("content-type".to_owned(), "application/json".to_owned()));
+            headers.push(("accept".to_owned(), "application/json".to_owned()));
+            headers.push((
+                "x-snowflake-authorization-token-type".to_owned(),
+                "KEYPAIR_JWT".to_owned(),
+            ));
+            let batch = String::from_utf8(json_array(&entries)).expect("JSON is UTF-8");
+            let mut request = serde_json::json!({
+                "statement": destination.snowflake_statement(),
+                "timeout": 60,
+                "database": database,
+                "schema": schema,
+                "bindings": {"1": {"type": "TEXT", "value": batch}},
+                "requestId": message_id,
+            });
+            if let Some(warehouse) = warehouse {
+                request["warehouse"] = Value::from(warehouse.as_str());
+            }
+            if let Some(role) = role {
+                request["role"] = Value::from(role.as_str());
+            }
+            serde_json::to_vec(&request).expect("JSON values serialize")
         }
         // The bearer token is the service's to add: it is fetched, not configured.
         Destination::MicrosoftSentinel { .. } => {
@@ -1636,10 +1852,17 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(reserved.contains("Vellum sets this header"), "{reserved}");
-        let unsupported = parse_settings(StreamType::Snowflake, &serde_json::json!({}), None, false)
-            .unwrap_err()
-            .to_string();
-        assert!(unsupported.contains("GenericHttps"), "{unsupported}");
+        let snowflake = parse_settings(
+            StreamType::Snowflake,
+            &serde_json::json!({"account": "myorg-acct1", "user": "VELLUM", "database": "AUDIT", "schema": "PUBLIC",
+                                "table": "EVENTS; DROP TABLE X", "private_key": "not a key"}),
+            None,
+            false,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(snowflake.contains("table is a plain identifier"), "{snowflake}");
+        assert!(snowflake.contains("PKCS #8"), "{snowflake}");
     }
 
     #[test]
@@ -1893,6 +2116,42 @@ mod tests {
                                "organization_id": "org_1", "log_index": 7, "data": rows[0]["data"]})
         );
         assert!(delivery.headers.iter().all(|(name, _)| name != "authorization"));
+    }
+
+    #[test]
+    fn snowflake_binds_a_batch_to_one_insert() {
+        let parsed = parse_settings(
+            StreamType::Snowflake,
+            &serde_json::json!({"account": "MYORG-ACCT1", "user": "VELLUM", "database": "AUDIT", "schema": "PUBLIC",
+                                "table": "EVENTS", "warehouse": "LOAD_WH",
+                                "private_key": "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----"}),
+            None,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            parsed.destination.endpoint(),
+            "https://myorg-acct1.snowflakecomputing.com/api/v2/statements"
+        );
+        assert!(!parsed.destination.to_json().to_string().contains("PRIVATE KEY"));
+        let delivery = encode(&parsed.destination, &parsed.secrets, &[item(3), item(4)], "m", 0);
+        let body: Value = serde_json::from_slice(&delivery.body).unwrap();
+        assert!(
+            body["statement"]
+                .as_str()
+                .unwrap()
+                .starts_with("INSERT INTO AUDIT.PUBLIC.EVENTS (")
+        );
+        assert_eq!(
+            (&body["warehouse"], &body["timeout"]),
+            (&serde_json::json!("LOAD_WH"), &serde_json::json!(60))
+        );
+        let bound: Value = serde_json::from_str(body["bindings"]["1"]["value"].as_str().unwrap()).unwrap();
+        assert_eq!(bound[1]["log_index"], 4);
+        assert!(delivery.headers.contains(&(
+            "x-snowflake-authorization-token-type".to_owned(),
+            "KEYPAIR_JWT".to_owned()
+        )));
     }
 
     #[test]

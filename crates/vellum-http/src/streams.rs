@@ -69,8 +69,8 @@ pub(crate) struct StreamResponse {
     id: String,
     #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
     organization_id: String,
-    /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage`, `MicrosoftSentinel` or `GenericHttps`
-    /// (`Snowflake` is named by WorkOS and not yet delivered by Vellum).
+    /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage`, `MicrosoftSentinel`, `Snowflake` or
+    /// `GenericHttps`.
     #[serde(rename = "type")]
     #[schema(example = "GenericHttps")]
     stream_type: &'static str,
@@ -79,7 +79,7 @@ pub(crate) struct StreamResponse {
     #[schema(example = "active")]
     state: &'static str,
     /// The settings, without secrets (`api_key`, `token`, header values, access keys,
-    /// `client_secret`).
+    /// `client_secret`, `private_key`).
     #[schema(value_type = Object)]
     config: Value,
     /// When the destination last accepted a batch (ISO 8601), `null` before the first.
@@ -153,7 +153,8 @@ pub(crate) struct LagJson {
 pub(crate) struct CreateBody {
     #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
     organization_id: Option<Value>,
-    /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage`, `MicrosoftSentinel` or `GenericHttps`.
+    /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage`, `MicrosoftSentinel`, `Snowflake` or
+    /// `GenericHttps`.
     #[serde(rename = "type")]
     #[schema(example = "GenericHttps")]
     stream_type: Option<Value>,
@@ -161,8 +162,9 @@ pub(crate) struct CreateBody {
     /// Splunk `{url, token, index?, source?}`; S3 `{bucket, region?, prefix?, endpoint?, format?,
     /// access_key_id, secret_access_key}`; GoogleCloudStorage `{bucket, prefix?, endpoint?,
     /// format?, access_key_id, secret_access_key}` (HMAC keys); MicrosoftSentinel `{endpoint,
-    /// rule_id, stream_name, tenant_id, client_id, client_secret, authority?}`; GenericHttps
-    /// `{url, format?: json|ndjson, headers?: {name: value}}`.
+    /// rule_id, stream_name, tenant_id, client_id, client_secret, authority?}`; Snowflake
+    /// `{account, user, database, schema, table, warehouse?, role?, url?, private_key}`;
+    /// GenericHttps `{url, format?: json|ndjson, headers?: {name: value}}`.
     #[schema(value_type = Object)]
     config: Option<Value>,
     /// `active` (the default) or `inactive`.

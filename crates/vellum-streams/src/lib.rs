@@ -20,6 +20,7 @@
 mod objects;
 pub mod secrets;
 mod sentinel;
+mod snowflake;
 pub mod transport;
 
 use std::sync::Arc;
@@ -28,8 +29,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use vellum_core::stream::{
-    OBJECT_WINDOW, SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, Verdict, encode, encode_object,
-    judge, object_window, parse_settings, retry_delay,
+    Delivery, OBJECT_WINDOW, SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, Verdict, encode,
+    encode_object, judge, object_window, parse_settings, retry_delay,
 };
 use vellum_core::{Event, OrganizationId, StreamId, Timestamp, ValidationErrors};
 use vellum_jobs::{Job, JobError, Schedule, StepContext, StepOutcome};
@@ -214,6 +215,7 @@ impl StreamService {
     ) -> Result<Shown, StreamError> {
         let parsed = parse_settings(kind, config, None, self.settings.allow_private_destinations)
             .map_err(StreamError::Invalid)?;
+        check_key(&parsed.destination, &parsed.secrets)?;
         let existing = self.store.list_streams(organization_id).await?;
         if existing.len() >= vellum_core::stream::MAX_STREAMS_PER_ORGANIZATION {
             return Err(StreamError::Limit(format!(
@@ -266,6 +268,7 @@ impl StreamService {
                     self.settings.allow_private_destinations,
                 )
                 .map_err(StreamError::Invalid)?;
+                check_key(&parsed.destination, &parsed.secrets)?;
                 (parsed.destination, parsed.secrets)
             }
             None => match previous {
@@ -479,19 +482,9 @@ impl StreamService {
         let work = work.elapsed();
         // Sent one request at a time, each acknowledged before the position moves past it.
         for (mut delivery, last) in deliveries {
-            if matches!(
-                stream.destination,
-                vellum_core::stream::Destination::MicrosoftSentinel { .. }
-            ) {
-                match self.tokens.get(stream, secrets, &self.transport).await {
-                    Ok(token) => delivery
-                        .headers
-                        .push(("authorization".to_owned(), format!("Bearer {token}"))),
-                    Err(verdict) => {
-                        self.record(stream, worker, position, verdict, last).await?;
-                        return Ok(Sent::Stopped);
-                    }
-                }
+            if let Err(verdict) = self.authorize(stream, secrets, &mut delivery).await {
+                self.record(stream, worker, position, verdict, last).await?;
+                return Ok(Sent::Stopped);
             }
             let verdict = match self.transport.send(&delivery).await {
                 Ok(answer) => judge(
@@ -516,6 +509,31 @@ impl StreamService {
         }
         self.yield_to_ingest(work).await;
         Ok(Sent::Done)
+    }
+
+    /// Adds the credentials that are made rather than configured: Microsoft Sentinel's Entra
+    /// token, Snowflake's key-pair JWT.
+    async fn authorize(
+        &self,
+        stream: &Stream,
+        secrets: &StreamSecrets,
+        delivery: &mut Delivery,
+    ) -> Result<(), Verdict> {
+        let token = match &stream.destination {
+            vellum_core::stream::Destination::MicrosoftSentinel { .. } => {
+                self.tokens.get(stream, secrets, &self.transport).await?
+            }
+            vellum_core::stream::Destination::Snowflake { .. } => {
+                snowflake::Signer::new(&stream.destination, secrets.private_key.as_deref().unwrap_or_default())
+                    .and_then(|signer| signer.token(vellum_store::now().unix_millis().div_euclid(1_000)))
+                    .map_err(|reason| Verdict::Invalid { reason })?
+            }
+            _ => return Ok(()),
+        };
+        delivery
+            .headers
+            .push(("authorization".to_owned(), format!("Bearer {token}")));
+        Ok(())
     }
 
     /// Writes the object of the window holding the next event at or after the position: the
@@ -676,6 +694,19 @@ fn items_of(events: &[Event], render: &(dyn Fn(&Event) -> Value + Send + Sync)) 
             event: render(event),
         })
         .collect()
+}
+
+/// A Snowflake stream's private key must be one Vellum can sign with: refused at once rather
+/// than found out at the first delivery.
+fn check_key(destination: &vellum_core::stream::Destination, secrets: &StreamSecrets) -> Result<(), StreamError> {
+    if matches!(destination, vellum_core::stream::Destination::Snowflake { .. })
+        && let Err(reason) = snowflake::Signer::new(destination, secrets.private_key.as_deref().unwrap_or_default())
+    {
+        let mut errors = ValidationErrors::new();
+        errors.push("config.private_key", "invalid", reason);
+        return Err(StreamError::Invalid(errors));
+    }
+    Ok(())
 }
 
 fn new_signing_secret() -> Result<SigningSecret, StreamError> {

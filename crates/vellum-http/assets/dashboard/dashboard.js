@@ -753,6 +753,7 @@ const STREAM_TYPES = [
   ['S3', 'Amazon S3 or an S3-compatible bucket'],
   ['GoogleCloudStorage', 'Google Cloud Storage'],
   ['MicrosoftSentinel', 'Microsoft Sentinel (Logs Ingestion API)'],
+  ['Snowflake', 'Snowflake (SQL API)'],
 ];
 const OBJECT_STORAGE = new Set(['S3', 'GoogleCloudStorage']);
 const DATADOG_REGIONS = ['US1', 'US3', 'US5', 'EU1', 'AP1', 'AP2', 'US1-FED'];
@@ -761,6 +762,7 @@ function streamDestination(stream) {
   const config = stream.config ?? {};
   if (stream.type === 'Datadog') return `Datadog ${config.region}${config.url ? ` (${config.url})` : ''}`;
   if (stream.type === 'Splunk') return `Splunk ${config.url}${config.index ? `, index ${config.index}` : ''}`;
+  if (stream.type === 'Snowflake') return `Snowflake ${config.account}: ${config.database}.${config.schema}.${config.table}`;
   if (stream.type === 'MicrosoftSentinel') return `Microsoft Sentinel ${config.stream_name} (${config.rule_id}) at ${config.endpoint}`;
   if (OBJECT_STORAGE.has(stream.type)) {
     const where = `${stream.type === 'S3' ? 's3' : 'gs'}://${config.bucket}/${config.prefix ?? ''}`;
@@ -811,6 +813,19 @@ function streamsCard(orgId, isAlive) {
     field('Tenant id', tenantId),
     field('Client id', clientId, 'An app registration with the Monitoring Metrics Publisher role on the rule.'),
   ];
+  const snowflakeInputs = ['account', 'user', 'database', 'schema', 'table', 'warehouse'].map((name) =>
+    h('input', { type: 'text', name: `snowflake_${name}`, autocomplete: 'off', maxlength: '255' }),
+  );
+  const privateKey = h('textarea', { name: 'private_key', rows: '4', autocomplete: 'off', spellcheck: 'false', placeholder: '-----BEGIN PRIVATE KEY-----' });
+  const snowflakeFields = [
+    field('Account', snowflakeInputs[0], 'The account identifier, such as myorg-myaccount.'),
+    field('User', snowflakeInputs[1], 'The user whose RSA public key is set.'),
+    field('Database', snowflakeInputs[2]),
+    field('Schema', snowflakeInputs[3]),
+    field('Table', snowflakeInputs[4]),
+    field('Warehouse (optional)', snowflakeInputs[5]),
+    field('Private key', privateKey, 'Unencrypted PKCS #8 PEM; write-only.'),
+  ];
   const urlField = field('URL', url, 'Where batches are posted (https).');
   const formatField = field('Format', format);
   const headerNameField = field('Extra header (optional)', headerName, 'For example Authorization; its value is kept secret.');
@@ -829,6 +844,7 @@ function streamsCard(orgId, isAlive) {
     headerValueField,
     ...objectFields,
     ...sentinelFields,
+    ...snowflakeFields,
     regionField,
     secretField,
     indexField,
@@ -849,6 +865,11 @@ function streamsCard(orgId, isAlive) {
     objectFields[1].hidden = kind !== 'S3';
     formatField.hidden = kind !== 'GenericHttps' && !OBJECT_STORAGE.has(kind);
     for (const sentinelField of sentinelFields) sentinelField.hidden = kind !== 'MicrosoftSentinel';
+    for (const snowflakeField of snowflakeFields) snowflakeField.hidden = kind !== 'Snowflake';
+    if (kind === 'Snowflake') {
+      secretField.hidden = true;
+      urlField.hidden = true;
+    }
     secretField.querySelector('label').textContent =
       kind === 'Splunk'
         ? 'HEC token'
@@ -931,6 +952,13 @@ function streamsCard(orgId, isAlive) {
     const kind = type.value;
     const config = {};
     if (kind === 'GenericHttps' || kind === 'Splunk') config.url = url.value.trim();
+    if (kind === 'Snowflake') {
+      ['account', 'user', 'database', 'schema', 'table', 'warehouse'].forEach((name, index) => {
+        const value = snowflakeInputs[index].value.trim();
+        if (value) config[name] = value;
+      });
+      config.private_key = privateKey.value;
+    }
     if (kind === 'MicrosoftSentinel') {
       config.endpoint = url.value.trim();
       config.rule_id = ruleId.value.trim();
@@ -971,7 +999,7 @@ function streamsCard(orgId, isAlive) {
           );
           secretBox.hidden = false;
         }
-        for (const input of [url, headerName, headerValue, secret, index, bucket, bucketRegion, prefix, accessKeyId, ruleId, streamName, tenantId, clientId]) input.value = '';
+        for (const input of [url, headerName, headerValue, secret, index, bucket, bucketRegion, prefix, accessKeyId, ruleId, streamName, tenantId, clientId, privateKey, ...snowflakeInputs]) input.value = '';
       },
       'Stream added: events logged from now on are delivered.',
     );

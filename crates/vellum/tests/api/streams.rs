@@ -12,7 +12,7 @@ use base64::Engine as _;
 use hmac::{Hmac, KeyInit, Mac};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 
 use crate::helpers::{TestApp, json_ok, json_status};
@@ -687,7 +687,7 @@ async fn stream_requests_are_checked_and_belong_to_their_organization() {
         (json!({"organization_id": organization, "type": "Kafka"}), "type"),
         (
             json!({"organization_id": organization, "type": "Snowflake", "config": {}}),
-            "type",
+            "config.account",
         ),
         (
             json!({"organization_id": organization, "type": "S3",
@@ -1233,5 +1233,193 @@ async fn microsoft_sentinel_gets_a_token_once_and_every_row_in_order() {
         invalid["error"].as_str().unwrap().contains("AADSTS7000215"),
         "{invalid}"
     );
+    app.stop().await.unwrap();
+}
+
+/// Snowflake's SQL API as documented: a key-pair JWT (RS256, issuer `ACCOUNT.USER.SHA256:<key
+/// fingerprint>`), statements posted to `/api/v2/statements` with their bindings, 200 when done,
+/// 422 for a SQL compilation error.
+#[derive(Clone)]
+struct FakeSnowflake {
+    /// The user's public key (PKCS #1 DER) and its fingerprint.
+    public_key: Vec<u8>,
+    fingerprint: String,
+    rows: Arc<Mutex<Vec<Value>>>,
+}
+
+impl FakeSnowflake {
+    async fn start(&self) -> String {
+        use axum::response::IntoResponse;
+        async fn statements(
+            axum::extract::State(fake): axum::extract::State<FakeSnowflake>,
+            headers: HeaderMap,
+            body: Bytes,
+        ) -> axum::response::Response {
+            let header = |name: &str| {
+                headers
+                    .get(name)
+                    .and_then(|value| value.to_str().ok())
+                    .unwrap_or_default()
+            };
+            let unauthorized = || {
+                (
+                    AxumStatus::UNAUTHORIZED,
+                    axum::Json(json!({"code": "390144", "message": "JWT token is invalid."})),
+                )
+                    .into_response()
+            };
+            if header("x-snowflake-authorization-token-type") != "KEYPAIR_JWT" {
+                return unauthorized();
+            }
+            let Some(jwt) = header("authorization").strip_prefix("Bearer ") else {
+                return unauthorized();
+            };
+            let parts: Vec<&str> = jwt.split('.').collect();
+            let decode = |part: &str| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(part)
+                    .unwrap_or_default()
+            };
+            let (Ok(jwt_header), Ok(claims)) = (
+                serde_json::from_slice::<Value>(&decode(parts[0])),
+                serde_json::from_slice::<Value>(&decode(parts.get(1).copied().unwrap_or_default())),
+            ) else {
+                return unauthorized();
+            };
+            let signed = aws_lc_rs::signature::UnparsedPublicKey::new(
+                &aws_lc_rs::signature::RSA_PKCS1_2048_8192_SHA256,
+                &fake.public_key,
+            )
+            .verify(
+                format!("{}.{}", parts[0], parts[1]).as_bytes(),
+                &decode(parts.get(2).copied().unwrap_or_default()),
+            )
+            .is_ok();
+            let now = i64::try_from(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
+            )
+            .unwrap();
+            if !signed
+                || jwt_header["alg"] != "RS256"
+                || claims["sub"] != "MYORG-ACCT1.VELLUM_LOADER"
+                || claims["iss"] != format!("MYORG-ACCT1.VELLUM_LOADER.{}", fake.fingerprint).as_str()
+                || claims["exp"].as_i64().unwrap_or(0) <= now
+                || claims["exp"].as_i64().unwrap_or(0) > now + 3_600
+            {
+                return unauthorized();
+            }
+            let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+                return AxumStatus::BAD_REQUEST.into_response();
+            };
+            let statement = request["statement"].as_str().unwrap_or_default();
+            if !statement.starts_with("INSERT INTO AUDIT.PUBLIC.EVENTS (") {
+                return (
+                    AxumStatus::UNPROCESSABLE_ENTITY,
+                    axum::Json(json!({"code": "002003", "message": "SQL compilation error: Object does not exist or not authorized."})),
+                )
+                    .into_response();
+            }
+            let binding = &request["bindings"]["1"];
+            let Some(Ok(Value::Array(rows))) = (binding["type"] == "TEXT")
+                .then(|| binding["value"].as_str().map(serde_json::from_str::<Value>))
+                .flatten()
+            else {
+                return AxumStatus::BAD_REQUEST.into_response();
+            };
+            fake.rows.lock().unwrap().extend(rows);
+            axum::Json(json!({"statementHandle": "01b2c3d4-0000-0001-0000-000000000001", "message": "Statement executed successfully."}))
+                .into_response()
+        }
+        let router = axum::Router::new()
+            .route("/api/v2/statements", axum::routing::post(statements))
+            .with_state(self.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        address
+    }
+}
+
+#[tokio::test]
+async fn snowflake_gets_every_event_in_order_through_key_pair_authenticated_inserts() {
+    use aws_lc_rs::encoding::AsDer;
+    use aws_lc_rs::signature::KeyPair;
+    let key = aws_lc_rs::signature::RsaKeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let pkcs8: aws_lc_rs::encoding::Pkcs8V1Der = key.as_der().unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref());
+    let mut pem = "-----BEGIN PRIVATE KEY-----\n".to_owned();
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    let spki: aws_lc_rs::encoding::PublicKeyX509Der = key.public_key().as_der().unwrap();
+    let fingerprint = format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(spki.as_ref()))
+    );
+    let fake = FakeSnowflake {
+        public_key: key.public_key().as_ref().to_vec(),
+        fingerprint,
+        rows: Arc::default(),
+    };
+    let address = fake.start().await;
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Warehouse").await;
+    let config = |table: &str, private_key: &str| {
+        json!({"account": "myorg-acct1", "user": "vellum_loader", "database": "AUDIT", "schema": "PUBLIC",
+               "table": table, "url": address, "private_key": private_key})
+    };
+    // A key Vellum cannot sign with is refused at once.
+    let refused = json_status(
+        app.post_json(
+            "/audit_logs/streams",
+            &json!({"organization_id": organization, "type": "Snowflake",
+                    "config": config("EVENTS", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(refused["errors"][0]["field"], "config.private_key", "{refused}");
+    let created = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "Snowflake", "config": config("EVENTS", &pem)}),
+    )
+    .await;
+    assert!(!created.to_string().contains("PRIVATE KEY"));
+    let id = created["id"].as_str().unwrap().to_owned();
+    ingest(&app, &organization, 0..1_500).await;
+    stream_until(&app, &id, "every row inserted", |stream| {
+        stream["next_log_index"] == 1_500
+    })
+    .await;
+    let rows = fake.rows.lock().unwrap().clone();
+    assert_eq!(log_indexes(&rows), (0..1_500).collect::<Vec<u64>>());
+    let from_api = json_ok(
+        app.get(&format!("/audit_logs/events/{}", rows[9]["id"].as_str().unwrap()))
+            .await,
+    )
+    .await;
+    assert_eq!(rows[9], from_api);
+
+    // A table the warehouse does not know: a SQL compilation error makes the stream invalid.
+    let missing = create_stream(
+        &app,
+        &json!({"organization_id": organization, "type": "Snowflake", "config": config("NO_SUCH_TABLE", &pem)}),
+    )
+    .await;
+    ingest(&app, &organization, 1_500..1_501).await;
+    let invalid = stream_until(
+        &app,
+        missing["id"].as_str().unwrap(),
+        "the missing table refused",
+        |stream| stream["state"] == "invalid",
+    )
+    .await;
+    assert!(invalid["error"].as_str().unwrap().contains("422"), "{invalid}");
     app.stop().await.unwrap();
 }
