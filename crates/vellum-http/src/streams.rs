@@ -95,6 +95,8 @@ pub(crate) struct StreamResponse {
     next_attempt_at: Option<String>,
     created_at: String,
     updated_at: String,
+    /// What the stream has done since it was created.
+    counters: CountersJson,
     /// How far behind the stream is (only on `GET /audit_logs/streams/{id}`): log positions
     /// not yet delivered, and seconds since the oldest of them was received.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +128,11 @@ impl StreamResponse {
             created_at: stream.created_at.to_wire(),
             updated_at: stream.updated_at.to_wire(),
             signing_secret,
+            counters: CountersJson {
+                deliveries: stream.counters.deliveries,
+                events_delivered: stream.counters.events_delivered,
+                failed_attempts: stream.counters.failed_attempts,
+            },
             lag: None,
         }
     }
@@ -133,6 +140,21 @@ impl StreamResponse {
     fn shown(shown: Shown) -> Self {
         Self::of(shown.stream, shown.signing_secret)
     }
+}
+
+/// What a stream has done since it was created (for operators and metrics).
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogStreamCounters)]
+pub(crate) struct CountersJson {
+    /// Requests (or objects) the destination accepted.
+    #[schema(example = 96)]
+    deliveries: u64,
+    /// Events they carried (an object-storage window written again counts again).
+    #[schema(example = 48_000)]
+    events_delivered: u64,
+    /// Attempts that failed (each is retried, or made the stream `invalid`).
+    #[schema(example = 2)]
+    failed_attempts: u64,
 }
 
 /// How far behind a stream is.

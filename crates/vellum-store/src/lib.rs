@@ -871,10 +871,23 @@ pub struct Stream {
     pub next_attempt_at: Option<Timestamp>,
     /// When a destination last accepted a batch.
     pub last_synced_at: Option<Timestamp>,
+    /// What it has done since it was created.
+    pub counters: StreamCounters,
     /// When it was created.
     pub created_at: Timestamp,
     /// When its settings or state were last changed by hand.
     pub updated_at: Timestamp,
+}
+
+/// What a stream has done since it was created (for operators and metrics).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StreamCounters {
+    /// Requests (or objects) its destination accepted.
+    pub deliveries: u64,
+    /// Events they carried (an object-storage window written again counts again).
+    pub events_delivered: u64,
+    /// Attempts that failed.
+    pub failed_attempts: u64,
 }
 
 /// A stream to create.
@@ -911,6 +924,8 @@ pub enum DeliveryOutcome {
     Delivered {
         /// The new cursor.
         next: u64,
+        /// How many events the accepted request carried.
+        events: u64,
         /// The worker's lease, extended.
         lease_until: Timestamp,
     },

@@ -482,8 +482,9 @@ impl StreamService {
         let work = work.elapsed();
         // Sent one request at a time, each acknowledged before the position moves past it.
         for (mut delivery, last) in deliveries {
+            let carried = u64::try_from(delivery.items).unwrap_or(u64::MAX);
             if let Err(verdict) = self.authorize(stream, secrets, &mut delivery).await {
-                self.record(stream, worker, position, verdict, last).await?;
+                self.record(stream, worker, position, verdict, last, carried).await?;
                 return Ok(Sent::Stopped);
             }
             let verdict = match self.transport.send(&delivery).await {
@@ -503,7 +504,7 @@ impl StreamService {
             if matches!(verdict, Verdict::Invalid { .. }) {
                 self.tokens.forget(stream.id);
             }
-            if !self.record(stream, worker, position, verdict, last).await? {
+            if !self.record(stream, worker, position, verdict, last, carried).await? {
                 return Ok(Sent::Stopped);
             }
         }
@@ -559,6 +560,7 @@ impl StreamService {
             return Ok(Sent::Nothing);
         };
         let (received, last) = (first.received_at.unix_millis(), last.log_index);
+        let carried = u64::try_from(events.len()).unwrap_or(u64::MAX);
         let (render, destination, organization_text) = (
             Arc::clone(&self.render),
             stream.destination.clone(),
@@ -571,7 +573,7 @@ impl StreamService {
         .map_err(|error| StoreError::Internal(format!("encoding an object failed: {error}")))?;
         let work = work.elapsed();
         let verdict = objects::put(store, object).await;
-        if !self.record(stream, worker, position, verdict, last).await? {
+        if !self.record(stream, worker, position, verdict, last, carried).await? {
             return Ok(Sent::Stopped);
         }
         self.yield_to_ingest(work).await;
@@ -587,6 +589,7 @@ impl StreamService {
         position: &mut Position,
         verdict: Verdict,
         last: u64,
+        events: u64,
     ) -> Result<bool, StoreError> {
         match verdict {
             Verdict::Accepted => {
@@ -594,6 +597,7 @@ impl StreamService {
                 let now = vellum_store::now();
                 let outcome = DeliveryOutcome::Delivered {
                     next,
+                    events,
                     lease_until: later(now, self.settings.lease),
                 };
                 match self

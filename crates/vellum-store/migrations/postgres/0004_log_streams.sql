@@ -18,6 +18,9 @@ create table log_streams (
     last_synced_at bigint,
     lease_owner text,
     lease_until bigint,             -- also when it was last let go: claims take the longest-waiting first
+    deliveries bigint not null default 0,        -- accepted requests (or objects), since creation
+    events_delivered bigint not null default 0,  -- events they carried
+    failed_attempts bigint not null default 0,   -- attempts that failed, since creation
     created_at bigint not null,
     updated_at bigint not null
 );

@@ -17,6 +17,9 @@ create table log_streams (
     last_synced_at integer,
     lease_owner text,
     lease_until integer,            -- also when it was last let go: claims take the longest-waiting first
+    deliveries integer not null default 0,       -- accepted requests (or objects), since creation
+    events_delivered integer not null default 0, -- events they carried
+    failed_attempts integer not null default 0,  -- attempts that failed, since creation
     created_at integer not null,
     updated_at integer not null
 ) strict;

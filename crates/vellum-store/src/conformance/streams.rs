@@ -177,8 +177,9 @@ pub async fn stream_deliveries_are_leased_and_move_the_cursor_once(store: Arc<im
     // Held: nobody else gets it.
     assert_eq!(store.claim_stream("w2", now, later(30_000)).await.unwrap(), None);
     // Another worker cannot record an outcome, nor can the holder from the wrong position.
-    let delivered = |next| DeliveryOutcome::Delivered {
+    let delivered = |next: u64| DeliveryOutcome::Delivered {
         next,
+        events: next.saturating_sub(1),
         lease_until: later(30_000),
     };
     assert!(matches!(
@@ -245,6 +246,14 @@ pub async fn stream_deliveries_are_leased_and_move_the_cursor_once(store: Arc<im
             recovered.cursor
         ),
         (StreamState::Active, 0, None, 3)
+    );
+    assert_eq!(
+        recovered.counters,
+        crate::StreamCounters {
+            deliveries: 2,
+            events_delivered: 3,
+            failed_attempts: 1,
+        }
     );
     store.release_stream(stream.id, "w2", later(10_000)).await.unwrap();
 

@@ -11,7 +11,8 @@ use super::{PostgresStore, id_bytes, timestamp, ulid_from};
 use crate::{DeliveryOutcome, NewStream, StoreError, Stream, StreamChange, StreamStore};
 
 const COLUMNS: &str = "s.id, s.organization_id, s.type, s.config, s.secrets, s.state, s.cursor, s.failures, s.error, \
-                       s.next_attempt_at, s.last_synced_at, s.created_at, s.updated_at";
+                       s.next_attempt_at, s.last_synced_at, s.created_at, s.updated_at, s.deliveries, \
+                       s.events_delivered, s.failed_attempts";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("a log stream row has {what}"))
@@ -46,6 +47,11 @@ fn read_stream(row: &Row) -> Result<Stream, StoreError> {
         error: row.try_get(8)?,
         next_attempt_at: optional_time(row.try_get(9)?)?,
         last_synced_at: optional_time(row.try_get(10)?)?,
+        counters: crate::StreamCounters {
+            deliveries: u64::try_from(row.try_get::<_, i64>(13)?).unwrap_or(0),
+            events_delivered: u64::try_from(row.try_get::<_, i64>(14)?).unwrap_or(0),
+            failed_attempts: u64::try_from(row.try_get::<_, i64>(15)?).unwrap_or(0),
+        },
         created_at: timestamp(row.try_get(11)?, "log stream created_at")?,
         updated_at: timestamp(row.try_get(12)?, "log stream updated_at")?,
     })
@@ -248,10 +254,15 @@ impl StreamStore for PostgresStore {
         let key = id_bytes(id.ulid());
         let changed =
             match &outcome {
-                DeliveryOutcome::Delivered { next, lease_until } => {
+                DeliveryOutcome::Delivered {
+                    next,
+                    events,
+                    lease_until,
+                } => {
                     client
                         .execute(
                             "update log_streams set cursor = $4, last_synced_at = $5, lease_until = $6, failures = 0,
+                             deliveries = deliveries + 1, events_delivered = events_delivered + $7,
                              state = case state when 'error' then 'active' else state end,
                              error = case state when 'error' then null else error end,
                              next_attempt_at = null
@@ -263,6 +274,7 @@ impl StreamStore for PostgresStore {
                                 &position(*next),
                                 &now.unix_millis(),
                                 &lease_until.unix_millis(),
+                                &position(*events),
                             ],
                         )
                         .await?
@@ -274,7 +286,8 @@ impl StreamStore for PostgresStore {
                 } => client
                     .execute(
                         "update log_streams set state = case state when 'inactive' then state else $4 end, error = $5,
-                             failures = failures + 1, next_attempt_at = $6, lease_owner = null, lease_until = $7
+                             failures = failures + 1, failed_attempts = failed_attempts + 1, next_attempt_at = $6,
+                             lease_owner = null, lease_until = $7
                          where id = $1 and lease_owner = $2 and cursor = $3",
                         &[
                             &key,

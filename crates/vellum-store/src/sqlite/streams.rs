@@ -11,7 +11,8 @@ use super::ulid_from_blob;
 use crate::{DeliveryOutcome, NewStream, StoreError, Stream, StreamChange};
 
 const COLUMNS: &str = "s.id, o.id, s.type, s.config, s.secrets, s.state, s.cursor, s.failures, s.error, \
-                       s.next_attempt_at, s.last_synced_at, s.created_at, s.updated_at";
+                       s.next_attempt_at, s.last_synced_at, s.created_at, s.updated_at, s.deliveries, \
+                       s.events_delivered, s.failed_attempts";
 
 fn corrupt(what: &str) -> StoreError {
     StoreError::Internal(format!("a log stream row has {what}"))
@@ -37,6 +38,12 @@ fn read_stream(row: &Row<'_>) -> rusqlite::Result<Result<Stream, StoreError>> {
     let last_synced_at: Option<i64> = row.get(10)?;
     let created_at: i64 = row.get(11)?;
     let updated_at: i64 = row.get(12)?;
+    let counter = |value: i64| u64::try_from(value).unwrap_or(0);
+    let counters = crate::StreamCounters {
+        deliveries: counter(row.get(13)?),
+        events_delivered: counter(row.get(14)?),
+        failed_attempts: counter(row.get(15)?),
+    };
     Ok((|| {
         let kind = StreamType::parse(&kind).ok_or_else(|| corrupt("an unknown type"))?;
         Ok(Stream {
@@ -55,6 +62,7 @@ fn read_stream(row: &Row<'_>) -> rusqlite::Result<Result<Stream, StoreError>> {
             error,
             next_attempt_at: timestamp(next_attempt_at)?,
             last_synced_at: timestamp(last_synced_at)?,
+            counters,
             created_at: Timestamp::from_unix_millis(created_at).ok_or_else(|| corrupt("a bad created_at"))?,
             updated_at: Timestamp::from_unix_millis(updated_at).ok_or_else(|| corrupt("a bad updated_at"))?,
         })
@@ -273,9 +281,14 @@ pub(super) fn finish(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let changed = match outcome {
-        DeliveryOutcome::Delivered { next, lease_until } => connection
+        DeliveryOutcome::Delivered {
+            next,
+            events,
+            lease_until,
+        } => connection
             .prepare_cached(
                 "update log_streams set cursor = ?4, last_synced_at = ?5, lease_until = ?6, failures = 0,
+                     deliveries = deliveries + 1, events_delivered = events_delivered + ?7,
                      state = case state when 'error' then 'active' else state end,
                      error = case state when 'error' then null else error end,
                      next_attempt_at = null
@@ -288,6 +301,7 @@ pub(super) fn finish(
                 position(*next),
                 now.unix_millis(),
                 lease_until.unix_millis(),
+                position(*events),
             ])?,
         DeliveryOutcome::Failed {
             state,
@@ -296,7 +310,8 @@ pub(super) fn finish(
         } => connection
             .prepare_cached(
                 "update log_streams set state = case state when 'inactive' then state else ?4 end, error = ?5,
-                     failures = failures + 1, next_attempt_at = ?6, lease_owner = null, lease_until = ?7
+                     failures = failures + 1, failed_attempts = failed_attempts + 1, next_attempt_at = ?6,
+                     lease_owner = null, lease_until = ?7
                  where id = ?1 and lease_owner = ?2 and cursor = ?3",
             )?
             .execute(params![

@@ -302,6 +302,9 @@ async fn a_generic_stream_delivers_every_event_in_order_as_the_api_returns_it_si
     .await;
     assert!(synced["last_synced_at"].is_string(), "{synced}");
     assert_eq!(synced["lag"], json!({"events": 0, "seconds": 0.0}));
+    assert_eq!(synced["counters"]["events_delivered"], 1_200);
+    assert_eq!(synced["counters"]["failed_attempts"], 0);
+    assert!(synced["counters"]["deliveries"].as_u64().unwrap() >= 3);
     let configuration = json_ok(
         app.get(&format!("/organizations/{organization}/audit_log_configuration"))
             .await,
@@ -391,6 +394,10 @@ async fn a_failing_destination_is_retried_after_retry_after_and_the_state_goes_e
     })
     .await;
     assert_eq!(recovered["error"], Value::Null);
+    assert_eq!(
+        recovered["counters"],
+        json!({"deliveries": 1, "events_delivered": 20, "failed_attempts": 2})
+    );
     // The same batch each time, in NDJSON; then nothing was lost or reordered.
     let last = receiver.requests();
     assert_eq!(last[0].body, last[2].body);
