@@ -470,8 +470,13 @@ impl StreamService {
             let mut deliveries = Vec::new();
             let mut sent = 0;
             while sent < items.len() {
-                let delivery = encode(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
+                let mut delivery = encode(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
                 let last = items[sent + delivery.items - 1].log_index;
+                // Datadog takes gzip (its 5 MB limit counts the uncompressed body): audit
+                // events shrink about tenfold.
+                if matches!(destination, vellum_core::stream::Destination::Datadog { .. }) {
+                    gzip(&mut delivery);
+                }
                 sent += delivery.items;
                 deliveries.push((delivery, last));
             }
@@ -667,6 +672,21 @@ impl StreamService {
             Err(StoreError::Conflict(_)) => self.store.release_stream(stream.id, worker, vellum_store::now()).await,
             other => other,
         }
+    }
+}
+
+/// Compresses a request's body with gzip and says so in its headers (unchanged if compressing
+/// fails, which writing into memory does not).
+fn gzip(delivery: &mut Delivery) {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    if encoder.write_all(&delivery.body).is_ok()
+        && let Ok(compressed) = encoder.finish()
+    {
+        delivery.body = compressed;
+        delivery
+            .headers
+            .push(("content-encoding".to_owned(), "gzip".to_owned()));
     }
 }
 

@@ -502,7 +502,17 @@ async fn datadog_and_splunk_receive_their_own_formats_and_their_refusals_are_rea
     ingest(&app, &organization, 0..1_500).await;
 
     let count = |requests: &[Received], read: fn(&Received) -> usize| requests.iter().map(read).sum::<usize>();
-    let datadog_entries = |request: &Received| serde_json::from_slice::<Vec<Value>>(&request.body).unwrap().len();
+    // Datadog's requests are gzip-compressed.
+    fn gunzip(request: &Received) -> Vec<u8> {
+        use std::io::Read as _;
+        assert_eq!(request.headers["content-encoding"], "gzip");
+        let mut body = Vec::new();
+        flate2::read::GzDecoder::new(&request.body[..])
+            .read_to_end(&mut body)
+            .unwrap();
+        body
+    }
+    let datadog_entries = |request: &Received| serde_json::from_slice::<Vec<Value>>(&gunzip(request)).unwrap().len();
     let received = datadog
         .wait_for("Datadog got every event", |requests| {
             count(requests, datadog_entries) >= 1_500
@@ -511,7 +521,7 @@ async fn datadog_and_splunk_receive_their_own_formats_and_their_refusals_are_rea
     let mut indexes = Vec::new();
     for request in &received {
         assert_eq!(request.headers["dd-api-key"], "dd-key");
-        let entries: Vec<Value> = serde_json::from_slice(&request.body).unwrap();
+        let entries: Vec<Value> = serde_json::from_slice(&gunzip(request)).unwrap();
         assert!(entries.len() <= 1_000);
         for entry in entries {
             assert_eq!(
