@@ -239,14 +239,20 @@ impl Application {
         )
         .map_err(|error| anyhow::anyhow!("cannot start log streams: {error}"))?;
         let waker = runner.spawn(Arc::new(service.job()));
-        // Commits wake a delivery worker at once (the job's poll catches anything missed), and
-        // tell deliveries that clients are ingesting, so that streams catching up yield.
+        // Commits tell deliveries that clients are ingesting (so that streams catching up yield)
+        // and wake a delivery worker, at most every 50 ms: each wake-up costs an idle worker a
+        // read, which must not happen at every commit of a busy server. The job's own poll
+        // catches whatever a skipped wake-up would have.
         let mut committed = ingest.subscribe();
         let listener = Arc::clone(&service);
         tokio::spawn(async move {
+            let mut last_wake: Option<tokio::time::Instant> = None;
             while let Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) = committed.recv().await {
                 listener.ingest_committed();
-                waker.wake();
+                if last_wake.is_none_or(|at| at.elapsed() >= STREAM_WAKE_INTERVAL) {
+                    waker.wake();
+                    last_wake = Some(tokio::time::Instant::now());
+                }
             }
         });
         Ok(service)
@@ -312,6 +318,9 @@ impl Application {
         Ok(())
     }
 }
+
+/// The least time between two wake-ups of the log-stream workers by commits.
+const STREAM_WAKE_INTERVAL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long background jobs get to reach a safe point at shutdown before they are dropped.
 /// Export steps stop between two writes, so they need a fraction of this.

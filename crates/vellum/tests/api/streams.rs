@@ -107,9 +107,7 @@ impl Receiver {
             }
         };
         let router = axum::Router::new().fallback(axum::routing::post(handler));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        let address = serve_on_loopback(router).await;
         Self { address, log, arrived }
     }
 
@@ -137,6 +135,14 @@ impl Receiver {
             );
         }
     }
+}
+
+/// Serves `router` on an ephemeral loopback port for the rest of the test; its base URL.
+async fn serve_on_loopback(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    address
 }
 
 /// The events of a generic HTTPS delivery (a JSON array, or NDJSON).
@@ -1185,10 +1191,7 @@ impl FakeAzure {
                 axum::routing::post(upload),
             )
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        address
+        serve_on_loopback(router).await
     }
 }
 
@@ -1353,10 +1356,7 @@ impl FakeSnowflake {
         let router = axum::Router::new()
             .route("/api/v2/statements", axum::routing::post(statements))
             .with_state(self.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        address
+        serve_on_loopback(router).await
     }
 }
 
