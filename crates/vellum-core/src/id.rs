@@ -117,6 +117,11 @@ prefixed_id!(
     "audit_log_stream_"
 );
 prefixed_id!(
+    /// Identifies an Admin Portal link (never its secret): `portal_link_` + ULID.
+    PortalLinkId,
+    "portal_link_"
+);
+prefixed_id!(
     /// Identifies an action, used as its list cursor: `ala_` + ULID.
     ActionId,
     "ala_"

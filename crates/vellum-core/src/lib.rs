@@ -20,6 +20,7 @@ pub mod merkle;
 pub mod operator;
 pub mod organization;
 pub mod pagination;
+pub mod portal;
 pub mod retention;
 pub mod schema;
 pub mod seal;
@@ -34,7 +35,7 @@ pub use api_key::{ApiKey, ApiKeyHash, ApiKeySecret};
 pub use event::{Event, EventInput};
 pub use id::{
     ActionId, ApiKeyId, AuditTrailActionId, AuditTrailEventId, EventId, ExportId, OperatorId, OrganizationDomainId,
-    OrganizationId, SchemaId, StreamId,
+    OrganizationId, PortalLinkId, SchemaId, StreamId,
 };
 pub use organization::{DomainState, NewOrganization, Organization, OrganizationDomain, OrganizationUpdate};
 pub use pagination::{Cursor, ListMetadata, Order, Page, PageRequest};

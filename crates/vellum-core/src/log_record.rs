@@ -1,5 +1,6 @@
-//! Entries Vellum itself writes into an organization's log: the record of a purge and the
-//! setting or lifting of a legal hold (`docs/retention.md`).
+//! Entries Vellum itself writes into an organization's log: the record of a purge, an erasure,
+//! the setting or lifting of a legal hold (`docs/retention.md`), and of accesses through the
+//! Admin Portal and the embedded viewer (`docs/portal.md`).
 //!
 //! A record is an event like any other (it is listed, exported and proven like one), with three
 //! differences that make it impossible to forge from outside:
@@ -44,6 +45,21 @@ pub const LEGAL_HOLD_SET_ACTION: &str = "vellum.legal_hold.set";
 
 /// The action of the record of a legal hold being lifted.
 pub const LEGAL_HOLD_LIFTED_ACTION: &str = "vellum.legal_hold.lifted";
+
+/// The record of an Admin Portal session being opened from a link.
+pub const PORTAL_SESSION_STARTED_ACTION: &str = "vellum.portal.session_started";
+
+/// The record of an export made through the Admin Portal.
+pub const PORTAL_EXPORT_CREATED_ACTION: &str = "vellum.portal.export_created";
+
+/// The record of a log stream created, changed, replayed or deleted through the Admin Portal.
+pub const PORTAL_STREAM_CHANGED_ACTION: &str = "vellum.portal.stream_changed";
+
+/// The record of a viewer token being issued.
+pub const VIEWER_TOKEN_ISSUED_ACTION: &str = "vellum.viewer.token_issued";
+
+/// The record of an export made through the embedded viewer.
+pub const VIEWER_EXPORT_CREATED_ACTION: &str = "vellum.viewer.export_created";
 
 /// Whether an action name is reserved for Vellum's own records.
 pub fn is_reserved_action(action: &str) -> bool {
@@ -354,6 +370,14 @@ fn record_metadata(bytes: &[u8], action: &str) -> Option<Option<serde_json::Valu
         return None;
     }
     Some(value.get_mut("metadata").map(serde_json::Value::take))
+}
+
+/// The record of an access to the organization's trail from outside the API (the Admin Portal,
+/// the embedded viewer): one of the `PORTAL_*` and `VIEWER_*` actions, by whoever holds the
+/// link or token, with what they did as metadata. Nothing reads it back: it is for the
+/// organization to see who looked.
+pub fn access_input(action: &str, organization_id: &str, by: &RecordedBy, at: Timestamp, metadata: Metadata) -> EventInput {
+    record_input(action, organization_id, at, by, metadata)
 }
 
 /// The record of a legal hold being set (`held`) or lifted.

@@ -941,6 +941,50 @@ pub enum DeliveryOutcome {
     },
 }
 
+/// Admin Portal links and the sessions opened from them (`docs/portal.md`). Only hashes of
+/// secrets are stored.
+#[async_trait]
+pub trait PortalStore: Send + Sync {
+    /// Stores a new link to a live organization (`NotFound` otherwise), and forgets links that
+    /// expired more than a day ago (every session opened from them has ended by then).
+    async fn create_portal_link(
+        &self,
+        link: vellum_core::portal::NewPortalLink,
+    ) -> Result<vellum_core::portal::PortalLink, StoreError>;
+
+    /// Spends the link with this secret and opens a session under `session_hash` until
+    /// `session_expires_at`, atomically, when the link is unopened, unrevoked, not expired at
+    /// `now` and its organization is live. `None` otherwise, whichever the reason: a refused
+    /// link tells nothing about why.
+    async fn open_portal_link(
+        &self,
+        secret_hash: vellum_core::operator::SessionTokenHash,
+        session_hash: vellum_core::operator::SessionTokenHash,
+        now: Timestamp,
+        session_expires_at: Timestamp,
+    ) -> Result<Option<vellum_core::portal::PortalSession>, StoreError>;
+
+    /// The session with this token hash, if it is valid at `now`: not expired, its link not
+    /// revoked, its organization live.
+    async fn find_portal_session(
+        &self,
+        token_hash: vellum_core::operator::SessionTokenHash,
+        now: Timestamp,
+    ) -> Result<Option<vellum_core::portal::PortalSession>, StoreError>;
+
+    /// Revokes every link of the organization made for `external_user_id` and ends every session
+    /// opened from them. Returns how many links it revoked (0 is not an error).
+    async fn revoke_portal_links(
+        &self,
+        organization_id: OrganizationId,
+        external_user_id: String,
+        now: Timestamp,
+    ) -> Result<u64, StoreError>;
+
+    /// Ends one session (signing out); ending an unknown one succeeds.
+    async fn end_portal_session(&self, token_hash: vellum_core::operator::SessionTokenHash) -> Result<(), StoreError>;
+}
+
 /// Log streams: their settings, and their deliveries claimed under a lease.
 #[async_trait]
 pub trait StreamStore: Send + Sync {
@@ -1014,6 +1058,7 @@ pub trait Store:
     + RetentionStore
     + ExportStore
     + StreamStore
+    + PortalStore
     + 'static
 {
     /// Succeeds when the store can serve reads and writes right now.
@@ -1027,7 +1072,7 @@ pub trait Store:
 /// The storage traits, for `use vellum_store::prelude::*`.
 pub mod prelude {
     pub use crate::{
-        AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, RetentionStore, SchemaStore, Store,
-        StreamStore,
+        AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, PortalStore, RetentionStore, SchemaStore,
+        Store, StreamStore,
     };
 }

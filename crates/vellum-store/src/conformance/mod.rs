@@ -64,6 +64,8 @@ macro_rules! store_conformance_suite {
             streams_round_trip,
             stream_deliveries_are_leased_and_move_the_cursor_once,
             concurrent_stream_claims_never_share_a_stream,
+            portal_links_open_once_and_revoke_with_their_sessions,
+            concurrent_opens_spend_a_link_once,
         );
     };
     (@tests $open:path; $($name:ident),* $(,)?) => {
@@ -82,6 +84,7 @@ mod events;
 mod exports;
 mod logs;
 mod organizations;
+mod portal;
 mod retention;
 mod schemas;
 mod streams;
@@ -92,6 +95,7 @@ pub use events::*;
 pub use exports::*;
 pub use logs::*;
 pub use organizations::*;
+pub use portal::*;
 pub use retention::*;
 pub use schemas::*;
 pub use streams::*;

@@ -34,6 +34,7 @@ mod log;
 mod migrations;
 mod organizations;
 mod partitions;
+mod portal;
 mod retention;
 mod schemas;
 mod streams;

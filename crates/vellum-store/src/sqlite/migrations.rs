@@ -72,6 +72,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "log_streams",
         sql: include_str!("../../migrations/sqlite/0011_log_streams.sql"),
     },
+    Migration {
+        version: 12,
+        name: "portal",
+        sql: include_str!("../../migrations/sqlite/0012_portal.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

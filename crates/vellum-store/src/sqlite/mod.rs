@@ -26,6 +26,7 @@ mod log;
 mod migrations;
 mod operators;
 mod organizations;
+mod portal;
 mod retention;
 mod schemas;
 mod search;
@@ -966,6 +967,57 @@ impl ExportStore for SqliteStore {
         let worker = worker.to_owned();
         self.writer
             .write(move |connection| exports::finish(connection, id, &outcome, Some(&worker), crate::now()))
+            .await
+    }
+}
+
+#[async_trait]
+impl crate::PortalStore for SqliteStore {
+    async fn create_portal_link(
+        &self,
+        link: vellum_core::portal::NewPortalLink,
+    ) -> Result<vellum_core::portal::PortalLink, StoreError> {
+        let id = vellum_core::PortalLinkId::from_ulid(self.ids.next());
+        self.writer
+            .write(move |connection| portal::insert_link(connection, id, &link))
+            .await
+    }
+
+    async fn open_portal_link(
+        &self,
+        secret_hash: vellum_core::operator::SessionTokenHash,
+        session_hash: vellum_core::operator::SessionTokenHash,
+        now: Timestamp,
+        session_expires_at: Timestamp,
+    ) -> Result<Option<vellum_core::portal::PortalSession>, StoreError> {
+        self.writer
+            .write(move |connection| portal::open_link(connection, secret_hash, session_hash, now, session_expires_at))
+            .await
+    }
+
+    async fn find_portal_session(
+        &self,
+        token_hash: vellum_core::operator::SessionTokenHash,
+        now: Timestamp,
+    ) -> Result<Option<vellum_core::portal::PortalSession>, StoreError> {
+        self.read(move |connection| portal::find_session(connection, token_hash, now))
+            .await
+    }
+
+    async fn revoke_portal_links(
+        &self,
+        organization_id: OrganizationId,
+        external_user_id: String,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.writer
+            .write(move |connection| portal::revoke_links(connection, organization_id, &external_user_id, now))
+            .await
+    }
+
+    async fn end_portal_session(&self, token_hash: vellum_core::operator::SessionTokenHash) -> Result<(), StoreError> {
+        self.writer
+            .write(move |connection| portal::end_session(connection, token_hash))
             .await
     }
 }

@@ -1,0 +1,27 @@
+-- Admin Portal links and the browser sessions opened from them (docs/portal.md). Only hashes of
+-- link secrets and session tokens are kept. A link is spent when opened (`opened_at`); revoking
+-- it (by the application's `external_user_id`) also deletes the sessions opened from it.
+create table portal_links (
+    id bytea primary key,
+    organization_id bytea not null references organizations (id),
+    intent text not null,              -- audit_logs | log_streams
+    secret_hash bytea not null unique,
+    external_user_id text,
+    return_url text,
+    success_url text,
+    it_contact_emails text not null,   -- JSON array of addresses
+    created_at bigint not null,
+    expires_at bigint not null,        -- when it can no longer be opened
+    opened_at bigint,
+    revoked_at bigint
+);
+create index portal_links_by_user on portal_links (organization_id, external_user_id);
+create index portal_links_by_expiry on portal_links (expires_at);
+
+create table portal_sessions (
+    token_hash bytea primary key,
+    link_id bytea not null references portal_links (id) on delete cascade,
+    created_at bigint not null,
+    expires_at bigint not null
+);
+create index portal_sessions_by_link on portal_sessions (link_id);
