@@ -376,9 +376,29 @@ fn record_metadata(bytes: &[u8], action: &str) -> Option<Option<serde_json::Valu
 /// the embedded viewer): one of the `PORTAL_*` and `VIEWER_*` actions, by whoever holds the
 /// link or token, with what they did as metadata. Nothing reads it back: it is for the
 /// organization to see who looked.
-pub fn access_input(action: &str, organization_id: &str, by: &RecordedBy, at: Timestamp, metadata: Metadata) -> EventInput {
-    record_input(action, organization_id, at, by, metadata)
+///
+/// `location` (the client's address) and `user_agent` are the request's, cut to the lengths an
+/// event's context allows.
+pub fn access_input(
+    action: &str,
+    organization_id: &str,
+    by: &RecordedBy,
+    at: Timestamp,
+    metadata: Metadata,
+    location: Option<&str>,
+    user_agent: Option<&str>,
+) -> EventInput {
+    let mut input = record_input(action, organization_id, at, by, metadata);
+    let cut = |text: &str| text.chars().take(MAX_ACCESS_CONTEXT_CHARS).collect::<String>();
+    if let Some(location) = location.filter(|text| !text.is_empty()) {
+        input.context.location = cut(location);
+    }
+    input.context.user_agent = user_agent.filter(|text| !text.is_empty()).map(cut);
+    input
 }
+
+/// The most characters of an access record's location or user agent.
+pub const MAX_ACCESS_CONTEXT_CHARS: usize = 256;
 
 /// The record of a legal hold being set (`held`) or lifted.
 pub fn legal_hold_input(

@@ -223,6 +223,14 @@ pub enum ViewerTokenError {
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// The key of viewer tokens, derived from the server's download-link key under its own label,
+/// so that every node has it, nothing more is kept, and neither credential opens the other.
+pub fn viewer_key(link_key: &[u8; 32]) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(link_key).expect("HMAC takes keys of any length");
+    mac.update(b"vellum-viewer-token-key-v1");
+    mac.finalize().into_bytes().into()
+}
+
 fn viewer_mac(key: &[u8; 32], payload: &str) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(b"vellum-viewer-token-v1\n");
@@ -302,8 +310,14 @@ mod tests {
         assert!(token.starts_with("vt_"));
         let at = |millis| Timestamp::from_unix_millis(millis).unwrap();
         assert_eq!(open_viewer_token(&token, &key, at(1_999)), Ok(claims()));
-        assert_eq!(open_viewer_token(&token, &key, at(2_000)), Err(ViewerTokenError::Expired));
-        assert_eq!(open_viewer_token(&token, &[8; 32], at(1)), Err(ViewerTokenError::Invalid));
+        assert_eq!(
+            open_viewer_token(&token, &key, at(2_000)),
+            Err(ViewerTokenError::Expired)
+        );
+        assert_eq!(
+            open_viewer_token(&token, &[8; 32], at(1)),
+            Err(ViewerTokenError::Invalid)
+        );
     }
 
     #[test]
@@ -319,7 +333,14 @@ mod tests {
         let (_, signature) = token.split_once('.').unwrap();
         let forged = format!("{forged_claims}.{signature}");
         assert_eq!(open_viewer_token(&forged, &key, now), Err(ViewerTokenError::Invalid));
-        for broken in ["", "vt_", "vt_.", "xx_a.b", &token[..token.len() - 1], &format!("{token}A")] {
+        for broken in [
+            "",
+            "vt_",
+            "vt_.",
+            "xx_a.b",
+            &token[..token.len() - 1],
+            &format!("{token}A"),
+        ] {
             assert_eq!(
                 open_viewer_token(broken, &key, now),
                 Err(ViewerTokenError::Invalid),
@@ -332,7 +353,13 @@ mod tests {
     fn page_urls_must_be_plain_http_or_https() {
         assert!(check_page_url("https://app.example.com/settings?x=1").is_ok());
         assert!(check_page_url("http://localhost:3000/").is_ok());
-        for bad in ["javascript:alert(1)", "data:text/html,x", "/relative", "https://u:p@x.io/", "ftp://x.io/"] {
+        for bad in [
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "/relative",
+            "https://u:p@x.io/",
+            "ftp://x.io/",
+        ] {
             assert!(check_page_url(bad).is_err(), "{bad}");
         }
         assert!(check_page_url(&format!("https://x.io/{}", "a".repeat(MAX_URL_BYTES))).is_err());

@@ -175,6 +175,9 @@ impl ApiError {
                 match *code {
                     "not_signed_in" => "Sign in to continue.",
                     "invalid_credentials" => "Incorrect email or password.",
+                    "portal_session_ended" => "This portal session has ended; open a new portal link.",
+                    "invalid_viewer_token" => "The viewer token is missing or not valid.",
+                    "viewer_token_expired" => "The viewer token has expired; ask the application for a new one.",
                     _ => "Unauthorized",
                 }
                 .to_owned(),
@@ -388,7 +391,8 @@ impl IntoResponse for ApiError {
                 .insert(header::CONNECTION, header::HeaderValue::from_static("close"));
         }
         // A dashboard session is not a bearer credential, so its refusals name no scheme.
-        if matches!(&self, Self::Unauthorized { code } if !matches!(*code, "not_signed_in" | "invalid_credentials")) {
+        if matches!(&self, Self::Unauthorized { code } if !matches!(*code, "not_signed_in" | "invalid_credentials" | "portal_session_ended"))
+        {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));

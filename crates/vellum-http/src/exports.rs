@@ -55,7 +55,7 @@ wire_const!(
 pub(crate) struct ExportResponse {
     object: ExportObject,
     #[schema(example = "audit_log_export_01GBZK5MP7TD1YCFQHFR22180V")]
-    id: String,
+    pub(crate) id: String,
     #[schema(value_type = ExportStateName)]
     state: &'static str,
     /// A signed download link, valid for a limited time; only when the export is ready.
@@ -119,7 +119,7 @@ async fn export_response(service: &ExportService, export: &Export, base_url: &st
 }
 
 /// The URL clients reached this server at: the configured public URL, else the `Host` header.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.config.public_url {
         return url.clone();
     }
@@ -237,7 +237,7 @@ pub(crate) async fn create_export(
     State(state): State<AppState>,
     headers: HeaderMap,
     WireJson(body): WireJson<CreateExportBody>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<(axum::http::StatusCode, Json<ExportResponse>), ApiError> {
     let service = service(&state)?;
     let mut errors = ValidationErrors::new();
     let organization = match body.organization_id {

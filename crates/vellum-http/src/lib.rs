@@ -17,6 +17,7 @@ mod health;
 mod log;
 mod openapi;
 mod organizations;
+mod portal;
 mod ratelimit;
 mod retention;
 mod schemas;
@@ -45,6 +46,7 @@ pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
 pub use openapi::openapi_json;
+pub use portal::{MAX_LOGO_BYTES, PortalConfig, PortalLogo};
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServerLimits, serve};
@@ -72,6 +74,8 @@ pub struct HttpConfig {
     /// The retention, in days, of an organization that set none: what
     /// `GET /organizations/{id}/audit_log_configuration` answers for it.
     pub default_retention_days: u32,
+    /// The Admin Portal's branding and the origins allowed to embed the viewer.
+    pub portal: PortalConfig,
 }
 
 /// The default of [`HttpConfig::max_password_checks`].
@@ -87,6 +91,7 @@ impl Default for HttpConfig {
             dashboard_assets_dir: None,
             max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
             default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
+            portal: PortalConfig::default(),
         }
     }
 }
@@ -104,6 +109,8 @@ pub struct AppState {
     password_checker: Arc<dashboard::PasswordChecker>,
     body_room: extract::BodyRoom,
     api_keys: Arc<auth::KeyCache>,
+    /// Signs and checks viewer tokens; without it, the viewer answers 503.
+    viewer_key: Option<[u8; 32]>,
 }
 
 /// Request bodies being read at once may hold at most this many times the largest body (256 MiB
@@ -130,6 +137,7 @@ impl AppState {
             exports: None,
             streams: None,
             api_keys: Arc::default(),
+            viewer_key: None,
         }
     }
 
@@ -142,6 +150,14 @@ impl AppState {
     #[must_use]
     pub fn with_exports(mut self, exports: Arc<vellum_export::ExportService>) -> Self {
         self.exports = Some(exports);
+        self
+    }
+
+    /// Signs viewer tokens with this key (without one, the embeddable viewer answers 503).
+    /// Every node of a deployment must have the same key.
+    #[must_use]
+    pub fn with_viewer_key(mut self, key: [u8; 32]) -> Self {
+        self.viewer_key = Some(key);
         self
     }
 
@@ -166,6 +182,7 @@ pub fn router(state: AppState) -> Router {
         .merge(log::routes())
         .merge(exports::routes())
         .merge(streams::routes())
+        .merge(portal::api_routes())
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -179,7 +196,8 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi::serve_document))
         .merge(api)
         .merge(exports::download_routes())
-        .merge(dashboard::routes(&state));
+        .merge(dashboard::routes(&state))
+        .merge(portal::routes(&state));
     with_common_layers(routes, max_body_bytes).with_state(state)
 }
 

@@ -17,7 +17,7 @@ use crate::error::{
     ErrorResponse, FieldErrorItem, InvalidEventError, LegacyFieldErrorItem, LegacyValidationError, SchemaViolationItem,
     ValidationError,
 };
-use crate::{audit_trail, events, exports, health, log, organizations, retention, schemas, streams};
+use crate::{audit_trail, events, exports, health, log, organizations, portal, retention, schemas, streams};
 
 const DESCRIPTION: &str = "\
 Vellum is a self-hosted audit log service, wire-compatible with WorkOS Audit Logs: the official \
@@ -74,6 +74,9 @@ is not part of this document.";
         streams::update_stream,
         streams::delete_stream,
         streams::replay_stream,
+        portal::create_viewer_token,
+        portal::generate_link,
+        portal::revoke_link,
         audit_trail::create_event,
         audit_trail::list_events,
         log::checkpoint,
@@ -98,6 +101,7 @@ is not part of this document.";
         (name = "audit-logs", description = "WorkOS's Audit Logs API, with Vellum's additions."),
         (name = "audit-trail", description = "WorkOS's legacy Audit Trail API."),
         (name = "log", description = "Vellum's verifiable log of each organization."),
+        (name = "portal", description = "WorkOS's Admin Portal links (intents audit_logs and log_streams)."),
         (name = "health", description = "Probes and this document; no API key needed."),
     ),
 )]

@@ -488,7 +488,7 @@ pub(crate) async fn create_erasure(
 
 /// Who made a request, as the actor of the record it writes: the API key, or the dashboard's
 /// signed-in operator (by id: an operator's email is not written into customers' trails).
-pub(crate) struct Caller(vellum_core::log_record::RecordedBy);
+pub(crate) struct Caller(pub(crate) vellum_core::log_record::RecordedBy);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Caller {
     type Rejection = ApiError;

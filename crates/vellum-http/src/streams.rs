@@ -66,7 +66,7 @@ wire_const!(
 pub(crate) struct StreamResponse {
     object: StreamObject,
     #[schema(example = "audit_log_stream_01HZY3T9J6V7YQ8G3C0W5D2N1M")]
-    id: String,
+    pub(crate) id: String,
     #[schema(example = "org_01EHWNCE74X7JSDV0X3SZ3KJNY")]
     organization_id: String,
     /// `Datadog`, `Splunk`, `S3`, `GoogleCloudStorage`, `MicrosoftSentinel`, `Snowflake` or

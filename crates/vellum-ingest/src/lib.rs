@@ -256,6 +256,31 @@ impl IngestService {
         }
     }
 
+    /// Appends a record Vellum writes itself (an [`EventInput::system`] input built by
+    /// `vellum_core::log_record`, checked against no schema) to an organization's log, and
+    /// announces it like any event, so that streams deliver it too.
+    pub async fn record(&self, organization_id: OrganizationId, input: EventInput) -> Result<Event, StoreError> {
+        if !input.system {
+            return Err(StoreError::Internal(
+                "only Vellum's own records are appended unchecked".into(),
+            ));
+        }
+        let event = NewEvent {
+            input,
+            schema_version: vellum_core::log_record::RECORD_SCHEMA_VERSION,
+        };
+        match self.store.append_events(organization_id, vec![event], None).await? {
+            AppendOutcome::Appended(events) => {
+                let first = events.first().cloned();
+                self.notify(organization_id, events);
+                first.ok_or_else(|| StoreError::Internal("an append of one record stored none".into()))
+            }
+            _ => Err(StoreError::Internal(
+                "a record without an idempotency key was replayed".into(),
+            )),
+        }
+    }
+
     /// Creates one event of the Audit Logs API, checked against its action's schema.
     pub async fn create_event(
         &self,

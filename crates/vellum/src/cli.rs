@@ -267,6 +267,20 @@ struct ServeArgs {
     )]
     stream_allow_private_destinations: Option<bool>,
 
+    /// The application's name, shown at the top of the Admin Portal [default: none].
+    #[arg(long, env = "VELLUM_PORTAL_NAME", value_name = "NAME")]
+    portal_name: Option<String>,
+
+    /// The application's logo in the Admin Portal: a .png, .svg, .jpg or .webp file of at most
+    /// 256 KiB [default: none].
+    #[arg(long, env = "VELLUM_PORTAL_LOGO", value_name = "FILE")]
+    portal_logo: Option<PathBuf>,
+
+    /// Origins whose pages may embed the audit log viewer, comma-separated
+    /// (https://app.example.com,https://admin.example.com) [default: none].
+    #[arg(long, env = "VELLUM_VIEWER_ALLOWED_ORIGINS", value_name = "ORIGINS")]
+    viewer_allowed_origins: Option<String>,
+
     /// Keep export files in this S3-compatible bucket instead of DATA_DIR/exports (credentials
     /// from AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY).
     #[arg(long, env = "VELLUM_EXPORT_S3_BUCKET", value_name = "BUCKET")]
@@ -385,6 +399,9 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
         export_workers: serve.and_then(|args| args.export_workers),
         purge_interval_seconds: serve.and_then(|args| args.purge_interval),
         stream_allow_private_destinations: serve.and_then(|args| args.stream_allow_private_destinations),
+        portal_name: serve.and_then(|args| args.portal_name.clone()),
+        portal_logo: serve.and_then(|args| args.portal_logo.clone()),
+        viewer_allowed_origins: serve.and_then(|args| args.viewer_allowed_origins.clone()),
         export_s3_bucket: serve.and_then(|args| args.export_s3_bucket.clone()),
         export_s3_endpoint: serve.and_then(|args| args.export_s3_endpoint.clone()),
         export_s3_region: serve.and_then(|args| args.export_s3_region.clone()),

@@ -70,6 +70,12 @@ pub struct FileConfig {
     pub purge_interval_seconds: Option<u64>,
     /// See [`Settings::stream_allow_private_destinations`].
     pub stream_allow_private_destinations: Option<bool>,
+    /// See [`vellum_http::PortalConfig::application_name`].
+    pub portal_name: Option<String>,
+    /// The logo file of [`vellum_http::PortalConfig::logo`].
+    pub portal_logo: Option<PathBuf>,
+    /// See [`vellum_http::PortalConfig::viewer_allowed_origins`], comma-separated.
+    pub viewer_allowed_origins: Option<String>,
     /// See [`ExportOptions::ttl`], in seconds.
     pub export_ttl_seconds: Option<u64>,
     /// See [`ExportOptions::link_lifetime`], in seconds.
@@ -180,6 +186,12 @@ pub struct Overrides {
     pub purge_interval_seconds: Option<u64>,
     /// `--stream-allow-private-destinations` / `VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS`.
     pub stream_allow_private_destinations: Option<bool>,
+    /// `--portal-name` / `VELLUM_PORTAL_NAME`.
+    pub portal_name: Option<String>,
+    /// `--portal-logo` / `VELLUM_PORTAL_LOGO`.
+    pub portal_logo: Option<PathBuf>,
+    /// `--viewer-allowed-origins` / `VELLUM_VIEWER_ALLOWED_ORIGINS`.
+    pub viewer_allowed_origins: Option<String>,
     /// `--export-s3-bucket` / `VELLUM_EXPORT_S3_BUCKET`.
     pub export_s3_bucket: Option<String>,
     /// `--export-s3-endpoint` / `VELLUM_EXPORT_S3_ENDPOINT`.
@@ -278,6 +290,8 @@ pub struct Settings {
     /// plain `http://` URLs (development, and destinations on the operator's own network). Off
     /// by default: a stream's URL is chosen by whoever holds an API key.
     pub stream_allow_private_destinations: bool,
+    /// The Admin Portal's branding and the origins that may embed the viewer.
+    pub portal: vellum_http::PortalConfig,
 }
 
 impl std::fmt::Debug for Settings {
@@ -308,6 +322,7 @@ impl std::fmt::Debug for Settings {
                 "stream_allow_private_destinations",
                 &self.stream_allow_private_destinations,
             )
+            .field("portal", &self.portal)
             .finish()
     }
 }
@@ -358,6 +373,11 @@ impl Settings {
                 "invalid public URL `{url}`: it must start with http:// or https://"
             );
         }
+        let portal = portal_config(
+            overrides.portal_name.or(file.portal_name),
+            overrides.portal_logo.or(file.portal_logo),
+            overrides.viewer_allowed_origins.or(file.viewer_allowed_origins),
+        )?;
         let defaults = ExportOptions::default();
         let workers = overrides
             .export_workers
@@ -508,6 +528,7 @@ impl Settings {
                 .stream_allow_private_destinations
                 .or(file.stream_allow_private_destinations)
                 .unwrap_or(false),
+            portal,
             admin,
             dashboard_dir: overrides.dashboard_dir,
             log_name,
@@ -558,6 +579,7 @@ impl Settings {
             // Tests send events from long ago; the ones about purging turn it on.
             purge_interval: None,
             stream_allow_private_destinations: false,
+            portal: vellum_http::PortalConfig::default(),
         }
     }
 
@@ -706,4 +728,56 @@ mod tests {
         let debug = format!("{settings:?}");
         assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
     }
+}
+
+/// The portal's settings, checked: a name of at most 100 characters, a logo file that is an
+/// image of at most 256 KiB, and origins of the form `https://host[:port]`.
+fn portal_config(
+    name: Option<String>,
+    logo: Option<PathBuf>,
+    origins: Option<String>,
+) -> anyhow::Result<vellum_http::PortalConfig> {
+    let application_name = name.map(|name| name.trim().to_owned()).filter(|name| !name.is_empty());
+    if let Some(name) = &application_name {
+        anyhow::ensure!(
+            name.chars().count() <= 100 && !name.chars().any(char::is_control),
+            "portal_name must be at most 100 characters, without control characters"
+        );
+    }
+    let logo = match logo {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|error| anyhow::anyhow!("cannot read the portal logo {}: {error}", path.display()))?;
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            Some(
+                vellum_http::PortalLogo::from_file(name, bytes)
+                    .map_err(|message| anyhow::anyhow!("portal logo {}: {message}", path.display()))?,
+            )
+        }
+    };
+    let mut viewer_allowed_origins = Vec::new();
+    for origin in origins.iter().flat_map(|text| text.split(',')) {
+        let origin = origin.trim().trim_end_matches('/');
+        if origin.is_empty() {
+            continue;
+        }
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        anyhow::ensure!(
+            rest.is_some_and(|host| !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))),
+            "invalid viewer origin `{origin}`: it must be scheme://host[:port], without a path"
+        );
+        viewer_allowed_origins.push(origin.to_ascii_lowercase());
+    }
+    Ok(vellum_http::PortalConfig {
+        application_name,
+        logo,
+        viewer_allowed_origins,
+        ..vellum_http::PortalConfig::default()
+    })
 }

@@ -182,7 +182,11 @@ impl Application {
         self.local_addr
     }
 
-    async fn start_exports(&self, runner: &vellum_jobs::Runner) -> anyhow::Result<vellum_export::ExportService> {
+    async fn start_exports(
+        &self,
+        runner: &vellum_jobs::Runner,
+        link_key: [u8; 32],
+    ) -> anyhow::Result<vellum_export::ExportService> {
         let options = &self.settings.exports;
         let storage_settings = match &options.s3 {
             None => vellum_export::StorageSettings::Local {
@@ -199,11 +203,6 @@ impl Application {
             Some(_) => anyhow::bail!("export_s3_bucket is set, but this build of vellum has no S3 support"),
         };
         let storage = vellum_export::Storage::open(&storage_settings).context("cannot open the export storage")?;
-        // Every node must sign and check download links with the same key.
-        let link_key = match &self.postgres {
-            Some(store) => shared_secret(store, LINK_KEY_SECRET, true).await?,
-            None => crate::signing::load_or_create_link_key(&self.settings.data_dir)?,
-        };
         Ok(vellum_export::ExportService::start(
             Arc::clone(&self.store),
             storage,
@@ -217,6 +216,15 @@ impl Application {
             },
             runner,
         ))
+    }
+
+    /// The key of export download links, which every node must share; viewer tokens are
+    /// signed with a key derived from it.
+    async fn link_key(&self) -> anyhow::Result<[u8; 32]> {
+        match &self.postgres {
+            Some(store) => shared_secret(store, LINK_KEY_SECRET, true).await,
+            None => crate::signing::load_or_create_link_key(&self.settings.data_dir),
+        }
     }
 
     async fn start_streams(
@@ -269,11 +277,13 @@ impl Application {
                 dashboard_assets_dir: self.settings.dashboard_dir.clone(),
                 max_password_checks: self.settings.max_password_checks,
                 default_retention_days: self.settings.default_retention_days,
+                portal: self.settings.portal.clone(),
             },
             Arc::clone(&self.signer),
         );
         let jobs = vellum_jobs::Runner::new(crate::jobs::new_run_id().context("cannot draw a run id")?);
-        let exports = Arc::new(self.start_exports(&jobs).await?);
+        let link_key = self.link_key().await?;
+        let exports = Arc::new(self.start_exports(&jobs, link_key).await?);
         jobs.spawn(Arc::new(crate::jobs::IdempotencyKeyPurge::new(Arc::clone(&self.store))));
         if let Some(interval) = self.settings.purge_interval {
             jobs.spawn(Arc::new(vellum_retention::PurgeJob::new(
@@ -282,7 +292,10 @@ impl Application {
             )));
         }
         let streams = self.start_streams(&jobs, &state.ingest()).await?;
-        let state = state.with_exports(exports).with_streams(streams);
+        let state = state
+            .with_exports(exports)
+            .with_streams(streams)
+            .with_viewer_key(vellum_core::portal::viewer_key(&link_key));
         let router = vellum_http::router(state);
         let stopping = Arc::new(tokio::sync::Notify::new());
         let signal_stopping = Arc::clone(&stopping);

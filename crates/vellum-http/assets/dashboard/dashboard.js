@@ -7,6 +7,9 @@
 // #/api-keys, #/health. All server data goes into the page through textContent/createElement.
 
 import { createApi } from './api.js';
+import { mountExports } from './exports.js';
+import { streamsCard } from './streams.js';
+import { announce, busy, confirmDialog, errorBox, pager, tableWrap } from './ui.js';
 import {
   copyText,
   field,
@@ -41,12 +44,6 @@ let firstRender = true;
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 
-function announce(text, kind = 'info') {
-  statusRegion.textContent = text ?? '';
-  statusRegion.dataset.kind = kind;
-  statusRegion.classList.toggle('is-visible', Boolean(text));
-}
-
 function onLeave(fn) {
   cleanups.push(fn);
 }
@@ -62,10 +59,6 @@ function leavePage() {
   current = null;
 }
 
-function errorBox() {
-  return h('div', { class: 'error-box', role: 'alert', hidden: true });
-}
-
 function pageHeading(text, ...rest) {
   return h('h1', { tabindex: '-1', class: 'page-title' }, text, ...rest);
 }
@@ -79,11 +72,6 @@ function setMain(...children) {
   main.replaceChildren(...children);
 }
 
-function busy(button, on) {
-  button.disabled = on;
-  button.setAttribute('aria-busy', on ? 'true' : 'false');
-}
-
 function orgHref(orgId, tab = '') {
   return `#/organizations/${encodeURIComponent(orgId)}${tab ? `/${tab}` : ''}`;
 }
@@ -95,10 +83,6 @@ function schemaHref(action) {
 function navigate(hash) {
   if (location.hash === hash) route();
   else location.hash = hash;
-}
-
-function tableWrap(label, table) {
-  return h('div', { class: 'table-wrap', role: 'region', 'aria-label': label, tabindex: '0' }, table);
 }
 
 /** A pager whose buttons move `state.cursor` along the last answer's cursors and reload. */
@@ -116,48 +100,7 @@ function cursorPager(label, state, load) {
   );
 }
 
-function pager(label, onPrevious, onNext, previousText = 'Previous', nextText = 'Next') {
-  const previous = h('button', { type: 'button', class: 'button', disabled: true, text: previousText, on: { click: onPrevious } });
-  const next = h('button', { type: 'button', class: 'button', disabled: true, text: nextText, on: { click: onNext } });
-  const node = h('nav', { class: 'pager', 'aria-label': label }, previous, next);
-  return {
-    node,
-    update(metadata) {
-      previous.disabled = !(metadata && metadata.before);
-      next.disabled = !(metadata && metadata.after);
-    },
-  };
-}
 
-/** A modal confirmation; answers true when confirmed. */
-function confirmDialog({ title, message, confirmLabel, danger = false }) {
-  return new Promise((resolve) => {
-    const titleId = uniqueId('confirm');
-    const confirm = h('button', { type: 'button', class: ['button', danger ? 'danger' : 'primary'], text: confirmLabel });
-    const cancel = h('button', { type: 'button', class: 'button', text: 'Cancel' });
-    const dialog = h(
-      'dialog',
-      { class: 'dialog', 'aria-labelledby': titleId },
-      h('h2', { id: titleId, text: title }),
-      h('p', { text: message }),
-      h('div', { class: 'form-actions' }, confirm, cancel),
-    );
-    let answered = false;
-    const finish = (value) => {
-      if (answered) return;
-      answered = true;
-      dialog.close();
-      dialog.remove();
-      resolve(value);
-    };
-    confirm.addEventListener('click', () => finish(true));
-    cancel.addEventListener('click', () => finish(false));
-    dialog.addEventListener('close', () => finish(false));
-    document.body.append(dialog);
-    dialog.showModal();
-    cancel.focus();
-  });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Session
@@ -518,512 +461,12 @@ function renderOrganization(routeInfo) {
     current.viewer = viewer;
     onLeave(() => viewer.destroy());
   } else if (tab === 'exports') {
-    renderExports(content, orgId);
+    mountExports(content, { api, organizationId: orgId, onLeave });
   } else {
     renderSettings(content, orgId, organizationPromise, (name) => {
       title.textContent = name;
     });
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Exports
-
-const EXPORT_POLL_MS = 1000;
-
-function storedExports(orgId) {
-  try {
-    const value = JSON.parse(sessionStorage.getItem(`vellum.exports.${orgId}`) ?? '[]');
-    return Array.isArray(value) ? value : [];
-  } catch {
-    return [];
-  }
-}
-
-function storeExports(orgId, list) {
-  try {
-    sessionStorage.setItem(`vellum.exports.${orgId}`, JSON.stringify(list.slice(0, 50)));
-  } catch {
-    // Storage full or disabled: the list just does not survive a reload.
-  }
-}
-
-function formatBytes(bytes) {
-  if (!Number.isFinite(bytes)) return '';
-  if (bytes < 1024) return `${bytes} B`;
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
-}
-
-function renderExports(container, orgId) {
-  let alive = true;
-  const timers = new Set();
-  onLeave(() => {
-    alive = false;
-    for (const timer of timers) clearTimeout(timer);
-  });
-
-  const formatName = uniqueId('format');
-  const csv = h('input', { type: 'radio', name: formatName, value: 'csv', checked: true, id: uniqueId('csv') });
-  const ndjson = h('input', { type: 'radio', name: formatName, value: 'ndjson', id: uniqueId('ndjson') });
-  const from = h('input', { type: 'datetime-local', step: '1', name: 'range_start' });
-  const to = h('input', { type: 'datetime-local', step: '1', name: 'range_end' });
-  const actions = h('input', { type: 'text', name: 'actions', autocomplete: 'off', spellcheck: 'false' });
-  const actorIds = h('input', { type: 'text', name: 'actor_ids', autocomplete: 'off', spellcheck: 'false' });
-  const actorNames = h('input', { type: 'text', name: 'actor_names', autocomplete: 'off' });
-  const targets = h('input', { type: 'text', name: 'targets', autocomplete: 'off', spellcheck: 'false' });
-  const start = h('button', { type: 'submit', class: 'button primary', text: 'Start export' });
-  const errors = errorBox();
-  const form = h(
-    'form',
-    { class: 'export-form', novalidate: true, 'aria-labelledby': 'export-heading' },
-    h(
-      'fieldset',
-      { class: 'radio-group' },
-      h('legend', { text: 'Format' }),
-      h('label', { for: csv.id }, csv, ' CSV'),
-      h('label', { for: ndjson.id }, ndjson, ' NDJSON (verifiable offline)'),
-    ),
-    h(
-      'div',
-      { class: 'filter-grid' },
-      field('From', from, 'Empty: from the first event'),
-      field('To', to, 'Empty: up to now'),
-      field('Actions', actions, 'Comma-separated'),
-      field('Actor IDs', actorIds, 'Comma-separated'),
-      field('Actor names', actorNames, 'Comma-separated'),
-      field('Target types', targets, 'Comma-separated'),
-    ),
-    errors,
-    h('div', { class: 'form-actions' }, start),
-  );
-  const list = h('ul', { class: 'export-list', 'aria-live': 'polite' });
-  const empty = h('p', { class: 'empty-state', text: 'No exports started in this browser session yet.' });
-
-  container.replaceChildren(
-    h('section', { class: 'card' }, h('h2', { id: 'export-heading', text: 'Start an export' }), form),
-    h(
-      'section',
-      { 'aria-labelledby': 'export-list-heading' },
-      h('h2', { id: 'export-list-heading', text: 'Exports from this session' }),
-      h('p', { class: 'muted small', text: 'Download links are valid for 10 minutes; reopen this tab for a fresh one.' }),
-      empty,
-      list,
-    ),
-  );
-
-  const entries = new Map(); // id → {item, record}
-
-  function summary(record) {
-    const parts = [];
-    if (record.filter) {
-      const f = record.filter;
-      if (f.actions && f.actions.length) parts.push(`actions ${f.actions.join(', ')}`);
-      if (f.actor_ids && f.actor_ids.length) parts.push(`actor ids ${f.actor_ids.join(', ')}`);
-      if (f.actor_names && f.actor_names.length) parts.push(`actors ${f.actor_names.join(', ')}`);
-      if (f.targets && f.targets.length) parts.push(`targets ${f.targets.join(', ')}`);
-      if (f.range_start_set) parts.push(`from ${f.range_start}`);
-      if (f.range_end_set) parts.push(`to ${f.range_end}`);
-    }
-    return parts.length ? parts.join('; ') : 'all events';
-  }
-
-  function renderEntry(record, exportObject, problem) {
-    let entry = entries.get(record.id);
-    if (!entry) {
-      const item = h('li', { class: 'export-item card', dataset: { exportId: record.id } });
-      entry = { item, record };
-      entries.set(record.id, entry);
-      list.prepend(item);
-    }
-    empty.hidden = entries.size > 0;
-    const state = exportObject ? exportObject.state : 'unknown';
-    const stateNode = h('span', { class: ['badge', `state-${state}`] });
-    const detail = h('div', { class: 'export-state' });
-    if (problem) {
-      stateNode.textContent = 'unknown';
-      detail.append(h('span', { class: 'error-text', text: problem }));
-    } else if (state === 'pending') {
-      stateNode.append(h('span', { class: 'spinner', 'aria-hidden': 'true' }), 'pending');
-      detail.append(h('span', { class: 'muted', text: 'Preparing the file\u2026' }));
-    } else if (state === 'ready') {
-      stateNode.textContent = 'ready';
-      detail.append(
-        h('a', { class: 'button primary small', href: exportObject.url, download: '', text: 'Download' }),
-        h('span', { class: 'muted', text: ` ${exportObject.events ?? '?'} events, ${formatBytes(exportObject.bytes)}` }),
-      );
-    } else if (state === 'error') {
-      stateNode.textContent = 'error';
-      detail.append(h('span', { class: 'error-text', text: exportObject.error || 'The export failed.' }));
-    } else if (state === 'expired') {
-      stateNode.textContent = 'expired';
-      detail.append(h('span', { class: 'muted', text: 'The file was deleted; start a new export.' }));
-    } else {
-      stateNode.textContent = state;
-    }
-    entry.item.replaceChildren(
-      h(
-        'div',
-        { class: 'export-head' },
-        h('strong', { text: record.format === 'ndjson' ? 'NDJSON' : 'CSV' }),
-        ' ',
-        stateNode,
-        ' ',
-        h('span', { class: 'muted small' }, 'started ', timeElement(record.created_at)),
-      ),
-      h('p', { class: 'small' }, h('code', { text: record.id }), ' \u00b7 ', summary(record)),
-      detail,
-    );
-  }
-
-  async function poll(record) {
-    if (!alive) return;
-    try {
-      const exportObject = await api.getExport(record.id);
-      if (!alive) return;
-      renderEntry(record, exportObject);
-      if (exportObject.state === 'pending') {
-        const timer = setTimeout(() => {
-          timers.delete(timer);
-          poll(record);
-        }, EXPORT_POLL_MS);
-        timers.add(timer);
-      } else if (exportObject.state === 'ready') {
-        announce(`Export ready: ${exportObject.events ?? ''} events.`);
-      }
-    } catch (error) {
-      if (alive) renderEntry(record, null, `Could not get the export: ${error.message}`);
-    }
-  }
-
-  form.addEventListener('submit', async (submit) => {
-    submit.preventDefault();
-    showError(errors, null);
-    let body;
-    let filter;
-    try {
-      const rangeStart = localInputToIso(from.value);
-      const rangeEnd = localInputToIso(to.value);
-      body = {
-        organization_id: orgId,
-        format: ndjson.checked ? 'ndjson' : 'csv',
-        // The API needs both ends: an empty field means "from the start" / "up to now".
-        range_start: rangeStart || '1970-01-01T00:00:00.000Z',
-        range_end: rangeEnd || new Date(Date.now() + 60_000).toISOString(),
-      };
-      for (const [name, input] of [['actions', actions], ['actor_ids', actorIds], ['actor_names', actorNames], ['targets', targets]]) {
-        const values = splitList(input.value);
-        if (values.length) body[name] = values;
-      }
-      filter = { ...body, range_start_set: Boolean(rangeStart), range_end_set: Boolean(rangeEnd) };
-    } catch (error) {
-      showError(errors, error);
-      return;
-    }
-    busy(start, true);
-    try {
-      const exportObject = await api.createExport(body);
-      const record = { id: exportObject.id, format: exportObject.format, created_at: exportObject.created_at, filter };
-      storeExports(orgId, [record, ...storedExports(orgId).filter((item) => item.id !== record.id)]);
-      renderEntry(record, exportObject);
-      announce('Export started.');
-      if (exportObject.state === 'pending') poll(record);
-    } catch (error) {
-      showError(errors, error, 'Could not start the export');
-    } finally {
-      busy(start, false);
-    }
-  });
-
-  const saved = storedExports(orgId);
-  empty.hidden = saved.length > 0;
-  for (const record of [...saved].reverse()) {
-    renderEntry(record, { state: 'pending' });
-    poll(record);
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Log streams (a card of the settings)
-
-const STREAM_TYPES = [
-  ['GenericHttps', 'HTTPS endpoint (signed per Standard Webhooks)'],
-  ['Datadog', 'Datadog'],
-  ['Splunk', 'Splunk (HTTP Event Collector)'],
-  ['S3', 'Amazon S3 or an S3-compatible bucket'],
-  ['GoogleCloudStorage', 'Google Cloud Storage'],
-  ['MicrosoftSentinel', 'Microsoft Sentinel (Logs Ingestion API)'],
-  ['Snowflake', 'Snowflake (SQL API)'],
-];
-const OBJECT_STORAGE = new Set(['S3', 'GoogleCloudStorage']);
-const DATADOG_REGIONS = ['US1', 'US3', 'US5', 'EU1', 'AP1', 'AP2', 'US1-FED'];
-
-function streamDestination(stream) {
-  const config = stream.config ?? {};
-  if (stream.type === 'Datadog') return `Datadog ${config.region}${config.url ? ` (${config.url})` : ''}`;
-  if (stream.type === 'Splunk') return `Splunk ${config.url}${config.index ? `, index ${config.index}` : ''}`;
-  if (stream.type === 'Snowflake') return `Snowflake ${config.account}: ${config.database}.${config.schema}.${config.table}`;
-  if (stream.type === 'MicrosoftSentinel') return `Microsoft Sentinel ${config.stream_name} (${config.rule_id}) at ${config.endpoint}`;
-  if (OBJECT_STORAGE.has(stream.type)) {
-    const where = `${stream.type === 'S3' ? 's3' : 'gs'}://${config.bucket}/${config.prefix ?? ''}`;
-    return `${where}${config.endpoint ? ` at ${config.endpoint}` : ''} (${config.format === 'json' ? 'JSON' : 'NDJSON'})`;
-  }
-  return `${config.url} (${config.format === 'ndjson' ? 'NDJSON' : 'JSON'})`;
-}
-
-function streamsCard(orgId, isAlive) {
-  const body = h('tbody');
-  const errors = errorBox();
-  const status = h('p', { class: 'success-text', role: 'status' });
-  const empty = h('p', { class: 'muted small', text: 'No log stream: this organization’s events are not sent anywhere.', hidden: true });
-  const table = h(
-    'table',
-    { class: 'data-table streams-table', hidden: true },
-    h('caption', { class: 'visually-hidden', text: 'Log streams of this organization' }),
-    h('thead', {}, h('tr', {}, ['Destination', 'State', 'Last delivery', 'Next position', ''].map((name) => h('th', { scope: 'col', text: name })))),
-    body,
-  );
-  const secretBox = h('div', { class: 'secret-box', hidden: true, role: 'status' });
-
-  const type = h('select', { name: 'type' }, STREAM_TYPES.map(([value, label]) => h('option', { value, text: label })));
-  const url = h('input', { type: 'url', name: 'url', autocomplete: 'off', maxlength: '2048', placeholder: 'https://' });
-  const format = h('select', { name: 'format' }, h('option', { value: 'json', text: 'JSON array' }), h('option', { value: 'ndjson', text: 'NDJSON' }));
-  const headerName = h('input', { type: 'text', name: 'header_name', autocomplete: 'off', maxlength: '128', placeholder: 'Authorization' });
-  const headerValue = h('input', { type: 'password', name: 'header_value', autocomplete: 'off', maxlength: '4096' });
-  const region = h('select', { name: 'region' }, DATADOG_REGIONS.map((value) => h('option', { value, text: value })));
-  const secret = h('input', { type: 'password', name: 'secret', autocomplete: 'off', maxlength: '4096' });
-  const index = h('input', { type: 'text', name: 'index', autocomplete: 'off', maxlength: '4096' });
-  const bucket = h('input', { type: 'text', name: 'bucket', autocomplete: 'off', maxlength: '63' });
-  const bucketRegion = h('input', { type: 'text', name: 'bucket_region', autocomplete: 'off', maxlength: '32', placeholder: 'us-east-1' });
-  const prefix = h('input', { type: 'text', name: 'prefix', autocomplete: 'off', maxlength: '512', placeholder: 'audit/' });
-  const accessKeyId = h('input', { type: 'text', name: 'access_key_id', autocomplete: 'off', maxlength: '4096' });
-  const objectFields = [
-    field('Bucket', bucket),
-    field('Region', bucketRegion, 'Amazon S3 only; us-east-1 when empty.'),
-    field('Prefix (optional)', prefix, 'Objects are written under it, one per 1,000 log positions.'),
-    field('Access key id', accessKeyId, 'An HMAC key’s access id for Google Cloud Storage.'),
-  ];
-  const ruleId = h('input', { type: 'text', name: 'rule_id', autocomplete: 'off', maxlength: '256', placeholder: 'dcr-…' });
-  const streamName = h('input', { type: 'text', name: 'stream_name', autocomplete: 'off', maxlength: '256', placeholder: 'Custom-…' });
-  const tenantId = h('input', { type: 'text', name: 'tenant_id', autocomplete: 'off', maxlength: '256' });
-  const clientId = h('input', { type: 'text', name: 'client_id', autocomplete: 'off', maxlength: '256' });
-  const sentinelFields = [
-    field('Data collection rule id', ruleId, 'The rule’s immutable id.'),
-    field('Stream name', streamName, 'The stream the rule declares.'),
-    field('Tenant id', tenantId),
-    field('Client id', clientId, 'An app registration with the Monitoring Metrics Publisher role on the rule.'),
-  ];
-  const snowflakeInputs = ['account', 'user', 'database', 'schema', 'table', 'warehouse'].map((name) =>
-    h('input', { type: 'text', name: `snowflake_${name}`, autocomplete: 'off', maxlength: '255' }),
-  );
-  const privateKey = h('textarea', { name: 'private_key', rows: '4', autocomplete: 'off', spellcheck: 'false', placeholder: '-----BEGIN PRIVATE KEY-----' });
-  const snowflakeFields = [
-    field('Account', snowflakeInputs[0], 'The account identifier, such as myorg-myaccount.'),
-    field('User', snowflakeInputs[1], 'The user whose RSA public key is set.'),
-    field('Database', snowflakeInputs[2]),
-    field('Schema', snowflakeInputs[3]),
-    field('Table', snowflakeInputs[4]),
-    field('Warehouse (optional)', snowflakeInputs[5]),
-    field('Private key', privateKey, 'Unencrypted PKCS #8 PEM; write-only.'),
-  ];
-  const urlField = field('URL', url, 'Where batches are posted (https).');
-  const formatField = field('Format', format);
-  const headerNameField = field('Extra header (optional)', headerName, 'For example Authorization; its value is kept secret.');
-  const headerValueField = field('Header value', headerValue);
-  const regionField = field('Datadog site', region);
-  const secretField = field('API key', secret, 'Write-only: it is never shown again.');
-  const indexField = field('Index (optional)', index, 'The token’s default index when empty.');
-  const create = h('button', { type: 'submit', class: 'button primary', text: 'Add the stream' });
-  const form = h(
-    'form',
-    { class: 'inline-form', novalidate: true },
-    field('Destination', type),
-    urlField,
-    formatField,
-    headerNameField,
-    headerValueField,
-    ...objectFields,
-    ...sentinelFields,
-    ...snowflakeFields,
-    regionField,
-    secretField,
-    indexField,
-    create,
-  );
-
-  function showFields() {
-    const kind = type.value;
-    format.value = OBJECT_STORAGE.has(kind) ? 'ndjson' : 'json';
-    formatField.hidden = kind !== 'GenericHttps';
-    headerNameField.hidden = kind !== 'GenericHttps';
-    headerValueField.hidden = kind !== 'GenericHttps';
-    regionField.hidden = kind !== 'Datadog';
-    secretField.hidden = kind === 'GenericHttps';
-    indexField.hidden = kind !== 'Splunk';
-    urlField.hidden = kind === 'Datadog' || OBJECT_STORAGE.has(kind);
-    for (const objectField of objectFields) objectField.hidden = !OBJECT_STORAGE.has(kind);
-    objectFields[1].hidden = kind !== 'S3';
-    formatField.hidden = kind !== 'GenericHttps' && !OBJECT_STORAGE.has(kind);
-    for (const sentinelField of sentinelFields) sentinelField.hidden = kind !== 'MicrosoftSentinel';
-    for (const snowflakeField of snowflakeFields) snowflakeField.hidden = kind !== 'Snowflake';
-    if (kind === 'Snowflake') {
-      secretField.hidden = true;
-      urlField.hidden = true;
-    }
-    secretField.querySelector('label').textContent =
-      kind === 'Splunk'
-        ? 'HEC token'
-        : OBJECT_STORAGE.has(kind)
-          ? 'Secret access key'
-          : kind === 'MicrosoftSentinel'
-            ? 'Client secret'
-            : 'API key';
-    urlField.querySelector('label').textContent = kind === 'MicrosoftSentinel' ? 'Data collection endpoint' : 'URL';
-    url.placeholder =
-      kind === 'Splunk'
-        ? 'https://splunk.example.com:8088'
-        : kind === 'MicrosoftSentinel'
-          ? 'https://….ingest.monitor.azure.com'
-          : 'https://';
-  }
-  type.addEventListener('change', showFields);
-  showFields();
-
-  async function act(button, work, done) {
-    showError(errors, null);
-    status.textContent = '';
-    busy(button, true);
-    try {
-      await work();
-      status.textContent = done;
-      await load();
-    } catch (error) {
-      showError(errors, error, 'The stream could not be changed');
-    } finally {
-      busy(button, false);
-    }
-  }
-
-  function row(stream) {
-    const toggle = h('button', { type: 'button', class: 'button small', text: stream.state === 'inactive' ? 'Enable' : 'Disable' });
-    toggle.addEventListener('click', () =>
-      act(toggle, () => api.updateStream(stream.id, { state: stream.state === 'inactive' ? 'active' : 'inactive' }), 'Stream updated.'),
-    );
-    const retry = h('button', { type: 'button', class: 'button small', text: 'Retry now', hidden: stream.state !== 'invalid' && stream.state !== 'error' });
-    retry.addEventListener('click', () => act(retry, () => api.updateStream(stream.id, { state: 'active' }), 'The stream will be retried now.'));
-    const replay = h('button', { type: 'button', class: 'button small', text: 'Replay all' });
-    replay.addEventListener('click', () => {
-      if (!window.confirm('Send every event of this organization to this destination again?')) return;
-      act(replay, () => api.replayStream(stream.id, { from_log_index: 0 }), 'Replaying from the first event.');
-    });
-    const remove = h('button', { type: 'button', class: 'button small danger', text: 'Delete' });
-    remove.addEventListener('click', () => {
-      if (!window.confirm('Delete this stream? Deliveries stop.')) return;
-      act(remove, () => api.deleteStream(stream.id), 'Stream deleted.');
-    });
-    const look = { active: 'ready', error: 'error', invalid: 'error', inactive: 'pending' }[stream.state] ?? 'pending';
-    const state = h('span', { class: `badge state-${look}`, text: stream.state });
-    return h(
-      'tr',
-      { 'data-stream': stream.id },
-      h('td', {}, h('div', { text: streamDestination(stream) }), h('div', { class: 'muted small', text: stream.id })),
-      h('td', {}, state, stream.error ? h('div', { class: 'error-text small', text: stream.error }) : null),
-      h('td', {}, stream.last_synced_at ? timeElement(stream.last_synced_at) : h('span', { class: 'muted', text: 'never' })),
-      h('td', { text: String(stream.next_log_index) }),
-      h('td', { class: 'actions' }, toggle, retry, replay, remove),
-    );
-  }
-
-  async function load() {
-    try {
-      const answer = await api.listStreams(orgId);
-      if (!isAlive()) return;
-      const streams = answer.data ?? [];
-      empty.hidden = streams.length > 0;
-      table.hidden = streams.length === 0;
-      body.replaceChildren(...streams.map(row));
-    } catch (error) {
-      if (isAlive()) showError(errors, error, 'Could not load the log streams');
-    }
-  }
-
-  form.addEventListener('submit', async (submit) => {
-    submit.preventDefault();
-    const kind = type.value;
-    const config = {};
-    if (kind === 'GenericHttps' || kind === 'Splunk') config.url = url.value.trim();
-    if (kind === 'Snowflake') {
-      ['account', 'user', 'database', 'schema', 'table', 'warehouse'].forEach((name, index) => {
-        const value = snowflakeInputs[index].value.trim();
-        if (value) config[name] = value;
-      });
-      config.private_key = privateKey.value;
-    }
-    if (kind === 'MicrosoftSentinel') {
-      config.endpoint = url.value.trim();
-      config.rule_id = ruleId.value.trim();
-      config.stream_name = streamName.value.trim();
-      config.tenant_id = tenantId.value.trim();
-      config.client_id = clientId.value.trim();
-      config.client_secret = secret.value;
-    }
-    if (OBJECT_STORAGE.has(kind)) {
-      config.bucket = bucket.value.trim();
-      if (kind === 'S3' && bucketRegion.value.trim()) config.region = bucketRegion.value.trim();
-      if (prefix.value.trim()) config.prefix = prefix.value.trim();
-      config.format = format.value === 'json' ? 'json' : 'ndjson';
-      config.access_key_id = accessKeyId.value.trim();
-      config.secret_access_key = secret.value;
-    }
-    if (kind === 'GenericHttps') {
-      config.format = format.value;
-      if (headerName.value.trim()) config.headers = { [headerName.value.trim()]: headerValue.value };
-    }
-    if (kind === 'Datadog') {
-      config.region = region.value;
-      config.api_key = secret.value;
-    }
-    if (kind === 'Splunk') {
-      config.token = secret.value;
-      if (index.value.trim()) config.index = index.value.trim();
-    }
-    secretBox.hidden = true;
-    await act(
-      create,
-      async () => {
-        const created = await api.createStream({ organization_id: orgId, type: kind, config });
-        if (created.signing_secret) {
-          secretBox.replaceChildren(
-            h('p', { text: 'Signing secret: copy it now, it is not shown again. Receivers check each request’s webhook-signature with it.' }),
-            h('code', { class: 'secret', text: created.signing_secret }),
-          );
-          secretBox.hidden = false;
-        }
-        for (const input of [url, headerName, headerValue, secret, index, bucket, bucketRegion, prefix, accessKeyId, ruleId, streamName, tenantId, clientId, privateKey, ...snowflakeInputs]) input.value = '';
-      },
-      'Stream added: events logged from now on are delivered.',
-    );
-  });
-
-  load();
-  return h(
-    'section',
-    { class: 'card', 'aria-labelledby': 'streams-heading' },
-    h('h2', { id: 'streams-heading', text: 'Log streams' }),
-    h(
-      'p',
-      { class: 'muted small' },
-      'Each stream delivers this organization’s events, in order and at least once, to a SIEM or an endpoint. ' +
-        'A destination that refuses the credentials makes the stream invalid until it is retried or changed.',
-    ),
-    empty,
-    table,
-    errors,
-    status,
-    secretBox,
-    h('h3', { text: 'Add a stream' }),
-    form,
-  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1180,7 +623,7 @@ function renderSettings(container, orgId, organizationPromise, onRenamed) {
       eraseErrors,
       eraseStatus,
     ),
-    streamsCard(orgId, () => alive),
+    streamsCard({ api, organizationId: orgId, isAlive: () => alive }),
     h(
       'section',
       { class: 'card', 'aria-labelledby': 'records-heading' },

@@ -6,7 +6,7 @@
 use std::sync::LazyLock;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
@@ -40,7 +40,13 @@ const ASSETS: &[Asset] = &[
     asset!("api.js", "text/javascript; charset=utf-8"),
     asset!("viewer.js", "text/javascript; charset=utf-8"),
     asset!("verify.js", "text/javascript; charset=utf-8"),
+    asset!("ui.js", "text/javascript; charset=utf-8"),
+    asset!("exports.js", "text/javascript; charset=utf-8"),
+    asset!("streams.js", "text/javascript; charset=utf-8"),
     asset!("dashboard.js", "text/javascript; charset=utf-8"),
+    asset!("portal.html", "text/html; charset=utf-8"),
+    asset!("portal.js", "text/javascript; charset=utf-8"),
+    asset!("embed.js", "text/javascript; charset=utf-8"),
 ];
 
 /// An ETag per embedded file, computed once.
@@ -55,7 +61,7 @@ static ETAGS: LazyLock<Vec<String>> = LazyLock::new(|| {
         .collect()
 });
 
-fn security_headers(headers: &mut HeaderMap) {
+pub(crate) fn security_headers(headers: &mut HeaderMap) {
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -65,10 +71,17 @@ fn security_headers(headers: &mut HeaderMap) {
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
 }
 
-async fn serve(state: &AppState, name: &str, request_headers: &HeaderMap) -> Result<Response, ApiError> {
+/// Serves one of the embedded files. `cross_origin` files (the embeddable viewer's) may be
+/// loaded by any site's pages: they are public code, read without credentials.
+pub(crate) async fn serve(
+    state: &AppState,
+    name: &str,
+    request_headers: &HeaderMap,
+    cross_origin: bool,
+) -> Result<Response, ApiError> {
     let Some(position) = ASSETS.iter().position(|asset| asset.name == name) else {
         return Err(ApiError::NotFound {
-            message: format!("Cannot GET /dashboard/assets/{name}"),
+            message: format!("No such file: {name}"),
         });
     };
     let asset = &ASSETS[position];
@@ -100,6 +113,13 @@ async fn serve(state: &AppState, name: &str, request_headers: &HeaderMap) -> Res
     // Revalidate every time: a new binary must never run against an old cached script.
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     security_headers(headers);
+    if cross_origin {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        headers.insert(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("cross-origin"),
+        );
+    }
     Ok(response)
 }
 
@@ -116,7 +136,7 @@ pub(super) async fn index(
             message: format!("Cannot GET {path}"),
         });
     }
-    serve(&state, "index.html", &headers).await
+    serve(&state, "index.html", &headers, false).await
 }
 
 /// `/dashboard/assets/{file}`.
@@ -125,5 +145,5 @@ pub(super) async fn asset(
     headers: HeaderMap,
     WirePath(name): WirePath,
 ) -> Result<Response, ApiError> {
-    serve(&state, &name, &headers).await
+    serve(&state, &name, &headers, false).await
 }

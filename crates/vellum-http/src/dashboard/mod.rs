@@ -24,6 +24,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{WireJson, WirePath};
 
+pub(crate) use assets::{security_headers, serve as serve_asset};
 pub(crate) use passwords::PasswordChecker;
 
 /// The most organizations the health summary describes one by one.

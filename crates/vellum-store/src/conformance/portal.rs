@@ -41,12 +41,18 @@ pub async fn portal_links_open_once_and_revoke_with_their_sessions(store: Arc<im
 
     // Expired, unknown and spent links open nothing.
     assert_eq!(
-        store.open_portal_link(hash(1), hash(50), at(301_000), at(400_000)).await.unwrap(),
+        store
+            .open_portal_link(hash(1), hash(50), at(301_000), at(400_000))
+            .await
+            .unwrap(),
         None,
         "a link expires five minutes after it was made"
     );
     assert_eq!(
-        store.open_portal_link(hash(9), hash(50), at(2_000), at(400_000)).await.unwrap(),
+        store
+            .open_portal_link(hash(9), hash(50), at(2_000), at(400_000))
+            .await
+            .unwrap(),
         None
     );
     let session = store
@@ -56,7 +62,10 @@ pub async fn portal_links_open_once_and_revoke_with_their_sessions(store: Arc<im
         .expect("a fresh link opens");
     assert_eq!(session.link, created);
     assert_eq!(
-        store.open_portal_link(hash(1), hash(51), at(2_001), at(400_000)).await.unwrap(),
+        store
+            .open_portal_link(hash(1), hash(51), at(2_001), at(400_000))
+            .await
+            .unwrap(),
         None,
         "a link opens once"
     );
@@ -98,7 +107,10 @@ pub async fn portal_links_open_once_and_revoke_with_their_sessions(store: Arc<im
     );
     assert_eq!(store.find_portal_session(hash(50), at(4_001)).await.unwrap(), None);
     assert_eq!(
-        store.open_portal_link(hash(2), hash(52), at(4_001), at(400_000)).await.unwrap(),
+        store
+            .open_portal_link(hash(2), hash(52), at(4_001), at(400_000))
+            .await
+            .unwrap(),
         None,
         "a revoked link does not open"
     );
@@ -134,7 +146,9 @@ pub async fn portal_links_open_once_and_revoke_with_their_sessions(store: Arc<im
         Err(StoreError::NotFound { .. })
     ));
     assert!(matches!(
-        store.revoke_portal_links(organization, "admin_2".into(), at(6_000)).await,
+        store
+            .revoke_portal_links(organization, "admin_2".into(), at(6_000))
+            .await,
         Err(StoreError::NotFound { .. })
     ));
 }
@@ -142,7 +156,10 @@ pub async fn portal_links_open_once_and_revoke_with_their_sessions(store: Arc<im
 /// Many callers opening one link at once: exactly one gets a session.
 pub async fn concurrent_opens_spend_a_link_once(store: Arc<impl Store>) {
     let organization = store.create_organization(new_organization("Race")).await.unwrap().id;
-    store.create_portal_link(link(organization, 1, None, 1_000)).await.unwrap();
+    store
+        .create_portal_link(link(organization, 1, None, 1_000))
+        .await
+        .unwrap();
     let opens = (0..8u8).map(|caller| {
         let store = Arc::clone(&store);
         tokio::spawn(async move {

@@ -19,10 +19,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "log_streams",
         include_str!("../../migrations/postgres/0004_log_streams.sql"),
     ),
-    (
-        "portal",
-        include_str!("../../migrations/postgres/0005_portal.sql"),
-    ),
+    ("portal", include_str!("../../migrations/postgres/0005_portal.sql")),
 ];
 
 /// The schema version this build writes.

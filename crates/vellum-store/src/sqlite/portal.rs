@@ -24,7 +24,17 @@ fn time(millis: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_unix_millis(millis).ok_or_else(|| corrupt("a bad time"))
 }
 
-type LinkRow = (Vec<u8>, Vec<u8>, String, Option<String>, Option<String>, Option<String>, String, i64, i64);
+type LinkRow = (
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+    i64,
+    i64,
+);
 
 fn read_link_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<LinkRow> {
     Ok((
@@ -66,10 +76,7 @@ pub(super) fn insert_link(
 ) -> Result<PortalLink, StoreError> {
     let organization_seq = live_organization_seq(connection, link.organization_id)?;
     let now = link.created_at.unix_millis();
-    connection.execute(
-        "delete from portal_sessions where expires_at <= ?1",
-        [now],
-    )?;
+    connection.execute("delete from portal_sessions where expires_at <= ?1", [now])?;
     connection.execute(
         "delete from portal_links where expires_at <= ?1",
         [now - FORGET_AFTER_MILLIS],

@@ -30,6 +30,7 @@ mod malformed;
 mod migration;
 mod openapi;
 mod organizations;
+mod portal;
 mod purge;
 mod rate_limit;
 mod retention;

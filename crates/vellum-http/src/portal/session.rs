@@ -1,0 +1,124 @@
+//! Portal sessions: an HttpOnly, `SameSite=Strict` cookie scoped to `/portal`, holding a token
+//! of which the store keeps only the hash, with a CSRF token (derived from it) required on
+//! every state-changing request, as the operator dashboard's.
+
+use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use vellum_core::operator::{SessionToken, csrf_token_matches};
+use vellum_core::portal::PortalSession;
+
+use super::scope::{Access, Client, Scope};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The cookie that carries the portal session's token.
+pub(crate) const PORTAL_COOKIE: &str = "vellum_portal";
+
+fn token_from_cookies(headers: &HeaderMap) -> Option<SessionToken> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == PORTAL_COOKIE)
+        .and_then(|(_, value)| SessionToken::parse(value.trim()))
+}
+
+fn ended() -> ApiError {
+    ApiError::Unauthorized {
+        code: "portal_session_ended",
+    }
+}
+
+/// The cookie of a session (an empty value and no lifetime end it).
+pub(crate) fn cookie(state: &AppState, value: &str, max_age_seconds: i64) -> HeaderValue {
+    let secure = state
+        .config
+        .public_url
+        .as_deref()
+        .is_some_and(|url| url.starts_with("https://"));
+    let text = format!(
+        "{PORTAL_COOKIE}={value}; Path=/portal; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{}",
+        if secure { "; Secure" } else { "" }
+    );
+    HeaderValue::from_str(&text).expect("cookie text is ASCII")
+}
+
+async fn authenticate(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<(PortalSession, SessionToken), ApiError> {
+    let token = token_from_cookies(headers).ok_or_else(ended)?;
+    let session = state
+        .store
+        .find_portal_session(token.hash(), vellum_store::now())
+        .await?
+        .ok_or_else(ended)?;
+    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        let presented = headers
+            .get(crate::dashboard::session::CSRF_HEADER)
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !csrf_token_matches(&token.csrf_token(), presented) {
+            return Err(ApiError::Forbidden {
+                message: "This request needs the session's CSRF token in the X-CSRF-Token header.".into(),
+                code: "invalid_csrf_token",
+            });
+        }
+    }
+    Ok((session, token))
+}
+
+/// Admits requests of a live portal session, scoped to its organization and intent.
+pub(crate) async fn require_portal_session(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (session, _) = authenticate(&state, request.method(), request.headers()).await?;
+    let scope = Scope {
+        organization_id: session.link.organization_id,
+        access: Access::Portal(session.link.intent),
+        by: super::links::by_of(&session.link),
+        actor_ids: Vec::new(),
+        actions: Vec::new(),
+        client: Client::of(request.extensions(), request.headers()),
+    };
+    request.extensions_mut().insert(scope);
+    Ok(next.run(request).await)
+}
+
+/// `GET /portal/api/session`: the session's organization, intent, CSRF token and the
+/// application's branding.
+pub(crate) async fn current(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    let (session, token) = authenticate(&state, &Method::GET, &headers).await?;
+    let organization = state.store.get_organization(session.link.organization_id).await?;
+    Ok(Json(json!({
+        "object": "portal_session",
+        "organization": { "id": organization.id.to_string(), "name": organization.name },
+        "intent": session.link.intent.as_str(),
+        "csrf_token": token.csrf_token(),
+        "expires_at": session.expires_at.to_wire(),
+        "return_url": session.link.return_url,
+        "success_url": session.link.success_url,
+        "application": {
+            "name": state.config.portal.application_name,
+            "logo_url": state.config.portal.logo.as_ref().map(|_| "/portal/logo"),
+        },
+    })))
+}
+
+/// `DELETE /portal/api/session`: ends the session (needs the CSRF token, like every change).
+pub(crate) async fn end(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let (session, _) = authenticate(&state, &Method::DELETE, &headers).await?;
+    state.store.end_portal_session(session.token_hash).await?;
+    let mut response = Json(json!({ "success": true })).into_response();
+    response.headers_mut().insert(header::SET_COOKIE, cookie(&state, "", 0));
+    Ok(response)
+}
