@@ -59,6 +59,8 @@ export function queryString(query) {
  * @param {() => Record<string,string>} [options.headers] extra headers for every request
  *   (an embedded viewer puts its `Authorization` here)
  * @param {boolean} [options.csrf=true] send the session's CSRF token on state-changing requests
+ * @param {RequestCredentials} [options.credentials='same-origin'] whether cookies go along
+ *   (an embedded viewer, which authenticates with its token only, sends 'omit')
  * @param {(error: ApiError) => void} [options.onUnauthorized] called on a 401 `not_signed_in`
  * @param {typeof fetch} [options.fetch] the fetch function (tests may inject one)
  */
@@ -76,7 +78,7 @@ export function createApi(options = {}) {
   async function send(method, path, { query, body, signal, retried = false } = {}) {
     const upper = method.toUpperCase();
     const headers = { Accept: 'application/json, text/plain;q=0.9', ...extraHeaders() };
-    const init = { method: upper, headers, credentials: 'same-origin', signal, cache: 'no-store' };
+    const init = { method: upper, headers, credentials: options.credentials ?? 'same-origin', signal, cache: 'no-store' };
     if (STATE_CHANGING.has(upper)) {
       headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body ?? {});

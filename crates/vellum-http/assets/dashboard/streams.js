@@ -19,6 +19,46 @@ const STREAM_TYPES = [
 const OBJECT_STORAGE = new Set(['S3', 'GoogleCloudStorage']);
 const DATADOG_REGIONS = ['US1', 'US3', 'US5', 'EU1', 'AP1', 'AP2', 'US1-FED'];
 
+// Step-by-step setup of each destination, shown under the choice of destination.
+const GUIDANCE = {
+  GenericHttps: [
+    'Make an HTTPS endpoint that accepts POST requests with a JSON array (or NDJSON) of events, and answers 2xx once it has them.',
+    'Enter its URL. If the endpoint needs a credential, add it as a header (for example Authorization).',
+    'After adding the stream, copy the signing secret: check each request’s webhook-signature with it (Standard Webhooks) and drop repeats by event id.',
+  ],
+  Datadog: [
+    'In Datadog, open Organization Settings → API Keys and create a key for audit logs.',
+    'Choose your Datadog site: the region in your Datadog address (US1 for app.datadoghq.com, EU1 for app.datadoghq.eu…).',
+    'Paste the key. Events arrive in Logs with service:audit-logs.',
+  ],
+  Splunk: [
+    'In Splunk, open Settings → Data inputs → HTTP Event Collector and create a token, with indexer acknowledgement off.',
+    'Enter the collector’s address (https://your-splunk:8088) and the token.',
+    'Optionally name an index the token may write to; otherwise the token’s default index is used.',
+  ],
+  S3: [
+    'Create a bucket (Object Lock buckets work: every object carries a SHA-256 checksum).',
+    'Create an access key whose only permission is s3:PutObject on that bucket (and prefix).',
+    'Enter the bucket, its region, an optional prefix and the key. Events arrive as files of up to 1,000 events each.',
+  ],
+  GoogleCloudStorage: [
+    'Create a bucket, and a service account with the Storage Object Creator role on it.',
+    'In Cloud Storage → Settings → Interoperability, create an HMAC key for that service account.',
+    'Enter the bucket, an optional prefix, the key’s access id and its secret.',
+  ],
+  MicrosoftSentinel: [
+    'In Azure Monitor, create a data collection endpoint and a custom table with the columns TimeGenerated, id, event_type, organization_id, log_index and data.',
+    'Create a data collection rule that sends a stream to that table; note the rule’s immutable id and the stream’s name.',
+    'In Entra ID, register an application, create a client secret, and give the application the Monitoring Metrics Publisher role on the rule.',
+    'Enter the endpoint, rule id, stream name, tenant id, client id and secret.',
+  ],
+  Snowflake: [
+    'Create a table with the columns event_id STRING, event_type STRING, occurred_at TIMESTAMP_TZ, organization_id STRING, log_index NUMBER and data VARIANT.',
+    'Create a user with a role that may insert into it, and set the user’s RSA public key (ALTER USER … SET RSA_PUBLIC_KEY).',
+    'Enter the account identifier, user, database, schema, table, an optional warehouse, and the matching private key (PKCS #8 PEM, unencrypted).',
+  ],
+};
+
 function streamDestination(stream) {
   const config = stream.config ?? {};
   if (stream.type === 'Datadog') return `Datadog ${config.region}${config.url ? ` (${config.url})` : ''}`;
@@ -95,10 +135,12 @@ export function streamsCard({ api, organizationId: orgId, isAlive }) {
   const secretField = field('API key', secret, 'Write-only: it is never shown again.');
   const indexField = field('Index (optional)', index, 'The token’s default index when empty.');
   const create = h('button', { type: 'submit', class: 'button primary', text: 'Add the stream' });
+  const guidance = h('ol', { class: 'stream-guidance small', 'aria-label': 'Setup steps' });
   const form = h(
     'form',
     { class: 'inline-form', novalidate: true },
     field('Destination', type),
+    guidance,
     urlField,
     formatField,
     headerNameField,
@@ -114,6 +156,7 @@ export function streamsCard({ api, organizationId: orgId, isAlive }) {
 
   function showFields() {
     const kind = type.value;
+    guidance.replaceChildren(...(GUIDANCE[kind] ?? []).map((step) => h('li', { text: step })));
     format.value = OBJECT_STORAGE.has(kind) ? 'ndjson' : 'json';
     formatField.hidden = kind !== 'GenericHttps';
     headerNameField.hidden = kind !== 'GenericHttps';

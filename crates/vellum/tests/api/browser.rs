@@ -1,4 +1,4 @@
-//! The dashboard in a real browser: headless Chromium (Debian's `chromium` package), driven by
+//! The dashboard, the Admin Portal and the embedded viewer in a real browser: headless Chromium (Debian's `chromium` package), driven by
 //! `playwright-core` from npm, against the real server.
 //!
 //! `scripts/test` installs the suite's npm packages (`npm ci` in `tests/browser`, pinned by its
@@ -14,6 +14,8 @@ use crate::helpers::{TestApp, tap_summary_count as summary_count};
 
 const EMAIL: &str = "operator@example.com";
 const PASSWORD: &str = "a long operator passphrase";
+/// How long the browser suite's portal links last (it waits this long for one to expire).
+const PORTAL_LINK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(4);
 
 fn suite_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -50,11 +52,27 @@ async fn the_dashboard_works_in_a_real_browser() {
     );
     let screenshots = screenshot_dir();
     std::fs::create_dir_all(&screenshots).expect("screenshot directory");
+    // The browser suite serves a customer's page embedding the viewer from this loopback port,
+    // as `allowed.localhost` (an origin the server allows) and `other.localhost` (one it does
+    // not). The port is taken now so that the server can be told the allowed origin.
+    let embedding_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let embedding_origin = format!("http://allowed.localhost:{embedding_port}");
+    let allowed_origin = embedding_origin.clone();
     let app = TestApp::spawn_with(|settings| {
         settings.admin = Some(vellum::config::AdminBootstrap {
             email: vellum_core::operator::Email::parse(EMAIL).unwrap(),
             password: PASSWORD.into(),
         });
+        // The portal suite: a stream to its own receiver on loopback, a page of an allowed
+        // origin embedding the viewer (the browser serves it itself), and links that expire
+        // within the run.
+        settings.stream_allow_private_destinations = true;
+        settings.portal.application_name = Some("Acme Test App".into());
+        settings.portal.viewer_allowed_origins = vec![allowed_origin];
+        settings.portal.link_lifetime = PORTAL_LINK_LIFETIME;
     })
     .await;
     let (address, api_key) = (app.address.clone(), app.api_key.clone());
@@ -69,6 +87,11 @@ async fn the_dashboard_works_in_a_real_browser() {
             .env("VELLUM_ADMIN_PASSWORD", PASSWORD)
             .env("VELLUM_CHROMIUM", &browser)
             .env("VELLUM_SCREENSHOT_DIR", &screenshots_for_node)
+            .env(
+                "VELLUM_PORTAL_LINK_LIFETIME_MS",
+                PORTAL_LINK_LIFETIME.as_millis().to_string(),
+            )
+            .env("VELLUM_EMBEDDING_PORT", embedding_port.to_string())
             .env_remove("NODE_OPTIONS")
             .output()
             .unwrap_or_else(|error| panic!("node did not start ({error}): install Node.js, or set VELLUM_TEST_NODE"))
