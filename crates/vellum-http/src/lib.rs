@@ -31,7 +31,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
-use axum::routing::get;
+use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
@@ -182,7 +182,10 @@ pub fn router(state: AppState) -> Router {
         .merge(log::routes())
         .merge(exports::routes())
         .merge(streams::routes())
-        .merge(portal::api_routes())
+        // The Admin Portal's links and the embedded viewer's tokens (portal/).
+        .route("/portal/generate_link", post(portal::generate_link))
+        .route("/portal/revoke_link", post(portal::revoke_link))
+        .route("/audit_logs/viewer_tokens", post(portal::create_viewer_token))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), ratelimit::enforce))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -376,7 +376,10 @@ impl Settings {
         let portal = portal_config(
             overrides.portal_name.or(file.portal_name),
             overrides.portal_logo.or(file.portal_logo),
-            overrides.viewer_allowed_origins.or(file.viewer_allowed_origins),
+            overrides
+                .viewer_allowed_origins
+                .or(file.viewer_allowed_origins)
+                .as_deref(),
         )?;
         let defaults = ExportOptions::default();
         let workers = overrides
@@ -596,6 +599,58 @@ impl Settings {
     }
 }
 
+/// The portal's settings, checked: a name of at most 100 characters, a logo file that is an
+/// image of at most 256 KiB, and origins of the form `https://host[:port]`.
+fn portal_config(
+    name: Option<String>,
+    logo: Option<PathBuf>,
+    origins: Option<&str>,
+) -> anyhow::Result<vellum_http::PortalConfig> {
+    let application_name = name.map(|name| name.trim().to_owned()).filter(|name| !name.is_empty());
+    if let Some(name) = &application_name {
+        anyhow::ensure!(
+            name.chars().count() <= 100 && !name.chars().any(char::is_control),
+            "portal_name must be at most 100 characters, without control characters"
+        );
+    }
+    let logo = match logo {
+        None => None,
+        Some(path) => {
+            let bytes = std::fs::read(&path)
+                .map_err(|error| anyhow::anyhow!("cannot read the portal logo {}: {error}", path.display()))?;
+            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
+            Some(
+                vellum_http::PortalLogo::from_file(name, bytes)
+                    .map_err(|message| anyhow::anyhow!("portal logo {}: {message}", path.display()))?,
+            )
+        }
+    };
+    let mut viewer_allowed_origins = Vec::new();
+    for origin in origins.into_iter().flat_map(|text| text.split(',')) {
+        let origin = origin.trim().trim_end_matches('/');
+        if origin.is_empty() {
+            continue;
+        }
+        let rest = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        anyhow::ensure!(
+            rest.is_some_and(|host| !host.is_empty()
+                && host
+                    .bytes()
+                    .all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))),
+            "invalid viewer origin `{origin}`: it must be scheme://host[:port], without a path"
+        );
+        viewer_allowed_origins.push(origin.to_ascii_lowercase());
+    }
+    Ok(vellum_http::PortalConfig {
+        application_name,
+        logo,
+        viewer_allowed_origins,
+        ..vellum_http::PortalConfig::default()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -728,56 +783,4 @@ mod tests {
         let debug = format!("{settings:?}");
         assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
     }
-}
-
-/// The portal's settings, checked: a name of at most 100 characters, a logo file that is an
-/// image of at most 256 KiB, and origins of the form `https://host[:port]`.
-fn portal_config(
-    name: Option<String>,
-    logo: Option<PathBuf>,
-    origins: Option<String>,
-) -> anyhow::Result<vellum_http::PortalConfig> {
-    let application_name = name.map(|name| name.trim().to_owned()).filter(|name| !name.is_empty());
-    if let Some(name) = &application_name {
-        anyhow::ensure!(
-            name.chars().count() <= 100 && !name.chars().any(char::is_control),
-            "portal_name must be at most 100 characters, without control characters"
-        );
-    }
-    let logo = match logo {
-        None => None,
-        Some(path) => {
-            let bytes = std::fs::read(&path)
-                .map_err(|error| anyhow::anyhow!("cannot read the portal logo {}: {error}", path.display()))?;
-            let name = path.file_name().and_then(|name| name.to_str()).unwrap_or_default();
-            Some(
-                vellum_http::PortalLogo::from_file(name, bytes)
-                    .map_err(|message| anyhow::anyhow!("portal logo {}: {message}", path.display()))?,
-            )
-        }
-    };
-    let mut viewer_allowed_origins = Vec::new();
-    for origin in origins.iter().flat_map(|text| text.split(',')) {
-        let origin = origin.trim().trim_end_matches('/');
-        if origin.is_empty() {
-            continue;
-        }
-        let rest = origin
-            .strip_prefix("https://")
-            .or_else(|| origin.strip_prefix("http://"));
-        anyhow::ensure!(
-            rest.is_some_and(|host| !host.is_empty()
-                && host
-                    .bytes()
-                    .all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))),
-            "invalid viewer origin `{origin}`: it must be scheme://host[:port], without a path"
-        );
-        viewer_allowed_origins.push(origin.to_ascii_lowercase());
-    }
-    Ok(vellum_http::PortalConfig {
-        application_name,
-        logo,
-        viewer_allowed_origins,
-        ..vellum_http::PortalConfig::default()
-    })
 }

@@ -20,10 +20,10 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 
-pub(crate) use links::{__path_generate_link, __path_revoke_link};
-pub(crate) use viewer::__path_create_viewer_token;
+pub(crate) use links::{__path_generate_link, __path_revoke_link, generate_link, revoke_link};
+pub(crate) use viewer::{__path_create_viewer_token, create_viewer_token};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -127,14 +127,6 @@ pub(crate) fn routes(state: &AppState) -> Router<AppState> {
         .route("/embed/modules/{file}", get(embed_module))
         .nest("/portal/api", portal_api)
         .nest("/viewer/api", viewer_api)
-}
-
-/// The routes that take an API key (merged into the public API).
-pub(crate) fn api_routes() -> Router<AppState> {
-    Router::new()
-        .route("/portal/generate_link", post(links::generate_link))
-        .route("/portal/revoke_link", post(links::revoke_link))
-        .route("/audit_logs/viewer_tokens", post(viewer::create_viewer_token))
 }
 
 async fn no_store(mut response: Response) -> Response {

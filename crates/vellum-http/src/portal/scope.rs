@@ -93,11 +93,11 @@ fn event_not_found(text: &str) -> ApiError {
 
 impl Scope {
     fn allow(&self, feature: Feature) -> Result<(), ApiError> {
-        let allowed = match (self.access, feature) {
+        let allowed = matches!(
+            (self.access, feature),
             (Access::Portal(PortalIntent::AuditLogs) | Access::Viewer, Feature::Trail)
-            | (Access::Portal(PortalIntent::LogStreams), Feature::Streams) => true,
-            _ => false,
-        };
+                | (Access::Portal(PortalIntent::LogStreams), Feature::Streams)
+        );
         if allowed {
             Ok(())
         } else {

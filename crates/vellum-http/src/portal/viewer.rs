@@ -257,13 +257,7 @@ pub(crate) async fn cors(State(state): State<AppState>, request: Request, next: 
         return next.run(request).await;
     };
     let own = crate::exports::base_url(&state, request.headers());
-    let allowed = origin == own
-        || state
-            .config
-            .portal
-            .viewer_allowed_origins
-            .iter()
-            .any(|allowed| *allowed == origin);
+    let allowed = origin == own || state.config.portal.viewer_allowed_origins.contains(&origin);
     if !allowed {
         return ApiError::Forbidden {
             message: format!("The origin {origin} may not embed this server's viewer."),

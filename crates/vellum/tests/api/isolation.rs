@@ -898,3 +898,168 @@ async fn wait_until_ready(world: &mut World, via: Via, id: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A's Admin Portal sessions and viewer tokens: every route they reach, given B's ids and values
+/// in every position, answers 404 (or refuses), never with anything of B, and changes nothing
+/// of B. Unlike an API key, they do not read B's objects by id either.
+#[tokio::test]
+async fn portal_sessions_and_viewer_tokens_reach_nothing_of_another_organization() {
+    let mut world = world().await;
+    let b_before = world.b_state().await;
+    let a = world.a.clone();
+    let b = world.b.clone();
+    let trail = crate::malformed::portal_session(&world.app, &a.id, "audit_logs").await;
+    let streams = crate::malformed::portal_session(&world.app, &a.id, "log_streams").await;
+    let (_, token) = world
+        .send(
+            Via::ApiKey,
+            "POST",
+            "/audit_logs/viewer_tokens",
+            Some(&json!({"organization_id": a.id})),
+        )
+        .await;
+    let token = token.json().expect("json")["token"].as_str().expect("token").to_owned();
+
+    // (prefix, credential headers) of each way in that reads the trail.
+    let readers: Vec<(&str, Vec<(&str, String)>)> = vec![
+        (
+            "/portal/api",
+            vec![("cookie", trail.0.clone()), ("x-csrf-token", trail.1.clone())],
+        ),
+        ("/viewer/api", vec![("authorization", format!("Bearer {token}"))]),
+    ];
+    let send = |prefix: &str, headers: &[(&str, String)], method: &str, path: &str, body: Option<&Value>| {
+        let mut raw = Raw::new(method, format!("{prefix}{path}"));
+        if let Some(body) = body {
+            raw = raw.json(body);
+        }
+        for (name, value) in headers {
+            raw = raw.header(name, value);
+        }
+        raw
+    };
+    for (prefix, headers) in &readers {
+        let probe = async |world: &mut World, method: &str, path: &str, body: Option<&Value>, status: u16| {
+            let raw = send(prefix, headers, method, path, body);
+            let reply = send_raw(&world.app, &raw).await.expect("answered");
+            world.check(&raw, &reply, status);
+            reply.json().unwrap_or(Value::Null)
+        };
+        // The listing is A's, without naming A.
+        let listing = probe(&mut world, "GET", "/audit_logs/events?limit=100", None, 200).await;
+        for id in ids(&listing) {
+            if b.events.contains(&id) {
+                world.fail(format!("{prefix}: A's listing holds B's {id}"));
+            }
+        }
+        for event in &a.events {
+            if !ids(&listing).contains(event) {
+                world.fail(format!("{prefix}: A's listing misses A's {event}"));
+            }
+        }
+        // B named anywhere: a 404.
+        let mut refused = vec![
+            format!("/audit_logs/events?organization_id={}", b.id),
+            format!("/audit_logs/events?organization_id={}&organization_id={}", a.id, b.id),
+            format!("/audit_logs/log/checkpoint?organization_id={}", b.id),
+            format!("/audit_logs/log/entries?organization_id={}&start=0&end=10", b.id),
+            format!(
+                "/audit_logs/log/proof/consistency?organization_id={}&first=1&second=2",
+                b.id
+            ),
+            format!("/audit_logs/exports/{}", b.export),
+        ];
+        for event in b.events.iter().chain(&b.legacy) {
+            refused.push(format!("/audit_logs/events/{event}"));
+            refused.push(format!("/audit_logs/log/proof/inclusion?event_id={event}"));
+            for order in ["desc", "asc"] {
+                for parameter in ["before", "after"] {
+                    refused.push(format!("/audit_logs/events?order={order}&{parameter}={event}"));
+                }
+            }
+        }
+        for path in refused {
+            probe(&mut world, "GET", &path, None, 404).await;
+        }
+        // Filters naming B's values find nothing.
+        for filter in b
+            .actor_ids
+            .iter()
+            .map(|actor| format!("actor_ids[]={actor}"))
+            .chain([format!("search={}", marker_of(&b)), "actions[]=b.did".to_owned()])
+        {
+            let found = probe(&mut world, "GET", &format!("/audit_logs/events?{filter}"), None, 200).await;
+            if !ids(&found).is_empty() {
+                world.fail(format!("{prefix}: A's listing with {filter} lists {:?}", ids(&found)));
+            }
+        }
+        // Exports: B's organization is a 404; A's export holds A's events only.
+        let range = json!({"range_start": "2026-01-01T00:00:00Z", "range_end": "2027-01-01T00:00:00Z"});
+        let mut theirs = range.clone();
+        theirs["organization_id"] = json!(b.id);
+        probe(&mut world, "POST", "/audit_logs/exports", Some(&theirs), 404).await;
+        let created = probe(&mut world, "POST", "/audit_logs/exports", Some(&range), 201).await;
+        let id = created["id"].as_str().unwrap_or_default().to_owned();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let ready = loop {
+            let export = probe(&mut world, "GET", &format!("/audit_logs/exports/{id}"), None, 200).await;
+            if export["state"] != "pending" || std::time::Instant::now() > deadline {
+                break export;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let url = ready["url"].as_str().unwrap_or_default();
+        let path = url
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map(|(_, path)| format!("/{path}"));
+        match path {
+            Some(path) => {
+                let raw = Raw::new("GET", path);
+                let reply = send_raw(&world.app, &raw).await.expect("answered");
+                world.check(&raw, &reply, 200);
+            }
+            None => world.fail(format!("{prefix}: A's export has no link: {ready}")),
+        }
+        // Streams are out of reach of these two.
+        probe(&mut world, "GET", "/audit_logs/streams", None, 403).await;
+    }
+
+    // The log_streams session: B's streams are 404s, whatever the method.
+    let headers = vec![("cookie", streams.0.clone()), ("x-csrf-token", streams.1.clone())];
+    for (method, path, body) in [
+        ("GET", format!("/audit_logs/streams/{}", b.stream), None),
+        (
+            "PUT",
+            format!("/audit_logs/streams/{}", b.stream),
+            Some(json!({"state": "active"})),
+        ),
+        ("DELETE", format!("/audit_logs/streams/{}", b.stream), None),
+        (
+            "POST",
+            format!("/audit_logs/streams/{}/replay", b.stream),
+            Some(json!({"from_log_index": 0})),
+        ),
+        ("GET", format!("/audit_logs/streams?organization_id={}", b.id), None),
+        (
+            "POST",
+            "/audit_logs/streams".to_owned(),
+            Some(json!({"organization_id": b.id, "type": "GenericHttps", "config": {"url": "https://b.example/hook"}})),
+        ),
+    ] {
+        let raw = send("/portal/api", &headers, method, &path, body.as_ref());
+        let reply = send_raw(&world.app, &raw).await.expect("answered");
+        world.check(&raw, &reply, 404);
+    }
+    let raw = send("/portal/api", &headers, "GET", "/audit_logs/streams", None);
+    let reply = send_raw(&world.app, &raw).await.expect("answered");
+    world.check(&raw, &reply, 200);
+    if ids(&reply.json().unwrap_or_default()) != vec![a.stream.clone()] {
+        world.fail(format!("A's portal lists streams {}", reply.text()));
+    }
+
+    if world.b_state().await != b_before {
+        world.fail("B changed".to_owned());
+    }
+    world.finish("portal sessions and viewer tokens");
+}

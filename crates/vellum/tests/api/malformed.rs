@@ -217,6 +217,49 @@ pub struct Fixture {
     /// `expires=…&signature=…` of the export's download link.
     pub download_query: String,
     pub api_key_id: String,
+    /// `vellum_portal=…` of an `audit_logs` portal session of the organization, and its CSRF token.
+    pub portal: (String, String),
+    /// The same of a `log_streams` portal session.
+    pub portal_streams: (String, String),
+    /// A viewer token of the organization.
+    pub viewer_token: String,
+}
+
+/// Opens a portal session of `intent` for `organization`: its cookie and CSRF token.
+pub async fn portal_session(app: &TestApp, organization: &str, intent: &str) -> (String, String) {
+    let link = json_ok_status(
+        app.post_json(
+            "/portal/generate_link",
+            &json!({"organization": organization, "intent": intent}),
+        )
+        .await,
+        201,
+    )
+    .await["link"]
+        .as_str()
+        .expect("link")
+        .to_owned();
+    let path = link.strip_prefix(&app.address).expect("a link to this server");
+    let reply = send_raw(app, &Raw::new("GET", path)).await.expect("launch answered");
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    let cookie = reply
+        .header("set-cookie")
+        .and_then(|value| value.split(';').next())
+        .expect("a portal cookie")
+        .to_owned();
+    let session = send_raw(app, &Raw::new("GET", "/portal/api/session").header("cookie", &cookie))
+        .await
+        .expect("session answered");
+    let csrf = session.json().expect("json")["csrf_token"]
+        .as_str()
+        .expect("csrf token")
+        .to_owned();
+    (cookie, csrf)
+}
+
+async fn json_ok_status(response: reqwest::Response, status: u16) -> Value {
+    assert_eq!(response.status().as_u16(), status);
+    response.json().await.expect("json")
 }
 
 /// Starts a server with the corpus operator.
@@ -330,7 +373,21 @@ impl Fixture {
             .await;
         assert_eq!(stream.status(), reqwest::StatusCode::CREATED);
         let stream: Value = stream.json().await.expect("json");
+        let portal = portal_session(&app, &organization, "audit_logs").await;
+        let portal_streams = portal_session(&app, &organization, "log_streams").await;
+        let viewer_token = json_ok_status(
+            app.post_json("/audit_logs/viewer_tokens", &json!({"organization_id": organization}))
+                .await,
+            201,
+        )
+        .await["token"]
+            .as_str()
+            .expect("token")
+            .to_owned();
         let fixture = Self {
+            portal,
+            portal_streams,
+            viewer_token,
             stream: stream["id"].as_str().expect("id").to_owned(),
             cookie,
             csrf,
@@ -371,6 +428,23 @@ impl Fixture {
                 }
             }
             Credential::SessionWithoutCsrf => raw.clone().header("cookie", &self.cookie),
+            Credential::Portal | Credential::PortalStreams => {
+                let (cookie, csrf) = if credential == Credential::Portal {
+                    &self.portal
+                } else {
+                    &self.portal_streams
+                };
+                let raw = raw.clone().header("cookie", cookie);
+                if raw.method == "GET" || raw.method == "HEAD" {
+                    raw
+                } else {
+                    raw.header("x-csrf-token", csrf)
+                }
+            }
+            Credential::PortalWithoutCsrf => raw.clone().header("cookie", &self.portal.0),
+            Credential::Viewer => raw
+                .clone()
+                .header("authorization", format!("Bearer {}", self.viewer_token)),
         };
         send_raw(&self.app, &raw).await
     }
@@ -447,6 +521,10 @@ pub enum Credential {
     ApiKey,
     Session,
     SessionWithoutCsrf,
+    Portal,
+    PortalStreams,
+    PortalWithoutCsrf,
+    Viewer,
 }
 
 /// Everything stored, in two readings.
@@ -523,6 +601,12 @@ pub fn database_digest(app: &TestApp) -> Vec<(String, u64, u64)> {
 pub enum Auth {
     ApiKey,
     Session,
+    /// An Admin Portal session of intent `audit_logs` (cookie `vellum_portal`).
+    Portal,
+    /// An Admin Portal session of intent `log_streams`.
+    PortalStreams,
+    /// An embedded viewer's token (`Authorization: Bearer vt_…`).
+    Viewer,
     /// No credential: probes, the signed download link, sign-in, the page.
     Public,
 }
@@ -700,6 +784,9 @@ impl Route {
         match self.auth {
             Auth::ApiKey => Credential::ApiKey,
             Auth::Session => Credential::Session,
+            Auth::Portal => Credential::Portal,
+            Auth::PortalStreams => Credential::PortalStreams,
+            Auth::Viewer => Credential::Viewer,
             Auth::Public => Credential::None,
         }
     }
@@ -941,12 +1028,65 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
             .param("id", stream, Slot::Stream)
             .body(spec(json!({"from_log_index": 0}))),
     ];
+    public.extend([
+        // portal/links.rs, portal/viewer.rs
+        route("POST", "/portal/generate_link", Auth::ApiKey).body(BodySpec {
+            positional: Some(json!([organization, "audit_logs"])),
+            ..spec(json!({"organization": organization, "intent": "audit_logs"}))
+        }),
+        route("POST", "/portal/revoke_link", Auth::ApiKey).body(BodySpec {
+            positional: Some(json!([organization, "corpus-admin"])),
+            ..spec(json!({"organization": organization, "external_user_id": "corpus-admin"}))
+        }),
+        route("POST", "/audit_logs/viewer_tokens", Auth::ApiKey).body(BodySpec {
+            positional: Some(json!([organization, 600])),
+            nullable: vec!["/expires_in"],
+            ..spec(json!({"organization_id": organization, "expires_in": 600}))
+        }),
+    ]);
+    // The Admin Portal and the embedded viewer mount the trail's routes (the portal's log
+    // streams intent: the streams' routes) a second time, scoped to the organization.
+    let scoped: Vec<Route> = public
+        .iter()
+        .filter(|route| {
+            (route.template.starts_with("/audit_logs/events")
+                && route.method == "GET"
+                && route.template != "/audit_logs/events/batch")
+                || route.template.starts_with("/audit_logs/log/")
+                || (route.template.starts_with("/audit_logs/exports") && !route.template.ends_with("/download"))
+                || route.template.starts_with("/audit_logs/streams")
+        })
+        .flat_map(|route| {
+            let streams = route.template.starts_with("/audit_logs/streams");
+            // A scoped request may leave out its organization: the scope's is filled in.
+            let mut route = route.clone();
+            if let Some(body) = &mut route.body
+                && body.valid.get("organization_id").is_some()
+            {
+                body.nullable.push("/organization_id");
+            }
+            let portal = Route {
+                template: format!("/portal/api{}", route.template),
+                auth: if streams { Auth::PortalStreams } else { Auth::Portal },
+                ..route.clone()
+            };
+            let viewer = (!streams).then(|| Route {
+                template: format!("/viewer/api{}", route.template),
+                auth: Auth::Viewer,
+                ..route.clone()
+            });
+            std::iter::once(portal).chain(viewer)
+        })
+        .collect();
     // The dashboard mounts these a second time behind a session (ingest and the legacy API
     // excluded).
     let mirrored: Vec<Route> = public
         .iter()
         .filter(|route| {
-            !(route.template.starts_with("/audit_logs/events") && route.method == "POST") && route.template != "/events"
+            !(route.template.starts_with("/audit_logs/events") && route.method == "POST")
+                && route.template != "/events"
+                && !route.template.starts_with("/portal/")
+                && route.template != "/audit_logs/viewer_tokens"
         })
         .map(|route| Route {
             template: format!("/dashboard/api{}", route.template),
@@ -955,6 +1095,7 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
         })
         .collect();
     public.extend(mirrored);
+    public.extend(scoped);
     let mut page = route("GET", "/dashboard/{*page}", Auth::Public).param("*page", "organizations", Slot::Page);
     page.not_json = true;
     let mut index = route("GET", "/dashboard", Auth::Public);
@@ -963,6 +1104,18 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
     index_slash.not_json = true;
     let mut asset = route("GET", "/dashboard/assets/{file}", Auth::Public).param("file", "viewer.js", Slot::Asset);
     asset.not_json = true;
+    // portal/mod.rs: the portal's page and files, and the embeddable viewer's.
+    let mut portal_pages: Vec<Route> = ["/portal", "/portal/", "/embed/viewer.js"]
+        .into_iter()
+        .map(|template| route("GET", template, Auth::Public))
+        .chain([
+            route("GET", "/portal/assets/{file}", Auth::Public).param("file", "portal.js", Slot::Asset),
+            route("GET", "/embed/modules/{file}", Auth::Public).param("file", "viewer.js", Slot::Asset),
+        ])
+        .collect();
+    for page in &mut portal_pages {
+        page.not_json = true;
+    }
     let mut download = route("GET", "/audit_logs/exports/{id}/download", Auth::Public)
         .param("id", export, Slot::Export)
         .strict(&["expires", "signature"]);
@@ -994,11 +1147,16 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
             Slot::ApiKey,
         ),
         route("GET", "/dashboard/api/health", Auth::Session),
+        // portal/session.rs, portal/viewer.rs
+        route("GET", "/portal/api/session", Auth::Portal),
+        route("DELETE", "/portal/api/session", Auth::Portal),
+        route("GET", "/viewer/api/token", Auth::Viewer),
         index,
         index_slash,
         asset,
         page,
     ]);
+    public.extend(portal_pages);
     public
 }
 
@@ -1696,6 +1854,71 @@ async fn requests_without_valid_credentials_are_refused() {
             let base = base_request(&route);
             match route.auth {
                 Auth::Public => {}
+                Auth::Portal | Auth::PortalStreams | Auth::Viewer => {
+                    // No credential, and every other kind of credential, is a 401.
+                    let mut others = vec![Credential::None, Credential::ApiKey, Credential::Session];
+                    others.push(if route.auth == Auth::Viewer {
+                        Credential::Portal
+                    } else {
+                        Credential::Viewer
+                    });
+                    for credential in others {
+                        probe(
+                            fixture,
+                            findings,
+                            &route,
+                            base.clone(),
+                            credential,
+                            Expect::Refused(Some(401)),
+                        )
+                        .await;
+                    }
+                    let garbage: Vec<(&str, String)> = if route.auth == Auth::Viewer {
+                        vec![
+                            ("authorization", "Bearer vt_garbage".to_owned()),
+                            ("authorization", format!("Bearer {}x", fixture.viewer_token)),
+                            ("authorization", format!("Bearer {}", fixture.app.api_key)),
+                            ("authorization", format!("Bearer vt_{}", "A".repeat(20_000))),
+                        ]
+                    } else {
+                        vec![
+                            ("cookie", "vellum_portal=garbage".to_owned()),
+                            ("cookie", format!("vellum_portal={}", "a".repeat(64))),
+                            ("cookie", format!("{}x", fixture.portal.0)),
+                            // A dashboard session's cookie value under the portal's name.
+                            (
+                                "cookie",
+                                format!("vellum_portal={}", fixture.cookie.trim_start_matches("vellum_session=")),
+                            ),
+                        ]
+                    };
+                    for (name, value) in garbage {
+                        let raw = base
+                            .clone()
+                            .header(name, value)
+                            .header("x-csrf-token", &fixture.portal.1);
+                        probe(
+                            fixture,
+                            findings,
+                            &route,
+                            raw,
+                            Credential::None,
+                            Expect::Refused(Some(401)),
+                        )
+                        .await;
+                    }
+                    if route.auth == Auth::Portal && route.method != "GET" {
+                        probe(
+                            fixture,
+                            findings,
+                            &route,
+                            base.clone(),
+                            Credential::PortalWithoutCsrf,
+                            Expect::Refused(Some(403)),
+                        )
+                        .await;
+                    }
+                }
                 Auth::ApiKey => {
                     for authorization in [
                         None,

@@ -52,8 +52,8 @@ async fn the_served_document_is_the_committed_one() {
 }
 
 /// `(METHOD, /path/{param})` of every route mounted in `vellum-http`, read from its source: each
-/// `.route("path", get(…).post(…))` call outside the dashboard (whose session API is not part of
-/// the public API and not in the document).
+/// `.route("path", get(…).post(…))` call outside the dashboard and the portal (whose session and
+/// viewer APIs, the public handlers behind another credential, are not in the document).
 fn routes_in_the_router() -> BTreeSet<(String, String)> {
     let source_dir = repository_root().join("crates/vellum-http/src");
     let mut routes = BTreeSet::new();

@@ -18,23 +18,23 @@ struct PortalBrowser {
 }
 
 impl PortalBrowser {
-    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+    fn request(&self, method: &Method, path: &str) -> reqwest::RequestBuilder {
         let mut builder = self
             .client
             .request(method.clone(), format!("{}/portal/api{path}", self.address))
             .header(header::COOKIE, &self.cookie);
-        if method != Method::GET {
+        if *method != Method::GET {
             builder = builder.header("x-csrf-token", &self.csrf);
         }
         builder
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.request(Method::GET, path).send().await.unwrap()
+        self.request(&Method::GET, path).send().await.unwrap()
     }
 
     async fn send(&self, method: Method, path: &str, body: &Value) -> reqwest::Response {
-        self.request(method, path).json(body).send().await.unwrap()
+        self.request(&method, path).json(body).send().await.unwrap()
     }
 }
 
