@@ -1,6 +1,8 @@
-// The operator dashboard: sign-in, hash routing and the pages. The events viewer lives in
-// viewer.js (a component shared with the Admin Portal and the embeddable viewer) and the
-// in-browser log verification in verify.js.
+// The operator dashboard: sign-in, hash routing and the pages. The components it shares with
+// the Admin Portal and the embeddable viewer are modules of their own: the events viewer
+// (viewer.js), the exports panel (exports.js), the log streams card (streams.js), the DOM
+// helpers (dom.js) and small pieces of page (ui.js); the in-browser log verification is
+// verify.js.
 //
 // Routes: #/organizations, #/organizations/<org>, #/organizations/<org>/events/<event>,
 // #/organizations/<org>/exports, #/organizations/<org>/settings, #/schemas, #/schemas/<action>,
@@ -15,12 +17,12 @@ import {
   field,
   h,
   localInputToIso,
-  mountEventsViewer,
   showError,
   splitList,
   timeElement,
   uniqueId,
-} from './viewer.js';
+} from './dom.js';
+import { mountEventsViewer } from './viewer.js';
 
 const main = document.getElementById('main');
 const statusRegion = document.getElementById('status');

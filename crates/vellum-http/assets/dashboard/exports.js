@@ -4,7 +4,7 @@
 //   mountExports(container, { api, organizationId, onLeave });
 
 import { announce, busy, errorBox } from './ui.js';
-import { field, h, localInputToIso, showError, splitList, timeElement, uniqueId } from './viewer.js';
+import { field, h, localInputToIso, showError, splitList, timeElement, uniqueId } from './dom.js';
 
 const EXPORT_POLL_MS = 1000;
 

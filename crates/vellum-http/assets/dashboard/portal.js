@@ -10,7 +10,8 @@ import { createApi } from './api.js';
 import { mountExports } from './exports.js';
 import { streamsCard } from './streams.js';
 import { announce, busy } from './ui.js';
-import { h, mountEventsViewer, showError } from './viewer.js';
+import { h, showError } from './dom.js';
+import { mountEventsViewer } from './viewer.js';
 
 const main = document.getElementById('main');
 const nav = document.querySelector('.main-nav');

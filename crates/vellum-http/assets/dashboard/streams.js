@@ -5,7 +5,7 @@
 //   container.append(streamsCard({ api, organizationId, isAlive }));
 
 import { busy, errorBox } from './ui.js';
-import { field, h, showError, timeElement } from './viewer.js';
+import { field, h, showError, timeElement } from './dom.js';
 
 const STREAM_TYPES = [
   ['GenericHttps', 'HTTPS endpoint (signed per Standard Webhooks)'],

@@ -1,7 +1,7 @@
 // Small pieces of page shared by the operator dashboard and the Admin Portal: the status line,
 // error boxes, busy buttons, scrolling tables, pagers and confirmation dialogs.
 
-import { h, uniqueId } from './viewer.js';
+import { h, uniqueId } from './dom.js';
 
 /** Shows `text` in the page's status line (`#status`), or hides it when empty. */
 export function announce(text, kind = 'info') {
