@@ -200,6 +200,13 @@ describe('the admin portal and the embedded viewer', () => {
     await page.getByText('Stream added: events logged from now on are delivered.').waitFor();
     assert.match(await page.locator('.secret-box code.secret').innerText(), /^whsec_/);
     await screenshot(page, 'portal-stream-added');
+    // The connection test: one event, told in the page.
+    await page.getByRole('button', { name: 'Send a test' }).click();
+    await page.getByText('The destination accepted the test event').waitFor();
+    assert.ok(
+      received.some((request) => JSON.parse(request.body).some((event) => event.action === 'vellum.stream.test')),
+      'the test event reached the receiver',
+    );
     await emit(mine, 'dave', myEvents);
     const delivered = await eventually(
       () => received.flatMap((request) => JSON.parse(request.body)).find((event) => event.actor?.id === 'dave'),

@@ -1310,6 +1310,21 @@ pub struct StreamItem {
     pub event: Value,
 }
 
+/// The action of the event a connection test sends (`docs/streams.md` § Testing a stream).
+pub const TEST_ACTION: &str = "vellum.stream.test";
+
+/// The key a connection test writes in a bucket, beside the windows of the day: the key of the
+/// window object `key` with its file name replaced, so that a test never touches events.
+pub fn test_object_key(key: &str) -> String {
+    let (directory, file) = key.rsplit_once('/').unwrap_or(("", key));
+    let extension = file.rsplit_once('.').map_or("ndjson", |(_, extension)| extension);
+    if directory.is_empty() {
+        format!("vellum-connection-test.{extension}")
+    } else {
+        format!("{directory}/vellum-connection-test.{extension}")
+    }
+}
+
 /// One request to make.
 #[derive(Clone, Debug)]
 pub struct Delivery {

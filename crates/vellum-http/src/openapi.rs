@@ -74,6 +74,7 @@ is not part of this document.";
         streams::update_stream,
         streams::delete_stream,
         streams::replay_stream,
+        streams::test_stream,
         portal::create_viewer_token,
         portal::generate_link,
         portal::revoke_link,

@@ -29,6 +29,7 @@ pub(crate) fn routes() -> Router<AppState> {
             get(get_stream).put(update_stream).delete(delete_stream),
         )
         .route("/audit_logs/streams/{id}/replay", post(replay_stream))
+        .route("/audit_logs/streams/{id}/test", post(test_stream))
 }
 
 fn service(state: &AppState) -> Result<&StreamService, ApiError> {
@@ -415,6 +416,56 @@ pub(crate) async fn delete_stream(
 ) -> Result<StatusCode, ApiError> {
     service(&state)?.delete(stream_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+wire_const!(
+    /// `"audit_log_stream_test"`.
+    StreamTestObject = "audit_log_stream_test"
+);
+
+/// What a connection test found.
+#[derive(Serialize, ToSchema)]
+#[schema(as = AuditLogStreamTest)]
+pub(crate) struct StreamTestResponse {
+    object: StreamTestObject,
+    /// The stream tested.
+    #[schema(example = "audit_log_stream_01HZY3T9J6V7YQ8G3C0W5D2N1M")]
+    stream_id: String,
+    /// Whether the destination accepted the test event.
+    success: bool,
+    /// Why not, as the destination or the connection said (empty on success).
+    #[schema(example = "")]
+    message: String,
+}
+
+#[utoipa::path(
+    post,
+    path = "/audit_logs/streams/{id}/test",
+    tag = "audit-logs",
+    operation_id = "AuditLogStreamsController_test",
+    summary = "Send a test event to a log stream's destination (Vellum)",
+    description = "Sends one event with the action `vellum.stream.test` (no `log_index`; in a bucket, an object \
+        of its own) to the destination now, with the stream's settings, and answers whether it was accepted. \
+        Nothing of the stream changes: its position, state and counters stay as they were.",
+    params(("id" = String, Path, description = "The stream's id.")),
+    responses(
+        (status = 200, description = "What the destination answered.", body = StreamTestResponse),
+        (status = 404, description = "No such stream.", body = ErrorResponse),
+    ),
+)]
+pub(crate) async fn test_stream(
+    State(state): State<AppState>,
+    WirePath(id): WirePath,
+) -> Result<Json<StreamTestResponse>, ApiError> {
+    let service = service(&state)?;
+    let id = stream_id(&id)?;
+    let outcome = service.test(id).await?;
+    Ok(Json(StreamTestResponse {
+        object: StreamTestObject::Value,
+        stream_id: id.to_string(),
+        success: outcome.success,
+        message: outcome.message,
+    }))
 }
 
 /// Where a replay starts: exactly one of the two.

@@ -29,8 +29,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 use vellum_core::stream::{
-    Delivery, OBJECT_WINDOW, SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, Verdict, encode,
-    encode_object, judge, object_window, parse_settings, retry_delay,
+    Delivery, OBJECT_WINDOW, SigningSecret, StreamItem, StreamSecrets, StreamState, StreamType, TEST_ACTION, Verdict,
+    encode, encode_object, judge, object_window, parse_settings, retry_delay, test_object_key,
 };
 use vellum_core::{Event, OrganizationId, StreamId, Timestamp, ValidationErrors};
 use vellum_jobs::{Job, JobError, Schedule, StepContext, StepOutcome};
@@ -100,6 +100,16 @@ pub enum StreamError {
     /// Drawing random bytes or sealing failed.
     #[error("{0}")]
     Internal(String),
+}
+
+/// What a connection test found: whether the destination accepted the test event, and what it
+/// said when it did not.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestOutcome {
+    /// The destination accepted it.
+    pub success: bool,
+    /// Why not (empty on success).
+    pub message: String,
 }
 
 /// A stream as shown: the stored stream, and the signing secret when this call made one (shown
@@ -368,6 +378,112 @@ impl StreamService {
     }
 
     /// The delivery job, for the runner.
+    /// Sends one test event to the stream's destination now, the way a delivery sends events
+    /// (same encoding, credentials and transport rules), and says whether it was accepted.
+    /// Nothing of the stream changes: not its position, state or counters. The event's action is
+    /// [`TEST_ACTION`]; it has no `log_index` and a fresh id, and a bucket gets it in an object
+    /// of its own ([`test_object_key`]).
+    pub async fn test(&self, id: StreamId) -> Result<TestOutcome, StreamError> {
+        let stream = self.store.get_stream(id).await?;
+        let failed = |message: String| TestOutcome {
+            success: false,
+            message,
+        };
+        let Ok(secrets) = self.secrets.open(stream.organization_id, &stream.sealed_secrets) else {
+            return Ok(failed(
+                "the stream's secrets cannot be read (the stream key changed): update the stream".into(),
+            ));
+        };
+        let now = vellum_store::now();
+        let item = self.test_item(&stream, now)?;
+        let verdict = if stream.destination.is_object_storage() {
+            match objects::open(
+                &stream.destination,
+                &secrets,
+                &self.transport,
+                self.settings.request_timeout,
+            ) {
+                Ok(store) => {
+                    let organization = stream.organization_id.to_string();
+                    let mut object = encode_object(&stream.destination, &organization, &[item], now.unix_millis());
+                    object.key = test_object_key(&object.key);
+                    objects::put(&*store, object).await
+                }
+                Err(verdict) => verdict,
+            }
+        } else {
+            let prefix = format!("{}_test_{}", stream.id, ulid::Ulid::generate());
+            let mut delivery = encode(
+                &stream.destination,
+                &secrets,
+                &[item],
+                &prefix,
+                now.unix_millis().div_euclid(1_000),
+            );
+            if matches!(stream.destination, vellum_core::stream::Destination::Datadog { .. }) {
+                gzip(&mut delivery);
+            }
+            match self.authorize(&stream, &secrets, &mut delivery).await {
+                Err(verdict) => verdict,
+                Ok(()) => match self.transport.send(&delivery).await {
+                    Ok(answer) => judge(
+                        stream.destination.stream_type(),
+                        answer.status,
+                        answer.retry_after.as_deref(),
+                        &answer.body,
+                        vellum_store::now().unix_millis().div_euclid(1_000),
+                    ),
+                    Err(SendError::Refused(reason) | SendError::Failed(reason)) => Verdict::Invalid { reason },
+                },
+            }
+        };
+        Ok(match verdict {
+            Verdict::Accepted => TestOutcome {
+                success: true,
+                message: String::new(),
+            },
+            Verdict::Invalid { reason } | Verdict::Retry { reason, .. } => failed(reason),
+        })
+    }
+
+    /// The test event, rendered as the API renders events, without a position.
+    fn test_item(&self, stream: &Stream, now: Timestamp) -> Result<StreamItem, StreamError> {
+        let mut metadata = std::collections::BTreeMap::new();
+        metadata.insert(
+            "stream_id".to_owned(),
+            vellum_core::event::MetadataValue::String(stream.id.to_string()),
+        );
+        let input = vellum_core::log_record::access_input(
+            TEST_ACTION,
+            &stream.organization_id.to_string(),
+            &vellum_core::log_record::RecordedBy::vellum("connection test"),
+            now,
+            metadata,
+            None,
+            None,
+        );
+        let event = Event {
+            id: vellum_core::EventId::from_ulid(ulid::Ulid::generate()),
+            organization_id: stream.organization_id,
+            log_index: 0,
+            received_at: now,
+            schema_version: vellum_core::log_record::RECORD_SCHEMA_VERSION,
+            input,
+            seals: None,
+            erased_by: Vec::new(),
+        };
+        let mut rendered = (self.render)(&event);
+        if let Some(object) = rendered.as_object_mut() {
+            // Not in the log: no position to give it.
+            object.remove("log_index");
+        }
+        Ok(StreamItem {
+            log_index: 0,
+            occurred_at_millis: now.unix_millis(),
+            event: rendered,
+        })
+    }
+
     pub fn job(self: &Arc<Self>) -> DeliveryJob {
         DeliveryJob {
             service: Arc::clone(self),

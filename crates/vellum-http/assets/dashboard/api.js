@@ -211,6 +211,8 @@ export function createApi(options = {}) {
     updateStream: (id, body) => put(`/audit_logs/streams/${enc(id)}`, body),
     deleteStream: async (id) => (await send('DELETE', `/audit_logs/streams/${enc(id)}`, { body: {} })).data,
     replayStream: (id, body) => post(`/audit_logs/streams/${enc(id)}/replay`, body),
+    /** Sends a test event now: `{success, message}`; the stream itself does not change. */
+    testStream: (id) => post(`/audit_logs/streams/${enc(id)}/test`, {}),
 
     // Exports.
     createExport: (body) => post('/audit_logs/exports', body),

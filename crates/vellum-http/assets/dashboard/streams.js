@@ -215,6 +215,21 @@ export function streamsCard({ api, organizationId: orgId, isAlive }) {
     );
     const retry = h('button', { type: 'button', class: 'button small', text: 'Retry now', hidden: stream.state !== 'invalid' && stream.state !== 'error' });
     retry.addEventListener('click', () => act(retry, () => api.updateStream(stream.id, { state: 'active' }), 'The stream will be retried now.'));
+    const test = h('button', { type: 'button', class: 'button small', text: 'Send a test' });
+    test.addEventListener('click', async () => {
+      showError(errors, null);
+      status.textContent = '';
+      busy(test, true);
+      try {
+        const outcome = await api.testStream(stream.id);
+        if (outcome.success) status.textContent = 'The destination accepted the test event (action vellum.stream.test).';
+        else showError(errors, new Error(outcome.message), 'The destination did not accept the test event');
+      } catch (error) {
+        showError(errors, error, 'The test could not be sent');
+      } finally {
+        busy(test, false);
+      }
+    });
     const replay = h('button', { type: 'button', class: 'button small', text: 'Replay all' });
     replay.addEventListener('click', () => {
       if (!window.confirm('Send every event of this organization to this destination again?')) return;
@@ -234,7 +249,7 @@ export function streamsCard({ api, organizationId: orgId, isAlive }) {
       h('td', {}, state, stream.error ? h('div', { class: 'error-text small', text: stream.error }) : null),
       h('td', {}, stream.last_synced_at ? timeElement(stream.last_synced_at) : h('span', { class: 'muted', text: 'never' })),
       h('td', { text: String(stream.next_log_index) }),
-      h('td', { class: 'actions' }, toggle, retry, replay, remove),
+      h('td', { class: 'actions' }, test, toggle, retry, replay, remove),
     );
   }
 

@@ -297,6 +297,7 @@ pub(crate) fn routes() -> Router<AppState> {
             "/audit_logs/streams/{id}/replay",
             post(replay_stream).options(preflight),
         )
+        .route("/audit_logs/streams/{id}/test", post(test_stream).options(preflight))
 }
 
 /// `OPTIONS`: nothing to do here (the viewer's CORS check answers preflights before this).
@@ -487,6 +488,18 @@ async fn delete_stream(
     let status: StatusCode = crate::streams::delete_stream(State(state.clone()), WirePath(id.clone())).await?;
     stream_changed(&state, &scope, "deleted", &id).await?;
     Ok(status.into_response())
+}
+
+async fn test_stream(
+    State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
+    WirePath(id): WirePath,
+) -> Result<Response, ApiError> {
+    scope.allow(Feature::Streams)?;
+    scope.stream(&state, &id).await?;
+    Ok(crate::streams::test_stream(State(state), WirePath(id))
+        .await?
+        .into_response())
 }
 
 async fn replay_stream(

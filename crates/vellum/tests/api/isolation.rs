@@ -1040,6 +1040,7 @@ async fn portal_sessions_and_viewer_tokens_reach_nothing_of_another_organization
             format!("/audit_logs/streams/{}/replay", b.stream),
             Some(json!({"from_log_index": 0})),
         ),
+        ("POST", format!("/audit_logs/streams/{}/test", b.stream), None),
         ("GET", format!("/audit_logs/streams?organization_id={}", b.id), None),
         (
             "POST",

@@ -1027,6 +1027,7 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
         route("POST", "/audit_logs/streams/{id}/replay", Auth::ApiKey)
             .param("id", stream, Slot::Stream)
             .body(spec(json!({"from_log_index": 0}))),
+        route("POST", "/audit_logs/streams/{id}/test", Auth::ApiKey).param("id", stream, Slot::Stream),
     ];
     public.extend([
         // portal/links.rs, portal/viewer.rs

@@ -651,6 +651,96 @@ async fn private_destinations_are_refused_without_the_operator_setting() {
 }
 
 #[tokio::test]
+async fn a_connection_test_sends_one_event_and_changes_nothing_of_the_stream() {
+    let receiver = Receiver::start(Reply::status(200)).await;
+    let app = app_allowing_loopback().await;
+    let organization = organization_with_schema(&app, "Tested").await;
+    ingest(&app, &organization, 0..3).await;
+    // Inactive: nothing but the test reaches the receiver.
+    let created = create_stream(
+        &app,
+        &json!({
+            "organization_id": organization, "type": "GenericHttps", "state": "inactive",
+            "config": {"url": format!("{}/hook", receiver.address)},
+        }),
+    )
+    .await;
+    let secret = created["signing_secret"].as_str().unwrap().to_owned();
+    let id = created["id"].as_str().unwrap().to_owned();
+    let before = stream(&app, &id).await;
+
+    let outcome = json_ok(
+        app.post_json(&format!("/audit_logs/streams/{id}/test"), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        outcome,
+        json!({"object": "audit_log_stream_test", "stream_id": id, "success": true, "message": ""})
+    );
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), 1);
+    assert!(signed_by(&requests[0], &secret));
+    let events = generic_events(&requests[0]);
+    assert_eq!(events.len(), 1);
+    let test = &events[0];
+    assert_eq!(test["action"], "vellum.stream.test");
+    assert_eq!(test["organization_id"], organization.as_str());
+    assert_eq!(test["metadata"]["stream_id"], id.as_str());
+    assert!(test.get("log_index").is_none(), "a test event has no position: {test}");
+    // Not in the log, and the stream is as it was.
+    assert!(
+        app.all_events(&organization)
+            .await
+            .iter()
+            .all(|event| event["action"] != "vellum.stream.test")
+    );
+    let mut after = stream(&app, &id).await;
+    let mut before = before;
+    for shown in [&mut before, &mut after] {
+        shown["lag"]["seconds"] = Value::Null;
+    }
+    assert_eq!(after, before);
+
+    // A refusal is told, and still changes nothing (the stream does not become invalid).
+    receiver.script([Reply::status(401).with_body("{\"error\":\"bad token\"}")]);
+    let refused = json_ok(
+        app.post_json(&format!("/audit_logs/streams/{id}/test"), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(refused["success"], false);
+    assert!(refused["message"].as_str().unwrap().contains("401"), "{refused}");
+    assert_eq!(stream(&app, &id).await["state"], "inactive");
+    // An unreachable destination, likewise.
+    let gone = create_stream(
+        &app,
+        &json!({
+            "organization_id": organization, "type": "GenericHttps", "state": "inactive",
+            "config": {"url": "http://127.0.0.1:9/hook"},
+        }),
+    )
+    .await;
+    let gone_id = gone["id"].as_str().unwrap();
+    let unreachable = json_ok(
+        app.post_json(&format!("/audit_logs/streams/{gone_id}/test"), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(unreachable["success"], false, "{unreachable}");
+    assert!(!unreachable["message"].as_str().unwrap().is_empty());
+    json_status(
+        app.post_json(
+            "/audit_logs/streams/audit_log_stream_01EHWNCE74X7JSDV0X3SZ3KJNY/test",
+            &json!({}),
+        )
+        .await,
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+}
+
+#[tokio::test]
 async fn replay_redelivers_from_the_position_or_time_asked() {
     let receiver = Receiver::start(Reply::status(200)).await;
     let app = app_allowing_loopback().await;
@@ -1093,6 +1183,23 @@ async fn object_storage_streams_write_one_object_per_window_and_replays_replace_
         log_indexes(written.values().next().unwrap()),
         (2_000..2_520).collect::<Vec<u64>>()
     );
+    // A connection test writes an object of its own, beside the windows, and none of them.
+    let tested = json_ok(
+        app.post_json(&format!("/audit_logs/streams/{gcs_id}/test"), &json!({}))
+            .await,
+    )
+    .await;
+    assert_eq!(tested["success"], true, "{tested}");
+    let mut after = objects_under(&root.path().join(BUCKET).join("gcs").join(&organization));
+    let test_key = after
+        .keys()
+        .find(|key| key.ends_with("/vellum-connection-test.json"))
+        .cloned()
+        .expect("the test object");
+    let test_events = after.remove(&test_key).unwrap();
+    assert_eq!(test_events.len(), 1);
+    assert_eq!(test_events[0]["action"], "vellum.stream.test");
+    assert_eq!(after, written, "the windows are untouched");
 
     // A wrong secret makes the stream invalid.
     let refused = create_stream(
@@ -1111,6 +1218,17 @@ async fn object_storage_streams_write_one_object_per_window_and_replays_replace_
     )
     .await;
     assert!(invalid["error"].as_str().unwrap().contains("credentials"), "{invalid}");
+    // Tested, it says so.
+    let tested = json_ok(
+        app.post_json(
+            &format!("/audit_logs/streams/{}/test", refused["id"].as_str().unwrap()),
+            &json!({}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(tested["success"], false, "{tested}");
+    assert!(tested["message"].as_str().unwrap().contains("credentials"), "{tested}");
     app.stop().await.unwrap();
 }
 
