@@ -179,6 +179,8 @@ pub const MAX_VIEWER_TOKEN_SECONDS: u64 = 60 * 60;
 pub const DEFAULT_VIEWER_TOKEN_SECONDS: u64 = 10 * 60;
 /// The most values of one narrowing filter of a viewer token.
 pub const MAX_VIEWER_FILTER_VALUES: usize = 20;
+/// The longest value of a narrowing filter, in characters.
+pub const MAX_VIEWER_FILTER_CHARS: usize = 256;
 /// The longest token accepted (claims with every filter full fit well within it).
 pub const MAX_VIEWER_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -276,13 +278,17 @@ pub fn check_viewer_filters(actor_ids: &[String], actions: &[String], errors: &m
                 "too_many",
                 format!("{field} may list at most {MAX_VIEWER_FILTER_VALUES} values"),
             );
+            continue;
         }
         for (index, value) in values.iter().enumerate() {
-            if value.is_empty() || value.chars().count() > 1024 || value.chars().any(char::is_control) {
+            if value.is_empty()
+                || value.chars().count() > MAX_VIEWER_FILTER_CHARS
+                || value.chars().any(char::is_control)
+            {
                 errors.push(
                     format!("{field}[{index}]"),
                     "invalid",
-                    "must be 1 to 1,024 characters without control characters",
+                    format!("must be 1 to {MAX_VIEWER_FILTER_CHARS} characters without control characters"),
                 );
             }
         }

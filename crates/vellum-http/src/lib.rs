@@ -46,7 +46,7 @@ pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
 pub use openapi::openapi_json;
-pub use portal::{MAX_LOGO_BYTES, PortalConfig, PortalLogo};
+pub use portal::{DEFAULT_PORTAL_CHANGES_PER_MINUTE, MAX_LOGO_BYTES, PortalConfig, PortalLogo};
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServerLimits, serve};
@@ -111,6 +111,9 @@ pub struct AppState {
     api_keys: Arc<auth::KeyCache>,
     /// Signs and checks viewer tokens; without it, the viewer answers 503.
     viewer_key: Option<[u8; 32]>,
+    /// The budget of changes (exports, stream changes and tests) per portal session or viewer
+    /// token.
+    scoped_changes: Arc<ratelimit::CredentialLimiter>,
 }
 
 /// Request bodies being read at once may hold at most this many times the largest body (256 MiB
@@ -124,6 +127,10 @@ impl AppState {
         config: HttpConfig,
         log_signer: Arc<vellum_core::checkpoint::NoteSigner>,
     ) -> Self {
+        let scoped_changes = Arc::new(ratelimit::CredentialLimiter::new(RateLimit {
+            requests: config.portal.changes_per_minute.max(1),
+            window: Duration::from_secs(60),
+        }));
         Self {
             log: log_signer,
             ingest: Arc::new(vellum_ingest::IngestService::new(Arc::clone(&store))),
@@ -138,6 +145,7 @@ impl AppState {
             streams: None,
             api_keys: Arc::default(),
             viewer_key: None,
+            scoped_changes,
         }
     }
 

@@ -84,6 +84,58 @@ impl RateLimiter {
     }
 }
 
+/// A fixed budget per credential that is not an API key (a portal session, a viewer token):
+/// these are many, so the table of buckets is bounded, and full buckets (credentials idle long
+/// enough to have their whole budget back) are the first forgotten.
+#[derive(Debug)]
+pub(crate) struct CredentialLimiter {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<String, Bucket>>,
+}
+
+/// The most credentials a [`CredentialLimiter`] remembers at once.
+const MAX_CREDENTIALS: usize = 50_000;
+
+impl CredentialLimiter {
+    pub(crate) fn new(limit: RateLimit) -> Self {
+        Self {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Takes a token for `key`, or answers the 429 to give.
+    pub(crate) fn take(&self, key: &str, now: Instant) -> Result<(), ApiError> {
+        let capacity = f64::from(self.limit.requests);
+        let per_second = capacity / self.limit.window.as_secs_f64();
+        let mut buckets = self.buckets.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if buckets.len() >= MAX_CREDENTIALS && !buckets.contains_key(key) {
+            buckets.retain(|_, bucket| {
+                bucket.tokens + now.saturating_duration_since(bucket.refilled_at).as_secs_f64() * per_second < capacity
+            });
+            if buckets.len() >= MAX_CREDENTIALS {
+                buckets.clear();
+            }
+        }
+        let bucket = buckets.entry(key.to_owned()).or_insert(Bucket {
+            tokens: capacity,
+            refilled_at: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.refilled_at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * per_second).min(capacity);
+        bucket.refilled_at = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            Ok(())
+        } else {
+            let wait = (1.0 - bucket.tokens) / per_second;
+            Err(ApiError::RateLimited {
+                retry_after_seconds: wait.ceil().max(1.0) as u64,
+            })
+        }
+    }
+}
+
 /// Refuses requests over the authenticated key's budget with 429 and `Retry-After`.
 pub(crate) async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
     if let (Some(limiter), Some(Authenticated(key))) =

@@ -377,7 +377,6 @@ impl StreamService {
         Ok(self.store.replay_stream(id, position).await?)
     }
 
-    /// The delivery job, for the runner.
     /// Sends one test event to the stream's destination now, the way a delivery sends events
     /// (same encoding, credentials and transport rules), and says whether it was accepted.
     /// Nothing of the stream changes: not its position, state or counters. The event's action is
@@ -484,6 +483,7 @@ impl StreamService {
         })
     }
 
+    /// The delivery job, for the runner.
     pub fn job(self: &Arc<Self>) -> DeliveryJob {
         DeliveryJob {
             service: Arc::clone(self),

@@ -641,7 +641,14 @@ fn portal_config(
                     .all(|byte| byte.is_ascii_alphanumeric() || b".-:[]".contains(&byte))),
             "invalid viewer origin `{origin}`: it must be scheme://host[:port], without a path"
         );
-        viewer_allowed_origins.push(origin.to_ascii_lowercase());
+        // As browsers send it: lower case, without the scheme's default port.
+        let origin = origin.to_ascii_lowercase();
+        let origin = origin
+            .strip_suffix(":443")
+            .filter(|_| origin.starts_with("https://"))
+            .or_else(|| origin.strip_suffix(":80").filter(|_| origin.starts_with("http://")))
+            .map_or_else(|| origin.clone(), str::to_owned);
+        viewer_allowed_origins.push(origin);
     }
     Ok(vellum_http::PortalConfig {
         application_name,
@@ -782,5 +789,29 @@ mod tests {
         .unwrap();
         let debug = format!("{settings:?}");
         assert!(!debug.contains("supersecret") && !debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn viewer_origins_are_read_as_browsers_send_them() {
+        let portal = portal_config(
+            Some("  Acme  ".into()),
+            None,
+            Some("https://App.Example.com:443/, http://localhost:3000,http://intranet:80,, https://x.io:8443"),
+        )
+        .unwrap();
+        assert_eq!(portal.application_name.as_deref(), Some("Acme"));
+        assert_eq!(
+            portal.viewer_allowed_origins,
+            vec![
+                "https://app.example.com",
+                "http://localhost:3000",
+                "http://intranet",
+                "https://x.io:8443"
+            ]
+        );
+        for bad in ["app.example.com", "https://x.io/path", "ftp://x.io", "https://"] {
+            assert!(portal_config(None, None, Some(bad)).is_err(), "{bad}");
+        }
+        assert!(portal_config(None, Some(PathBuf::from("/nonexistent/logo.png")), None).is_err());
     }
 }

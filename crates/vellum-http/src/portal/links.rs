@@ -79,7 +79,8 @@ fn organization_of(text: &str) -> Result<OrganizationId, ApiError> {
 }
 
 fn emails(body: &GenerateLinkBody, errors: &mut ValidationErrors) -> Vec<Email> {
-    let mut found = Vec::new();
+    let mut found: Vec<Email> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for name in ["it_contact_emails", "admin_emails"] {
         let value = if name == "admin_emails" {
             &body.admin_emails
@@ -88,11 +89,17 @@ fn emails(body: &GenerateLinkBody, errors: &mut ValidationErrors) -> Vec<Email> 
         };
         match value {
             None | Some(Value::Null) => {}
+            // Counted before any is read: a list of a million is refused at once.
+            Some(Value::Array(values)) if values.len() > MAX_CONTACT_EMAILS => errors.push(
+                name,
+                "too_many",
+                format!("at most {MAX_CONTACT_EMAILS} email addresses"),
+            ),
             Some(Value::Array(values)) => {
                 for (index, value) in values.iter().enumerate() {
                     match value.as_str().map(Email::parse) {
                         Some(Ok(email)) => {
-                            if !found.contains(&email) {
+                            if seen.insert(email.as_str().to_owned()) {
                                 found.push(email);
                             }
                         }
@@ -346,6 +353,7 @@ pub(crate) async fn launch(
         actor_ids: Vec::new(),
         actions: Vec::new(),
         client: Client::of(&extensions, &headers),
+        credential: format!("portal:{}", link.id),
     };
     let contacts: Vec<&str> = link.it_contact_emails.iter().map(Email::as_str).collect();
     let contacts = contacts.join(", ");

@@ -39,7 +39,13 @@ pub struct PortalConfig {
     pub logo: Option<PortalLogo>,
     /// Origins (`https://app.example.com`) whose pages may embed the viewer.
     pub viewer_allowed_origins: Vec<String>,
+    /// Changes (exports started, streams created, changed, replayed or tested) one portal
+    /// session or viewer token may make per minute.
+    pub changes_per_minute: u32,
 }
+
+/// The default of [`PortalConfig::changes_per_minute`].
+pub const DEFAULT_PORTAL_CHANGES_PER_MINUTE: u32 = 30;
 
 impl Default for PortalConfig {
     fn default() -> Self {
@@ -48,6 +54,7 @@ impl Default for PortalConfig {
             application_name: None,
             logo: None,
             viewer_allowed_origins: Vec::new(),
+            changes_per_minute: DEFAULT_PORTAL_CHANGES_PER_MINUTE,
         }
     }
 }
@@ -158,11 +165,19 @@ async fn embed_script(State(state): State<AppState>, headers: HeaderMap) -> Resu
     crate::dashboard::serve_asset(&state, "embed.js", &headers, true).await
 }
 
+/// The files `embed.js` loads, and only those, are served to other sites' pages.
+const EMBED_MODULES: &[&str] = &["api.js", "dom.js", "viewer.js", "verify.js", "dashboard.css"];
+
 async fn embed_module(
     State(state): State<AppState>,
     headers: HeaderMap,
     crate::extract::WirePath(name): crate::extract::WirePath,
 ) -> Result<Response, ApiError> {
+    if !EMBED_MODULES.contains(&name.as_str()) {
+        return Err(ApiError::NotFound {
+            message: format!("No such file: {name}"),
+        });
+    }
     crate::dashboard::serve_asset(&state, &name, &headers, true).await
 }
 

@@ -89,6 +89,7 @@ pub(crate) async fn require_portal_session(
         actor_ids: Vec::new(),
         actions: Vec::new(),
         client: Client::of(request.extensions(), request.headers()),
+        credential: format!("portal:{}", session.link.id),
     };
     request.extensions_mut().insert(scope);
     Ok(next.run(request).await)

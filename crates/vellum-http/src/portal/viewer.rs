@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 use vellum_core::portal::{
-    DEFAULT_VIEWER_TOKEN_SECONDS, MAX_VIEWER_TOKEN_SECONDS, MIN_VIEWER_TOKEN_SECONDS, ViewerClaims, ViewerTokenError,
-    check_viewer_filters, open_viewer_token, sign_viewer_token,
+    DEFAULT_VIEWER_TOKEN_SECONDS, MAX_VIEWER_TOKEN_BYTES, MAX_VIEWER_TOKEN_SECONDS, MIN_VIEWER_TOKEN_SECONDS,
+    ViewerClaims, ViewerTokenError, check_viewer_filters, open_viewer_token, sign_viewer_token,
 };
 use vellum_core::{OrganizationId, Timestamp, ValidationErrors};
 
@@ -80,8 +80,8 @@ fn strings(value: Option<&Value>, name: &'static str, errors: &mut ValidationErr
     operation_id = "AuditLogViewerTokensController_create",
     summary = "Create a viewer token (Vellum)",
     description = "A short-lived token for the embeddable viewer (`<vellum-audit-log token=…>`): it reads and exports \
-        one organization's trail, optionally only some actors' or actions' events, and never writes. Issuing one \
-        is recorded in the organization's trail (`vellum.viewer.token_issued`).",
+        one organization's trail, optionally only some actors' or actions' events; it changes nothing else. \
+        Issuing one is recorded in the organization's trail (`vellum.viewer.token_issued`).",
     request_body = CreateViewerTokenBody,
     responses(
         (status = 201, description = "The token.", body = ViewerTokenResponse),
@@ -147,6 +147,17 @@ pub(crate) async fn create_viewer_token(
         actions,
     };
     let token = sign_viewer_token(&claims, &key);
+    if token.len() > MAX_VIEWER_TOKEN_BYTES {
+        let mut errors = ValidationErrors::new();
+        errors.push(
+            "actor_ids",
+            "too_long",
+            format!(
+                "the filters make the token longer than {MAX_VIEWER_TOKEN_BYTES} bytes: list fewer or shorter values"
+            ),
+        );
+        return Err(errors.into());
+    }
     let scope = Scope {
         organization_id,
         access: Access::Viewer,
@@ -154,10 +165,19 @@ pub(crate) async fn create_viewer_token(
         actor_ids: Vec::new(),
         actions: Vec::new(),
         client: Client::of(&extensions, &headers),
+        credential: String::new(),
     };
     let expires_text = expires_at.to_wire();
-    let actor_text = claims.actor_ids.join(", ");
-    let action_text = claims.actions.join(", ");
+    // As JSON arrays, so that values holding commas stay apart.
+    let list = |values: &[String]| {
+        if values.is_empty() {
+            String::new()
+        } else {
+            serde_json::to_string(values).expect("strings serialize")
+        }
+    };
+    let actor_text = list(&claims.actor_ids);
+    let action_text = list(&claims.actions);
     let mut details = vec![
         ("viewer_token_id", claims.id.as_str()),
         ("expires_at", expires_text.as_str()),
@@ -204,16 +224,28 @@ fn claims_of(state: &AppState, headers: &HeaderMap) -> Result<ViewerClaims, ApiE
     })
 }
 
+/// The claims of the request's token, and its organization, which must still be live (a deleted
+/// organization's tokens end with it).
+async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(ViewerClaims, OrganizationId), ApiError> {
+    let claims = claims_of(state, headers)?;
+    let invalid = || ApiError::Unauthorized {
+        code: "invalid_viewer_token",
+    };
+    let organization_id = OrganizationId::parse(&claims.organization_id).map_err(|_| invalid())?;
+    match state.store.get_organization(organization_id).await {
+        Ok(_) => Ok((claims, organization_id)),
+        Err(vellum_store::StoreError::NotFound { .. }) => Err(invalid()),
+        Err(error) => Err(error.into()),
+    }
+}
+
 /// Admits requests carrying a valid viewer token, scoped to its organization and filters.
 pub(crate) async fn require_viewer_token(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let claims = claims_of(&state, request.headers())?;
-    let organization_id = OrganizationId::parse(&claims.organization_id).map_err(|_| ApiError::Unauthorized {
-        code: "invalid_viewer_token",
-    })?;
+    let (claims, organization_id) = authenticate(&state, request.headers()).await?;
     let scope = Scope {
         organization_id,
         access: Access::Viewer,
@@ -222,9 +254,10 @@ pub(crate) async fn require_viewer_token(
             actor_type: "viewer_token".into(),
             name: None,
         },
+        client: Client::of(request.extensions(), request.headers()),
+        credential: format!("viewer:{}", claims.id),
         actor_ids: claims.actor_ids,
         actions: claims.actions,
-        client: Client::of(request.extensions(), request.headers()),
     };
     request.extensions_mut().insert(scope);
     Ok(next.run(request).await)
@@ -232,7 +265,7 @@ pub(crate) async fn require_viewer_token(
 
 /// `GET /viewer/api/token`: what the token reads, for the component to render.
 pub(crate) async fn token(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
-    let claims = claims_of(&state, &headers)?;
+    let (claims, _) = authenticate(&state, &headers).await?;
     let expires_at = Timestamp::from_unix_millis(claims.expires_at_millis).map(Timestamp::to_wire);
     Ok(Json(serde_json::json!({
         "object": "audit_log_viewer_token",
@@ -259,11 +292,15 @@ pub(crate) async fn cors(State(state): State<AppState>, request: Request, next: 
     let own = crate::exports::base_url(&state, request.headers());
     let allowed = origin == own || state.config.portal.viewer_allowed_origins.contains(&origin);
     if !allowed {
-        return ApiError::Forbidden {
+        let mut response = ApiError::Forbidden {
             message: format!("The origin {origin} may not embed this server's viewer."),
             code: "origin_not_allowed",
         }
         .into_response();
+        response
+            .headers_mut()
+            .append(header::VARY, HeaderValue::from_static("Origin"));
+        return response;
     }
     let origin_value = HeaderValue::from_str(&origin).ok();
     let mut response = if request.method() == Method::OPTIONS {

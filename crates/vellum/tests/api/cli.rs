@@ -155,7 +155,9 @@ fn migrate_applies_once_and_reports_the_version() {
     let dir = tempfile::tempdir().unwrap();
     let first = vellum(dir.path()).arg("migrate").output().unwrap();
     assert!(first.status.success());
-    assert!(String::from_utf8_lossy(&first.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]"));
+    assert!(
+        String::from_utf8_lossy(&first.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]")
+    );
     let second = vellum(dir.path()).arg("migrate").output().unwrap();
     assert!(second.status.success());
     assert!(String::from_utf8_lossy(&second.stdout).contains("up to date"));

@@ -861,3 +861,99 @@ async fn viewer_tokens_read_one_organization_narrowed_and_never_write() {
     assert_eq!(script.status(), StatusCode::OK);
     assert_eq!(script.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
 }
+
+#[tokio::test]
+async fn changes_through_a_session_or_a_token_have_a_budget() {
+    let app = TestApp::spawn_with(|settings| settings.portal.changes_per_minute = 2).await;
+    let (organization, _) = seeded(&app, "Budget", &["u1"]).await;
+    let range = json!({"range_start": "2026-01-01T00:00:00Z", "range_end": "2027-01-01T00:00:00Z"});
+    let token = viewer_token(&app, &json!({"organization_id": organization})).await;
+    let token = token["token"].as_str().unwrap();
+    let export = |token: &str| {
+        reqwest::Client::new()
+            .post(app.url("/viewer/api/audit_logs/exports"))
+            .bearer_auth(token)
+            .json(&range)
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(export(token).await.unwrap().status(), StatusCode::CREATED);
+    }
+    let refused = export(token).await.unwrap();
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key(header::RETRY_AFTER));
+    // Reads go on; another token has its own budget.
+    json_ok(viewer(&app, token, "/audit_logs/events").send().await.unwrap()).await;
+    let other = viewer_token(&app, &json!({"organization_id": organization})).await;
+    assert_eq!(
+        export(other["token"].as_str().unwrap()).await.unwrap().status(),
+        StatusCode::CREATED
+    );
+    let exports = app
+        .all_events(&organization)
+        .await
+        .iter()
+        .filter(|event| event["action"] == "vellum.viewer.export_created")
+        .count();
+    assert_eq!(exports, 3, "the refused export was neither made nor recorded");
+}
+
+#[tokio::test]
+async fn a_narrowed_token_reads_only_exports_narrowed_as_much_and_ends_with_its_organization() {
+    let app = TestApp::spawn().await;
+    let (organization, _) = seeded(&app, "Narrow", &["u1", "u2"]).await;
+    let range = json!({"organization_id": organization, "range_start": "2026-01-01T00:00:00Z", "range_end": "2027-01-01T00:00:00Z"});
+    let whole = json_status(app.post_json("/audit_logs/exports", &range).await, StatusCode::CREATED).await;
+    let mut mine = range.clone();
+    mine["actor_ids"] = json!(["u1"]);
+    let narrow_export = json_status(app.post_json("/audit_logs/exports", &mine).await, StatusCode::CREATED).await;
+    let token = viewer_token(&app, &json!({"organization_id": organization, "actor_ids": ["u1"]})).await;
+    let token = token["token"].as_str().unwrap();
+    json_status(
+        viewer(
+            &app,
+            token,
+            &format!("/audit_logs/exports/{}", whole["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap(),
+        StatusCode::NOT_FOUND,
+    )
+    .await;
+    json_ok(
+        viewer(
+            &app,
+            token,
+            &format!("/audit_logs/exports/{}", narrow_export["id"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    // Too long to be a token: refused when asked for, not when used.
+    let long: Vec<String> = (0..20).map(|n| format!("{n}{}", "é".repeat(250))).collect();
+    json_status(
+        app.post_json(
+            "/audit_logs/viewer_tokens",
+            &json!({"organization_id": organization, "actor_ids": long, "actions": long}),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    // Deleting the organization ends its tokens.
+    let deleted = app
+        .request(Method::DELETE, &format!("/organizations/{organization}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success());
+    let ended = json_status(
+        viewer(&app, token, "/token").send().await.unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    assert_eq!(ended["code"], "invalid_viewer_token");
+}
