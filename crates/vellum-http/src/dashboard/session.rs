@@ -105,15 +105,21 @@ impl Drop for Attempt {
 /// a known one and does not tell which emails have accounts.
 static DECOY_HASH: LazyLock<PasswordHash> = LazyLock::new(|| PasswordHash::create("vellum decoy password", [0x5a; 16]));
 
-fn session_token_from_cookies(headers: &HeaderMap) -> Option<SessionToken> {
+/// The session token in the cookie `name`, if the request carries a well-formed one (the
+/// dashboard's and the Admin Portal's sessions alike).
+pub(crate) fn token_from_cookie(headers: &HeaderMap, cookie_name: &str) -> Option<SessionToken> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
+        .find(|(name, _)| *name == cookie_name)
         .and_then(|(_, value)| SessionToken::parse(value.trim()))
+}
+
+fn session_token_from_cookies(headers: &HeaderMap) -> Option<SessionToken> {
+    token_from_cookie(headers, SESSION_COOKIE)
 }
 
 fn is_state_changing(method: &Method) -> bool {
@@ -169,17 +175,29 @@ fn session_json(signed_in: &SignedIn) -> Value {
     })
 }
 
-fn cookie(state: &AppState, value: &str, max_age_seconds: u64) -> HeaderValue {
+/// A session cookie (an empty value and no lifetime end it): HttpOnly, `SameSite=Strict`, for
+/// `path` only, and `Secure` when the server's public URL is https.
+pub(crate) fn session_cookie(
+    state: &AppState,
+    name: &str,
+    path: &str,
+    value: &str,
+    max_age_seconds: u64,
+) -> HeaderValue {
     let secure = state
         .config
         .public_url
         .as_deref()
         .is_some_and(|url| url.starts_with("https://"));
     let text = format!(
-        "{SESSION_COOKIE}={value}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{}",
+        "{name}={value}; Path={path}; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{}",
         if secure { "; Secure" } else { "" }
     );
     HeaderValue::from_str(&text).expect("cookie text is ASCII")
+}
+
+fn cookie(state: &AppState, value: &str, max_age_seconds: u64) -> HeaderValue {
+    session_cookie(state, SESSION_COOKIE, "/dashboard", value, max_age_seconds)
 }
 
 /// `GET /dashboard/api/session`: who is signed in, and the CSRF token to send.

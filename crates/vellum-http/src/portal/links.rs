@@ -376,7 +376,7 @@ pub(crate) async fn launch(
     response_headers.insert(header::LOCATION, HeaderValue::from_static("/portal/"));
     response_headers.insert(
         header::SET_COOKIE,
-        session::cookie(&state, token.expose(), SESSION_LIFETIME_MILLIS / 1000),
+        session::cookie(&state, token.expose(), SESSION_LIFETIME_MILLIS.unsigned_abs() / 1000),
     );
     super::page_headers(response_headers);
     Ok(response)

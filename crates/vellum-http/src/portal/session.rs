@@ -19,14 +19,7 @@ use crate::error::ApiError;
 pub(crate) const PORTAL_COOKIE: &str = "vellum_portal";
 
 fn token_from_cookies(headers: &HeaderMap) -> Option<SessionToken> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == PORTAL_COOKIE)
-        .and_then(|(_, value)| SessionToken::parse(value.trim()))
+    crate::dashboard::session::token_from_cookie(headers, PORTAL_COOKIE)
 }
 
 fn ended() -> ApiError {
@@ -35,18 +28,9 @@ fn ended() -> ApiError {
     }
 }
 
-/// The cookie of a session (an empty value and no lifetime end it).
-pub(crate) fn cookie(state: &AppState, value: &str, max_age_seconds: i64) -> HeaderValue {
-    let secure = state
-        .config
-        .public_url
-        .as_deref()
-        .is_some_and(|url| url.starts_with("https://"));
-    let text = format!(
-        "{PORTAL_COOKIE}={value}; Path=/portal; HttpOnly; SameSite=Strict; Max-Age={max_age_seconds}{}",
-        if secure { "; Secure" } else { "" }
-    );
-    HeaderValue::from_str(&text).expect("cookie text is ASCII")
+/// The cookie of a portal session (an empty value and no lifetime end it).
+pub(crate) fn cookie(state: &AppState, value: &str, max_age_seconds: u64) -> HeaderValue {
+    crate::dashboard::session::session_cookie(state, PORTAL_COOKIE, "/portal", value, max_age_seconds)
 }
 
 async fn authenticate(
