@@ -562,6 +562,14 @@ async fn a_log_streams_session_manages_its_organizations_streams_and_is_recorded
             .filter(|event| event["action"].as_str().unwrap().starts_with("vellum.portal."))
             .all(|event| event["actor"]["id"] == "admin_1")
     );
+    // The records are leaves of the log like any event: the store verifies.
+    verify_store(app).await;
+}
+
+async fn verify_store(app: TestApp) {
+    let data_dir = app.stop_keeping_data().await;
+    let (ok, output) = crate::verify::verify(&["verify", "store", "--data-dir", data_dir.path().to_str().unwrap()]);
+    assert!(ok, "{output}");
 }
 
 #[tokio::test]
@@ -856,10 +864,25 @@ async fn viewer_tokens_read_one_organization_narrowed_and_never_write() {
         assert_eq!(refused.status(), StatusCode::FORBIDDEN, "{origin}");
         assert!(refused.headers().get(header::ACCESS_CONTROL_ALLOW_ORIGIN).is_none());
     }
-    // The embed script is served to any page.
+    // The embed script and its modules are served to any page; the dashboard's other files are not.
     let script = reqwest::get(app.url("/embed/viewer.js")).await.unwrap();
     assert_eq!(script.status(), StatusCode::OK);
     assert_eq!(script.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "*");
+    assert_eq!(
+        reqwest::get(app.url("/embed/modules/viewer.js"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        reqwest::get(app.url("/embed/modules/dashboard.js"))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    verify_store(app).await;
 }
 
 #[tokio::test]

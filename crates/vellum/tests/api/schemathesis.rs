@@ -189,7 +189,7 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
     std::fs::write(&config_file, config(&seeded)).unwrap();
     let document = repository_root().join("docs/openapi.json");
     let (address, api_key) = (app.address.clone(), app.api_key.clone());
-    // Bounded: about 25 seconds on two cores. The seed fixes what is generated; both may be
+    // Bounded: about 40 seconds on two cores. The seed fixes what is generated; both may be
     // raised for a longer hunt.
     let max_examples = std::env::var("VELLUM_SCHEMATHESIS_MAX_EXAMPLES").unwrap_or_else(|_| "40".to_owned());
     let seed = std::env::var("VELLUM_SCHEMATHESIS_SEED").unwrap_or_else(|_| "20261205".to_owned());
@@ -203,7 +203,10 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_document()
             .args(["--url", &address])
             .args(["--header", &format!("Authorization: Bearer {api_key}")])
             .args(["--checks", CHECKS])
-            .args(["--max-examples", &max_examples, "--seed", &seed, "--workers", "2"])
+            // One worker: with two, the Python 3.11 that runs schemathesis can fail inside its own
+            // parser ("AST constructor recursion depth mismatch", a CPython bug of `ast.parse`
+            // from two threads), which reads as a failure of the server.
+            .args(["--max-examples", &max_examples, "--seed", &seed, "--workers", "1"])
             .args(["--request-timeout", "30", "--warnings", "off", "--no-color"])
             .current_dir(&work_dir)
             .env("NO_COLOR", "1")
