@@ -412,28 +412,16 @@ impl StreamService {
             }
         } else {
             let prefix = format!("{}_test_{}", stream.id, ulid::Ulid::generate());
-            let mut delivery = encode(
+            let mut delivery = encode_request(
                 &stream.destination,
                 &secrets,
                 &[item],
                 &prefix,
                 now.unix_millis().div_euclid(1_000),
             );
-            if matches!(stream.destination, vellum_core::stream::Destination::Datadog { .. }) {
-                gzip(&mut delivery);
-            }
             match self.authorize(&stream, &secrets, &mut delivery).await {
                 Err(verdict) => verdict,
-                Ok(()) => match self.transport.send(&delivery).await {
-                    Ok(answer) => judge(
-                        stream.destination.stream_type(),
-                        answer.status,
-                        answer.retry_after.as_deref(),
-                        &answer.body,
-                        vellum_store::now().unix_millis().div_euclid(1_000),
-                    ),
-                    Err(SendError::Refused(reason) | SendError::Failed(reason)) => Verdict::Invalid { reason },
-                },
+                Ok(()) => self.send(&stream, &delivery).await,
             }
         };
         Ok(match verdict {
@@ -586,13 +574,8 @@ impl StreamService {
             let mut deliveries = Vec::new();
             let mut sent = 0;
             while sent < items.len() {
-                let mut delivery = encode(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
+                let delivery = encode_request(&destination, &batch_secrets, &items[sent..], &prefix, now_seconds);
                 let last = items[sent + delivery.items - 1].log_index;
-                // Datadog takes gzip (its 5 MB limit counts the uncompressed body): audit
-                // events shrink about tenfold.
-                if matches!(destination, vellum_core::stream::Destination::Datadog { .. }) {
-                    gzip(&mut delivery);
-                }
                 sent += delivery.items;
                 deliveries.push((delivery, last));
             }
@@ -608,20 +591,7 @@ impl StreamService {
                 self.record(stream, worker, position, verdict, last, carried).await?;
                 return Ok(Sent::Stopped);
             }
-            let verdict = match self.transport.send(&delivery).await {
-                Ok(answer) => judge(
-                    stream.destination.stream_type(),
-                    answer.status,
-                    answer.retry_after.as_deref(),
-                    &answer.body,
-                    vellum_store::now().unix_millis().div_euclid(1_000),
-                ),
-                Err(SendError::Refused(reason)) => Verdict::Invalid { reason },
-                Err(SendError::Failed(reason)) => Verdict::Retry {
-                    reason,
-                    retry_after: None,
-                },
-            };
+            let verdict = self.send(stream, &delivery).await;
             if matches!(verdict, Verdict::Invalid { .. }) {
                 self.tokens.forget(stream.id);
             }
@@ -631,6 +601,25 @@ impl StreamService {
         }
         self.yield_to_ingest(work).await;
         Ok(Sent::Done)
+    }
+
+    /// Sends one request and judges the destination's answer (a refused address is invalid, a
+    /// failed connection worth a retry).
+    async fn send(&self, stream: &Stream, delivery: &Delivery) -> Verdict {
+        match self.transport.send(delivery).await {
+            Ok(answer) => judge(
+                stream.destination.stream_type(),
+                answer.status,
+                answer.retry_after.as_deref(),
+                &answer.body,
+                vellum_store::now().unix_millis().div_euclid(1_000),
+            ),
+            Err(SendError::Refused(reason)) => Verdict::Invalid { reason },
+            Err(SendError::Failed(reason)) => Verdict::Retry {
+                reason,
+                retry_after: None,
+            },
+        }
     }
 
     /// Adds the credentials that are made rather than configured: Microsoft Sentinel's Entra
@@ -793,6 +782,23 @@ impl StreamService {
 
 /// Compresses a request's body with gzip and says so in its headers (unchanged if compressing
 /// fails, which writing into memory does not).
+/// One request of a batch (or a test) as the destination takes it: encoded by the core, and
+/// gzipped for Datadog (its 5 MB limit counts the uncompressed body; audit events shrink about
+/// tenfold).
+fn encode_request(
+    destination: &vellum_core::stream::Destination,
+    secrets: &StreamSecrets,
+    items: &[StreamItem],
+    prefix: &str,
+    now_seconds: i64,
+) -> Delivery {
+    let mut delivery = encode(destination, secrets, items, prefix, now_seconds);
+    if matches!(destination, vellum_core::stream::Destination::Datadog { .. }) {
+        gzip(&mut delivery);
+    }
+    delivery
+}
+
 fn gzip(delivery: &mut Delivery) {
     use std::io::Write as _;
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());

@@ -130,6 +130,26 @@ fn not_signed_in() -> ApiError {
     ApiError::Unauthorized { code: "not_signed_in" }
 }
 
+/// For a state-changing request, checks that it carries the CSRF token of the session `token`
+/// (the dashboard's and the Admin Portal's sessions alike).
+pub(crate) fn check_csrf(token: &SessionToken, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
+    if !is_state_changing(method) {
+        return Ok(());
+    }
+    let presented = headers
+        .get(CSRF_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if csrf_token_matches(&token.csrf_token(), presented) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden {
+            message: "This request needs the session's CSRF token in the X-CSRF-Token header.".into(),
+            code: "invalid_csrf_token",
+        })
+    }
+}
+
 /// Finds the request's session and, for a state-changing request, checks its CSRF token.
 async fn authenticate(state: &AppState, method: &Method, headers: &HeaderMap) -> Result<SignedIn, ApiError> {
     let token = session_token_from_cookies(headers).ok_or_else(not_signed_in)?;
@@ -138,20 +158,11 @@ async fn authenticate(state: &AppState, method: &Method, headers: &HeaderMap) ->
         .find_operator_session(token.hash(), vellum_store::now())
         .await?
         .ok_or_else(not_signed_in)?;
-    let csrf_token = token.csrf_token();
-    if is_state_changing(method) {
-        let presented = headers
-            .get(CSRF_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if !csrf_token_matches(&csrf_token, presented) {
-            return Err(ApiError::Forbidden {
-                message: "This request needs the session's CSRF token in the X-CSRF-Token header.".into(),
-                code: "invalid_csrf_token",
-            });
-        }
-    }
-    Ok(SignedIn { session, csrf_token })
+    check_csrf(&token, method, headers)?;
+    Ok(SignedIn {
+        session,
+        csrf_token: token.csrf_token(),
+    })
 }
 
 /// Refuses dashboard API requests without a valid session (401) or, when they change

@@ -235,6 +235,13 @@ impl Scope {
         }
     }
 
+    /// A change to one of the scope's streams: its intent, its budget, and the stream its own.
+    async fn change_stream(&self, state: &AppState, text: &str) -> Result<(), ApiError> {
+        self.allow(Feature::Streams)?;
+        self.allow_change(state)?;
+        self.stream(state, text).await
+    }
+
     async fn stream(&self, state: &AppState, text: &str) -> Result<(), ApiError> {
         let not_found = || ApiError::NotFound {
             message: format!("Audit Log Stream not found: '{text}'."),
@@ -492,9 +499,7 @@ async fn update_stream(
     WirePath(id): WirePath,
     WireJson(body): WireJson<crate::streams::UpdateBody>,
 ) -> Result<Response, ApiError> {
-    scope.allow(Feature::Streams)?;
-    scope.allow_change(&state)?;
-    scope.stream(&state, &id).await?;
+    scope.change_stream(&state, &id).await?;
     let answer = crate::streams::update_stream(State(state.clone()), WirePath(id.clone()), WireJson(body)).await?;
     stream_changed(&state, &scope, "updated", &id).await?;
     Ok(answer.into_response())
@@ -505,9 +510,7 @@ async fn delete_stream(
     Extension(scope): Extension<Scope>,
     WirePath(id): WirePath,
 ) -> Result<Response, ApiError> {
-    scope.allow(Feature::Streams)?;
-    scope.allow_change(&state)?;
-    scope.stream(&state, &id).await?;
+    scope.change_stream(&state, &id).await?;
     let status: StatusCode = crate::streams::delete_stream(State(state.clone()), WirePath(id.clone())).await?;
     stream_changed(&state, &scope, "deleted", &id).await?;
     Ok(status.into_response())
@@ -518,9 +521,7 @@ async fn test_stream(
     Extension(scope): Extension<Scope>,
     WirePath(id): WirePath,
 ) -> Result<Response, ApiError> {
-    scope.allow(Feature::Streams)?;
-    scope.allow_change(&state)?;
-    scope.stream(&state, &id).await?;
+    scope.change_stream(&state, &id).await?;
     Ok(crate::streams::test_stream(State(state), WirePath(id))
         .await?
         .into_response())
@@ -532,9 +533,7 @@ async fn replay_stream(
     WirePath(id): WirePath,
     WireJson(body): WireJson<crate::streams::ReplayBody>,
 ) -> Result<Response, ApiError> {
-    scope.allow(Feature::Streams)?;
-    scope.allow_change(&state)?;
-    scope.stream(&state, &id).await?;
+    scope.change_stream(&state, &id).await?;
     let answer = crate::streams::replay_stream(State(state.clone()), WirePath(id.clone()), WireJson(body)).await?;
     stream_changed(&state, &scope, "replayed", &id).await?;
     Ok(answer.into_response())

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
-use vellum_core::operator::{SessionToken, csrf_token_matches};
+use vellum_core::operator::SessionToken;
 use vellum_core::portal::PortalSession;
 
 use super::scope::{Access, Client, Scope};
@@ -44,18 +44,7 @@ async fn authenticate(
         .find_portal_session(token.hash(), vellum_store::now())
         .await?
         .ok_or_else(ended)?;
-    if !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
-        let presented = headers
-            .get(crate::dashboard::session::CSRF_HEADER)
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if !csrf_token_matches(&token.csrf_token(), presented) {
-            return Err(ApiError::Forbidden {
-                message: "This request needs the session's CSRF token in the X-CSRF-Token header.".into(),
-                code: "invalid_csrf_token",
-            });
-        }
-    }
+    crate::dashboard::session::check_csrf(&token, method, headers)?;
     Ok((session, token))
 }
 
