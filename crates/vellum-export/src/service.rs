@@ -22,6 +22,7 @@ use async_trait::async_trait;
 use object_store::buffered::BufWriter;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
+use tracing::Instrument;
 use vellum_core::checkpoint::NoteSigner;
 use vellum_core::export::{
     Export, ExportFilter, ExportFormat, ExportState, ndjson_erased_line, ndjson_event_line, ndjson_header,
@@ -177,6 +178,7 @@ impl ExportService {
             return Err(CreateError::NoEvents);
         }
         let export = self.shared.store.create_export(organization_id, format, filter).await?;
+        metrics::counter!("vellum_exports_created_total").increment(1);
         // A worker of this process starts it now; if all are busy, the first to finish does.
         self.waker.wake();
         Ok(export)
@@ -327,7 +329,8 @@ impl Job for ExportJob {
         else {
             return Ok(StepOutcome::Idle);
         };
-        run(&self.shared, export, context).await?;
+        let span = tracing::info_span!("export", export_id = %export.id, organization = %export.organization_id);
+        run(&self.shared, export, context).instrument(span).await?;
         Ok(StepOutcome::Worked)
     }
 }
@@ -465,8 +468,17 @@ async fn run(shared: &Shared, export: Export, context: &StepContext) -> Result<(
             }
         }
     };
+    let label = match &outcome {
+        ExportOutcome::Ready { .. } => "ready",
+        _ => "error",
+    };
     match shared.store.finish_leased_export(id, worker, outcome).await {
-        Ok(_) => Ok(()),
+        Ok(_) => {
+            metrics::counter!("vellum_exports_finished_total", "outcome" => label).increment(1);
+            metrics::histogram!("vellum_export_duration_seconds")
+                .record((vellum_store::now().unix_millis() - export.created_at.unix_millis()).max(0) as f64 / 1_000.0);
+            Ok(())
+        }
         Err(StoreError::Conflict(reason)) => {
             tracing::warn!(export_id = %id, %reason, "the outcome of an export was not recorded");
             Ok(())

@@ -27,6 +27,7 @@ pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/audit_logs/events", post(create_event).get(list_events))
         .route("/audit_logs/events/batch", post(create_events_batch))
+        .route("/audit_logs/events/stream", get(crate::tail::stream_events))
         .route("/audit_logs/events/{id}", get(get_event))
 }
 
@@ -34,6 +35,7 @@ pub(crate) fn routes() -> Router<AppState> {
 pub(crate) fn read_routes() -> Router<AppState> {
     Router::new()
         .route("/audit_logs/events", get(list_events))
+        .route("/audit_logs/events/stream", get(crate::tail::stream_events))
         .route("/audit_logs/events/{id}", get(get_event))
 }
 
@@ -221,9 +223,11 @@ fn organization_id(value: Option<String>, errors: &mut ValidationErrors) -> Resu
             errors.push("organization_id", "required", "organization_id is required");
             Ok(None)
         }
-        Some(text) => OrganizationId::parse(&text).map(Some).map_err(|_| ApiError::NotFound {
-            message: format!("Organization not found: '{text}'."),
-        }),
+        Some(text) => crate::observe::organization_id(&text)
+            .map(Some)
+            .map_err(|_| ApiError::NotFound {
+                message: format!("Organization not found: '{text}'."),
+            }),
     }
 }
 
@@ -696,8 +700,33 @@ pub(crate) async fn list_events(
     query: QueryPairs,
 ) -> Result<Json<ListResponse<AuditLogEvent>>, ApiError> {
     let mut errors = ValidationErrors::new();
+    let (organization, filter) = read_event_filter(&query, &mut errors)?;
+    let page = page_request(&query, &mut errors, |text| {
+        EventId::parse(text).map_err(|error| format!("not an event id: {error}"))
+    });
+    let Some(organization) = organization.filter(|_| errors.is_empty()) else {
+        return Err(errors.into());
+    };
+    let cursor_parameter = match &page.cursor {
+        Some(vellum_core::Cursor::Before(_)) => "before",
+        _ => "after",
+    };
+    let page = state
+        .store
+        .list_events(organization, filter, page)
+        .await
+        .map_err(|error| cursor_error(error, cursor_parameter))?;
+    Ok(Json(ListResponse::from_page(page, |event| AuditLogEvent::of(&event))))
+}
+
+/// Reads the organization and the filters of a listing (`GET /audit_logs/events` and the live
+/// tail share them), pushing what is wrong into `errors`.
+pub(crate) fn read_event_filter(
+    query: &QueryPairs,
+    errors: &mut ValidationErrors,
+) -> Result<(Option<OrganizationId>, EventFilter), ApiError> {
     let organization = match query.single("organization_id") {
-        Ok(Some(text)) => Some(OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+        Ok(Some(text)) => Some(crate::observe::organization_id(text).map_err(|_| ApiError::NotFound {
             message: format!("Organization not found: '{text}'."),
         })?),
         Ok(None) => {
@@ -709,9 +738,6 @@ pub(crate) async fn list_events(
             None
         }
     };
-    let page = page_request(&query, &mut errors, |text| {
-        EventId::parse(text).map_err(|error| format!("not an event id: {error}"))
-    });
     let mut time = |name: &'static str| match query.single(name) {
         Ok(Some(text)) => match Instant::parse(text) {
             Some(instant) => Some(instant),
@@ -747,7 +773,7 @@ pub(crate) async fn list_events(
     .filter_bounds();
     let search = match query.single("search") {
         Ok(search) => search
-            .filter(|text| !text.is_empty() && check_search("search", text, &mut errors))
+            .filter(|text| !text.is_empty() && check_search("search", text, errors))
             .map(str::to_owned),
         Err(_) => {
             errors.push("search", "repeated", "search may be given only once");
@@ -756,7 +782,7 @@ pub(crate) async fn list_events(
     };
     let mut list = |name: &'static str| {
         let values = query.list_exact(name);
-        check_filter_values(name, values.len(), &mut errors);
+        check_filter_values(name, values.len(), errors);
         values
     };
     let filter = EventFilter {
@@ -769,19 +795,7 @@ pub(crate) async fn list_events(
         range_end,
         search,
     };
-    let Some(organization) = organization.filter(|_| errors.is_empty()) else {
-        return Err(errors.into());
-    };
-    let cursor_parameter = match &page.cursor {
-        Some(vellum_core::Cursor::Before(_)) => "before",
-        _ => "after",
-    };
-    let page = state
-        .store
-        .list_events(organization, filter, page)
-        .await
-        .map_err(|error| cursor_error(error, cursor_parameter))?;
-    Ok(Json(ListResponse::from_page(page, |event| AuditLogEvent::of(&event))))
+    Ok((organization, filter))
 }
 
 /// A cursor from another organization's list is a 422 on the parameter that carried it.

@@ -13,7 +13,7 @@ use utoipa::ToSchema;
 use vellum_core::export::{Export, ExportFilter, ExportFormat, ExportState};
 use vellum_core::filter::{MAX_FILTER_VALUES, check_filter_values};
 use vellum_core::time_range::{Bound, Instant, TimeRange};
-use vellum_core::{ExportId, OrganizationId, Timestamp, ValidationErrors};
+use vellum_core::{ExportId, Timestamp, ValidationErrors};
 use vellum_export::{CreateError, DownloadError, ExportService, LinkError};
 
 use crate::AppState;
@@ -328,7 +328,7 @@ pub(crate) async fn create_export(
         ));
     };
     let range_start = start.unwrap_or(Timestamp::MIN);
-    let organization_id = OrganizationId::parse(&organization).map_err(|_| ApiError::NotFound {
+    let organization_id = crate::observe::organization_id(&organization).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{organization}'."),
     })?;
     let filter = ExportFilter {

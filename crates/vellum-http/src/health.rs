@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -64,4 +65,24 @@ pub(crate) async fn ready(State(state): State<AppState>) -> Result<Json<ReadyRes
     Ok(Json(ReadyResponse {
         status: ReadyStatus::Value,
     }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    operation_id = "metrics",
+    summary = "Prometheus metrics",
+    description = "Vellum's addition: the Prometheus text exposition (format 0.0.4) of the server's metrics (see docs/operations.md). Not served here when `--metrics-listen` gives metrics a listener of their own.",
+    security(()),
+    responses((status = 200, description = "The metrics.", content_type = "text/plain; version=0.0.4", body = String)),
+)]
+pub(crate) async fn metrics(State(state): State<AppState>) -> axum::response::Response {
+    match &state.metrics {
+        Some(render) => crate::metrics_response(render),
+        None => ApiError::NotFound {
+            message: "Metrics are not served on this listener.".into(),
+        }
+        .into_response(),
+    }
 }

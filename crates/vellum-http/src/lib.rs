@@ -15,6 +15,7 @@ mod exports;
 mod extract;
 mod health;
 mod log;
+mod observe;
 mod openapi;
 mod organizations;
 mod portal;
@@ -23,6 +24,7 @@ mod retention;
 mod schemas;
 mod server;
 mod streams;
+mod tail;
 mod wire;
 
 use std::sync::Arc;
@@ -31,6 +33,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, header};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -50,6 +53,7 @@ pub use portal::{DEFAULT_PORTAL_CHANGES_PER_MINUTE, MAX_LOGO_BYTES, PortalConfig
 pub use ratelimit::RateLimit;
 pub use schemas::{schema_definition_from_json, schema_json};
 pub use server::{DEFAULT_MAX_CONNECTIONS, ServerLimits, serve};
+pub use tail::{KEEP_ALIVE as TAIL_KEEP_ALIVE, MAX_TAILS, SLOW_CLIENT as TAIL_SLOW_CLIENT};
 pub use vellum_ingest::AUDIT_TRAIL_SCHEMA_VERSION;
 
 /// The response header that carries the request id.
@@ -76,6 +80,8 @@ pub struct HttpConfig {
     pub default_retention_days: u32,
     /// The Admin Portal's branding and the origins allowed to embed the viewer.
     pub portal: PortalConfig,
+    /// Metrics are served on a listener of their own: this one does not serve `/metrics`.
+    pub metrics_elsewhere: bool,
 }
 
 /// The default of [`HttpConfig::max_password_checks`].
@@ -92,6 +98,7 @@ impl Default for HttpConfig {
             max_password_checks: DEFAULT_MAX_PASSWORD_CHECKS,
             default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
             portal: PortalConfig::default(),
+            metrics_elsewhere: false,
         }
     }
 }
@@ -114,6 +121,13 @@ pub struct AppState {
     /// The budget of changes (exports, stream changes and tests) per portal session or viewer
     /// token.
     scoped_changes: Arc<ratelimit::CredentialLimiter>,
+    /// Renders `/metrics`; without it, the route is not served.
+    metrics: Option<MetricsRenderer>,
+    /// The live tails open.
+    tails: tail::TailCount,
+    /// Becomes `true` when the server starts shutting down: long-lived responses (live tails)
+    /// end then.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Request bodies being read at once may hold at most this many times the largest body (256 MiB
@@ -146,6 +160,9 @@ impl AppState {
             api_keys: Arc::default(),
             viewer_key: None,
             scoped_changes,
+            metrics: None,
+            tails: tail::TailCount::default(),
+            stopping: tokio::sync::watch::channel(false).1,
         }
     }
 
@@ -166,6 +183,20 @@ impl AppState {
     #[must_use]
     pub fn with_viewer_key(mut self, key: [u8; 32]) -> Self {
         self.viewer_key = Some(key);
+        self
+    }
+
+    /// Ends long-lived responses (live tails) once `stopping` turns `true`.
+    #[must_use]
+    pub fn with_stopping(mut self, stopping: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stopping = stopping;
+        self
+    }
+
+    /// Serves `GET /metrics` with this renderer (unless [`HttpConfig::metrics_elsewhere`]).
+    #[must_use]
+    pub fn with_metrics(mut self, render: MetricsRenderer) -> Self {
+        self.metrics = Some(render);
         self
     }
 
@@ -209,7 +240,33 @@ pub fn router(state: AppState) -> Router {
         .merge(exports::download_routes())
         .merge(dashboard::routes(&state))
         .merge(portal::routes(&state));
+    let routes = if state.metrics.is_some() && !state.config.metrics_elsewhere {
+        routes.route("/metrics", get(health::metrics))
+    } else {
+        routes
+    };
+    let routes = routes.route_layer(axum::middleware::from_fn(observe::name_route));
     with_common_layers(routes, max_body_bytes).with_state(state)
+}
+
+/// Renders the metrics exposition (Prometheus text format 0.0.4).
+pub type MetricsRenderer = Arc<dyn Fn() -> String + Send + Sync>;
+
+pub(crate) fn metrics_response(render: &MetricsRenderer) -> axum::response::Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        render(),
+    )
+        .into_response()
+}
+
+/// A router serving only `GET /metrics` (for `--metrics-listen`), with the same request ids,
+/// log lines and JSON errors as the API's.
+pub fn metrics_router(render: MetricsRenderer) -> Router {
+    let routes = Router::new()
+        .route("/metrics", get(move || std::future::ready(metrics_response(&render))))
+        .route_layer(axum::middleware::from_fn(observe::name_route));
+    with_common_layers(routes, 1024)
 }
 
 /// What every request goes through, whatever its route: JSON answers for unknown routes and
@@ -242,10 +299,14 @@ where
                                 .get(REQUEST_ID_HEADER)
                                 .and_then(|value| value.to_str().ok())
                                 .unwrap_or_default();
+                            // `route` and `organization` are filled in once known
+                            // (`observe`): the log line of the response carries them.
                             tracing::info_span!(
                                 "request",
                                 method = %request.method(),
                                 path = %request.uri().path(),
+                                route = tracing::field::Empty,
+                                organization = tracing::field::Empty,
                                 request_id = %request_id,
                             )
                         })
@@ -257,6 +318,7 @@ where
                         ),
                 )
                 .layer(PropagateRequestIdLayer::new(REQUEST_ID_HEADER))
+                .layer(axum::middleware::from_fn(observe::count))
                 .layer(CatchPanicLayer::custom(error::panic_response)),
         )
 }

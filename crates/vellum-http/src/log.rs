@@ -31,9 +31,11 @@ pub(crate) fn routes() -> Router<AppState> {
 
 fn organization(query: &QueryPairs, errors: &mut ValidationErrors) -> Result<Option<OrganizationId>, ApiError> {
     match query.single("organization_id") {
-        Ok(Some(text)) => OrganizationId::parse(text).map(Some).map_err(|_| ApiError::NotFound {
-            message: format!("Organization not found: '{text}'."),
-        }),
+        Ok(Some(text)) => crate::observe::organization_id(text)
+            .map(Some)
+            .map_err(|_| ApiError::NotFound {
+                message: format!("Organization not found: '{text}'."),
+            }),
         Ok(None) => {
             errors.push("organization_id", "required", "organization_id is required");
             Ok(None)

@@ -17,7 +17,7 @@ use crate::error::{
     ErrorResponse, FieldErrorItem, InvalidEventError, LegacyFieldErrorItem, LegacyValidationError, SchemaViolationItem,
     ValidationError,
 };
-use crate::{audit_trail, events, exports, health, log, organizations, portal, retention, schemas, streams};
+use crate::{audit_trail, events, exports, health, log, organizations, portal, retention, schemas, streams, tail};
 
 const DESCRIPTION: &str = "\
 Vellum is a self-hosted audit log service, wire-compatible with WorkOS Audit Logs: the official \
@@ -45,6 +45,7 @@ is not part of this document.";
     paths(
         health::health,
         health::ready,
+        health::metrics,
         serve_document,
         organizations::list_organizations,
         organizations::create_organization,
@@ -65,6 +66,7 @@ is not part of this document.";
         events::create_events_batch,
         events::list_events,
         events::get_event,
+        tail::stream_events,
         exports::create_export,
         exports::get_export,
         exports::download,

@@ -264,7 +264,7 @@ impl OrganizationBody {
 
 fn parse_organization_id(text: &str) -> Result<OrganizationId, ApiError> {
     // An id that cannot exist names no organization: answer as WorkOS does, with a 404.
-    OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+    crate::observe::organization_id(text).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{text}'."),
     })
 }
@@ -376,7 +376,7 @@ pub(crate) async fn list_organizations(
 ) -> Result<Json<ListResponse<OrganizationResponse>>, ApiError> {
     let mut errors = ValidationErrors::new();
     let page = page_request(&query, &mut errors, |text| {
-        OrganizationId::parse(text).map_err(|error| format!("not an organization id: {error}"))
+        crate::observe::organization_id(text).map_err(|error| format!("not an organization id: {error}"))
     });
     let domains: Vec<String> = query
         .list("domains")

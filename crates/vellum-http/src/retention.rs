@@ -37,7 +37,7 @@ pub(crate) fn routes() -> Router<AppState> {
 }
 
 fn organization_id(text: &str) -> Result<OrganizationId, ApiError> {
-    OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+    crate::observe::organization_id(text).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{text}'."),
     })
 }

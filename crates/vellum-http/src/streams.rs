@@ -212,9 +212,11 @@ fn organization_in(value: Option<&Value>, errors: &mut ValidationErrors) -> Resu
             errors.push("organization_id", "required", "organization_id is required");
             Ok(None)
         }
-        Some(Value::String(text)) => OrganizationId::parse(text).map(Some).map_err(|_| ApiError::NotFound {
-            message: format!("Organization not found: '{text}'."),
-        }),
+        Some(Value::String(text)) => crate::observe::organization_id(text)
+            .map(Some)
+            .map_err(|_| ApiError::NotFound {
+                message: format!("Organization not found: '{text}'."),
+            }),
         Some(_) => {
             errors.push("organization_id", "invalid_type", "organization_id must be a string");
             Ok(None)
@@ -296,7 +298,7 @@ pub(crate) async fn list_streams(
             "organization_id is required",
         ));
     };
-    let organization = OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+    let organization = crate::observe::organization_id(text).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{text}'."),
     })?;
     let streams = service.list(organization).await?;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 use vellum_core::schema::SchemaViolation;
 use vellum_core::{Event, EventId, EventInput, NewOrganization, OrganizationId, ValidationErrors};
 use vellum_store::{AppendOutcome, IdempotencyClaim, NewEvent, Store, StoreError, StoredSchema};
@@ -271,6 +272,7 @@ impl IngestService {
         };
         match self.store.append_events(organization_id, vec![event], None).await? {
             AppendOutcome::Appended(events) => {
+                ingested(Source::System, events.len());
                 let first = events.first().cloned();
                 self.notify(organization_id, events);
                 first.ok_or_else(|| StoreError::Internal("an append of one record stored none".into()))
@@ -283,6 +285,21 @@ impl IngestService {
 
     /// Creates one event of the Audit Logs API, checked against its action's schema.
     pub async fn create_event(
+        &self,
+        organization_id: OrganizationId,
+        input: EventInput,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created, IngestError> {
+        let span = tracing::debug_span!("ingest", source = "single", organization = %organization_id);
+        let outcome = self
+            .create_event_unobserved(organization_id, input, key)
+            .instrument(span)
+            .await;
+        observe_one(Source::Single, &outcome);
+        outcome
+    }
+
+    async fn create_event_unobserved(
         &self,
         organization_id: OrganizationId,
         input: EventInput,
@@ -312,6 +329,33 @@ impl IngestService {
     /// Creates the events of a batch that pass their checks, all in one commit; each item of
     /// `items` is an event whose shape was checked, or why its shape was refused.
     pub async fn create_batch(
+        &self,
+        organization_id: OrganizationId,
+        items: Vec<Result<EventInput, ValidationErrors>>,
+        key: Option<IdempotencyKey>,
+    ) -> Result<BatchResult, IngestError> {
+        let span =
+            tracing::debug_span!("ingest", source = "batch", organization = %organization_id, events = items.len());
+        let outcome = self
+            .create_batch_unobserved(organization_id, items, key)
+            .instrument(span)
+            .await;
+        match &outcome {
+            Ok(BatchResult::Outcome(BatchOutcome { items })) => {
+                for item in items {
+                    match item {
+                        BatchItem::Stored(_) => {}
+                        BatchItem::Rejected(rejection) => rejected(Source::Batch, rejection_reason(rejection)),
+                    }
+                }
+            }
+            Ok(BatchResult::Verbatim(_)) => {}
+            Err(error) => rejected(Source::Batch, error_reason(error)),
+        }
+        outcome
+    }
+
+    async fn create_batch_unobserved(
         &self,
         organization_id: OrganizationId,
         items: Vec<Result<EventInput, ValidationErrors>>,
@@ -347,6 +391,7 @@ impl IngestService {
                 earlier => return replayed_batch(earlier),
             }
         };
+        ingested(Source::Batch, stored.len());
         let mut ids = stored.iter().map(|event| event.id);
         let items = rejections
             .into_iter()
@@ -371,10 +416,22 @@ impl IngestService {
         input: EventInput,
         key: Option<IdempotencyKey>,
     ) -> Result<Created, IngestError> {
+        let span = tracing::debug_span!("ingest", source = "legacy", organization = tracing::field::Empty);
+        let outcome = self.create_legacy_event_unobserved(input, key).instrument(span).await;
+        observe_one(Source::Legacy, &outcome);
+        outcome
+    }
+
+    async fn create_legacy_event_unobserved(
+        &self,
+        input: EventInput,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Created, IngestError> {
         let Some(group) = input.audit_trail.as_ref().map(|fields| fields.group.clone()) else {
             return Err(StoreError::Internal("a legacy event without legacy fields".into()).into());
         };
         let organization_id = self.organization_for_group(&group).await?;
+        tracing::Span::current().record("organization", tracing::field::display(organization_id));
         let event = NewEvent {
             input,
             schema_version: AUDIT_TRAIL_SCHEMA_VERSION,
@@ -419,6 +476,63 @@ impl IngestService {
             Err(StoreError::Conflict(_)) => Ok(self.store.get_organization_by_external_id(group).await?.id),
             Err(other) => Err(other.into()),
         }
+    }
+}
+
+/// The ways events come in, as the `source` label of the ingest metrics.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Single,
+    Batch,
+    Legacy,
+    System,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Single => "single",
+            Self::Batch => "batch",
+            Self::Legacy => "legacy",
+            Self::System => "system",
+        }
+    }
+}
+
+/// Counts events stored durably (`vellum_events_ingested_total`).
+fn ingested(source: Source, events: usize) {
+    if events > 0 {
+        metrics::counter!("vellum_events_ingested_total", "source" => source.label()).increment(events as u64);
+    }
+}
+
+/// Counts an event or request refused (`vellum_events_rejected_total`), by a bounded reason.
+fn rejected(source: Source, reason: &'static str) {
+    metrics::counter!("vellum_events_rejected_total", "source" => source.label(), "reason" => reason).increment(1);
+}
+
+fn rejection_reason(rejection: &Rejection) -> &'static str {
+    match rejection {
+        Rejection::Fields(_) => "invalid",
+        Rejection::Schema(_) => "schema",
+    }
+}
+
+fn error_reason(error: &IngestError) -> &'static str {
+    match error {
+        IngestError::Rejected(rejection) => rejection_reason(rejection),
+        IngestError::KeyReused => "idempotency",
+        IngestError::Store(StoreError::NotFound { .. }) => "organization",
+        IngestError::Store(_) => "store",
+    }
+}
+
+/// Counts the outcome of a request that creates one event.
+fn observe_one(source: Source, outcome: &Result<Created, IngestError>) {
+    match outcome {
+        Ok(Created::Stored(_)) => ingested(source, 1),
+        Ok(Created::Replayed) => {}
+        Err(error) => rejected(source, error_reason(error)),
     }
 }
 

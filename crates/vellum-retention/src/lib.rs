@@ -14,6 +14,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use async_trait::async_trait;
 use vellum_core::log_record::{MAX_HOLD_REASON_CHARS, RecordedBy, legal_hold_input};
@@ -102,6 +103,23 @@ impl PurgeService {
     /// One pass at time `now`. `stopping` is polled between steps; when it says so, the pass ends
     /// after the step in flight.
     pub async fn run_pass(
+        &self,
+        now: Timestamp,
+        stopping: &(dyn Fn() -> bool + Send + Sync),
+    ) -> Result<PassSummary, StoreError> {
+        let started = std::time::Instant::now();
+        let summary = self
+            .run_pass_unobserved(now, stopping)
+            .instrument(tracing::info_span!("purge"))
+            .await?;
+        metrics::counter!("vellum_purge_passes_total").increment(1);
+        metrics::counter!("vellum_purge_events_removed_total").increment(summary.events());
+        metrics::counter!("vellum_purge_bytes_reclaimed_total").increment(summary.reclaimed);
+        metrics::histogram!("vellum_purge_pass_duration_seconds").record(started.elapsed().as_secs_f64());
+        Ok(summary)
+    }
+
+    async fn run_pass_unobserved(
         &self,
         now: Timestamp,
         stopping: &(dyn Fn() -> bool + Send + Sync),

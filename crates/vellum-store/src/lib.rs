@@ -997,6 +997,10 @@ pub trait StreamStore: Send + Sync {
     /// An organization's streams, oldest first.
     async fn list_streams(&self, organization_id: OrganizationId) -> Result<Vec<Stream>, StoreError>;
 
+    /// The streams of every live organization, oldest first, at most `limit` of them (for the
+    /// operator's figures: states and lag).
+    async fn all_streams(&self, limit: u32) -> Result<Vec<Stream>, StoreError>;
+
     /// Replaces a stream's settings and state; clears its failures.
     async fn update_stream(&self, id: vellum_core::StreamId, change: StreamChange) -> Result<Stream, StoreError>;
 
@@ -1075,4 +1079,13 @@ pub mod prelude {
         AccessStore, EventStore, ExportStore, LogStore, OrganizationStore, PortalStore, RetentionStore, SchemaStore,
         Store, StreamStore,
     };
+}
+
+/// Records a group commit: `vellum_store_commits_total`, how many writes it took
+/// (`vellum_store_commit_batch_size`) and how long it took
+/// (`vellum_store_commit_duration_seconds`).
+pub(crate) fn observe_commit(writes: usize, took: std::time::Duration) {
+    metrics::counter!("vellum_store_commits_total").increment(1);
+    metrics::histogram!("vellum_store_commit_batch_size").record(writes as f64);
+    metrics::histogram!("vellum_store_commit_duration_seconds").record(took.as_secs_f64());
 }

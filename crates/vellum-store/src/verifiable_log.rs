@@ -303,6 +303,7 @@ pub async fn sign_checkpoint(
             signed_at: now,
         })
         .await?;
+    metrics::counter!("vellum_log_checkpoints_signed_total").increment(1);
     Ok(SignedCheckpoint { checkpoint, note })
 }
 

@@ -25,6 +25,7 @@ pub mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -726,6 +727,8 @@ impl StreamService {
                     }
                     Err(error) => return Err(error),
                 }
+                metrics::counter!("vellum_stream_deliveries_total", "outcome" => "delivered").increment(1);
+                metrics::counter!("vellum_stream_events_delivered_total").increment(events);
                 tracing::debug!(stream = %stream.id, from = position.cursor, last, "delivered");
                 position.cursor = next;
                 position.failures = 0;
@@ -741,6 +744,7 @@ impl StreamService {
                     delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
                     "delivery failed; will retry"
                 );
+                metrics::counter!("vellum_stream_deliveries_total", "outcome" => "failed").increment(1);
                 let next = later(vellum_store::now(), delay);
                 self.fail(stream, worker, position.cursor, StreamState::Error, reason, Some(next))
                     .await?;
@@ -748,6 +752,7 @@ impl StreamService {
             }
             Verdict::Invalid { reason } => {
                 tracing::warn!(stream = %stream.id, %reason, "delivery refused; the stream is invalid until updated");
+                metrics::counter!("vellum_stream_deliveries_total", "outcome" => "invalid").increment(1);
                 self.fail(stream, worker, position.cursor, StreamState::Invalid, reason, None)
                     .await?;
                 Ok(false)
@@ -903,7 +908,8 @@ impl Job for DeliveryJob {
         else {
             return Ok(StepOutcome::Idle);
         };
-        service.deliver(context, stream).await?;
+        let span = tracing::info_span!("stream_delivery", stream = %stream.id, organization = %stream.organization_id);
+        service.deliver(context, stream).instrument(span).await?;
         Ok(StepOutcome::Worked)
     }
 }

@@ -92,6 +92,11 @@ enum Command {
     /// Moves an embedded store into an empty PostgreSQL database, every log intact: verifies it,
     /// copies it in one transaction (with its signing and link keys), verifies the copy.
     Copy(crate::copy_cli::CopyArgs),
+    /// Writes a consistent backup of the embedded store while the server runs: one file with
+    /// the database and the keys of the data directory (signing, export link, log stream).
+    Backup(crate::ops_cli::BackupArgs),
+    /// Lays a backup down as the store of an empty --data-dir, keys included.
+    Restore(crate::ops_cli::RestoreArgs),
     /// Runs one purge pass: deletes the events past each organization's retention (organizations
     /// under a legal hold excepted), records each deletion in the organization's log, and gives
     /// the space back. Prints what it removed per organization.
@@ -190,6 +195,9 @@ enum SchemasCommand {
 enum EventsCommand {
     /// Lists an organization's events, newest first.
     List(EventsListArgs),
+    /// Follows an organization's new events through a running server's live tail, printing
+    /// one JSON object per line; reconnects and resumes by itself.
+    Tail(crate::ops_cli::TailArgs),
 }
 
 #[derive(Debug, Args)]
@@ -237,6 +245,11 @@ struct ServeArgs {
     /// The address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "VELLUM_LISTEN", value_name = "HOST:PORT")]
     listen: Option<String>,
+
+    /// Serve GET /metrics on this address of its own instead of on --listen (e.g.
+    /// 127.0.0.1:9464) [default: on --listen].
+    #[arg(long, env = "VELLUM_METRICS_LISTEN", value_name = "HOST:PORT")]
+    metrics_listen: Option<String>,
 
     /// A per-API-key request budget, REQUESTS/SECONDS (e.g. 6000/60) [default: unlimited].
     #[arg(long, env = "VELLUM_RATE_LIMIT", value_name = "N/SECONDS")]
@@ -385,6 +398,7 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
     };
     let overrides = Overrides {
         listen: serve.and_then(|args| args.listen.clone()),
+        metrics_listen: serve.and_then(|args| args.metrics_listen.clone()),
         rate_limit: serve.and_then(|args| args.rate_limit.clone()),
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
@@ -447,6 +461,9 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             Command::Organizations(command) => organizations(&settings, command).await,
             Command::Schemas(command) => schemas(&settings, command).await,
             Command::Events(EventsCommand::List(args)) => list_events(&settings, args).await,
+            Command::Events(EventsCommand::Tail(args)) => crate::ops_cli::tail(args).await,
+            Command::Backup(args) => crate::ops_cli::backup(&settings, &args),
+            Command::Restore(args) => crate::ops_cli::restore(&settings, &args),
             Command::Export(args) => crate::export_cli::export(args).await,
             Command::Copy(args) => crate::copy_cli::copy(&settings, args).await,
             Command::Purge(args) => purge(&settings, args).await,

@@ -40,6 +40,8 @@ pub const DEFAULT_DATABASE_MAX_CONNECTIONS: usize = 16;
 pub struct FileConfig {
     /// See [`Settings::listen`].
     pub listen: Option<String>,
+    /// See [`Settings::metrics_listen`].
+    pub metrics_listen: Option<String>,
     /// See [`Settings::data_dir`].
     pub data_dir: Option<PathBuf>,
     /// See [`Settings::database_url`].
@@ -160,6 +162,8 @@ impl FileConfig {
 pub struct Overrides {
     /// `--listen` / `VELLUM_LISTEN`.
     pub listen: Option<String>,
+    /// `--metrics-listen` / `VELLUM_METRICS_LISTEN`.
+    pub metrics_listen: Option<String>,
     /// `--data-dir` / `VELLUM_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
     /// `--database-url` / `VELLUM_DATABASE_URL`.
@@ -240,6 +244,9 @@ impl std::fmt::Debug for AdminBootstrap {
 pub struct Settings {
     /// Where `vellum serve` listens.
     pub listen: SocketAddr,
+    /// Where `GET /metrics` is served instead of on [`Settings::listen`]; `None`: on the API's
+    /// own listener.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where the embedded store keeps its files.
     pub data_dir: PathBuf,
     /// A PostgreSQL URL; when set, it replaces the embedded store. TLS follows its `sslmode`
@@ -299,6 +306,7 @@ impl std::fmt::Debug for Settings {
         formatter
             .debug_struct("Settings")
             .field("listen", &self.listen)
+            .field("metrics_listen", &self.metrics_listen)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("database_max_connections", &self.database_max_connections)
@@ -337,6 +345,16 @@ impl Settings {
         let listen = listen_text.parse().with_context(|| {
             format!("invalid listen address `{listen_text}` (expected host:port, e.g. 127.0.0.1:8080)")
         })?;
+        let metrics_listen = match overrides
+            .metrics_listen
+            .or(file.metrics_listen)
+            .filter(|text| !text.is_empty())
+        {
+            Some(text) => Some(text.parse().with_context(|| {
+                format!("invalid metrics listen address `{text}` (expected host:port, e.g. 127.0.0.1:9464)")
+            })?),
+            None => None,
+        };
         let api_key = match overrides.api_key.or(file.api_key).filter(|key| !key.is_empty()) {
             Some(text) => {
                 Some(ApiKeySecret::parse(&text).map_err(|error| anyhow::anyhow!("invalid VELLUM_API_KEY: {error}"))?)
@@ -540,6 +558,7 @@ impl Settings {
             signing_key_file: overrides.signing_key_file.or(file.signing_key_file),
             rate_limit,
             listen,
+            metrics_listen,
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
@@ -561,6 +580,7 @@ impl Settings {
     pub fn for_tests(data_dir: impl Into<PathBuf>, api_key: ApiKeySecret) -> Self {
         Self {
             listen: "127.0.0.1:0".parse().expect("valid address"),
+            metrics_listen: None,
             data_dir: data_dir.into(),
             database_url: None,
             database_max_connections: DEFAULT_DATABASE_MAX_CONNECTIONS,

@@ -58,7 +58,7 @@ pub struct ExportArgs {
     output: Option<PathBuf>,
 }
 
-fn api_error(context: &str, status: reqwest::StatusCode, body: &str) -> anyhow::Error {
+pub(crate) fn api_error(context: &str, status: reqwest::StatusCode, body: &str) -> anyhow::Error {
     let message = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|value| value["message"].as_str().map(str::to_owned))

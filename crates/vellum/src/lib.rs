@@ -8,6 +8,8 @@ pub mod config;
 pub mod copy_cli;
 pub mod export_cli;
 pub mod jobs;
+pub mod metrics;
+pub mod ops_cli;
 pub mod signing;
 pub mod startup;
 pub mod telemetry;

@@ -140,6 +140,8 @@ pub struct Application {
     signer: Arc<vellum_core::checkpoint::NoteSigner>,
     listener: TcpListener,
     local_addr: SocketAddr,
+    /// The listener of `GET /metrics` alone, when `--metrics-listen` asks for one.
+    metrics_listener: Option<TcpListener>,
     store: Arc<dyn Store>,
     postgres: Option<Arc<PostgresStore>>,
     settings: Settings,
@@ -167,10 +169,19 @@ impl Application {
             .await
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let local_addr = listener.local_addr()?;
+        let metrics_listener = match settings.metrics_listen {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .await
+                    .with_context(|| format!("cannot listen for metrics on {address}"))?,
+            ),
+            None => None,
+        };
         Ok(Self {
             signer,
             listener,
             local_addr,
+            metrics_listener,
             store,
             postgres,
             settings,
@@ -180,6 +191,13 @@ impl Application {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address `GET /metrics` is served on when it has a listener of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     async fn start_exports(
@@ -278,9 +296,13 @@ impl Application {
                 max_password_checks: self.settings.max_password_checks,
                 default_retention_days: self.settings.default_retention_days,
                 portal: self.settings.portal.clone(),
+                metrics_elsewhere: self.metrics_listener.is_some(),
             },
             Arc::clone(&self.signer),
-        );
+        )
+        .with_metrics(crate::metrics::renderer());
+        let (stopping_sender, stopping_receiver) = tokio::sync::watch::channel(false);
+        let state = state.with_stopping(stopping_receiver);
         let jobs = vellum_jobs::Runner::new(crate::jobs::new_run_id().context("cannot draw a run id")?);
         let link_key = self.link_key().await?;
         let exports = Arc::new(self.start_exports(&jobs, link_key).await?);
@@ -292,6 +314,18 @@ impl Application {
             )));
         }
         let streams = self.start_streams(&jobs, &state.ingest()).await?;
+        jobs.spawn(Arc::new(crate::metrics::StoreGauges::new(
+            Arc::clone(&self.store),
+            Arc::clone(&streams),
+        )));
+        let metrics_server = self.metrics_listener.map(|listener| {
+            let router = vellum_http::metrics_router(crate::metrics::renderer());
+            tokio::spawn(async move {
+                if let Err(error) = axum::serve(listener, router).await {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            })
+        });
         let state = state
             .with_exports(exports)
             .with_streams(streams)
@@ -309,6 +343,8 @@ impl Application {
         let server = vellum_http::serve(self.listener, router, limits, async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
+            // Live tails never finish by themselves: end them now.
+            let _ = stopping_sender.send(true);
             signal_stopping.notify_waiters();
         });
         let grace = self.settings.shutdown_grace;
@@ -320,6 +356,9 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(metrics_server) = metrics_server {
+            metrics_server.abort();
+        }
         // Running exports stop here and give their leases back: they stay pending, and the next
         // claim (of this store's next process, or of another one) starts them again.
         jobs.shutdown(JOBS_STOP_GRACE).await;

@@ -73,7 +73,7 @@ fn text_field<'a>(value: Option<&'a Value>, name: &'static str, errors: &mut Val
 }
 
 fn organization_of(text: &str) -> Result<OrganizationId, ApiError> {
-    OrganizationId::parse(text).map_err(|_| ApiError::NotFound {
+    crate::observe::organization_id(text).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{text}'."),
     })
 }

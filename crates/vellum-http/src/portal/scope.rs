@@ -292,6 +292,7 @@ pub(crate) fn routes() -> Router<AppState> {
     // CORS check (which answers it) instead of a 405.
     Router::new()
         .route("/audit_logs/events", get(list_events).options(preflight))
+        .route("/audit_logs/events/stream", get(stream_events).options(preflight))
         .route("/audit_logs/events/{id}", get(get_event).options(preflight))
         .route("/audit_logs/log/checkpoint", get(checkpoint).options(preflight))
         .route("/audit_logs/log/public_key", get(public_key).options(preflight))
@@ -344,6 +345,17 @@ async fn list_events(
         }
     }
     Ok(crate::events::list_events(State(state), query).await?.into_response())
+}
+
+async fn stream_events(
+    State(state): State<AppState>,
+    Extension(scope): Extension<Scope>,
+    headers: HeaderMap,
+    query: QueryPairs,
+) -> Result<Response, ApiError> {
+    scope.allow(Feature::Trail)?;
+    let query = scope.narrow_query(scope.query(query)?)?;
+    crate::tail::stream_events(State(state), headers, query).await
 }
 
 async fn get_event(

@@ -131,7 +131,7 @@ pub(crate) async fn create_viewer_token(
     let (Some(organization), Some(expires_in)) = (organization.filter(|_| errors.is_empty()), expires_in) else {
         return Err(errors.into());
     };
-    let organization_id = OrganizationId::parse(&organization).map_err(|_| ApiError::NotFound {
+    let organization_id = crate::observe::organization_id(&organization).map_err(|_| ApiError::NotFound {
         message: format!("Organization not found: '{organization}'."),
     })?;
     // The organization must be live now (the token's reads find its events either way).
@@ -231,7 +231,7 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<(ViewerCl
     let invalid = || ApiError::Unauthorized {
         code: "invalid_viewer_token",
     };
-    let organization_id = OrganizationId::parse(&claims.organization_id).map_err(|_| invalid())?;
+    let organization_id = crate::observe::organization_id(&claims.organization_id).map_err(|_| invalid())?;
     match state.store.get_organization(organization_id).await {
         Ok(_) => Ok((claims, organization_id)),
         Err(vellum_store::StoreError::NotFound { .. }) => Err(invalid()),

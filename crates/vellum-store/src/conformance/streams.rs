@@ -50,6 +50,8 @@ pub async fn streams_round_trip(store: Arc<impl Store>) {
     assert_eq!(store.get_stream(created.id).await.unwrap(), created);
     assert_eq!(store.list_streams(organization).await.unwrap(), vec![created.clone()]);
     assert!(store.list_streams(other).await.unwrap().is_empty());
+    assert_eq!(store.all_streams(10).await.unwrap(), vec![created.clone()]);
+    assert!(store.all_streams(0).await.unwrap().is_empty());
 
     let updated = store
         .update_stream(
@@ -120,11 +122,25 @@ pub async fn streams_round_trip(store: Arc<impl Store>) {
         })
         .await
         .unwrap();
+    assert_eq!(
+        store
+            .all_streams(10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|stream| stream.id)
+            .collect::<Vec<_>>(),
+        vec![doomed.id]
+    );
     store.delete_organization(other).await.unwrap();
     assert!(matches!(
         store.get_stream(doomed.id).await,
         Err(StoreError::NotFound { .. })
     ));
+    assert!(
+        store.all_streams(10).await.unwrap().is_empty(),
+        "a deleted organization's streams are not listed"
+    );
     assert!(matches!(
         store
             .create_stream(NewStream {

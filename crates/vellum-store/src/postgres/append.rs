@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use deadpool_postgres::Transaction;
 use tokio::sync::{Notify, oneshot};
+use tracing::Instrument;
 use vellum_core::{Event, EventId, OrganizationId};
 
 use super::log::PgLog;
@@ -196,7 +197,14 @@ impl Appender {
             .into_iter()
             .map(|job| ((job.events, job.idempotency), job.reply))
             .unzip();
-        match self.run(organization_id, outcomes).await {
+        let started = std::time::Instant::now();
+        let batch = replies.len();
+        let ran = self
+            .run(organization_id, outcomes)
+            .instrument(tracing::debug_span!("commit", jobs = batch, organization = %organization_id))
+            .await;
+        crate::observe_commit(batch, started.elapsed());
+        match ran {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);

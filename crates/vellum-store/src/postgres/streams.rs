@@ -138,6 +138,22 @@ impl StreamStore for PostgresStore {
             .collect()
     }
 
+    async fn all_streams(&self, limit: u32) -> Result<Vec<Stream>, StoreError> {
+        let client = self.client().await?;
+        client
+            .query(
+                &format!(
+                    "select {COLUMNS} from log_streams s join organizations o on o.id = s.organization_id
+                     where o.deleted_at is null order by s.seq limit $1"
+                ),
+                &[&i64::from(limit)],
+            )
+            .await?
+            .iter()
+            .map(read_stream)
+            .collect()
+    }
+
     async fn update_stream(&self, id: StreamId, change: StreamChange) -> Result<Stream, StoreError> {
         let before = self.get_stream(id).await?;
         if before.destination.stream_type() != change.destination.stream_type() {

@@ -16,6 +16,7 @@
 //! proceed while the writer commits.
 
 mod api_keys;
+mod backup;
 mod checkpointer;
 #[cfg(feature = "postgres")]
 mod dump;
@@ -46,6 +47,7 @@ use vellum_core::{
 };
 
 #[cfg(feature = "postgres")]
+pub use backup::{BACKUP_FORMAT, BackupFile, BackupSummary, RestoreSummary, backup, restore};
 pub use dump::Cell;
 pub use migrations::{LATEST_SCHEMA_VERSION, migrate};
 pub use retention::{Compacted, compact};
@@ -1038,6 +1040,10 @@ impl crate::StreamStore for SqliteStore {
     async fn list_streams(&self, organization_id: OrganizationId) -> Result<Vec<crate::Stream>, StoreError> {
         self.read(move |connection| streams::list(connection, organization_id))
             .await
+    }
+
+    async fn all_streams(&self, limit: u32) -> Result<Vec<crate::Stream>, StoreError> {
+        self.read(move |connection| streams::all(connection, limit)).await
     }
 
     async fn update_stream(

@@ -134,6 +134,18 @@ pub(super) fn list(connection: &Connection, organization_id: OrganizationId) -> 
         .collect()
 }
 
+pub(super) fn all(connection: &Connection, limit: u32) -> Result<Vec<Stream>, StoreError> {
+    let sql = format!(
+        "select {COLUMNS} from log_streams s join organizations o on o.seq = s.organization_seq
+         where o.deleted_at is null order by s.seq limit ?1"
+    );
+    connection
+        .prepare_cached(&sql)?
+        .query_map([limit], read_stream)?
+        .map(|row| row.map_err(StoreError::from).and_then(|stream| stream))
+        .collect()
+}
+
 pub(super) fn update(
     connection: &Connection,
     id: StreamId,

@@ -232,6 +232,7 @@ impl Writer {
                 return Err(self.unavailable());
             };
             sender.send(Message::Job(job)).map_err(|_| self.unavailable())?;
+            queue_depth().increment(1.0);
         }
         answer.await.map_err(|_| self.unavailable())?
     }
@@ -282,25 +283,44 @@ fn run(
         };
         let mut jobs = Vec::new();
         match first {
-            Message::Job(job) => jobs.push(job),
+            Message::Job(job) => {
+                queue_depth().decrement(1.0);
+                jobs.push(job);
+            }
             Message::Close(reply) => close_reply = Some(reply),
         }
         while close_reply.is_none() && jobs.len() < max_batch {
             match receiver.try_recv() {
-                Ok(Message::Job(job)) => jobs.push(job),
+                Ok(Message::Job(job)) => {
+                    queue_depth().decrement(1.0);
+                    jobs.push(job);
+                }
                 Ok(Message::Close(reply)) => close_reply = Some(reply),
                 Err(_) => break,
             }
         }
-        if !jobs.is_empty()
-            && let Err(fatal) = commit_batch(&connection, jobs)
-        {
+        let batch = jobs.len();
+        let started = std::time::Instant::now();
+        let span = tracing::debug_span!("commit", jobs = batch).entered();
+        let committed = if jobs.is_empty() {
+            Ok(())
+        } else {
+            commit_batch(&connection, jobs)
+        };
+        drop(span);
+        if batch > 0 {
+            crate::observe_commit(batch, started.elapsed());
+        }
+        if let Err(fatal) = committed {
             tracing::error!(error = %fatal, "the sqlite writer stopped after a failed commit");
             *closed_reason.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(fatal.clone());
             // Answer everything still queued rather than leaving callers waiting.
             while let Ok(message) = receiver.try_recv() {
                 match message {
-                    Message::Job(job) => job.refuse(&fatal),
+                    Message::Job(job) => {
+                        queue_depth().decrement(1.0);
+                        job.refuse(&fatal);
+                    }
                     Message::Close(reply) => close_reply = Some(reply),
                 }
             }
@@ -317,6 +337,11 @@ fn run(
     if let Some(reply) = close_reply {
         let _ = reply.send(());
     }
+}
+
+/// Writes queued for the writer and not yet taken into a commit.
+fn queue_depth() -> metrics::Gauge {
+    metrics::gauge!("vellum_store_write_queue_depth")
 }
 
 /// Runs a transaction-control statement, prepared once: each group commit runs several, and

@@ -961,6 +961,7 @@ async fn portal_sessions_and_viewer_tokens_reach_nothing_of_another_organization
         let mut refused = vec![
             format!("/audit_logs/events?organization_id={}", b.id),
             format!("/audit_logs/events?organization_id={}&organization_id={}", a.id, b.id),
+            format!("/audit_logs/events/stream?organization_id={}", b.id),
             format!("/audit_logs/log/checkpoint?organization_id={}", b.id),
             format!("/audit_logs/log/entries?organization_id={}&start=0&end=10", b.id),
             format!(

@@ -29,6 +29,7 @@ mod listing;
 mod malformed;
 mod migration;
 mod openapi;
+mod operations;
 mod organizations;
 mod portal;
 mod purge;

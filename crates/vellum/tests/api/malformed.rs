@@ -162,7 +162,26 @@ pub async fn send_raw(app: &TestApp, raw: &Raw) -> Result<Reply, String> {
         writer
     });
     let mut received = Vec::new();
-    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reader.read_to_end(&mut received)).await;
+    // To the end of the connection, or, for a live tail (which never ends), to its first message.
+    let read = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut chunk = [0_u8; 16 * 1024];
+        loop {
+            match reader.read(&mut chunk).await {
+                Ok(0) => return Ok(()),
+                Ok(read) => received.extend_from_slice(&chunk[..read]),
+                Err(error) => return Err(error),
+            }
+            if let Some(head_end) = received.windows(4).position(|window| window == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+                if head.contains("content-type: text/event-stream")
+                    && received[head_end + 4..].windows(2).any(|window| window == b"\n\n")
+                {
+                    return Ok(());
+                }
+            }
+        }
+    })
+    .await;
     drop(writing.await);
     match read {
         Err(_) => return Err("no answer within 30 s".into()),
@@ -948,6 +967,13 @@ pub fn routes(fixture: &Fixture) -> Vec<Route> {
             ..spec(json!({"organization_id": organization, "events": [ingest_event]}))
         }),
         route("GET", "/audit_logs/events/{id}", Auth::ApiKey).param("id", event, Slot::Event),
+        // tail.rs: answers server-sent events, not JSON, when it succeeds.
+        Route {
+            not_json: true,
+            ..route("GET", "/audit_logs/events/stream", Auth::ApiKey)
+                .query("organization_id", organization)
+                .strict(&["organization_id", "range_start", "range_end", "search", "last_event_id"])
+        },
         // audit_trail.rs
         route("POST", "/events", Auth::ApiKey).body(BodySpec {
             optional: vec![

@@ -19,7 +19,7 @@ fn repository_root() -> PathBuf {
         .expect("repository root")
 }
 
-fn python_with_sdk(override_variable: &str, venv: &str) -> PathBuf {
+pub fn python_with_sdk(override_variable: &str, venv: &str) -> PathBuf {
     if let Some(python) = std::env::var_os(override_variable) {
         return PathBuf::from(python);
     }
