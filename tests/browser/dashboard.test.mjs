@@ -311,7 +311,7 @@ describe('the operator dashboard', () => {
     await live.click();
     await eventually(async () => (await live.getAttribute('aria-pressed')) === 'true', { message: 'Live on' });
     await page.locator('.live-status').filter({ hasText: 'Watching for new events' }).waitFor();
-    // The viewer marks itself once it has taken the log's size and shown the newest page.
+    // The viewer marks itself once the live tail is open.
     await page.locator('.events-viewer[data-live="watching"]').waitFor();
     await emit('user.signed_in', { actorId: 'user_9', actorName: 'Live Larry', targetType: 'team', targetId: 'team_9', minutesAgo: 0 });
     const fresh = page.locator('table.events-table tbody tr.is-new', { hasText: 'Live Larry' });
@@ -325,22 +325,29 @@ describe('the operator dashboard', () => {
     await eventually(async () => (await live.getAttribute('aria-pressed')) === 'false', { message: 'Live off' });
   });
 
-  scenario('live: polling stops when Live is off and when leaving the page', async () => {
-    let polls = 0;
+  scenario('live: the tail closes when leaving the page and is not opened again', async () => {
+    const isTail = (request) => request.url().includes('/audit_logs/events/stream');
+    let opened = 0;
     const count = (request) => {
-      if (request.url().includes('/audit_logs/log/entries')) polls += 1;
+      if (isTail(request)) opened += 1;
     };
     page.on('request', count);
     try {
+      const tail = page.waitForRequest(isTail);
       await page.getByRole('button', { name: 'Live' }).click();
-      await page.waitForRequest((request) => request.url().includes('/audit_logs/log/entries'));
+      const request = await tail;
+      assert.match(request.url(), /organization_id=org_/);
+      assert.equal(request.headers().accept, 'text/event-stream');
+      // Leaving the events tab aborts the tail's request.
+      const closed = page.waitForEvent('requestfailed', (failed) => failed === request);
       await page.getByRole('link', { name: 'Exports', exact: true }).click();
       await page.getByRole('heading', { name: 'Start an export' }).waitFor();
-      const afterLeaving = polls;
-      // A negative check needs an observation window: over two poll intervals (2 s each),
-      // nothing more may be asked.
+      await closed;
+      const afterLeaving = opened;
+      // A negative check needs an observation window: over several reconnection delays, no
+      // tail may be opened again.
       await new Promise((resolve) => setTimeout(resolve, 4500));
-      assert.equal(polls, afterLeaving, 'no log polling after leaving the events tab');
+      assert.equal(opened, afterLeaving, 'no live tail after leaving the events tab');
       await screenshot(page, 'exports-empty');
     } finally {
       page.off('request', count);

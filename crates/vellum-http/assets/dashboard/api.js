@@ -202,6 +202,64 @@ export function createApi(options = {}) {
     logPublicKey: () => get('/audit_logs/log/public_key'),
     inclusionProof: (organizationId, eventId, treeSize) =>
       get('/audit_logs/log/proof/inclusion', { organization_id: organizationId, event_id: eventId, tree_size: treeSize }),
+    /**
+     * Follows new events (the live tail, server-sent events) until `signal` aborts or the
+     * server ends the stream; resolves then. `query` takes the listing's filters;
+     * `lastEventId` resumes after that log index. Calls `onOpen()` once the server accepted,
+     * and `onEvent(event)` for each event. Throws ApiError if the server refuses.
+     */
+    followEvents: async (query, { signal, lastEventId = null, onOpen, onEvent }) => {
+      const headers = { Accept: 'text/event-stream', ...extraHeaders() };
+      if (lastEventId !== null && lastEventId !== undefined) headers['Last-Event-ID'] = String(lastEventId);
+      let response;
+      try {
+        response = await fetchFn(`${basePath}/audit_logs/events/stream${queryString(query)}`, {
+          headers,
+          credentials: options.credentials ?? 'same-origin',
+          signal,
+          cache: 'no-store',
+        });
+      } catch (cause) {
+        if (cause && cause.name === 'AbortError') return;
+        throw new ApiError(0, { message: 'The server could not be reached.' });
+      }
+      if (!response.ok) {
+        let data = {};
+        try {
+          data = await response.json();
+        } catch {
+          // not JSON: the status says enough
+        }
+        const error = new ApiError(response.status, data);
+        if (response.status === 401 && options.onUnauthorized) options.onUnauthorized(error);
+        throw error;
+      }
+      if (onOpen) onOpen();
+      const reader = response.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = '';
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) return;
+          buffer += decoder.decode(value, { stream: true });
+          let end;
+          while ((end = buffer.indexOf('\n\n')) >= 0) {
+            const block = buffer.slice(0, end);
+            buffer = buffer.slice(end + 2);
+            const data = block
+              .split('\n')
+              .filter((line) => line.startsWith('data:'))
+              .map((line) => line.slice(5).replace(/^ /, ''))
+              .join('\n');
+            if (data && onEvent) onEvent(JSON.parse(data));
+          }
+        }
+      } catch (cause) {
+        if (cause && cause.name === 'AbortError') return;
+        throw new ApiError(0, { message: 'The connection to the server was lost.' });
+      }
+    },
     logEntries: (organizationId, start, end, init) =>
       get('/audit_logs/log/entries', { organization_id: organizationId, start, end }, init),
 

@@ -11,10 +11,10 @@
 //     onBack() {},              // optional: "Back to events" in the detail (else the list shows)
 //     eventHref(event) {},      // optional: the href of each row's link (for new tabs, copying)
 //     listHref,                 // optional: the href of the "Back to events" link
-//     pageSize: 25, liveIntervalMs: 2000, emptyText,
+//     pageSize: 25, liveReloadDelayMs: 150, liveRetryMs: 1000, emptyText,
 //   });
 //   viewer.showEvent(id); viewer.showList(); viewer.refresh(); viewer.setLive(true);
-//   viewer.destroy();           // stops live polling and any request in flight
+//   viewer.destroy();           // closes the live tail and any request in flight
 //
 // All server data is put in the page with textContent / createElement, never as HTML.
 
@@ -58,7 +58,8 @@ export function mountEventsViewer(element, options) {
   if (!api || typeof api.listEvents !== 'function') throw new Error('mountEventsViewer needs an api (api.js createApi())');
   if (!organizationId) throw new Error('mountEventsViewer needs an organizationId');
   const pageSize = options.pageSize ?? 25;
-  const liveIntervalMs = options.liveIntervalMs ?? 2000;
+  const liveReloadDelayMs = options.liveReloadDelayMs ?? 150;
+  const liveRetryMs = options.liveRetryMs ?? 1000;
   const emptyText = options.emptyText ?? DEFAULT_EMPTY_TEXT;
 
   let destroyed = false;
@@ -69,7 +70,7 @@ export function mountEventsViewer(element, options) {
   let listSequence = 0;
   let detailSequence = 0;
   let mode = 'list';
-  const live = { on: false, timer: null, treeSize: null, unseenSince: null, polling: false };
+  const live = { on: false, controller: null, timer: null, reloadTimer: null, lastIndex: null, unseenSince: null, failures: 0 };
 
   // --- the list -------------------------------------------------------------------------------
   const inputs = {
@@ -287,13 +288,22 @@ export function mountEventsViewer(element, options) {
     if (submit) submit.preventDefault();
     filters = readFiltersFromInputs();
     cursor = null;
+    refollow();
     loadList();
+  }
+
+  /** The filters changed: the live tail follows the new ones, from the log's head. */
+  function refollow() {
+    if (!live.on) return;
+    live.lastIndex = null;
+    follow();
   }
 
   function clearFilters() {
     filters = { actions: '', actorIds: '', targets: '', from: '', to: '', search: '' };
     writeFiltersToInputs();
     cursor = null;
+    refollow();
     loadList();
   }
 
@@ -322,45 +332,82 @@ export function mountEventsViewer(element, options) {
   }
 
   // --- live mode ------------------------------------------------------------------------------
-  function scheduleLive() {
+  // Live mode follows the organization's live tail (GET /audit_logs/events/stream, server-sent
+  // events) with the list's filters. Each event that arrives reloads the newest page with the
+  // new rows highlighted (or, on an older page, offers to show the newest). The tail is open
+  // only while the list is shown; when it drops, it is opened again after the last event seen
+  // (Last-Event-ID), so nothing is missed.
+  function stopFollowing() {
     clearTimeout(live.timer);
     live.timer = null;
-    if (!live.on || destroyed || mode !== 'list') return;
-    live.timer = setTimeout(pollLive, liveIntervalMs);
+    clearTimeout(live.reloadTimer);
+    live.reloadTimer = null;
+    if (live.controller) live.controller.abort();
+    live.controller = null;
   }
 
-  async function pollLive() {
-    if (!live.on || destroyed || mode !== 'list' || live.polling) return;
-    live.polling = true;
+  function follow() {
+    stopFollowing();
+    if (!live.on || destroyed || mode !== 'list') return;
+    let query;
     try {
-      const size = live.treeSize ?? 0;
-      const answer = await api.logEntries(organizationId, size, size);
-      if (!live.on || destroyed) return;
-      const treeSize = Number(answer.tree_size);
-      if (live.treeSize === null) {
-        live.treeSize = treeSize;
-      } else if (treeSize > live.treeSize) {
-        const previous = live.treeSize;
-        live.treeSize = treeSize;
-        live.unseenSince = live.unseenSince ?? previous;
-        if (cursor) {
-          liveStatus.replaceChildren(
-            'New events arrived. ',
-            h('button', { type: 'button', class: 'link-button', text: 'Show newest', on: { click: showNewest } }),
-          );
-        } else {
-          const since = live.unseenSince;
-          live.unseenSince = null;
-          await loadList({ newSince: since });
-        }
-      }
-      if (liveStatus.textContent.startsWith('Live: could not')) liveStatus.textContent = 'Watching for new events';
+      const { limit, before, after, ...rest } = queryFor(filters, null);
+      query = rest;
     } catch (error) {
-      if (live.on && !destroyed) liveStatus.textContent = `Live: could not check for new events (${error.message}); retrying`;
-    } finally {
-      live.polling = false;
-      scheduleLive();
+      liveStatus.textContent = `Live: ${error.message}`;
+      return;
     }
+    const controller = new AbortController();
+    live.controller = controller;
+    api
+      .followEvents(query, {
+        signal: controller.signal,
+        lastEventId: live.lastIndex,
+        onOpen: () => {
+          live.failures = 0;
+          if (liveStatus.textContent.startsWith('Live: ')) liveStatus.textContent = 'Watching for new events';
+          if (live.on && !destroyed) root.dataset.live = 'watching';
+        },
+        onEvent: (event) => {
+          if (!live.on || destroyed || controller.signal.aborted) return;
+          live.lastIndex = event.log_index;
+          live.unseenSince = Math.min(live.unseenSince ?? event.log_index, event.log_index);
+          if (cursor) {
+            liveStatus.replaceChildren(
+              'New events arrived. ',
+              h('button', { type: 'button', class: 'link-button', text: 'Show newest', on: { click: showNewest } }),
+            );
+          } else if (!live.reloadTimer) {
+            // A burst of events is one reload.
+            live.reloadTimer = setTimeout(() => {
+              live.reloadTimer = null;
+              if (!live.on || destroyed || cursor) return;
+              const since = live.unseenSince;
+              live.unseenSince = null;
+              loadList({ newSince: since });
+            }, liveReloadDelayMs);
+          }
+        },
+      })
+      .then(
+        () => retryFollowing(controller, null),
+        (error) => retryFollowing(controller, error),
+      );
+  }
+
+  /** The tail ended or failed: open it again (after the last event seen), waiting longer each time. */
+  function retryFollowing(controller, error) {
+    if (controller !== live.controller || controller.signal.aborted || !live.on || destroyed) return;
+    live.controller = null;
+    live.failures = (live.failures ?? 0) + 1;
+    if (error && error.status >= 400 && error.status < 500 && error.status !== 429) {
+      // Refused (filters, a session that ended): retrying would be refused the same way.
+      liveStatus.textContent = `Live: ${error.message}`;
+      return;
+    }
+    const delay = Math.min(liveRetryMs * 2 ** Math.min(live.failures - 1, 5), 30000);
+    if (error) liveStatus.textContent = `Live: could not follow new events (${error.message}); retrying`;
+    live.timer = setTimeout(follow, delay);
   }
 
   function showNewest() {
@@ -377,31 +424,21 @@ export function mountEventsViewer(element, options) {
     live.on = on;
     liveButton.setAttribute('aria-pressed', on ? 'true' : 'false');
     liveButton.classList.toggle('is-on', on);
-    clearTimeout(live.timer);
-    live.timer = null;
+    stopFollowing();
     delete root.dataset.live;
     live.unseenSince = null;
+    live.lastIndex = null;
+    live.failures = 0;
     if (!on) {
       liveStatus.textContent = '';
-      live.treeSize = null;
       return;
     }
     liveStatus.textContent = 'Watching for new events';
-    live.treeSize = null;
-    // Take the log's size first, then show the newest page: anything appended after that size
-    // is picked up by the next poll.
-    try {
-      const answer = await api.logEntries(organizationId, 0, 0);
-      if (!live.on || destroyed) return;
-      live.treeSize = Number(answer.tree_size);
-    } catch (error) {
-      if (live.on) liveStatus.textContent = `Live: could not check for new events (${error.message}); retrying`;
-    }
     cursor = null;
-    // Events appended between that size and this page are shown as new already.
-    await loadList({ newSince: live.treeSize });
-    if (live.on && !destroyed) root.dataset.live = 'watching';
-    scheduleLive();
+    // The tail starts at the log's head when it opens: opened before the newest page is read,
+    // so that nothing stored in between is missed (at worst an event is both listed and new).
+    follow();
+    await loadList();
   }
 
   liveButton.addEventListener('click', () => setLive(!live.on));
@@ -462,8 +499,7 @@ export function mountEventsViewer(element, options) {
   async function showEvent(eventId) {
     if (destroyed) return;
     mode = 'detail';
-    clearTimeout(live.timer);
-    live.timer = null;
+    stopFollowing();
     listView.hidden = true;
     detailView.hidden = false;
     const sequence = ++detailSequence;
@@ -521,16 +557,16 @@ export function mountEventsViewer(element, options) {
     listView.hidden = false;
     if (!page) loadList();
     else if (wasDetail && live.on) {
-      // Catch up on what arrived while the detail was open.
-      pollLive();
+      // What arrived while the detail was open comes first when the tail opens again.
+      loadList();
     }
-    scheduleLive();
+    if (wasDetail || !live.controller) follow();
   }
 
   function destroy() {
     destroyed = true;
     live.on = false;
-    clearTimeout(live.timer);
+    stopFollowing();
     if (listRequest) listRequest.abort();
     root.remove();
   }
