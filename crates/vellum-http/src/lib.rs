@@ -8,6 +8,7 @@
 mod audit_trail;
 mod auth;
 mod ceiling;
+mod client;
 mod dashboard;
 mod error;
 mod events;
@@ -45,6 +46,7 @@ use vellum_store::Store;
 
 pub use audit_trail::audit_trail_event_json;
 pub use ceiling::null_ingest_router;
+pub use client::{MAX_TRUSTED_PROXIES, TrustedProxies};
 pub use error::ApiError;
 pub use events::{MAX_BATCH_EVENTS, event_json};
 pub use log::MAX_ENTRIES_PER_REQUEST;
@@ -82,6 +84,8 @@ pub struct HttpConfig {
     pub portal: PortalConfig,
     /// Metrics are served on a listener of their own: this one does not serve `/metrics`.
     pub metrics_elsewhere: bool,
+    /// Proxies whose `X-Forwarded-For` names the client (none: the connection's address).
+    pub trusted_proxies: TrustedProxies,
 }
 
 /// The default of [`HttpConfig::max_password_checks`].
@@ -99,6 +103,7 @@ impl Default for HttpConfig {
             default_retention_days: vellum_core::retention::DEFAULT_RETENTION_DAYS,
             portal: PortalConfig::default(),
             metrics_elsewhere: false,
+            trusted_proxies: TrustedProxies::default(),
         }
     }
 }
@@ -245,7 +250,12 @@ pub fn router(state: AppState) -> Router {
     } else {
         routes
     };
-    let routes = routes.route_layer(axum::middleware::from_fn(observe::name_route));
+    let routes = routes
+        .route_layer(axum::middleware::from_fn(observe::name_route))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(state.config.trusted_proxies.clone()),
+            client::resolve,
+        ));
     with_common_layers(routes, max_body_bytes).with_state(state)
 }
 
@@ -307,6 +317,7 @@ where
                                 path = %request.uri().path(),
                                 route = tracing::field::Empty,
                                 organization = tracing::field::Empty,
+                                client = tracing::field::Empty,
                                 request_id = %request_id,
                             )
                         })

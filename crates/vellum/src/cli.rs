@@ -246,6 +246,12 @@ struct ServeArgs {
     #[arg(long, env = "VELLUM_LISTEN", value_name = "HOST:PORT")]
     listen: Option<String>,
 
+    /// Proxies whose X-Forwarded-For names the client (for the sign-in throttle, portal
+    /// records and logs): comma-separated addresses and networks, e.g. 10.0.0.0/8,::1
+    /// [default: none; the connection's address is the client's].
+    #[arg(long, env = "VELLUM_TRUSTED_PROXIES", value_name = "NETWORKS")]
+    trusted_proxies: Option<String>,
+
     /// Serve GET /metrics on this address of its own instead of on --listen (e.g.
     /// 127.0.0.1:9464) [default: on --listen].
     #[arg(long, env = "VELLUM_METRICS_LISTEN", value_name = "HOST:PORT")]
@@ -399,6 +405,7 @@ fn settings(cli: &Cli, serve: Option<&ServeArgs>) -> anyhow::Result<Settings> {
     let overrides = Overrides {
         listen: serve.and_then(|args| args.listen.clone()),
         metrics_listen: serve.and_then(|args| args.metrics_listen.clone()),
+        trusted_proxies: serve.and_then(|args| args.trusted_proxies.clone()),
         rate_limit: serve.and_then(|args| args.rate_limit.clone()),
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),

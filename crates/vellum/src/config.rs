@@ -42,6 +42,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     /// See [`Settings::metrics_listen`].
     pub metrics_listen: Option<String>,
+    /// See [`Settings::trusted_proxies`] (comma-separated).
+    pub trusted_proxies: Option<String>,
     /// See [`Settings::data_dir`].
     pub data_dir: Option<PathBuf>,
     /// See [`Settings::database_url`].
@@ -164,6 +166,8 @@ pub struct Overrides {
     pub listen: Option<String>,
     /// `--metrics-listen` / `VELLUM_METRICS_LISTEN`.
     pub metrics_listen: Option<String>,
+    /// `--trusted-proxies` / `VELLUM_TRUSTED_PROXIES`.
+    pub trusted_proxies: Option<String>,
     /// `--data-dir` / `VELLUM_DATA_DIR`.
     pub data_dir: Option<PathBuf>,
     /// `--database-url` / `VELLUM_DATABASE_URL`.
@@ -247,6 +251,8 @@ pub struct Settings {
     /// Where `GET /metrics` is served instead of on [`Settings::listen`]; `None`: on the API's
     /// own listener.
     pub metrics_listen: Option<SocketAddr>,
+    /// Proxies (addresses and networks) whose `X-Forwarded-For` says who the client is.
+    pub trusted_proxies: vellum_http::TrustedProxies,
     /// Where the embedded store keeps its files.
     pub data_dir: PathBuf,
     /// A PostgreSQL URL; when set, it replaces the embedded store. TLS follows its `sslmode`
@@ -307,6 +313,7 @@ impl std::fmt::Debug for Settings {
             .debug_struct("Settings")
             .field("listen", &self.listen)
             .field("metrics_listen", &self.metrics_listen)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("data_dir", &self.data_dir)
             .field("database_url", &self.database_url.as_ref().map(|_| "<set>"))
             .field("database_max_connections", &self.database_max_connections)
@@ -354,6 +361,11 @@ impl Settings {
                 format!("invalid metrics listen address `{text}` (expected host:port, e.g. 127.0.0.1:9464)")
             })?),
             None => None,
+        };
+        let trusted_proxies = match overrides.trusted_proxies.or(file.trusted_proxies) {
+            Some(text) => vellum_http::TrustedProxies::parse(&text)
+                .map_err(|error| anyhow::anyhow!("invalid trusted proxies: {error}"))?,
+            None => vellum_http::TrustedProxies::default(),
         };
         let api_key = match overrides.api_key.or(file.api_key).filter(|key| !key.is_empty()) {
             Some(text) => {
@@ -559,6 +571,7 @@ impl Settings {
             rate_limit,
             listen,
             metrics_listen,
+            trusted_proxies,
             data_dir: overrides
                 .data_dir
                 .or(file.data_dir)
@@ -581,6 +594,7 @@ impl Settings {
         Self {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             metrics_listen: None,
+            trusted_proxies: vellum_http::TrustedProxies::default(),
             data_dir: data_dir.into(),
             database_url: None,
             database_max_connections: DEFAULT_DATABASE_MAX_CONNECTIONS,

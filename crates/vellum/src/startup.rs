@@ -297,6 +297,7 @@ impl Application {
                 default_retention_days: self.settings.default_retention_days,
                 portal: self.settings.portal.clone(),
                 metrics_elsewhere: self.metrics_listener.is_some(),
+                trusted_proxies: self.settings.trusted_proxies.clone(),
             },
             Arc::clone(&self.signer),
         )

@@ -5,12 +5,11 @@
 //! **Invariant:** a session authenticates only `/dashboard/api/*`; an API key authenticates only
 //! the public API. Neither middleware looks at the other's credential.
 
-use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -245,10 +244,7 @@ pub(crate) async fn sign_in(
     if !errors.is_empty() {
         return Err(errors.into());
     }
-    let client = request_extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip().to_string())
-        .unwrap_or_default();
+    let client = crate::client::address_of(&request_extensions).unwrap_or_default();
     // Keyed on the parsed address (at most 254 characters, case-folded), never on the text as
     // sent, so that the key is bounded and `A@x.io` and `a@x.io` share one budget.
     let email = Email::parse(&email_text).ok();

@@ -61,9 +61,7 @@ pub(crate) struct Client {
 impl Client {
     pub(crate) fn of(extensions: &axum::http::Extensions, headers: &HeaderMap) -> Self {
         Self {
-            address: extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|info| info.0.ip().to_string()),
+            address: crate::client::address_of(extensions),
             user_agent: headers
                 .get(axum::http::header::USER_AGENT)
                 .and_then(|value| value.to_str().ok())

@@ -1001,3 +1001,81 @@ fn backup_and_restore_refuse_what_would_lose_or_mix_data() {
         .collect();
     assert!(names.contains_key("vellum.sqlite3"), "{names:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Behind a proxy
+// ---------------------------------------------------------------------------------------------
+
+/// Five failed sign-ins of one email from one client address, as the server sees it.
+async fn fail_five_times(client: &reqwest::Client, address: &str, forwarded_for: &str) {
+    for _ in 0..5 {
+        let status = client
+            .post(format!("{address}/dashboard/api/session"))
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"email": "ops@example.com", "password": "wrong password!"}))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}
+
+async fn sign_in_from(client: &reqwest::Client, address: &str, forwarded_for: &str) -> StatusCode {
+    client
+        .post(format!("{address}/dashboard/api/session"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({"email": "ops@example.com", "password": "correct horse battery"}))
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_sign_in_throttle_counts_each_forwarded_client_apart() {
+    let admin = [
+        ("VELLUM_ADMIN_EMAIL", "ops@example.com"),
+        ("VELLUM_ADMIN_PASSWORD", "correct horse battery"),
+    ];
+    let client = reqwest::Client::new();
+
+    // The proxy (loopback here) is trusted: the client it names is the one throttled.
+    let data_dir = tempfile::tempdir().unwrap();
+    let proxied = ServerProcess::start(data_dir.path(), &["--trusted-proxies", "127.0.0.0/8"], &admin);
+    fail_five_times(&client, &proxied.address, "203.0.113.7").await;
+    assert_eq!(
+        sign_in_from(&client, &proxied.address, "203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(
+        sign_in_from(&client, &proxied.address, "198.51.100.4").await,
+        StatusCode::OK,
+        "another client behind the same proxy is not locked out"
+    );
+    // A client cannot pick its own address: what it writes on the left is not believed.
+    assert_eq!(
+        sign_in_from(&client, &proxied.address, "198.51.100.4, 203.0.113.7").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // Trusting nobody (the default), the header is ignored: the connection is the client.
+    let data_dir = tempfile::tempdir().unwrap();
+    let direct = ServerProcess::start(data_dir.path(), &[], &admin);
+    fail_five_times(&client, &direct.address, "203.0.113.7").await;
+    assert_eq!(
+        sign_in_from(&client, &direct.address, "198.51.100.4").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let (ok, output) = run_vellum(
+        &[
+            "serve",
+            "--data-dir",
+            data_dir.path().to_str().unwrap(),
+            "--trusted-proxies",
+            "10.0.0.0/33",
+        ],
+        &[],
+    );
+    assert!(!ok && output.contains("invalid trusted proxies"), "{output}");
+}
