@@ -130,6 +130,8 @@ pub struct AppState {
     metrics: Option<MetricsRenderer>,
     /// The live tails open.
     tails: tail::TailCount,
+    /// Wakes the live tails of an organization when it commits.
+    tail_wakers: tail::TailWakers,
     /// Becomes `true` when the server starts shutting down: long-lived responses (live tails)
     /// end then.
     stopping: tokio::sync::watch::Receiver<bool>,
@@ -167,6 +169,7 @@ impl AppState {
             scoped_changes,
             metrics: None,
             tails: tail::TailCount::default(),
+            tail_wakers: tail::TailWakers::default(),
             stopping: tokio::sync::watch::channel(false).1,
         }
     }

@@ -26,6 +26,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body::Frame;
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
 use tokio::sync::{broadcast, mpsc, watch};
 use vellum_core::{Event, OrganizationId, ValidationErrors};
 use vellum_store::{EventFilter, Store};
@@ -108,7 +111,7 @@ pub(crate) async fn stream_events(
         return Err(errors.into());
     };
     // Subscribed before the head is read: a commit between the two still wakes the follower.
-    let committed = state.ingest.subscribe();
+    let woken = state.tail_wakers.register(organization, &state.ingest);
     state.store.get_organization(organization).await?;
     let size = state.store.log_tree_head(organization).await?.size;
     let next = match resume {
@@ -137,7 +140,7 @@ pub(crate) async fn stream_events(
         filter,
         next,
         sender,
-        committed,
+        woken,
         stopping: state.stopping.clone(),
         dropped: Arc::clone(&dropped),
     };
@@ -193,7 +196,7 @@ struct Follower {
     filter: EventFilter,
     next: u64,
     sender: mpsc::Sender<Bytes>,
-    committed: broadcast::Receiver<Arc<vellum_ingest::Committed>>,
+    woken: TailWake,
     stopping: watch::Receiver<bool>,
     /// Set when the client is dropped for not keeping up (before the sender goes).
     dropped: Arc<AtomicBool>,
@@ -201,10 +204,8 @@ struct Follower {
 
 /// What woke a caught-up follower.
 enum Woken {
-    /// A commit of its organization (or announcements it missed).
+    /// A commit of its organization (or announcements the pump missed).
     Commit,
-    /// A commit of another organization.
-    Other,
     /// Time for a keep-alive comment.
     KeepAlive,
     /// The client went away or the server is stopping.
@@ -252,12 +253,9 @@ impl Follower {
             tokio::pin!(keep_alive);
             loop {
                 let woken = tokio::select! {
-                    announced = self.committed.recv() => match announced {
-                        Ok(committed) if committed.organization_id == self.organization => Woken::Commit,
-                        Ok(_) => Woken::Other,
-                        // Missed announcements: read to find out.
-                        Err(broadcast::error::RecvError::Lagged(_)) => Woken::Commit,
-                        Err(broadcast::error::RecvError::Closed) => Woken::End,
+                    changed = self.woken.receiver.changed() => match changed {
+                        Ok(()) => Woken::Commit,
+                        Err(_) => Woken::End,
                     },
                     () = &mut keep_alive => Woken::KeepAlive,
                     _ = self.stopping.wait_for(|stopping| *stopping) => Woken::End,
@@ -265,7 +263,6 @@ impl Follower {
                 };
                 match woken {
                     Woken::Commit => break,
-                    Woken::Other => {}
                     Woken::End => return Stop::Closed,
                     Woken::KeepAlive => {
                         if let Err(stop) = self.send(Bytes::from_static(b": keep-alive\n\n")).await {
@@ -404,5 +401,97 @@ impl http_body::Body for Messages {
             ))),
             None => None,
         })
+    }
+}
+
+/// Wakes the tails of an organization when its events commit. One task per server hears every
+/// commit announcement (`IngestService::subscribe`) and pokes the organizations' watch channels,
+/// so a tail holds no announcement itself: a tail busy with a slow client keeps nothing of the
+/// commits it has not looked at, and a commit of another organization costs it nothing.
+#[derive(Clone, Default)]
+pub(crate) struct TailWakers(Arc<WakersInner>);
+
+#[derive(Default)]
+struct WakersInner {
+    organizations: Mutex<HashMap<OrganizationId, (watch::Sender<()>, usize)>>,
+    pump: std::sync::OnceLock<()>,
+}
+
+impl TailWakers {
+    /// Wakes from now on when `organization` commits.
+    fn register(&self, organization: OrganizationId, ingest: &vellum_ingest::IngestService) -> TailWake {
+        self.0.pump.get_or_init(|| {
+            let inner = Arc::clone(&self.0);
+            let mut committed = ingest.subscribe();
+            tokio::spawn(async move {
+                loop {
+                    match committed.recv().await {
+                        Ok(commit) => inner.wake(Some(commit.organization_id)),
+                        // Announcements were missed: whoever they were for, look.
+                        Err(broadcast::error::RecvError::Lagged(_)) => inner.wake(None),
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    }
+                }
+            });
+        });
+        let mut organizations = self
+            .0
+            .organizations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (sender, tails) = organizations
+            .entry(organization)
+            .or_insert_with(|| (watch::channel(()).0, 0));
+        *tails += 1;
+        TailWake {
+            receiver: sender.subscribe(),
+            organization,
+            wakers: self.clone(),
+        }
+    }
+}
+
+impl WakersInner {
+    fn wake(&self, organization: Option<OrganizationId>) {
+        let organizations = self
+            .organizations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match organization {
+            Some(organization) => {
+                if let Some((sender, _)) = organizations.get(&organization) {
+                    sender.send_replace(());
+                }
+            }
+            None => {
+                for (sender, _) in organizations.values() {
+                    sender.send_replace(());
+                }
+            }
+        }
+    }
+}
+
+/// One tail's registration: changes when its organization commits; gone when dropped.
+struct TailWake {
+    receiver: watch::Receiver<()>,
+    organization: OrganizationId,
+    wakers: TailWakers,
+}
+
+impl Drop for TailWake {
+    fn drop(&mut self) {
+        let mut organizations = self
+            .wakers
+            .0
+            .organizations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((_, tails)) = organizations.get_mut(&self.organization) {
+            *tails -= 1;
+            if *tails == 0 {
+                organizations.remove(&self.organization);
+            }
+        }
     }
 }
