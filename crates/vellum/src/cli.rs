@@ -486,7 +486,9 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     // One plain line on standard output, for people and for scripts that started us on port 0.
     println!("vellum listening on http://{}", application.local_addr());
     tracing::info!(address = %application.local_addr(), "listening");
-    application.run_until_stopped(shutdown).await
+    let outcome = application.run_until_stopped(shutdown).await;
+    crate::telemetry::shutdown();
+    outcome
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {

@@ -379,6 +379,10 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
     let secret = fresh_secret();
     let metrics_port = free_port();
     let metrics_address = format!("127.0.0.1:{metrics_port}");
+    // On the suite's backend: the figures read from the store come from PostgreSQL's too.
+    let backend = crate::helpers::backend_env(data_dir.path());
+    let mut envs = vec![("VELLUM_API_KEY", secret.expose())];
+    envs.extend(backend.iter().map(|(name, value)| (*name, value.as_str())));
     let server = ServerProcess::start(
         data_dir.path(),
         &[
@@ -388,7 +392,7 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
             "--metrics-listen",
             &metrics_address,
         ],
-        &[("VELLUM_API_KEY", secret.expose())],
+        &envs,
     );
     let client = reqwest::Client::new();
     let metrics_url = format!("http://{metrics_address}/metrics");
@@ -959,6 +963,15 @@ async fn a_backup_taken_while_eight_clients_ingest_restores_verifies_and_holds_e
 fn backup_and_restore_refuse_what_would_lose_or_mix_data() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    // PostgreSQL has its own backups.
+    let (ok, output) = run_vellum(
+        &["backup", "--output", &path("b0")],
+        &[("VELLUM_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none".to_owned())],
+    );
+    assert!(
+        !ok && output.contains("back PostgreSQL up with its own tools"),
+        "{output}"
+    );
     // No store to back up.
     let (ok, output) = run_vellum(&["backup", "--data-dir", &path("none"), "--output", &path("b1")], &[]);
     assert!(!ok && output.contains("holds no store"), "{output}");
@@ -1078,4 +1091,121 @@ async fn behind_a_trusted_proxy_the_sign_in_throttle_counts_each_forwarded_clien
         &[],
     );
     assert!(!ok && output.contains("invalid trusted proxies"), "{output}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Traces
+// ---------------------------------------------------------------------------------------------
+
+/// The spans of OTLP/HTTP JSON export requests: (resource's service name, span).
+fn exported_spans(requests: &[crate::streams::Received]) -> Vec<(String, Value)> {
+    let mut spans = Vec::new();
+    for request in requests.iter().filter(|request| request.path == "/v1/traces") {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            continue;
+        };
+        for resource in body["resourceSpans"].as_array().into_iter().flatten() {
+            let service = attribute(&resource["resource"], "service.name").unwrap_or_default();
+            for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                for span in scope["spans"].as_array().into_iter().flatten() {
+                    spans.push((service.clone(), span.clone()));
+                }
+            }
+        }
+    }
+    spans
+}
+
+fn attribute(holder: &Value, key: &str) -> Option<String> {
+    holder["attributes"]
+        .as_array()?
+        .iter()
+        .find(|attribute| attribute["key"] == key)
+        .and_then(|attribute| attribute["value"]["stringValue"].as_str())
+        .map(str::to_owned)
+}
+
+#[tokio::test]
+async fn spans_reach_an_opentelemetry_collector_over_otlp_http() {
+    let collector = crate::streams::Receiver::start_answering_after(
+        crate::streams::Reply::status(200)
+            .with_header("content-type", "application/json")
+            .with_body("{}"),
+        Duration::ZERO,
+    )
+    .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let secret = fresh_secret();
+    let server = ServerProcess::start(
+        data_dir.path(),
+        &[],
+        &[
+            ("VELLUM_API_KEY", secret.expose()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", &collector.address),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ("OTEL_SERVICE_NAME", "vellum-under-test"),
+        ],
+    );
+    let client = reqwest::Client::new();
+    let api = |method: Method, path: &str| client.request(method, server.url(path)).bearer_auth(secret.expose());
+    let organization = api(Method::POST, "/organizations")
+        .json(&json!({"name": "Traced"}))
+        .send()
+        .await
+        .unwrap()
+        .json::<Value>()
+        .await
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api(Method::POST, "/audit_logs/actions/user.signed_in/schemas")
+        .json(&json!({"targets": [{"type": "team"}]}))
+        .send()
+        .await
+        .unwrap();
+    let created = api(Method::POST, "/audit_logs/events")
+        .json(&json!({"organization_id": organization, "event": event("traced", "user.signed_in")}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+
+    // The request's span, the ingest span inside it, and the group commit's span all arrive.
+    let requests = collector
+        .wait_for("the ingest's spans", |requests| {
+            let spans = exported_spans(requests);
+            ["request", "ingest", "commit"]
+                .iter()
+                .all(|name| spans.iter().any(|(_, span)| span["name"] == *name))
+        })
+        .await;
+    let spans = exported_spans(&requests);
+    assert!(spans.iter().all(|(service, _)| service == "vellum-under-test"));
+    let request = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span["name"] == "request" && attribute(span, "route").as_deref() == Some("/audit_logs/events"))
+        .expect("the ingest request's span");
+    assert_eq!(
+        attribute(request, "organization").as_deref(),
+        Some(organization.as_str())
+    );
+    assert_eq!(attribute(request, "method").as_deref(), Some("POST"));
+    let ingest = spans
+        .iter()
+        .map(|(_, span)| span)
+        .find(|span| span["name"] == "ingest" && span["traceId"] == request["traceId"])
+        .expect("an ingest span in the request's trace");
+    assert_eq!(
+        ingest["parentSpanId"], request["spanId"],
+        "ingest runs inside the request"
+    );
+    // Nothing secret travels with them.
+    let everything: String = requests
+        .iter()
+        .map(|request| String::from_utf8_lossy(&request.body).into_owned())
+        .collect();
+    assert!(!everything.contains(secret.expose()), "the API key was exported");
 }

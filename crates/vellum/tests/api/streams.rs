@@ -46,12 +46,12 @@ impl Reply {
         }
     }
 
-    fn with_header(mut self, name: &'static str, value: &str) -> Self {
+    pub fn with_header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, value.to_owned()));
         self
     }
 
-    fn with_body(mut self, body: &str) -> Self {
+    pub fn with_body(mut self, body: &str) -> Self {
         self.body = body.to_owned();
         self
     }
