@@ -353,6 +353,27 @@ async fn an_erased_person_is_found_nowhere_and_the_log_still_verifies() {
                     .collect();
                 assert!(holding.is_empty(), "{needle} is still in {holding:?}");
             }
+            // A backup taken after the erasure holds none of it either.
+            let backup = data_dir.path().join("after-erasure.backup");
+            let (ok, output) = crate::helpers::run_vellum(
+                &[
+                    "backup",
+                    "--data-dir",
+                    data_dir.path().to_str().unwrap(),
+                    "--output",
+                    backup.to_str().unwrap(),
+                ],
+                &[],
+            );
+            assert!(ok, "{output}");
+            let bytes = std::fs::read(&backup).unwrap();
+            assert!(
+                contains(&bytes, PERSON),
+                "the other organization's event is in the backup"
+            );
+            for needle in [NAME, ADDRESS, SECOND_ID] {
+                assert!(!contains(&bytes, needle), "{needle} is in the backup");
+            }
         }
     }
 }
