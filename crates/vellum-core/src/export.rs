@@ -129,22 +129,16 @@ impl ExportFilter {
     /// Whether an event belongs in the export.
     pub fn matches(&self, event: &Event) -> bool {
         let input = &event.input;
-        let listed = |list: &[String], value: &str| list.is_empty() || list.iter().any(|item| item == value);
         input.occurred_at >= self.range_start
             && input.occurred_at < self.range_end
-            && listed(&self.actions, &input.action)
-            && listed(&self.actor_ids, &input.actor.id)
-            && (self.actor_names.is_empty()
-                || input
-                    .actor
-                    .name
-                    .as_deref()
-                    .is_some_and(|name| listed(&self.actor_names, name)))
-            && (self.target_types.is_empty()
-                || input
-                    .targets
-                    .iter()
-                    .any(|target| listed(&self.target_types, &target.target_type)))
+            && crate::filter::ListFilters {
+                actions: &self.actions,
+                actor_ids: &self.actor_ids,
+                actor_names: &self.actor_names,
+                target_types: &self.target_types,
+                target_ids: &[],
+            }
+            .matches(input)
     }
 
     /// Drops these values from the lists that name people (actor ids and names), after an

@@ -7,6 +7,7 @@
 //! most lists (the legacy `GET /events`, seven) binds at most 7 × 100 + 10 values: below even the
 //! old limit, whatever the combination.
 
+use crate::event::EventInput;
 use crate::validation::ValidationErrors;
 
 /// The most values one list filter takes: `actions`, `actor_ids`, `actor_names`, `targets`,
@@ -72,5 +73,44 @@ mod tests {
             .map(|error| (error.field.as_str(), error.code.as_ref()))
             .collect();
         assert_eq!(fields, [("actions", "too_many"), ("search", "too_long")]);
+    }
+}
+
+/// The list filters of a listing, an export or a live tail, checked against one event in
+/// memory, as the store's queries check them: each non-empty list matches any of its values,
+/// and the lists combine with AND (an actor without a name matches no `actor_names`; an event
+/// matches `target_types` or `target_ids` through any of its targets).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListFilters<'a> {
+    /// Actions.
+    pub actions: &'a [String],
+    /// Actor ids.
+    pub actor_ids: &'a [String],
+    /// Actor names.
+    pub actor_names: &'a [String],
+    /// Target types.
+    pub target_types: &'a [String],
+    /// Target ids.
+    pub target_ids: &'a [String],
+}
+
+impl ListFilters<'_> {
+    /// Whether the event passes every list.
+    pub fn matches(&self, input: &EventInput) -> bool {
+        let listed = |list: &[String], value: &str| list.is_empty() || list.iter().any(|item| item == value);
+        listed(self.actions, &input.action)
+            && listed(self.actor_ids, &input.actor.id)
+            && (self.actor_names.is_empty()
+                || input
+                    .actor
+                    .name
+                    .as_deref()
+                    .is_some_and(|name| listed(self.actor_names, name)))
+            && (self.target_types.is_empty()
+                || input
+                    .targets
+                    .iter()
+                    .any(|target| listed(self.target_types, &target.target_type)))
+            && (self.target_ids.is_empty() || input.targets.iter().any(|target| listed(self.target_ids, &target.id)))
     }
 }

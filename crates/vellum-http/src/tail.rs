@@ -327,29 +327,17 @@ fn message(event: &Event) -> Bytes {
 /// non-empty list matches any of its values, the time range is half-open, and `search` appears,
 /// ignoring ASCII case, in the action or any value of the event's parties, context or metadata.
 pub(crate) fn matches(filter: &EventFilter, event: &Event) -> bool {
-    let input = &event.input;
-    let listed = |list: &[String], value: &str| list.is_empty() || list.iter().any(|item| item == value);
-    let occurred = input.occurred_at;
+    let occurred = event.input.occurred_at;
     filter.range_start.is_none_or(|start| occurred >= start)
         && filter.range_end.is_none_or(|end| occurred < end)
-        && listed(&filter.actions, &input.action)
-        && listed(&filter.actor_ids, &input.actor.id)
-        && (filter.actor_names.is_empty()
-            || input
-                .actor
-                .name
-                .as_deref()
-                .is_some_and(|name| listed(&filter.actor_names, name)))
-        && (filter.target_types.is_empty()
-            || input
-                .targets
-                .iter()
-                .any(|target| listed(&filter.target_types, &target.target_type)))
-        && (filter.target_ids.is_empty()
-            || input
-                .targets
-                .iter()
-                .any(|target| listed(&filter.target_ids, &target.id)))
+        && vellum_core::filter::ListFilters {
+            actions: &filter.actions,
+            actor_ids: &filter.actor_ids,
+            actor_names: &filter.actor_names,
+            target_types: &filter.target_types,
+            target_ids: &filter.target_ids,
+        }
+        .matches(&event.input)
         && filter.search.as_deref().is_none_or(|term| searched(event, term))
 }
 

@@ -205,30 +205,14 @@ struct EventsListArgs {
     /// The organization (`org_…`).
     #[arg(long)]
     organization: String,
-    /// Only these actions (repeatable).
-    #[arg(long = "action")]
-    actions: Vec<String>,
-    /// Only these actor ids (repeatable).
-    #[arg(long = "actor-id")]
-    actor_ids: Vec<String>,
-    /// Only these actor names (repeatable).
-    #[arg(long = "actor-name")]
-    actor_names: Vec<String>,
-    /// Only events with a target of these types (repeatable).
-    #[arg(long = "target-type")]
-    target_types: Vec<String>,
-    /// Only events with a target of these ids (repeatable).
-    #[arg(long = "target-id")]
-    target_ids: Vec<String>,
+    #[command(flatten)]
+    filters: EventFilterArgs,
     /// Only events that occurred at or after this time (RFC 3339).
     #[arg(long)]
     since: Option<String>,
     /// Only events that occurred before this time (RFC 3339).
     #[arg(long)]
     until: Option<String>,
-    /// Only events containing this text.
-    #[arg(long)]
-    search: Option<String>,
     /// How many (1-100).
     #[arg(long, default_value_t = 20)]
     limit: u32,
@@ -238,6 +222,29 @@ struct EventsListArgs {
     /// Print one JSON object per line (the API's event form) instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+/// The list filters and search of a listing, shared by `events list` and `events tail`.
+#[derive(Debug, Args)]
+pub struct EventFilterArgs {
+    /// Only these actions (repeatable).
+    #[arg(long = "action")]
+    pub actions: Vec<String>,
+    /// Only these actor ids (repeatable).
+    #[arg(long = "actor-id")]
+    pub actor_ids: Vec<String>,
+    /// Only these actor names (repeatable).
+    #[arg(long = "actor-name")]
+    pub actor_names: Vec<String>,
+    /// Only events with a target of these types (repeatable).
+    #[arg(long = "target-type")]
+    pub target_types: Vec<String>,
+    /// Only events with a target of these ids (repeatable).
+    #[arg(long = "target-id")]
+    pub target_ids: Vec<String>,
+    /// Only events containing this text.
+    #[arg(long)]
+    pub search: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -886,15 +893,15 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
     use vellum_core::time_range::{Bound, TimeRange};
     let mut errors = vellum_core::ValidationErrors::new();
     for (flag, count) in [
-        ("--action", args.actions.len()),
-        ("--actor-id", args.actor_ids.len()),
-        ("--actor-name", args.actor_names.len()),
-        ("--target-type", args.target_types.len()),
-        ("--target-id", args.target_ids.len()),
+        ("--action", args.filters.actions.len()),
+        ("--actor-id", args.filters.actor_ids.len()),
+        ("--actor-name", args.filters.actor_names.len()),
+        ("--target-type", args.filters.target_types.len()),
+        ("--target-id", args.filters.target_ids.len()),
     ] {
         vellum_core::filter::check_filter_values(flag, count, &mut errors);
     }
-    if let Some(search) = &args.search {
+    if let Some(search) = &args.filters.search {
         vellum_core::filter::check_search("--search", search, &mut errors);
     }
     anyhow::ensure!(errors.is_empty(), "{errors}");
@@ -902,14 +909,14 @@ async fn list_events(settings: &Settings, args: EventsListArgs) -> anyhow::Resul
     let until = parse_time(args.until.as_deref(), "until")?.map(Bound::Before);
     let (range_start, range_end) = TimeRange::of(since.into_iter().chain(until)).filter_bounds();
     let filter = vellum_store::EventFilter {
-        actions: args.actions,
-        actor_ids: args.actor_ids,
-        actor_names: args.actor_names,
-        target_types: args.target_types,
-        target_ids: args.target_ids,
+        actions: args.filters.actions,
+        actor_ids: args.filters.actor_ids,
+        actor_names: args.filters.actor_names,
+        target_types: args.filters.target_types,
+        target_ids: args.filters.target_ids,
         range_start,
         range_end,
-        search: args.search,
+        search: args.filters.search,
     };
     let store = open_store(settings).await?;
     let outcome = async {

@@ -133,24 +133,8 @@ pub struct TailArgs {
     /// The organization (`org_…`).
     #[arg(long)]
     organization: String,
-    /// Only these actions (repeatable).
-    #[arg(long = "action")]
-    actions: Vec<String>,
-    /// Only these actor ids (repeatable).
-    #[arg(long = "actor-id")]
-    actor_ids: Vec<String>,
-    /// Only these actor names (repeatable).
-    #[arg(long = "actor-name")]
-    actor_names: Vec<String>,
-    /// Only events with a target of these types (repeatable).
-    #[arg(long = "target-type")]
-    target_types: Vec<String>,
-    /// Only events with a target of these ids (repeatable).
-    #[arg(long = "target-id")]
-    target_ids: Vec<String>,
-    /// Only events containing this text.
-    #[arg(long)]
-    search: Option<String>,
+    #[command(flatten)]
+    filters: crate::cli::EventFilterArgs,
     /// Start after this log index instead of at the log's head (the events after it are
     /// printed first).
     #[arg(long, value_name = "LOG_INDEX")]
@@ -169,17 +153,17 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
         let mut query = url.query_pairs_mut();
         query.append_pair("organization_id", &args.organization);
         for (name, values) in [
-            ("actions", &args.actions),
-            ("actor_ids", &args.actor_ids),
-            ("actor_names", &args.actor_names),
-            ("targets", &args.target_types),
-            ("target_ids", &args.target_ids),
+            ("actions", &args.filters.actions),
+            ("actor_ids", &args.filters.actor_ids),
+            ("actor_names", &args.filters.actor_names),
+            ("targets", &args.filters.target_types),
+            ("target_ids", &args.filters.target_ids),
         ] {
             for value in values {
                 query.append_pair(name, value);
             }
         }
-        if let Some(search) = &args.search {
+        if let Some(search) = &args.filters.search {
             query.append_pair("search", search);
         }
     }

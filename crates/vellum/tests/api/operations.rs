@@ -103,6 +103,30 @@ impl Tail {
     }
 }
 
+/// A new organization, through the API of the server at `address`, and the `user.signed_in`
+/// action's schema (targets of type `team`).
+async fn organization_with_schema(client: &reqwest::Client, address: &str, key: &str, name: &str) -> String {
+    let created: Value = client
+        .post(format!("{address}/organizations"))
+        .bearer_auth(key)
+        .json(&json!({"name": name}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let schema = client
+        .post(format!("{address}/audit_logs/actions/user.signed_in/schemas"))
+        .bearer_auth(key)
+        .json(&json!({"targets": [{"type": "team"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert!(schema.status().is_success(), "{}", schema.status());
+    created["id"].as_str().expect("an organization id").to_owned()
+}
+
 fn event(actor: &str, action: &str) -> Value {
     json!({
         "action": action,
@@ -409,22 +433,7 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
     );
 
     // Ingest: single, batch and legacy events, and one refused.
-    let organization = api(Method::POST, "/organizations")
-        .json(&json!({"name": "Metrics"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api(Method::POST, "/audit_logs/actions/user.signed_in/schemas")
-        .json(&json!({"targets": [{"type": "team"}]}))
-        .send()
-        .await
-        .unwrap();
+    let organization = organization_with_schema(&client, &server.address, secret.expose(), "Metrics").await;
     let created = api(Method::POST, "/audit_logs/events")
         .json(&json!({"organization_id": organization, "event": event("m1", "user.signed_in")}))
         .send()
@@ -631,22 +640,7 @@ async fn a_tail_that_stops_reading_is_dropped_and_shutdown_ends_every_tail() {
     let mut server = ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
     let client = reqwest::Client::new();
     let api = |method: Method, path: &str| client.request(method, server.url(path)).bearer_auth(secret.expose());
-    let organization = api(Method::POST, "/organizations")
-        .json(&json!({"name": "Slow"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api(Method::POST, "/audit_logs/actions/user.signed_in/schemas")
-        .json(&json!({"targets": [{"type": "team"}]}))
-        .send()
-        .await
-        .unwrap();
+    let organization = organization_with_schema(&client, &server.address, secret.expose(), "Slow").await;
 
     // A client that asks for the tail and never reads.
     let host = server.address.trim_start_matches("http://").to_owned();
@@ -754,26 +748,7 @@ async fn a_backup_taken_while_eight_clients_ingest_restores_verifies_and_holds_e
     let server = ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
     let client = reqwest::Client::new();
     let key = secret.expose().to_owned();
-    let organization: String = client
-        .post(server.url("/organizations"))
-        .bearer_auth(&key)
-        .json(&json!({"name": "Backed up"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    client
-        .post(server.url("/audit_logs/actions/user.signed_in/schemas"))
-        .bearer_auth(&key)
-        .json(&json!({"targets": [{"type": "team"}]}))
-        .send()
-        .await
-        .unwrap();
+    let organization = organization_with_schema(&client, &server.address, &key, "Backed up").await;
     // A checkpoint signed (and remembered by a verifier) before the backup.
     let state = data_dir.path().join("verify-state.json");
     let verify_log = |address: String, state: std::path::PathBuf| {
@@ -1149,22 +1124,7 @@ async fn spans_reach_an_opentelemetry_collector_over_otlp_http() {
     );
     let client = reqwest::Client::new();
     let api = |method: Method, path: &str| client.request(method, server.url(path)).bearer_auth(secret.expose());
-    let organization = api(Method::POST, "/organizations")
-        .json(&json!({"name": "Traced"}))
-        .send()
-        .await
-        .unwrap()
-        .json::<Value>()
-        .await
-        .unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    api(Method::POST, "/audit_logs/actions/user.signed_in/schemas")
-        .json(&json!({"targets": [{"type": "team"}]}))
-        .send()
-        .await
-        .unwrap();
+    let organization = organization_with_schema(&client, &server.address, secret.expose(), "Traced").await;
     let created = api(Method::POST, "/audit_logs/events")
         .json(&json!({"organization_id": organization, "event": event("traced", "user.signed_in")}))
         .send()
@@ -1208,4 +1168,53 @@ async fn spans_reach_an_opentelemetry_collector_over_otlp_http() {
         .map(|request| String::from_utf8_lossy(&request.body).into_owned())
         .collect();
     assert!(!everything.contains(secret.expose()), "the API key was exported");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vellum_events_tail_prints_each_new_matching_event_as_a_json_line() {
+    let (app, a, _b) = tail_app().await;
+    post_one(&app, &a, "first").await;
+    let mut child = Command::new(crate::helpers::vellum_binary())
+        .args(["events", "tail", "--url", &app.address, "--organization", &a])
+        .args(["--action", "user.signed_in", "--after", "0"])
+        .env("VELLUM_API_KEY", &app.api_key)
+        .env_remove("VELLUM_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("vellum runs");
+    let stdout = child.stdout.take().unwrap();
+    let (lines, received) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    post_one(&app, &a, "second").await;
+    json_status(
+        app.post_json(
+            "/audit_logs/events",
+            &json!({"organization_id": a, "event": event("left_out", "user.signed_out")}),
+        )
+        .await,
+        StatusCode::OK,
+    )
+    .await;
+    post_one(&app, &a, "third").await;
+    let mut actors = Vec::new();
+    for _ in 0..2 {
+        let line =
+            tokio::task::block_in_place(|| received.recv_timeout(Duration::from_secs(30))).expect("a line within 30 s");
+        let event: Value = serde_json::from_str(&line).expect("each line is one JSON event");
+        actors.push(event["actor"]["id"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        actors,
+        ["second", "third"],
+        "after position 0, the matching ones, in order"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
