@@ -26,6 +26,19 @@ pub fn init(format: LogFormat) {
         .and_then(|directives| EnvFilter::try_new(directives).ok())
         .unwrap_or_else(|| EnvFilter::new("info,tokio_postgres=warn"));
     let colour = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let Some(traces) = traces() else {
+        // Logs alone: one global filter, so that what is filtered out costs nothing at all
+        // (per-layer filters, needed only beside the traces' layer, add work to every span).
+        let builder = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(colour);
+        let _ = match format {
+            LogFormat::Text => builder.try_init(),
+            LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        };
+        return;
+    };
     let log: Box<dyn Layer<Registry> + Send + Sync> = match format {
         LogFormat::Text => tracing_subscriber::fmt::layer()
             .with_writer(std::io::stderr)
@@ -39,8 +52,7 @@ pub fn init(format: LogFormat) {
             .with_filter(filter)
             .boxed(),
     };
-    let layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = std::iter::once(log).chain(traces()).collect();
-    let _ = tracing_subscriber::registry().with(layers).try_init();
+    let _ = tracing_subscriber::registry().with(vec![log, traces]).try_init();
 }
 
 /// Flushes the spans not yet exported (at the end of `vellum serve`).
