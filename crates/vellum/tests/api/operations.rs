@@ -403,10 +403,9 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
     let secret = fresh_secret();
     let metrics_port = free_port();
     let metrics_address = format!("127.0.0.1:{metrics_port}");
-    // On the suite's backend: the figures read from the store come from PostgreSQL's too.
-    let backend = crate::helpers::backend_env(data_dir.path());
-    let mut envs = vec![("VELLUM_API_KEY", secret.expose())];
-    envs.extend(backend.iter().map(|(name, value)| (*name, value.as_str())));
+    // On the suite's backend (`ServerProcess` follows it): on PostgreSQL, the figures read from
+    // the store come from the database.
+    let envs = [("VELLUM_API_KEY", secret.expose())];
     let server = ServerProcess::start(
         data_dir.path(),
         &[
@@ -745,7 +744,9 @@ async fn a_tail_that_stops_reading_is_dropped_and_shutdown_ends_every_tail() {
 async fn a_backup_taken_while_eight_clients_ingest_restores_verifies_and_holds_every_acknowledged_event() {
     let data_dir = tempfile::tempdir().unwrap();
     let secret = fresh_secret();
-    let server = ServerProcess::start(data_dir.path(), &[], &[("VELLUM_API_KEY", secret.expose())]);
+    // `vellum backup` is the embedded store's, whichever backend the suite runs on.
+    let embedded = [("VELLUM_API_KEY", secret.expose()), ("VELLUM_DATABASE_URL", "")];
+    let server = ServerProcess::start(data_dir.path(), &[], &embedded);
     let client = reqwest::Client::new();
     let key = secret.expose().to_owned();
     let organization = organization_with_schema(&client, &server.address, &key, "Backed up").await;
@@ -906,7 +907,7 @@ async fn a_backup_taken_while_eight_clients_ingest_restores_verifies_and_holds_e
 
     // Served again: every event acknowledged before the backup began is there, and the
     // checkpoint remembered before it is consistent with the restored log.
-    let restored_server = ServerProcess::start(&restored_dir, &[], &[("VELLUM_API_KEY", secret.expose())]);
+    let restored_server = ServerProcess::start(&restored_dir, &[], &embedded);
     let events = crate::helpers::all_events_at(&client, &key, &restored_server.address, &organization).await;
     let actors: std::collections::HashSet<&str> = events
         .iter()
