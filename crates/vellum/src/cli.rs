@@ -129,7 +129,8 @@ enum OperatorsCommand {
 
 #[derive(Debug, Subcommand)]
 enum VerifyCommand {
-    /// Checks every log of an embedded store directly (the server may be running).
+    /// Checks every log of the store directly: the embedded store in --data-dir, or PostgreSQL
+    /// with --database-url (the server may be running).
     Store {
         /// Only this organization's log.
         #[arg(long)]
