@@ -20,15 +20,22 @@ pub enum Format {
     Ndjson,
 }
 
+/// The running server a command talks to, and its API key (`vellum export`, `vellum events tail`).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// The server.
+    #[arg(long, env = "VELLUM_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// An API key.
+    #[arg(long, env = "VELLUM_API_KEY", hide_env_values = true)]
+    pub api_key: String,
+}
+
 /// `vellum export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The server.
-    #[arg(long, env = "VELLUM_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// An API key.
-    #[arg(long, env = "VELLUM_API_KEY", hide_env_values = true)]
-    api_key: String,
+    #[command(flatten)]
+    server: ServerArgs,
     /// The organization (`org_…`).
     #[arg(long)]
     organization: String,
@@ -97,7 +104,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .user_agent(concat!("vellum-cli/", env!("CARGO_PKG_VERSION")))
         .build()?;
-    let base = args.url.trim_end_matches('/');
+    let base = args.server.url.trim_end_matches('/');
     let now = vellum_store::now();
     let range_end = match args.range_end {
         Some(text) => text,
@@ -122,7 +129,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
     };
     let response = client
         .post(format!("{base}/audit_logs/exports"))
-        .bearer_auth(&args.api_key)
+        .bearer_auth(&args.server.api_key)
         .json(&body)
         .send()
         .await
@@ -143,7 +150,7 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(250)).await;
         let response = client
             .get(format!("{base}/audit_logs/exports/{id}"))
-            .bearer_auth(&args.api_key)
+            .bearer_auth(&args.server.api_key)
             .send()
             .await?;
         let status = response.status();

@@ -124,12 +124,8 @@ fn shell_word(path: &Path) -> String {
 /// `vellum events tail`.
 #[derive(Debug, Args)]
 pub struct TailArgs {
-    /// The server.
-    #[arg(long, env = "VELLUM_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
-    /// An API key.
-    #[arg(long, env = "VELLUM_API_KEY", hide_env_values = true)]
-    api_key: String,
+    #[command(flatten)]
+    server: crate::export_cli::ServerArgs,
     /// The organization (`org_…`).
     #[arg(long)]
     organization: String,
@@ -147,8 +143,11 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_secs(30);
 /// Prints an organization's new events as they are stored, one JSON object per line, until
 /// interrupted; reconnects by itself and resumes after the last event printed.
 pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
-    let mut url = reqwest::Url::parse(&format!("{}/audit_logs/events/stream", args.url.trim_end_matches('/')))
-        .with_context(|| format!("invalid server URL {}", args.url))?;
+    let mut url = reqwest::Url::parse(&format!(
+        "{}/audit_logs/events/stream",
+        args.server.url.trim_end_matches('/')
+    ))
+    .with_context(|| format!("invalid server URL {}", args.server.url))?;
     {
         let mut query = url.query_pairs_mut();
         query.append_pair("organization_id", &args.organization);
@@ -174,7 +173,7 @@ pub async fn tail(args: TailArgs) -> anyhow::Result<()> {
     let mut last = args.after;
     let mut delay = Duration::from_millis(500);
     loop {
-        let mut request = client.get(url.clone()).bearer_auth(&args.api_key);
+        let mut request = client.get(url.clone()).bearer_auth(&args.server.api_key);
         if let Some(last) = last {
             request = request.header("last-event-id", last.to_string());
         }

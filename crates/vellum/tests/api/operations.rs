@@ -127,6 +127,13 @@ async fn organization_with_schema(client: &reqwest::Client, address: &str, key: 
     created["id"].as_str().expect("an organization id").to_owned()
 }
 
+/// The JSON answer of a GET with an API key.
+async fn get_json(client: &reqwest::Client, url: &str, key: &str) -> Value {
+    let response = client.get(url).bearer_auth(key).send().await.unwrap();
+    assert!(response.status().is_success(), "GET {url}: {}", response.status());
+    response.json().await.unwrap()
+}
+
 fn event(actor: &str, action: &str) -> Value {
     json!({
         "action": action,
@@ -882,15 +889,7 @@ async fn a_backup_taken_while_eight_clients_ingest_restores_verifies_and_holds_e
         &[],
     );
     assert!(ok, "{output}");
-    let public_key: Value = client
-        .get(server.url("/audit_logs/log/public_key"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let public_key = get_json(&client, &server.url("/audit_logs/log/public_key"), &key).await;
     let (ok, output) = run_vellum(
         &[
             "verify",
@@ -923,15 +922,7 @@ async fn a_backup_taken_while_eight_clients_ingest_restores_verifies_and_holds_e
     );
     let (ok, output) = verify_log(restored_server.address.clone(), state).await.unwrap();
     assert!(ok, "{output}");
-    let restored_key: Value = client
-        .get(restored_server.url("/audit_logs/log/public_key"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let restored_key = get_json(&client, &restored_server.url("/audit_logs/log/public_key"), &key).await;
     assert_eq!(restored_key, public_key, "the signing key came with the backup");
 }
 
