@@ -460,7 +460,7 @@ pub(super) fn truncate_wal(path: &std::path::Path) {
         connection.query_row("pragma wal_checkpoint(truncate)", [], |_| Ok(()))
     };
     if let Err(error) = truncate() {
-        tracing::warn!(%error, path = %path.display(), "could not truncate the write-ahead log after an erasure");
+        tracing::warn!(%error, path = %path.display(), "could not truncate the write-ahead log");
     }
 }
 
@@ -543,7 +543,13 @@ pub(super) fn reclaim(connection: &Connection) -> Result<u64, StoreError> {
     if free_before == 0 {
         return Ok(0);
     }
-    connection.execute_batch(&format!("pragma incremental_vacuum({RECLAIM_PAGES})"))?;
+    // The pragma moves one page per row it returns: it must be stepped to its end. Stopped
+    // after its first row (as `execute_batch` does), it gives back one page, and the statement
+    // never reaches the end at which SQLite runs its automatic checkpoint, so a loop of such
+    // calls grows the WAL without bound.
+    let mut statement = connection.prepare_cached(&format!("pragma incremental_vacuum({RECLAIM_PAGES})"))?;
+    let mut rows = statement.query([])?;
+    while rows.next()?.is_some() {}
     let free_after: i64 = connection.query_row("pragma freelist_count", [], |row| row.get(0))?;
     Ok(u64::try_from((free_before - free_after) * page_size).unwrap_or_default())
 }
