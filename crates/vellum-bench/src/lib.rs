@@ -33,7 +33,7 @@ mod server;
 
 use std::path::PathBuf;
 
-pub use report::{PurgeReport, Report, ScaleOut, StreamsReport};
+pub use report::{LoadedPurge, PurgeReport, QuietPurge, Report, ScaleOut, StreamsReport, TableBytes};
 
 /// What to measure, and how long.
 #[derive(Clone, Debug)]

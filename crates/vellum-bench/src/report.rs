@@ -778,20 +778,27 @@ pub struct PurgeReport {
     /// A free-form label given on the command line.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
-    /// Events in the store when the purge started.
+    /// Events in the store once filled and topped up.
     pub events: u64,
-    /// Events the fill sent (before the top-up to exactly half and the clients' load).
+    /// Events the fill sent (before the top-up to exactly half).
     pub events_filled: u64,
-    /// Positions holding events after the purge (the clients' events included, the purge
-    /// records counted among them).
-    pub events_after: u64,
-    /// Events of the organizations given a 30-day retention when the purge started (the
-    /// clients' events that arrive before the pass reads the logs' sizes are purged too).
+    /// Events of the organizations given a 30-day retention.
     pub events_to_purge: u64,
-    /// Events `vellum purge` reported removing.
+    /// The purge of an identical copy with nothing else running: space and rate.
+    pub quiet: QuietPurge,
+    /// The purge of the live store while clients send single events: their latency.
+    pub loaded: LoadedPurge,
+}
+
+/// `vellum purge` alone, on a stopped copy of the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct QuietPurge {
+    /// Events it reported removing.
     pub events_purged: u64,
+    /// Events left (the purge records not counted).
+    pub events_after: u64,
     /// From its start to its exit.
-    pub purge_seconds: f64,
+    pub seconds: f64,
     /// Events removed per second.
     pub events_purged_per_second: f64,
     /// `vellum.sqlite3` before and after.
@@ -802,13 +809,44 @@ pub struct PurgeReport {
     pub store_bytes_before: u64,
     /// See `store_bytes_before`.
     pub store_bytes_after: u64,
+    /// The database's tables and indexes before, largest first.
+    pub tables_before: Vec<TableBytes>,
+    /// The same after.
+    pub tables_after: Vec<TableBytes>,
+    /// `vellum verify store` afterwards.
+    pub verify_seconds: f64,
+}
+
+/// One table or index of the database (SQLite's `dbstat`).
+#[derive(Clone, Debug, Serialize)]
+pub struct TableBytes {
+    /// The table's or index's name.
+    pub name: String,
+    /// The bytes of its pages.
+    pub bytes: u64,
+    /// The bytes of those pages that hold nothing.
+    pub unused: u64,
+}
+
+/// `vellum purge` on the live store while clients send single events.
+#[derive(Clone, Debug, Serialize)]
+pub struct LoadedPurge {
     /// Clients sending single events.
     pub clients: usize,
-    /// Their load just before the purge.
+    /// Events of the organizations to purge when it started (the clients' events that arrive
+    /// before the pass reads the logs' sizes are purged too).
+    pub events_to_purge: u64,
+    /// Events it reported removing.
+    pub events_purged: u64,
+    /// From its start to its exit.
+    pub seconds: f64,
+    /// Events the clients stored meanwhile.
+    pub events_sent: u64,
+    /// The clients' load just before the purge.
     pub ingest_before: RunFigures,
     /// Their load during the purge.
     pub ingest_during: RunFigures,
-    /// `vellum verify store` after the purge.
+    /// `vellum verify store` afterwards.
     pub verify_seconds: f64,
 }
 
@@ -817,6 +855,8 @@ impl PurgeReport {
     pub fn render(&self) -> String {
         let mut text = String::new();
         let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+        let quiet = &self.quiet;
+        let loaded = &self.loaded;
         let _ = writeln!(
             text,
             "Vellum purge, {}: {} cores, {} ({})",
@@ -829,42 +869,60 @@ impl PurgeReport {
         let _ = writeln!(text, "|---|---|");
         let _ = writeln!(
             text,
-            "| events purged | {} of {} ({} when it started) |",
-            thousands(self.events_purged as f64),
-            thousands(self.events as f64),
-            thousands(self.events_to_purge as f64)
+            "| alone: events purged | {} of {} |",
+            thousands(quiet.events_purged as f64),
+            thousands(self.events as f64)
         );
         let _ = writeln!(
             text,
-            "| purge time | {:.1} s ({} events/s) |",
-            self.purge_seconds,
-            thousands(self.events_purged_per_second)
+            "| alone: purge time | {:.1} s ({} events/s) |",
+            quiet.seconds,
+            thousands(quiet.events_purged_per_second)
         );
         let _ = writeln!(
             text,
-            "| database file | {:.0} MiB -> {:.0} MiB ({:.2} given back) |",
-            mib(self.database_bytes_before),
-            mib(self.database_bytes_after),
-            1.0 - self.database_bytes_after as f64 / self.database_bytes_before.max(1) as f64
+            "| alone: database file | {:.0} MiB -> {:.0} MiB ({:.3} given back) |",
+            mib(quiet.database_bytes_before),
+            mib(quiet.database_bytes_after),
+            1.0 - quiet.database_bytes_after as f64 / quiet.database_bytes_before.max(1) as f64
         );
         let _ = writeln!(
             text,
-            "| database bytes per remaining event | {:.0} before, {:.0} after |",
-            self.database_bytes_before as f64 / self.events.max(1) as f64,
-            self.database_bytes_after as f64 / self.events_after.max(1) as f64
+            "| alone: database bytes per remaining event | {:.0} before, {:.0} after |",
+            quiet.database_bytes_before as f64 / self.events.max(1) as f64,
+            quiet.database_bytes_after as f64 / quiet.events_after.max(1) as f64
         );
         let _ = writeln!(
             text,
-            "| whole store (WAL, search index) | {:.0} MiB -> {:.0} MiB ({:.2} given back) |",
-            mib(self.store_bytes_before),
-            mib(self.store_bytes_after),
-            1.0 - self.store_bytes_after as f64 / self.store_bytes_before.max(1) as f64
+            "| alone: whole store (WAL, search index) | {:.0} MiB -> {:.0} MiB ({:.3} given back) |",
+            mib(quiet.store_bytes_before),
+            mib(quiet.store_bytes_after),
+            1.0 - quiet.store_bytes_after as f64 / quiet.store_bytes_before.max(1) as f64
         );
-        for (when, figures) in [("before", &self.ingest_before), ("during", &self.ingest_during)] {
+        let _ = writeln!(
+            text,
+            "| alone: verify store after | {:.1} s, passed |",
+            quiet.verify_seconds
+        );
+        let _ = writeln!(
+            text,
+            "| with {} clients: events purged | {} ({} when it started) |",
+            loaded.clients,
+            thousands(loaded.events_purged as f64),
+            thousands(loaded.events_to_purge as f64)
+        );
+        let _ = writeln!(
+            text,
+            "| with {} clients: purge time | {:.1} s, while they stored {} events |",
+            loaded.clients,
+            loaded.seconds,
+            thousands(loaded.events_sent as f64)
+        );
+        for (when, figures) in [("before", &loaded.ingest_before), ("during", &loaded.ingest_during)] {
             let _ = writeln!(
                 text,
                 "| {} clients, single events, {when} the purge | {} ev/s, p50 {:.2} ms, p99 {:.2} ms |",
-                self.clients,
+                loaded.clients,
                 thousands(figures.events_per_second),
                 figures.p50_ms,
                 figures.p99_ms
@@ -873,9 +931,27 @@ impl PurgeReport {
         let _ = writeln!(
             text,
             "| p99 during / before | {:.2} |",
-            self.ingest_during.p99_ms / self.ingest_before.p99_ms.max(f64::EPSILON)
+            loaded.ingest_during.p99_ms / loaded.ingest_before.p99_ms.max(f64::EPSILON)
         );
-        let _ = writeln!(text, "| verify store after | {:.1} s, passed |", self.verify_seconds);
+        let _ = writeln!(text, "| verify store after | {:.1} s, passed |", loaded.verify_seconds);
+        let _ = writeln!(text);
+        let _ = writeln!(
+            text,
+            "| table or index (alone) | MiB before | unused | MiB after | unused |"
+        );
+        let _ = writeln!(text, "|---|---|---|---|---|");
+        for table in &quiet.tables_before {
+            let after = quiet.tables_after.iter().find(|after| after.name == table.name);
+            let _ = writeln!(
+                text,
+                "| {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                table.name,
+                mib(table.bytes),
+                mib(table.unused),
+                after.map_or(0.0, |after| mib(after.bytes)),
+                after.map_or(0.0, |after| mib(after.unused))
+            );
+        }
         text
     }
 }

@@ -76,6 +76,9 @@ impl ServerProcess {
             // The generator's events occur from 2026-01-01 on: keep them past any date a store
             // is measured at, so that the server's purge never shrinks the measured store.
             .env("VELLUM_DEFAULT_RETENTION_DAYS", "3650")
+            // The purge measurement times `vellum purge`: the server's own pass must not run
+            // beside it (it would at a restart, once retentions are set).
+            .env("VELLUM_PURGE_INTERVAL", "0")
             // The stream measurement's receiver runs on loopback.
             .env("VELLUM_STREAM_ALLOW_PRIVATE_DESTINATIONS", "true")
             .stdout(Stdio::piped())

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::{API_KEY, Bench, FILL_BATCH, Pools, figures, log_size, prepare, search_index_caught_up};
 use crate::client::{Client, Target};
 use crate::load::{self, Latencies, RunResult, Shape};
-use crate::report::{PurgeReport, RunFigures};
+use crate::report::{LoadedPurge, PurgeReport, QuietPurge, RunFigures, TableBytes};
 
 /// Clients sending single events during the purge (the figure).
 const PURGE_CLIENTS: usize = 8;
@@ -29,16 +29,67 @@ pub(crate) async fn purge(config: crate::BenchConfig) -> anyhow::Result<PurgeRep
     let server_version = bench.server_version().await?;
     let data_dir = bench.work.path().join("purge-store");
     let server = bench.start_server_on(&data_dir, None).await?;
-    let outcome = bench.purge_phase(&server, &data_dir).await;
+    let prepared = bench.purge_prepare(&server, &data_dir).await;
     let stopped = server.stop().await.context("stopping the server");
-    let mut report = outcome?;
+    let prepared = prepared?;
     stopped?;
-    report.date = date;
-    report.server_version = server_version;
-    report.label = bench.config.label.clone();
-    report.cores = bench.threads;
+
+    // The space and the rate are measured on an identical copy purged with nothing else running:
+    // the clients' events would otherwise count against the space given back.
+    let quiet_dir = bench.work.path().join("purge-store-quiet");
+    copy_store(&data_dir, &quiet_dir)?;
+    let quiet = bench.quiet_purge(&quiet_dir, &prepared).await?;
+
+    let server = bench.start_server_on(&data_dir, None).await?;
+    let outcome = bench.loaded_purge(&server, &data_dir, &prepared).await;
+    let stopped = server.stop().await.context("stopping the server");
+    let loaded = outcome?;
+    stopped?;
+    let report = PurgeReport {
+        date,
+        cores: bench.threads,
+        server_version,
+        label: bench.config.label.clone(),
+        events: prepared.events,
+        events_filled: prepared.events_filled,
+        events_to_purge: prepared.events_to_purge,
+        quiet,
+        loaded,
+    };
     bench.progress.say("done");
     Ok(report)
+}
+
+/// Copies a stopped store's files (not its export files) into a new directory.
+fn copy_store(from: &std::path::Path, to: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir(to).with_context(|| format!("cannot create {}", to.display()))?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name()))
+                .with_context(|| format!("cannot copy {}", entry.path().display()))?;
+        }
+    }
+    Ok(())
+}
+
+/// Bytes in pages and unused bytes within them, per table and index, from SQLite's `dbstat`.
+fn breakdown(database: &std::path::Path) -> anyhow::Result<Vec<TableBytes>> {
+    let connection = rusqlite::Connection::open_with_flags(database, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("cannot open {}", database.display()))?;
+    let mut statement = connection.prepare(
+        "select name, sum(pgsize), sum(unused) from dbstat where aggregate = true group by name order by 2 desc",
+    )?;
+    let rows = statement
+        .query_map([], |row| {
+            Ok(TableBytes {
+                name: row.get(0)?,
+                bytes: row.get::<_, i64>(1)?.try_into().unwrap_or_default(),
+                unused: row.get::<_, i64>(2)?.try_into().unwrap_or_default(),
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
 }
 
 fn file_bytes(path: &std::path::Path) -> u64 {
@@ -89,12 +140,55 @@ async fn load_until(
     }
 }
 
+/// The filled store, its organizations and which of them the purge will empty.
+struct Prepared {
+    tenants: super::Tenants,
+    chosen: Vec<String>,
+    /// Events in the store once filled and topped up.
+    events: u64,
+    events_filled: u64,
+    /// Events of the chosen organizations.
+    events_to_purge: u64,
+}
+
+/// Runs `vellum purge --data-dir` and returns the number it reports removing and its output.
+async fn run_purge(bench: &Bench, data_dir: &std::path::Path) -> anyhow::Result<tokio::process::Child> {
+    let mut command = bench.binary.command();
+    command
+        .arg("purge")
+        .arg("--data-dir")
+        .arg(data_dir)
+        .env("VELLUM_LOG", &bench.binary.log_filter)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    command.spawn().context("cannot run vellum purge")
+}
+
+/// The number of events a finished `vellum purge` reported removing.
+fn purged_count(status: std::process::ExitStatus, output: &std::process::Output) -> anyhow::Result<u64> {
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if !status.success() {
+        bail!("vellum purge failed ({status}): {printed}");
+    }
+    printed
+        .lines()
+        .find_map(|line| line.strip_prefix("purged ")?.split(' ').next()?.parse().ok())
+        .context("vellum purge printed no total")
+}
+
 impl Bench {
-    async fn purge_phase(
+    /// Fills the store, tops the organizations to purge up to exactly half, and gives them a
+    /// 30-day retention (every generated event is older) and the others 3,650 days.
+    async fn purge_prepare(
         &self,
         server: &super::ServerProcess,
         data_dir: &std::path::Path,
-    ) -> anyhow::Result<PurgeReport> {
+    ) -> anyhow::Result<Prepared> {
         let target = Target::new(server.address, API_KEY)?;
         let tenants = prepare(&target).await?;
         let fill = self.fill(server, &target, &tenants, 0).await?;
@@ -148,14 +242,70 @@ impl Bench {
                 bail!("setting a retention answered {}: {}", reply.status, reply.excerpt());
             }
         }
+        let mut events_to_purge = 0;
+        for organization in &chosen {
+            events_to_purge += log_size(&mut client, organization).await?;
+        }
         self.progress.say(&format!(
-            "purge: {} organizations with half of {total} events get a 30-day retention",
+            "purge: {} organizations with {events_to_purge} of {total} events get a 30-day retention",
             chosen.len()
         ));
+        Ok(Prepared {
+            tenants,
+            chosen,
+            events: total,
+            events_filled: fill.events,
+            events_to_purge,
+        })
+    }
 
+    /// `vellum purge` on a stopped copy of the store, with nothing else running: the space it
+    /// gives back and its rate alone.
+    async fn quiet_purge(&self, data_dir: &std::path::Path, prepared: &Prepared) -> anyhow::Result<QuietPurge> {
+        let database = data_dir.join("vellum.sqlite3");
+        let tables_before = breakdown(&database)?;
+        let (database_before, store_before) = sizes(data_dir)?;
+        self.progress.say("purge: the quiet copy");
+        let started = Instant::now();
+        let purge = run_purge(self, data_dir).await?;
+        let output = purge.wait_with_output().await?;
+        let seconds = started.elapsed().as_secs_f64();
+        let purged = purged_count(output.status, &output)?;
+        let (database_after, store_after) = sizes(data_dir)?;
+        let tables_after = breakdown(&database)?;
+        self.progress.say(&format!(
+            "purge: {purged} events in {seconds:.1} s; the database file {database_before} -> {database_after} bytes"
+        ));
+        let verify = self.verify(data_dir, None, 0).await?;
+        Ok(QuietPurge {
+            events_purged: purged,
+            events_after: prepared.events.saturating_sub(purged),
+            seconds,
+            events_purged_per_second: purged as f64 / seconds.max(f64::EPSILON),
+            database_bytes_before: database_before,
+            database_bytes_after: database_after,
+            store_bytes_before: store_before,
+            store_bytes_after: store_after,
+            tables_before,
+            tables_after,
+            verify_seconds: verify.seconds,
+        })
+    }
+
+    /// `vellum purge` on the live store while 8 clients send single events, against the same
+    /// load just before.
+    async fn loaded_purge(
+        &self,
+        server: &super::ServerProcess,
+        data_dir: &std::path::Path,
+        prepared: &Prepared,
+    ) -> anyhow::Result<LoadedPurge> {
+        let target = Target::new(server.address, API_KEY)?;
+        let mut client = Client::connect(&target).await?;
+        let organizations = &prepared.tenants.organization_ids;
         // The same load before and during the purge, from events later than any stored.
-        let pools = Pools::new(&self.generator, total);
-        let workload = super::Kind::Single32.workload(&pools, &tenants.organization_ids);
+        let pools = Pools::new(&self.generator, prepared.events);
+        let workload = super::Kind::Single32.workload(&pools, organizations);
         let before = load::run(
             &target,
             &workload,
@@ -171,76 +321,30 @@ impl Bench {
             "purge: {PURGE_CLIENTS} clients before: {:.0} ev/s, p99 {:.2} ms",
             baseline.events_per_second, baseline.p99_ms
         ));
-        let (database_before, store_before) = sizes(data_dir)?;
-        // The load's events occurred long ago too: what the purge will remove is what the chosen
-        // organizations hold now.
+        // The load's events occurred long ago too: the purge removes what the chosen
+        // organizations hold when it reads their logs' sizes, some of the clients' events too.
         let mut to_purge = 0;
-        for organization in &chosen {
+        for organization in &prepared.chosen {
             to_purge += log_size(&mut client, organization).await?;
         }
-        let mut events_before = 0;
-        for organization in &tenants.organization_ids {
-            events_before += log_size(&mut client, organization).await?;
-        }
-
-        let mut command = self.binary.command();
-        command
-            .arg("purge")
-            .arg("--data-dir")
-            .arg(data_dir)
-            .env("VELLUM_LOG", &self.binary.log_filter)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
         let started = Instant::now();
-        let mut purge = command.spawn().context("cannot run vellum purge")?;
+        let mut purge = run_purge(self, data_dir).await?;
         let (during, status) = load_until(&target, &workload, &mut purge).await?;
-        let purge_seconds = started.elapsed().as_secs_f64();
+        let seconds = started.elapsed().as_secs_f64();
         let output = purge.wait_with_output().await?;
-        let printed = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        if !status.success() {
-            bail!("vellum purge failed ({status}): {printed}");
-        }
-        let purged: u64 = printed
-            .lines()
-            .find_map(|line| line.strip_prefix("purged ")?.split(' ').next()?.parse().ok())
-            .context("vellum purge printed no total")?;
+        let purged = purged_count(status, &output)?;
         let during_figures: RunFigures = figures(&during);
         self.progress.say(&format!(
-            "purge: {purged} events in {purge_seconds:.1} s; {PURGE_CLIENTS} clients during: {:.0} ev/s, p99 {:.2} ms",
+            "purge: {purged} events in {seconds:.1} s; {PURGE_CLIENTS} clients during: {:.0} ev/s, p99 {:.2} ms",
             during_figures.events_per_second, during_figures.p99_ms
         ));
-        // The server's checkpointer copies the WAL back within a moment: measure once it has.
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let (database_after, store_after) = sizes(data_dir)?;
-        // Live events after: every log's size, less what was purged and the purge records.
-        let mut positions_after = 0;
-        for organization in &tenants.organization_ids {
-            positions_after += log_size(&mut client, organization).await?;
-        }
-        let events_after = positions_after.saturating_sub(purged);
         let verify = self.verify(data_dir, None, 0).await?;
-        Ok(PurgeReport {
-            date: String::new(),
-            cores: 0,
-            server_version: String::new(),
-            label: None,
-            events: events_before,
-            events_filled: fill.events,
-            events_after,
+        Ok(LoadedPurge {
+            clients: PURGE_CLIENTS,
             events_to_purge: to_purge,
             events_purged: purged,
-            purge_seconds,
-            events_purged_per_second: purged as f64 / purge_seconds.max(f64::EPSILON),
-            database_bytes_before: database_before,
-            database_bytes_after: database_after,
-            store_bytes_before: store_before,
-            store_bytes_after: store_after,
-            clients: PURGE_CLIENTS,
+            seconds,
+            events_sent: during.events,
             ingest_before: baseline,
             ingest_during: during_figures,
             verify_seconds: verify.seconds,
