@@ -879,12 +879,18 @@ impl PurgeReport {
             quiet.seconds,
             thousands(quiet.events_purged_per_second)
         );
+        let given_back = |what: &str, before: u64, after: u64| {
+            format!(
+                "| alone: {what} | {:.0} MiB -> {:.0} MiB ({:.3} given back) |",
+                mib(before),
+                mib(after),
+                1.0 - after as f64 / before.max(1) as f64
+            )
+        };
         let _ = writeln!(
             text,
-            "| alone: database file | {:.0} MiB -> {:.0} MiB ({:.3} given back) |",
-            mib(quiet.database_bytes_before),
-            mib(quiet.database_bytes_after),
-            1.0 - quiet.database_bytes_after as f64 / quiet.database_bytes_before.max(1) as f64
+            "{}",
+            given_back("database file", quiet.database_bytes_before, quiet.database_bytes_after)
         );
         let _ = writeln!(
             text,
@@ -894,10 +900,12 @@ impl PurgeReport {
         );
         let _ = writeln!(
             text,
-            "| alone: whole store (WAL, search index) | {:.0} MiB -> {:.0} MiB ({:.3} given back) |",
-            mib(quiet.store_bytes_before),
-            mib(quiet.store_bytes_after),
-            1.0 - quiet.store_bytes_after as f64 / quiet.store_bytes_before.max(1) as f64
+            "{}",
+            given_back(
+                "whole store (WAL, search index)",
+                quiet.store_bytes_before,
+                quiet.store_bytes_after
+            )
         );
         let _ = writeln!(
             text,
