@@ -39,10 +39,15 @@ impl LogStorage for SqliteLog<'_> {
     }
 
     async fn read(&self, nodes: &[StoredNode]) -> Result<Vec<Option<Hash>>, StoreError> {
-        // A purged position keeps its leaf in `purged_leaves`.
+        // A purged position keeps its leaf in the run of `purged_leaf_runs` that starts at or
+        // before it and is long enough, or, if an earlier version purged it, in `purged_leaves`.
         let mut leaf = self.connection.prepare_cached(
             "select coalesce(
                  (select leaf_hash from events where organization_seq = ?1 and log_index = ?2),
+                 (select substr(leaves, (?2 - first_index) * 32 + 1, 32)
+                  from (select first_index, leaves from purged_leaf_runs
+                        where organization_seq = ?1 and first_index <= ?2 order by first_index desc limit 1)
+                  where ?2 - first_index < length(leaves) / 32),
                  (select leaf_hash from purged_leaves where organization_seq = ?1 and log_index = ?2))",
         )?;
         let mut subtree = self.connection.prepare_cached(

@@ -77,6 +77,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "portal",
         sql: include_str!("../../migrations/sqlite/0012_portal.sql"),
     },
+    Migration {
+        version: 13,
+        name: "purged_leaf_runs",
+        sql: include_str!("../../migrations/sqlite/0013_purged_leaf_runs.sql"),
+    },
 ];
 
 /// The schema version this binary writes.

@@ -1250,6 +1250,129 @@ mod tests {
         store.close().await.unwrap();
     }
 
+    /// Purged leaves are kept in runs of at most 24 consecutive positions, cut at every gap,
+    /// and read back exactly: by the scan, in frontiers and proofs whose boundaries fall inside a
+    /// run. Rows an earlier version wrote to `purged_leaves` are read the same way beside them.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn purged_leaves_are_kept_in_runs_and_read_back_exactly() {
+        use crate::conformance::event_at;
+        use crate::{PurgeRule, PurgeStep, RetentionStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&SqliteConfig::new(dir.path())).unwrap();
+        let organization = store
+            .create_organization(crate::conformance::new_organization("Runs"))
+            .await
+            .unwrap()
+            .id;
+        // Positions 0..100 occurred long ago, but 50, which stays.
+        let events: Vec<NewEvent> = (0..100)
+            .map(|n| event_at(if n == 50 { 9_000_000 } else { 1_000 + n }, "runs.tested", "u", &[]))
+            .collect();
+        let AppendOutcome::Appended(stored) = store.append_events(organization, events, None).await.unwrap() else {
+            panic!("not appended");
+        };
+        let leaves_before: Vec<_> = store
+            .log_scan(organization, 0, 1_000)
+            .await
+            .unwrap()
+            .records
+            .iter()
+            .map(|record| record.stored_leaf)
+            .collect();
+        let head = store.log_tree_head(organization).await.unwrap();
+        let sizes = [1, 25, 37, 49, 50, 51, 73, 99, 100];
+        let mut frontiers = Vec::new();
+        for size in sizes {
+            frontiers.push(store.log_frontier(organization, size).await.unwrap());
+        }
+        let kept_proof = store
+            .log_inclusion_proof(organization, stored[50].id, Some(100))
+            .await
+            .unwrap();
+        let rule = PurgeRule {
+            occurred_before: Timestamp::from_unix_millis(1_000_000).unwrap(),
+            below_log_index: 100,
+            retention_period_in_days: 30,
+        };
+        let PurgeStep::Purged(chunk) = store.purge_step(organization, rule, 2_000).await.unwrap() else {
+            panic!("nothing purged");
+        };
+        assert_eq!(chunk.events, 99);
+        let runs: Vec<(i64, i64)> = store
+            .read(|connection| {
+                let mut statement = connection
+                    .prepare("select first_index, length(leaves) / 32 from purged_leaf_runs order by first_index")?;
+                let rows = statement.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(runs, vec![(0, 24), (24, 24), (48, 2), (51, 24), (75, 24), (99, 1)]);
+
+        let kept = stored[50].id;
+        let check = |store: SqliteStore, what: &'static str| {
+            let (leaves_before, frontiers, kept_proof, head) = (
+                leaves_before.clone(),
+                frontiers.clone(),
+                kept_proof.clone(),
+                head.clone(),
+            );
+            async move {
+                let scan = store.log_scan(organization, 0, 1_000).await.unwrap();
+                assert_eq!(scan.records.len(), 101, "{what}");
+                for record in &scan.records[..100] {
+                    let index = usize::try_from(record.log_index).unwrap();
+                    assert_eq!(record.stored_leaf, leaves_before[index], "{what}: leaf {index}");
+                    assert_eq!(
+                        record.purged_by,
+                        (index != 50).then_some(100),
+                        "{what}: position {index}"
+                    );
+                }
+                for (size, frontier) in sizes.into_iter().zip(&frontiers) {
+                    assert_eq!(
+                        &store.log_frontier(organization, size).await.unwrap(),
+                        frontier,
+                        "{what}: frontier at {size}"
+                    );
+                }
+                assert_eq!(
+                    store.log_inclusion_proof(organization, kept, Some(100)).await.unwrap(),
+                    kept_proof,
+                    "{what}"
+                );
+                let after = store.log_tree_head(organization).await.unwrap();
+                assert!(vellum_core::merkle::verify_consistency(
+                    100,
+                    101,
+                    &head.root,
+                    &after.root,
+                    &store.log_consistency_proof(organization, 100, 101).await.unwrap()
+                ));
+                assert_eq!(store.log_first_inconsistent_node(organization).await.unwrap(), None);
+                store
+            }
+        };
+        let store = check(store, "runs").await;
+
+        // As an earlier version would have kept them: positions 24..48 one row each.
+        let database = dir.path().join(DATABASE_FILE_NAME);
+        let connection = Connection::open(&database).unwrap();
+        connection.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        connection
+            .execute_batch(
+                "with recursive offsets(n) as (select 0 union all select n + 1 from offsets where n < 23)
+                 insert into purged_leaves (organization_seq, log_index, leaf_hash, purged_by)
+                     select r.organization_seq, r.first_index + n, substr(r.leaves, n * 32 + 1, 32), r.purged_by
+                     from purged_leaf_runs r, offsets where r.first_index = 24;
+                 delete from purged_leaf_runs where first_index = 24;",
+            )
+            .unwrap();
+        drop(connection);
+        let store = check(store, "earlier rows").await;
+        store.close().await.unwrap();
+    }
+
     #[tokio::test]
     async fn reopening_keeps_committed_rows_and_migrations_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();

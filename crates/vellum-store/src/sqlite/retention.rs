@@ -2,9 +2,9 @@
 //!
 //! A purge step runs as one job of the single writer, so it is one commit: it picks up to
 //! `limit` events the rule covers (lowest positions first, found through the segment-led time
-//! index, segment by segment), appends the purge record that names them, keeps each one's leaf
-//! in `purged_leaves` marked with the record's position, and deletes the event, target and
-//! legacy rows. The search index, in its own file, forgets them right after the commit.
+//! index, segment by segment), appends the purge record that names them, keeps their leaves in
+//! `purged_leaf_runs` (runs of consecutive positions, marked with the record's position), and
+//! deletes the event, target and legacy rows. The search index, in its own file, forgets them right after the commit.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use vellum_core::log_record::{ErasureRecord, PositionsDigest, RECORD_SCHEMA_VERSION, RecordedBy};
@@ -20,30 +20,105 @@ use crate::{
     StoreError,
 };
 
-/// What purges left of the positions `[start, end)` of a log, in log order.
+/// Leaves per row of `purged_leaf_runs`: the most whose row stays within its b-tree page with
+/// five rows to a 4 KiB page (migration 13).
+const RUN_LEAVES: usize = 24;
+
+/// What purges left of the positions `[start, end)` of a log, in log order: the runs this
+/// version writes, and the rows of `purged_leaves` an earlier one wrote.
 pub(super) fn purged_in_range(
     connection: &Connection,
     organization_seq: i64,
     start: i64,
     end: i64,
 ) -> Result<Vec<PurgedPosition>, StoreError> {
-    let mut statement = connection.prepare_cached(
+    let mut positions = Vec::new();
+    // The run that starts at or before `start` may cover it; every later one starting before
+    // `end` is in the range.
+    let mut runs = connection.prepare_cached(
+        "select first_index, purged_by, leaves from purged_leaf_runs
+         where organization_seq = ?1 and first_index < ?3 and first_index >= coalesce(
+             (select max(first_index) from purged_leaf_runs where organization_seq = ?1 and first_index <= ?2), ?2)
+         order by first_index",
+    )?;
+    let rows = runs.query_map(params![organization_seq, start, end], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?, row.get::<_, Vec<u8>>(2)?))
+    })?;
+    for row in rows {
+        let (first, purged_by, leaves) = row?;
+        if leaves.is_empty() || leaves.len() % 32 != 0 {
+            return Err(corrupt("run of leaves"));
+        }
+        let purged_by = u64::try_from(purged_by).map_err(|_| corrupt("purge record position"))?;
+        for (offset, leaf) in (0i64..).zip(leaves.chunks_exact(32)) {
+            let log_index = first + offset;
+            if (start..end).contains(&log_index) {
+                positions.push(PurgedPosition {
+                    log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
+                    leaf: Hash::try_from(leaf).map_err(|_| corrupt("leaf hash"))?,
+                    purged_by,
+                });
+            }
+        }
+    }
+    let mut single = connection.prepare_cached(
         "select log_index, leaf_hash, purged_by from purged_leaves
          where organization_seq = ?1 and log_index >= ?2 and log_index < ?3 order by log_index",
     )?;
-    statement
-        .query_map(params![organization_seq, start, end], |row| {
-            Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?))
-        })?
-        .map(|row| {
-            let (log_index, leaf, purged_by) = row?;
-            Ok(PurgedPosition {
-                log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
-                leaf: Hash::try_from(leaf.as_slice()).map_err(|_| corrupt("leaf hash"))?,
-                purged_by: u64::try_from(purged_by).map_err(|_| corrupt("purge record position"))?,
-            })
-        })
-        .collect()
+    let rows = single.query_map(params![organization_seq, start, end], |row| {
+        Ok((row.get::<_, i64>(0)?, row.get::<_, Vec<u8>>(1)?, row.get::<_, i64>(2)?))
+    })?;
+    let mut earlier = false;
+    for row in rows {
+        let (log_index, leaf, purged_by) = row?;
+        earlier = true;
+        positions.push(PurgedPosition {
+            log_index: u64::try_from(log_index).map_err(|_| corrupt("log index"))?,
+            leaf: Hash::try_from(leaf.as_slice()).map_err(|_| corrupt("leaf hash"))?,
+            purged_by: u64::try_from(purged_by).map_err(|_| corrupt("purge record position"))?,
+        });
+    }
+    if earlier {
+        positions.sort_unstable_by_key(|position| position.log_index);
+    }
+    Ok(positions)
+}
+
+/// Keeps the leaves of the positions a purge step removes (in log order), in runs of
+/// consecutive positions of at most [`RUN_LEAVES`].
+fn keep_leaves(
+    connection: &Connection,
+    organization_seq: i64,
+    found: &[Candidate],
+    record_position: i64,
+) -> Result<(), StoreError> {
+    let mut insert = connection.prepare_cached(
+        "insert into purged_leaf_runs (organization_seq, first_index, purged_by, leaves) values (?1, ?2, ?3, ?4)",
+    )?;
+    let mut run: Vec<u8> = Vec::with_capacity(RUN_LEAVES * 32);
+    let mut first = 0;
+    for candidate in found {
+        let next = first + i64::try_from(run.len() / 32).unwrap_or(i64::MAX);
+        if !run.is_empty() && (candidate.log_index != next || run.len() == RUN_LEAVES * 32) {
+            insert.execute(params![organization_seq, first, record_position, run])?;
+            run.clear();
+        }
+        if run.is_empty() {
+            first = candidate.log_index;
+        }
+        if candidate.leaf.len() != 32 {
+            return Err(StoreError::Internal(format!(
+                "the event at position {} has a leaf of {} bytes",
+                candidate.log_index,
+                candidate.leaf.len()
+            )));
+        }
+        run.extend_from_slice(&candidate.leaf);
+    }
+    if !run.is_empty() {
+        insert.execute(params![organization_seq, first, record_position, run])?;
+    }
+    Ok(())
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -197,20 +272,12 @@ pub(super) fn purge_step(
          delete from purge_batch;",
     )?;
     let mut insert = connection.prepare_cached("insert into temp.purge_batch (seq) values (?1)")?;
-    let mut keep_leaf = connection.prepare_cached(
-        "insert into purged_leaves (organization_seq, log_index, leaf_hash, purged_by) values (?1, ?2, ?3, ?4)",
-    )?;
     let mut payload_bytes = 0u64;
     for candidate in &found {
         insert.execute([candidate.seq])?;
-        keep_leaf.execute(params![
-            organization_seq,
-            candidate.log_index,
-            candidate.leaf,
-            record_position
-        ])?;
         payload_bytes += u64::try_from(candidate.payload_bytes).unwrap_or_default();
     }
+    keep_leaves(connection, organization_seq, &found, record_position)?;
     let (first_segment, last_segment) = (
         found[0].log_index >> SEGMENT_BITS,
         found[found.len() - 1].log_index >> SEGMENT_BITS,

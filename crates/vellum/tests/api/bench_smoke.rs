@@ -171,7 +171,7 @@ async fn the_purge_measurement_runs_end_to_end() {
         report.quiet.database_bytes_after < report.quiet.database_bytes_before,
         "{report:?}"
     );
-    for table in ["events", "purged_leaves"] {
+    for table in ["events", "purged_leaf_runs"] {
         assert!(
             report.quiet.tables_before.iter().any(|row| row.name == table),
             "{table} is in the breakdown"
