@@ -4,7 +4,8 @@
 //! `limit` events the rule covers (lowest positions first, found through the segment-led time
 //! index, segment by segment), appends the purge record that names them, keeps their leaves in
 //! `purged_leaf_runs` (runs of consecutive positions, marked with the record's position), and
-//! deletes the event, target and legacy rows. The search index, in its own file, forgets them right after the commit.
+//! deletes the event, target and legacy rows. The search index, in its own file, forgets them
+//! right after the commit.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use vellum_core::log_record::{ErasureRecord, PositionsDigest, RECORD_SCHEMA_VERSION, RecordedBy};
