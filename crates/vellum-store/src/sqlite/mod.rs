@@ -1311,12 +1311,7 @@ mod tests {
 
         let kept = stored[50].id;
         let check = |store: SqliteStore, what: &'static str| {
-            let (leaves_before, frontiers, kept_proof, head) = (
-                leaves_before.clone(),
-                frontiers.clone(),
-                kept_proof.clone(),
-                head.clone(),
-            );
+            let (leaves_before, frontiers, kept_proof) = (leaves_before.clone(), frontiers.clone(), kept_proof.clone());
             async move {
                 let scan = store.log_scan(organization, 0, 1_000).await.unwrap();
                 assert_eq!(scan.records.len(), 101, "{what}");
