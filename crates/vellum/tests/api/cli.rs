@@ -156,7 +156,8 @@ fn migrate_applies_once_and_reports_the_version() {
     let first = vellum(dir.path()).arg("migrate").output().unwrap();
     assert!(first.status.success());
     assert!(
-        String::from_utf8_lossy(&first.stdout).contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]")
+        String::from_utf8_lossy(&first.stdout)
+            .contains("applied migrations [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]")
     );
     let second = vellum(dir.path()).arg("migrate").output().unwrap();
     assert!(second.status.success());
