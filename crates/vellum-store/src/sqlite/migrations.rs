@@ -153,7 +153,7 @@ mod tests {
         let mut connection = Connection::open_in_memory().unwrap();
         assert_eq!(
             migrate(&mut connection).unwrap(),
-            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]
+            [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13]
         );
         assert!(migrate(&mut connection).unwrap().is_empty());
     }
