@@ -144,6 +144,18 @@ fn event(actor: &str, action: &str) -> Value {
     })
 }
 
+/// Sends one event to the server at `address` and expects it stored.
+async fn post_event(client: &reqwest::Client, address: &str, key: &str, organization: &str, event: Value) {
+    let response = client
+        .post(format!("{address}/audit_logs/events"))
+        .bearer_auth(key)
+        .json(&json!({"organization_id": organization, "event": event}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap());
+}
+
 async fn post_one(app: &TestApp, organization: &str, actor: &str) {
     json_status(
         app.post_json(
@@ -440,12 +452,14 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
 
     // Ingest: single, batch and legacy events, and one refused.
     let organization = organization_with_schema(&client, &server.address, secret.expose(), "Metrics").await;
-    let created = api(Method::POST, "/audit_logs/events")
-        .json(&json!({"organization_id": organization, "event": event("m1", "user.signed_in")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::OK);
+    post_event(
+        &client,
+        &server.address,
+        secret.expose(),
+        &organization,
+        event("m1", "user.signed_in"),
+    )
+    .await;
     let batch = api(Method::POST, "/audit_logs/events/batch")
         .json(&json!({"organization_id": organization,
             "events": (0..5).map(|n| event(&format!("b{n}"), "user.signed_in")).collect::<Vec<_>>()}))
@@ -514,12 +528,14 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
         .unwrap();
     assert_eq!(stream.status(), StatusCode::CREATED, "{}", stream.text().await.unwrap());
     // A stream starts at the log's head: the next event is its first.
-    let streamed = api(Method::POST, "/audit_logs/events")
-        .json(&json!({"organization_id": organization, "event": event("m3", "user.signed_in")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(streamed.status(), StatusCode::OK);
+    post_event(
+        &client,
+        &server.address,
+        secret.expose(),
+        &organization,
+        event("m3", "user.signed_in"),
+    )
+    .await;
     receiver.wait_for("a delivery", |requests| !requests.is_empty()).await;
 
     // A purge: a retention of 30 days, and events from long ago; the periodic pass removes them.
@@ -534,12 +550,7 @@ async fn metrics_move_with_ingest_exports_streams_and_purges_in_valid_prometheus
     assert_eq!(retention.status(), StatusCode::OK);
     let mut old = event("ancient", "user.signed_in");
     old["occurred_at"] = json!("2020-01-01T00:00:00Z");
-    let old = api(Method::POST, "/audit_logs/events")
-        .json(&json!({"organization_id": organization, "event": old}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(old.status(), StatusCode::OK);
+    post_event(&client, &server.address, secret.expose(), &organization, old).await;
 
     // Everything shows: counters that moved, and the gauges refreshed from the store (every
     // 15 seconds) seeing the log, the stream and the store's size.
@@ -1115,14 +1126,15 @@ async fn spans_reach_an_opentelemetry_collector_over_otlp_http() {
         ],
     );
     let client = reqwest::Client::new();
-    let api = |method: Method, path: &str| client.request(method, server.url(path)).bearer_auth(secret.expose());
     let organization = organization_with_schema(&client, &server.address, secret.expose(), "Traced").await;
-    let created = api(Method::POST, "/audit_logs/events")
-        .json(&json!({"organization_id": organization, "event": event("traced", "user.signed_in")}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(created.status(), StatusCode::OK);
+    post_event(
+        &client,
+        &server.address,
+        secret.expose(),
+        &organization,
+        event("traced", "user.signed_in"),
+    )
+    .await;
 
     // The request's span, the ingest span inside it, and the group commit's span all arrive.
     let requests = collector
